@@ -1,0 +1,101 @@
+"""manifest.json: SHA-256 and size of every file of a run, written last.
+
+The manifest lists every regular file under the run folder (``record.jsonl``, captures,
+``junit.xml``, ``report.html``, ``report.pdf`` and anything else a run left there) except
+itself. :func:`verify_manifest` re-hashes them and lists every difference: a changed or
+missing file, and a file that is not in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from rig.record import utc_now_iso
+
+MANIFEST_FILE = "manifest.json"
+FORMAT = "bmsrig-manifest/1"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(run_dir: Path) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(run_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for f in sorted(files):
+            rel = (Path(root) / f).relative_to(run_dir).as_posix()
+            if rel != MANIFEST_FILE and not rel.endswith(".tmp"):
+                out.append(rel)
+    return sorted(out)
+
+
+def write_manifest(run_dir: Path, run_id: str | None = None, generator: str | None = None) -> Path:
+    """Hash every file under ``run_dir`` into ``manifest.json`` (atomically replaced)."""
+    run_dir = Path(run_dir)
+    entries = []
+    for rel in _files(run_dir):
+        p = run_dir / rel
+        entries.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
+    doc = {
+        "format": FORMAT,
+        "run_id": run_id,
+        "created": utc_now_iso(),
+        "generator": generator,
+        "algorithm": "sha256",
+        "files": entries,
+    }
+    target = run_dir / MANIFEST_FILE
+    tmp = run_dir / (MANIFEST_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    return target
+
+
+def verify_manifest(run_dir: Path, allow_extra: bool = False) -> list[str]:
+    """Every mismatch between ``manifest.json`` and the files; an empty list means intact.
+
+    Each entry is one line: ``"<path>: <problem>"``. Files not in the manifest are
+    mismatches unless ``allow_extra``.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        entries = doc["files"]
+    except FileNotFoundError:
+        return [f"{MANIFEST_FILE}: missing"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{MANIFEST_FILE}: unreadable ({exc})"]
+    problems = []
+    listed = set()
+    for e in entries:
+        rel = e.get("path", "")
+        listed.add(rel)
+        p = run_dir / rel
+        if not p.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        size = p.stat().st_size
+        if size != e.get("size"):
+            problems.append(f"{rel}: size {size} bytes, manifest says {e.get('size')}")
+        digest = sha256_file(p)
+        if digest != e.get("sha256"):
+            problems.append(f"{rel}: SHA-256 {digest[:16]}… differs from the manifest's {str(e.get('sha256'))[:16]}…")
+    if not allow_extra:
+        for rel in _files(run_dir):
+            if rel not in listed:
+                problems.append(f"{rel}: not in the manifest")
+    return problems

@@ -1,0 +1,1 @@
+"""Drivers: how to talk to each instrument family (one file per family)."""

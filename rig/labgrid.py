@@ -1,0 +1,121 @@
+"""labgrid integration: our resources and drivers, registered with labgrid's factory.
+
+A rig is a labgrid environment YAML with ``imports: [rig.labgrid]``. Importing this module
+registers:
+
+Resources (where a thing is)
+- ``SimBench`` — the virtual bench: a simulated pack, chamber and reference BMS board.
+- ``CANPort`` — a CAN interface for python-can (interface, channel, bitrate). labgrid has no
+  CAN resource (labgrid issue #1287), so we provide one. ``channel: "@bench"`` means the
+  virtual bench's board.
+- ``ScpiInstrument`` / ``NiDaqDevice`` / ``ModbusChamberPort`` — real instruments (see
+  ``rig/drivers/``), each with model, serial and calibration due date for the report.
+- labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
+
+Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
+are in :mod:`rig.drivers.sim`, the links in :mod:`rig.drivers.links`, real instruments in
+:mod:`rig.drivers.scpi`, :mod:`rig.drivers.nidaq` and :mod:`rig.drivers.chamber_modbus`.
+"""
+
+from __future__ import annotations
+
+import attr
+from labgrid.factory import target_factory
+from labgrid.resource.common import Resource
+
+
+def _opt_float(value):
+    return None if value is None else float(value)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class SimBench(Resource):
+    """The virtual bench (rig.sim.World): everything a real rig has, simulated in virtual time.
+
+    Args:
+        ambient_c (float): lab ambient and chamber start temperature, °C
+        fine_step_s (float|None): force a fixed maximum step (reference runs), s
+    """
+
+    ambient_c = attr.ib(default=25.0, converter=float)
+    fine_step_s = attr.ib(default=None, converter=_opt_float)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class CANPort(Resource):
+    """A CAN interface reachable through python-can.
+
+    Args:
+        interface (str): python-can interface name (socketcan, pcan, kvaser, vector, virtual...)
+        channel (str): interface channel (``can0``, ``PCAN_USBBUS1``, or ``@bench``)
+        bitrate (int): bit/s; the profile's bitrate is used when 0
+    """
+
+    interface = attr.ib(default="socketcan", validator=attr.validators.instance_of(str))
+    channel = attr.ib(default="can0", converter=str)
+    bitrate = attr.ib(default=0, converter=int)
+
+
+@attr.s(eq=False)
+class _CalibratedInstrument(Resource):
+    """Common identity of a real instrument, for the report (ISO/IEC 17025 7.8.2)."""
+
+    model = attr.ib(default="", converter=str)
+    serial = attr.ib(default="", converter=str)
+    calibration_due = attr.ib(default=None)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class ScpiInstrument(_CalibratedInstrument):
+    """A SCPI instrument reached through pyvisa (cell emulator, pack supply/load).
+
+    Args:
+        address (str): VISA resource string, e.g. ``TCPIP::192.0.2.10::INSTR``
+        visa_library (str): pyvisa backend, ``@py`` for pyvisa-py
+    """
+
+    address = attr.ib(default="", converter=str)
+    visa_library = attr.ib(default="@py", converter=str)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class NiDaqDevice(_CalibratedInstrument):
+    """An NI-DAQmx device (reference cell voltages, digital inputs, thermocouples).
+
+    Args:
+        device (str): NI MAX device name, e.g. ``Dev1``
+        voltage_channels (str): physical channels of the cell voltages, e.g. ``Dev1/ai0:15``
+        digital_lines (dict): line name -> physical line, e.g. {charge_enable: Dev1/port0/line0}
+        thermocouples (dict): name -> physical channel
+    """
+
+    device = attr.ib(default="Dev1", converter=str)
+    voltage_channels = attr.ib(default="", converter=str)
+    digital_lines = attr.ib(factory=dict)
+    thermocouples = attr.ib(factory=dict)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class ModbusChamberPort(_CalibratedInstrument):
+    """A climatic chamber controller speaking Modbus (TCP host:port or an RTU serial port)."""
+
+    host = attr.ib(default="", converter=str)
+    port = attr.ib(default=502, converter=int)
+    serial_port = attr.ib(default="", converter=str)
+    unit_id = attr.ib(default=1, converter=int)
+    setpoint_register = attr.ib(default=300, converter=int)
+    pv_register = attr.ib(default=100, converter=int)
+    scale = attr.ib(default=10.0, converter=float)
+
+
+# Register the drivers (importing the modules runs their @reg_driver decorators).
+from .drivers import sim as _sim_drivers  # noqa: E402,F401
+from .drivers import links as _link_drivers  # noqa: E402,F401
+from .drivers import scpi as _scpi_drivers  # noqa: E402,F401
+from .drivers import nidaq as _nidaq_drivers  # noqa: E402,F401
+from .drivers import chamber_modbus as _chamber_drivers  # noqa: E402,F401

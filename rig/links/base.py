@@ -1,0 +1,275 @@
+"""What every DUT link shares: the sample history, waiting on the rig clock, map loading.
+
+A link turns the board's own reports (CAN frames, Modbus registers) into
+:class:`~rig.protocols.BmsSample` objects stamped in rig time (s). The history is a
+bounded deque (oldest samples fall off after ``history_len``); ``wait_for`` checks every
+sample that arrived while waiting, in order, so a short pulse between two polls is not
+missed.
+
+The map files (CAN signal map, Modbus register map) are validated with pydantic; every
+problem becomes a :class:`~rig.errors.ConfigError` naming the file, the key
+(``cells.voltage.template``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError, LinkFault, WaitTimeout
+from ..protocols import BmsLink, BmsSample, DutIdentity
+
+HISTORY_LEN = 200_000
+
+
+@dataclass(frozen=True)
+class LinkSample(BmsSample):
+    """A :class:`BmsSample` with the extra pack-level values a map may provide.
+
+    ``pack_v`` (V), ``pack_a`` (A, + charge) and ``state`` (the board's own name for its
+    state, e.g. ``"charge"``) are ``None`` when the map does not say where they are.
+    """
+
+    pack_v: float | None = None
+    pack_a: float | None = None
+    state: str | None = None
+
+
+# --------------------------------------------------------------------------- units
+
+# quantity -> unit -> (factor, offset): SI = value * factor + offset
+UNITS: dict[str, dict[str, tuple[float, float]]] = {
+    "voltage": {"V": (1.0, 0.0), "mV": (1e-3, 0.0), "uV": (1e-6, 0.0), "µV": (1e-6, 0.0),
+                "0.1mV": (1e-4, 0.0), "10mV": (1e-2, 0.0)},
+    "current": {"A": (1.0, 0.0), "mA": (1e-3, 0.0), "0.1A": (0.1, 0.0), "10mA": (1e-2, 0.0)},
+    "temperature": {"degC": (1.0, 0.0), "°C": (1.0, 0.0), "C": (1.0, 0.0), "deg C": (1.0, 0.0),
+                    "0.1degC": (0.1, 0.0), "dC": (0.1, 0.0), "K": (1.0, -273.15)},
+}
+SI_UNIT = {"voltage": "V", "current": "A", "temperature": "degC"}
+
+
+def unit_factor(quantity: str, unit: str | None, file: object, key: str) -> tuple[float, float]:
+    """(factor, offset) converting ``unit`` of ``quantity`` to SI; ConfigError if unknown."""
+    if unit is None or unit == "":
+        return 1.0, 0.0
+    table = UNITS[quantity]
+    if unit not in table:
+        raise ConfigError(file, key, f"unknown {quantity} unit {unit!r}; use one of {', '.join(table)}")
+    return table[unit]
+
+
+def format_fields(fmt: str, file: object, key: str) -> list[str]:
+    """The field names a ``str.format`` template uses (ConfigError if malformed)."""
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(file, key, f"malformed format string {fmt!r}: {exc}") from None
+    return [n.split(".")[0].split("[")[0] for n in names]
+
+
+def expand_template(template: str, n: int, first: int, file: object, key: str) -> list[str]:
+    """``Cell{i}_Voltage`` -> names for i = first .. first+n-1 (``{i:02d}`` works too)."""
+    fields = format_fields(template, file, key)
+    if fields != ["i"] and set(fields) != {"i"}:
+        raise ConfigError(file, key, f"template {template!r} must use exactly the field {{i}} (the 1-based cell number)")
+    try:
+        return [template.format(i=i) for i in range(first, first + n)]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ConfigError(file, key, f"template {template!r} does not format: {exc}") from None
+
+
+# --------------------------------------------------------------------------- map loading
+
+
+def load_yaml_mapping(path: Path, what: str) -> dict:
+    """Read a YAML mapping; ConfigError naming the file (and line) otherwise."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, f"a {what} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def validate_model(model: type[BaseModel], raw: dict, path: Path) -> Any:
+    """pydantic validation with the first error turned into a ConfigError (file, key, problem)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(x) for x in err.get("loc", ()) if not str(x).startswith("function-")]
+        key = ".".join(loc) or None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in ("value_error", "missing", "extra_forbidden"):
+            msg = f"{msg} (got {err.get('input')!r})"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (a typo?)"
+        raise ConfigError(path, key, msg) from None
+
+
+# --------------------------------------------------------------------------- history + waits
+
+
+class SampleHistory:
+    """A bounded, time-ordered store of samples (newest last)."""
+
+    def __init__(self, maxlen: int = HISTORY_LEN):
+        self._d: deque[BmsSample] = deque(maxlen=maxlen)
+        self.count = 0  # samples ever appended (monotonic; survives the deque's bound)
+
+    def append(self, sample: BmsSample) -> None:
+        self._d.append(sample)
+        self.count += 1
+
+    def newest(self) -> BmsSample | None:
+        return self._d[-1] if self._d else None
+
+    def since(self, t: float) -> list[BmsSample]:
+        """Samples with ``sample.t >= t``, oldest first."""
+        out = []
+        for s in reversed(self._d):
+            if s.t < t:
+                break
+            out.append(s)
+        out.reverse()
+        return out
+
+    def after_count(self, count: int) -> list[BmsSample]:
+        """Samples appended after the ``count``-th one (those still held), oldest first."""
+        k = self.count - count
+        if k <= 0:
+            return []
+        k = min(k, len(self._d))
+        return [self._d[i] for i in range(len(self._d) - k, len(self._d))]
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def describe_sample(s: BmsSample | None) -> str:
+    if s is None:
+        return "no sample received"
+    vmax = float(max(s.cell_v)) if len(s.cell_v) else math.nan
+    vmin = float(min(s.cell_v)) if len(s.cell_v) else math.nan
+    bal = [i + 1 for i, b in enumerate(s.balancing) if b]
+    f = s.flags
+    return (f"last sample t={s.t:.3f} s: Vmin={vmin:.4f} V Vmax={vmax:.4f} V, balancing cells {bal}, "
+            f"HVC={f.hvc} LVC={f.lvc} OT={f.ot} UT={f.ut}, charge FET {'closed' if s.charge_fet else 'open'}, "
+            f"discharge FET {'closed' if s.discharge_fet else 'open'}")
+
+
+class LinkBase(BmsLink):
+    """Shared behaviour of the CAN and Modbus links.
+
+    Subclasses implement ``_refresh()`` (bring the history up to the clock's now: pump the
+    bus or poll the board) and ``latest()``.
+    """
+
+    def __init__(self, name: str, n_cells: int, clock, timeout_s: float, poll_s: float,
+                 history_len: int = HISTORY_LEN):
+        self.name = name
+        self.n_cells = int(n_cells)
+        self.clock = clock
+        self.timeout_s = float(timeout_s)
+        self.poll_s = float(poll_s)
+        self._history = SampleHistory(history_len)
+        self._identity: DutIdentity | None = None
+        self._listening = False
+
+    # -- clock listener
+    def _listen(self) -> None:
+        add = getattr(self.clock, "add_listener", None)
+        if add is not None:
+            add(self._on_clock)
+            self._listening = True
+
+    def _unlisten(self) -> None:
+        if self._listening:
+            rm = getattr(self.clock, "remove_listener", None)
+            if rm is not None:
+                rm(self._on_clock)
+            self._listening = False
+
+    def _on_clock(self, now: float) -> None:  # pragma: no cover - overridden
+        self._refresh()
+
+    def _refresh(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- BmsLink
+    def history(self, since: float = 0.0) -> list[BmsSample]:
+        self._refresh()
+        return self._history.since(since)
+
+    def wait_for(self, condition: Callable[[BmsSample], bool], timeout: float, what: str,
+                 poll: float | None = None) -> BmsSample:
+        """Wait on the rig clock until a sample taken from now on satisfies ``condition``.
+
+        Every sample that arrives while waiting is checked, oldest first. Raises
+        :class:`WaitTimeout` naming ``what`` (a failure of the board), or
+        :class:`LinkFault` when the link stays silent longer than its timeout (a fault of
+        the rig: the board was not judged).
+        """
+        poll = self.poll_s if poll is None else float(poll)
+        if poll <= 0:
+            raise ValueError("wait_for: poll must be > 0 s")
+        clock = self.clock
+        start = clock.now()
+        self._refresh()
+        # samples stamped at or after the start count; older ones were already history
+        mark = self._history.count
+        for s in self._history.since(start):
+            if condition(s):
+                return s
+        while True:
+            for s in self._history.after_count(mark):
+                if condition(s):
+                    return s
+            mark = self._history.count
+            newest = self._history.newest()
+            now = clock.now()
+            waited = now - start
+            heard = max(start, newest.t) if newest is not None else start
+            if now - heard > self.timeout_s:
+                raise LinkFault(self.name, f"no sample for {now - heard:.3f} s (link timeout {self.timeout_s:g} s) "
+                                           f"while waiting for {what}; {self._silence_detail()}")
+            if waited >= timeout:
+                raise WaitTimeout(what, timeout, describe_sample(newest))
+            clock.sleep(min(poll, timeout - waited))
+            self._refresh()
+
+    def identity(self) -> DutIdentity:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _silence_detail(self) -> str:
+        return ""
+
+    @property
+    def sample_count(self) -> int:
+        """Samples received since the link was built."""
+        return self._history.count
+
+    def close(self) -> None:
+        self._unlisten()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+

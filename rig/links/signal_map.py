@@ -1,0 +1,557 @@
+"""The CAN signal map: which DBC signal means what (the only file a user writes for a board).
+
+A signal map is YAML, validated here against its pydantic schema and then against the DBC
+(every signal must exist there). Values are taken *after* the DBC's own scaling (cantools
+applies factor and offset); the map may add ``scale``/``offset`` and state the ``unit``
+(``V``/``mV``, ``A``/``mA``, ``degC``/``K``...). Without a ``unit`` the DBC signal's unit is
+used when it is one of those, else the SI unit is assumed. Minimal example::
+
+    sample_on: BMS_Status             # the message that completes one sample (sent last)
+    cells:
+      voltage: {template: "Cell{i}_Voltage"}        # i = 1..n_cells; or signals: [...]
+      balancing: {mask: BalanceMask}                 # bit i-1 = cell i; or template/signals
+    temperatures:
+      cells: {template: "Cell{i}_Temp"}
+      bleed_resistor: BleedResistor_Temp             # appended last in BmsSample.temps_c
+    flags: {hvc: Flag_HVC, lvc: Flag_LVC, ot: Flag_OT, ut: {signal: Flags, bit: 3}}
+    fets:
+      charge: {signal: ChargeFET, closed_value: 1}   # or invert: true
+      discharge: DischargeFET
+    pack: {voltage: PackVoltage, current: PackCurrent}
+    state: State                                     # value names from the DBC's VAL_ table
+    identity:
+      serial: {signals: [Serial_Part0, Serial_Part1], ascii: true}
+      hw_revision: {signal: HwRevision, ascii: true}
+      fw_version: {signals: {major: FwMajor, minor: FwMinor, patch: FwPatch},
+                   format: "{major}.{minor}.{patch}"}
+
+A signal is named ``Signal`` (unique in the DBC) or ``Message.Signal``. Every error is a
+:class:`~rig.errors.ConfigError` naming the map file, the key and the problem.
+:func:`compile_signal_map` turns map + DBC into :class:`CanPlan`, the precomputed dispatch
+table :class:`~rig.links.can_link.CanBmsLink` decodes with.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import ConfigError
+from .base import SI_UNIT, UNITS, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shorthand(value):
+    """A bare string stands for ``{signal: <string>}``."""
+    return {"signal": value} if isinstance(value, str) else value
+
+
+class SignalRef(_M):
+    """One numeric signal: SI value = (decoded * scale + offset) converted from ``unit``."""
+
+    signal: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
+
+
+class FlagRef(_M):
+    """A boolean: the signal (or one ``bit`` of it) equals ``active_value`` when set."""
+
+    signal: str
+    bit: int | None = Field(None, ge=0, le=63)
+    active_value: int = 1
+
+    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
+
+
+class FetRef(_M):
+    """A FET state: the signal (or ``bit``) equals ``closed_value`` when the FET conducts.
+
+    ``invert: true`` is the same as ``closed_value: 0`` (a board reporting "FET open").
+    """
+
+    signal: str
+    bit: int | None = Field(None, ge=0, le=63)
+    closed_value: int | None = None
+    invert: bool = False
+
+    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.invert and self.closed_value is not None:
+            raise ValueError("give either closed_value or invert, not both")
+        return self
+
+    @property
+    def closed(self) -> int:
+        if self.closed_value is not None:
+            return self.closed_value
+        return 0 if self.invert else 1
+
+
+class Series(_M):
+    """Per-cell signals: a ``template`` with ``{i}`` (1-based cell number) or a ``signals`` list."""
+
+    template: str | None = None
+    signals: list[str] | None = None
+    first: int = Field(1, description="the number {i} takes for cell 1")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.template is None) == (self.signals is None):
+            raise ValueError("give exactly one of 'template' or 'signals'")
+        if self.signals is not None and not self.signals:
+            raise ValueError("'signals' is empty")
+        return self
+
+
+class Balancing(_M):
+    """Balancing state per cell: bitmask signal(s) or one signal per cell.
+
+    ``mask``: one signal or a list (concatenated, first list entry = lowest bits); bit
+    ``bit_offset + i - 1`` is cell i. ``template``/``signals``: one 1-bit signal per cell.
+    ``active_value`` is the bit value meaning "bleeding".
+    """
+
+    mask: str | list[str] | None = None
+    bit_offset: int = Field(0, ge=0)
+    template: str | None = None
+    signals: list[str] | None = None
+    first: int = 1
+    active_value: Literal[0, 1] = 1
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("mask", "template", "signals") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'mask', 'template' or 'signals'")
+        return self
+
+
+class Cells(_M):
+    voltage: Series
+    balancing: Balancing | None = None
+
+
+class Temperatures(_M):
+    """``cells``: a template gives one per cell; a ``signals`` list gives the board's NTCs in order.
+    ``bleed_resistor``: the bleed-resistor NTC, appended last."""
+
+    cells: Series | None = None
+    bleed_resistor: SignalRef | None = None
+
+
+class Flags(_M):
+    hvc: FlagRef | None = None
+    lvc: FlagRef | None = None
+    ot: FlagRef | None = None
+    ut: FlagRef | None = None
+
+
+class Fets(_M):
+    charge: FetRef | None = None
+    discharge: FetRef | None = None
+
+
+class Pack(_M):
+    voltage: SignalRef | None = None
+    current: SignalRef | None = None
+
+
+class StateRef(_M):
+    signal: str
+    choices: dict[int, str] | None = None  # default: the DBC's value table
+
+    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
+
+
+class IdentityField(_M):
+    """One identity string from one or several signals.
+
+    - ``signal: X`` -> str(value) (or ``format`` with ``{value}``)
+    - ``signals: [A, B], ascii: true`` -> the bytes of A then B as ASCII (NULs stripped)
+    - ``signals: {major: A, minor: B}, format: "{major}.{minor}"``
+    """
+
+    signal: str | None = None
+    signals: list[str] | dict[str, str] | None = None
+    ascii: bool = False
+    format: str | None = None
+
+    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.signal is None) == (self.signals is None):
+            raise ValueError("give exactly one of 'signal' or 'signals'")
+        if isinstance(self.signals, dict) and self.ascii:
+            raise ValueError("ascii: true takes a list of signals, not a mapping")
+        if isinstance(self.signals, dict) and not self.format:
+            raise ValueError("a mapping of signals needs a 'format' such as \"{major}.{minor}.{patch}\"")
+        return self
+
+
+class Identity(_M):
+    serial: IdentityField | None = None
+    hw_revision: IdentityField | None = None
+    fw_version: IdentityField | None = None
+
+
+class SignalMap(_M):
+    format: Literal["bmsrig-signal-map/1"] = "bmsrig-signal-map/1"
+    description: str = ""
+    sample_on: str
+    timeout_s: float | None = Field(None, gt=0)
+    cells: Cells
+    temperatures: Temperatures = Temperatures()
+    flags: Flags = Flags()
+    fets: Fets = Fets()
+    pack: Pack = Pack()
+    state: StateRef | None = None
+    identity: Identity = Identity()
+
+
+# --------------------------------------------------------------------------- compiled plan
+
+
+@dataclass
+class Linear:
+    """Slot indices plus per-slot SI conversion ``si = raw * a + b``."""
+
+    slots: list[int]
+    a: list[float]
+    b: list[float]
+
+
+@dataclass
+class BitRef:
+    slot: int
+    bit: int | None
+    active: int
+
+
+@dataclass
+class IdentityPlan:
+    kind: Literal["value", "ascii", "format"]
+    slots: list[int]
+    names: list[str]
+    byte_lengths: list[int]
+    byte_orders: list[str]
+    fmt: str | None
+
+
+@dataclass
+class FrameHandler:
+    """What to do with one frame id: decode with ``message`` and store signals in slots."""
+
+    message: object  # cantools Message
+    slots: dict[str, int]
+    completes_sample: bool
+
+
+@dataclass
+class CanPlan:
+    """A signal map resolved against a DBC: everything the decode path needs, precomputed."""
+
+    map_path: Path
+    dbc_path: Path
+    n_cells: int
+    sample_on: str
+    sample_on_id: int
+    timeout_s: float | None
+    handlers: dict[int, FrameHandler]
+    slot_names: list[tuple[str, str]]  # slot -> (message, signal)
+    sample_slots: list[int]            # slots a sample needs (not identity)
+    sample_frame_ids: list[int]        # frame ids those slots come from
+    identity_slots: list[int]
+    cell_v: Linear
+    temps: Linear
+    balancing_mask: list[tuple[int, int]] | None  # [(slot, bit width)], concatenated
+    balancing_bit_offset: int
+    balancing_bits: list[int] | None               # slot per cell
+    balancing_active: int
+    flags: dict[str, BitRef | None]
+    fets: dict[str, BitRef | None]
+    pack_v: Linear | None
+    pack_a: Linear | None
+    state_slot: int | None
+    state_choices: dict[int, str]
+    identity: dict[str, IdentityPlan | None]
+    message_names: dict[int, str] = field(default_factory=dict)
+
+    def describe_slots(self, slots: list[int], limit: int = 6) -> str:
+        """``BMS_CellVoltages: Cell17_Voltage, Cell18_Voltage (+4 more)`` per message."""
+        by_msg: dict[str, list[str]] = {}
+        for s in slots:
+            m, sig = self.slot_names[s]
+            by_msg.setdefault(m, []).append(sig)
+        parts = []
+        for m, sigs in by_msg.items():
+            more = f" (+{len(sigs) - limit} more)" if len(sigs) > limit else ""
+            parts.append(f"{m}: {', '.join(sigs[:limit])}{more}")
+        return "; ".join(parts)
+
+
+def load_dbc(dbc_path: str | Path):
+    """Load a DBC with cantools; a malformed or missing DBC is a ConfigError naming it."""
+    import cantools
+
+    p = Path(dbc_path)
+    if not p.is_file():
+        raise ConfigError(p, None, "DBC file not found")
+    try:
+        return cantools.database.load_file(str(p), database_format="dbc", strict=True)
+    except Exception as exc:  # cantools raises ParseError, UnsupportedDatabaseFormatError, ValueError...
+        text = str(exc).strip().splitlines()
+        raise ConfigError(p, None, f"not a valid DBC: {text[0] if text else type(exc).__name__}") from None
+
+
+def load_signal_map(map_path: str | Path) -> SignalMap:
+    """Read and schema-validate a signal map (not yet checked against a DBC)."""
+    p = Path(map_path)
+    return validate_model(SignalMap, load_yaml_mapping(p, "signal map"), p)
+
+
+class _Resolver:
+    """Finds signals in the DBC and hands out storage slots."""
+
+    def __init__(self, db, dbc_path: Path, map_path: Path):
+        self.db = db
+        self.dbc_path = dbc_path
+        self.map_path = map_path
+        self.by_name: dict[str, list[tuple[object, object]]] = {}
+        for m in db.messages:
+            for s in m.signals:
+                self.by_name.setdefault(s.name, []).append((m, s))
+        self.slot_of: dict[tuple[int, str], int] = {}
+        self.slot_names: list[tuple[str, str]] = []
+        self.slot_frame: list[int] = []
+
+    def find(self, name: str, key: str):
+        """(message, signal) for ``Signal`` or ``Message.Signal``."""
+        if "." in name:
+            mname, sname = name.split(".", 1)
+            try:
+                m = self.db.get_message_by_name(mname)
+            except KeyError:
+                raise ConfigError(self.map_path, key, f"message {mname!r} not found in DBC {self.dbc_path.name}"
+                                  f"{self._close(mname, [x.name for x in self.db.messages])}") from None
+            for s in m.signals:
+                if s.name == sname:
+                    return m, s
+            raise ConfigError(self.map_path, key, f"signal {sname!r} not found in message {mname} of DBC "
+                              f"{self.dbc_path.name}{self._close(sname, [s.name for s in m.signals])}")
+        hits = self.by_name.get(name)
+        if not hits:
+            raise ConfigError(self.map_path, key, f"signal {name!r} not found in DBC {self.dbc_path.name}"
+                              f"{self._close(name, list(self.by_name))}")
+        if len(hits) > 1:
+            where = ", ".join(f"{m.name}.{name}" for m, _ in hits)
+            raise ConfigError(self.map_path, key, f"signal {name!r} is in several messages of DBC "
+                              f"{self.dbc_path.name}; qualify it as one of: {where}")
+        return hits[0]
+
+    @staticmethod
+    def _close(name: str, candidates: list[str]) -> str:
+        close = difflib.get_close_matches(name, candidates, n=3)
+        return f" (did you mean {', '.join(close)}?)" if close else ""
+
+    def slot(self, name: str, key: str) -> tuple[int, object, object]:
+        m, s = self.find(name, key)
+        k = (m.frame_id, s.name)
+        if k not in self.slot_of:
+            self.slot_of[k] = len(self.slot_names)
+            self.slot_names.append((m.name, s.name))
+            self.slot_frame.append(m.frame_id)
+        return self.slot_of[k], m, s
+
+    def conversion(self, sig, quantity: str, unit: str | None, scale: float, offset: float, key: str):
+        """(a, b) with SI = decoded * a + b."""
+        if unit is None:
+            dbc_unit = (sig.unit or "").strip()
+            if dbc_unit and dbc_unit not in UNITS[quantity]:
+                raise ConfigError(self.map_path, key, f"DBC {self.dbc_path.name} gives signal {sig.name} the unit "
+                                  f"{dbc_unit!r}, which is not a {quantity} unit bmsrig knows; state 'unit:' "
+                                  f"in the map ({', '.join(UNITS[quantity])}; SI is {SI_UNIT[quantity]})")
+            unit = dbc_unit or None
+        f, o = unit_factor(quantity, unit, self.map_path, key + ".unit")
+        return scale * f, offset * f + o
+
+
+def _series_names(series: Series, n_cells: int, key: str, path: Path, exact: bool, res: _Resolver) -> list[str]:
+    if series.template is not None:
+        names = expand_template(series.template, n_cells, series.first, path, key + ".template")
+        missing = [x for x in names if x not in res.by_name and "." not in x]
+        if missing:
+            have = [x for x in names if x in res.by_name]
+            raise ConfigError(path, key + ".template",
+                              f"the profile has {n_cells} cells but DBC {res.dbc_path.name} has no signal "
+                              f"{missing[0]!r}" + (f" (it has {len(have)} of the {n_cells}: "
+                                                   f"{have[0]}..{have[-1]})" if have else ""))
+        return names
+    names = list(series.signals)
+    if exact and len(names) != n_cells:
+        raise ConfigError(path, key + ".signals",
+                          f"lists {len(names)} signals but the profile has {n_cells} cells")
+    return names
+
+
+def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int, db=None) -> CanPlan:
+    """Validate ``map_path`` against ``dbc_path`` for ``n_cells`` and precompute the decode plan."""
+    map_path, dbc_path = Path(map_path), Path(dbc_path)
+    smap = load_signal_map(map_path)
+    db = db if db is not None else load_dbc(dbc_path)
+    if n_cells < 1:
+        raise ConfigError(map_path, "cells", f"the profile's cell count must be >= 1, got {n_cells}")
+    res = _Resolver(db, dbc_path, map_path)
+    P = map_path
+
+    # sample_on
+    try:
+        on_msg = db.get_message_by_name(smap.sample_on)
+    except KeyError:
+        raise ConfigError(P, "sample_on", f"message {smap.sample_on!r} not found in DBC {dbc_path.name}"
+                          f"{res._close(smap.sample_on, [m.name for m in db.messages])}") from None
+
+    def linear(names: list[str], quantity: str, ref, key: str) -> Linear:
+        lin = Linear([], [], [])
+        for j, nm in enumerate(names):
+            k = key if len(names) == 1 else f"{key}[{j}]"
+            slot, _m, sig = res.slot(nm, k)
+            a, b = res.conversion(sig, quantity, ref.unit, ref.scale, ref.offset, key)
+            lin.slots.append(slot)
+            lin.a.append(a)
+            lin.b.append(b)
+        return lin
+
+    # cells
+    vnames = _series_names(smap.cells.voltage, n_cells, "cells.voltage", P, True, res)
+    cell_v = linear(vnames, "voltage", smap.cells.voltage, "cells.voltage")
+
+    bal = smap.cells.balancing
+    bal_mask = bal_bits = None
+    bal_off, bal_active = 0, 1
+    if bal is not None:
+        bal_active = bal.active_value
+        if bal.mask is not None:
+            masks = [bal.mask] if isinstance(bal.mask, str) else list(bal.mask)
+            bal_mask = []
+            width = 0
+            for j, nm in enumerate(masks):
+                slot, _m, sig = res.slot(nm, "cells.balancing.mask")
+                bal_mask.append((slot, sig.length))
+                width += sig.length
+            bal_off = bal.bit_offset
+            if bal_off + n_cells > width:
+                raise ConfigError(P, "cells.balancing.mask",
+                                  f"the mask has {width} bits (from bit {bal_off}) but the profile has {n_cells} cells")
+        else:
+            bnames = _series_names(Series(template=bal.template, signals=bal.signals, first=bal.first),
+                                   n_cells, "cells.balancing", P, True, res)
+            bal_bits = [res.slot(nm, "cells.balancing")[0] for nm in bnames]
+
+    # temperatures
+    temps = Linear([], [], [])
+    if smap.temperatures.cells is not None:
+        tn = _series_names(smap.temperatures.cells, n_cells, "temperatures.cells", P, False, res)
+        t = linear(tn, "temperature", smap.temperatures.cells, "temperatures.cells")
+        temps = t
+    if smap.temperatures.bleed_resistor is not None:
+        ref = smap.temperatures.bleed_resistor
+        t = linear([ref.signal], "temperature", ref, "temperatures.bleed_resistor")
+        temps = Linear(temps.slots + t.slots, temps.a + t.a, temps.b + t.b)
+
+    def bitref(ref, key: str, active: int) -> BitRef:
+        slot, _m, sig = res.slot(ref.signal, key)
+        if ref.bit is not None and ref.bit >= sig.length:
+            raise ConfigError(P, key + ".bit", f"bit {ref.bit} is outside signal {sig.name} ({sig.length} bits)")
+        return BitRef(slot, ref.bit, active)
+
+    flags = {k: (bitref(getattr(smap.flags, k), f"flags.{k}", getattr(smap.flags, k).active_value)
+                 if getattr(smap.flags, k) is not None else None) for k in ("hvc", "lvc", "ot", "ut")}
+    fets = {k: (bitref(getattr(smap.fets, k), f"fets.{k}", getattr(smap.fets, k).closed)
+                if getattr(smap.fets, k) is not None else None) for k in ("charge", "discharge")}
+
+    pack_v = linear([smap.pack.voltage.signal], "voltage", smap.pack.voltage, "pack.voltage") if smap.pack.voltage else None
+    pack_a = linear([smap.pack.current.signal], "current", smap.pack.current, "pack.current") if smap.pack.current else None
+
+    state_slot, state_choices = None, {}
+    if smap.state is not None:
+        state_slot, _m, sig = res.slot(smap.state.signal, "state")
+        if smap.state.choices is not None:
+            state_choices = dict(smap.state.choices)
+        elif sig.choices:
+            state_choices = {int(k): str(v) for k, v in sig.choices.items()}
+
+    sample_slots = list(range(len(res.slot_names)))
+
+    # identity (its own slots: identity frames come at a slower cadence and do not gate samples)
+    identity: dict[str, IdentityPlan | None] = {}
+    for k in ("serial", "hw_revision", "fw_version"):
+        f: IdentityField | None = getattr(smap.identity, k)
+        key = f"identity.{k}"
+        if f is None:
+            identity[k] = None
+            continue
+        if f.signal is not None:
+            names, labels = [f.signal], ["value"]
+        elif isinstance(f.signals, dict):
+            labels, names = list(f.signals), list(f.signals.values())
+        else:
+            names = list(f.signals)
+            labels = [f"s{j}" for j in range(len(names))]
+        slots, lens, orders = [], [], []
+        for nm in names:
+            slot, _m, sig = res.slot(nm, key)
+            slots.append(slot)
+            lens.append((sig.length + 7) // 8)
+            orders.append("little" if sig.byte_order == "little_endian" else "big")
+        if f.format:
+            used = format_fields(f.format, P, key + ".format")
+            unknown = [u for u in used if u not in labels]
+            if unknown:
+                raise ConfigError(P, key + ".format", f"format {f.format!r} uses {{{unknown[0]}}} but the signals "
+                                  f"are named {', '.join(labels)}")
+        kind = "ascii" if f.ascii else ("format" if f.format else "value")
+        if kind == "value" and len(names) > 1:
+            raise ConfigError(P, key, "several signals need 'ascii: true' or a mapping with a 'format'")
+        identity[k] = IdentityPlan(kind, slots, labels, lens, orders, f.format)
+    identity_slots = [s for s in range(len(res.slot_names)) if s not in set(sample_slots)]
+
+    # dispatch table
+    handlers: dict[int, FrameHandler] = {}
+    for slot, (mname, sname) in enumerate(res.slot_names):
+        fid = res.slot_frame[slot]
+        h = handlers.get(fid)
+        if h is None:
+            h = handlers[fid] = FrameHandler(db.get_message_by_frame_id(fid), {}, False)
+        h.slots[sname] = slot
+    if on_msg.frame_id not in handlers:
+        handlers[on_msg.frame_id] = FrameHandler(on_msg, {}, True)
+    handlers[on_msg.frame_id].completes_sample = True
+    sample_fids = sorted({res.slot_frame[s] for s in sample_slots} | {on_msg.frame_id})
+
+    return CanPlan(
+        map_path=map_path, dbc_path=dbc_path, n_cells=n_cells, sample_on=on_msg.name,
+        sample_on_id=on_msg.frame_id, timeout_s=smap.timeout_s, handlers=handlers,
+        slot_names=res.slot_names, sample_slots=sample_slots, sample_frame_ids=sample_fids,
+        identity_slots=identity_slots, cell_v=cell_v, temps=temps, balancing_mask=bal_mask,
+        balancing_bit_offset=bal_off, balancing_bits=bal_bits, balancing_active=bal_active,
+        flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a, state_slot=state_slot,
+        state_choices=state_choices, identity=identity,
+        message_names={m.frame_id: m.name for m in db.messages},
+    )

@@ -1,0 +1,556 @@
+"""The run record: append-only JSON lines, one fsync per line, plus columnar captures.
+
+A run is one folder::
+
+    runs/<run-id>/
+        record.jsonl        one JSON object per line (the evidence)
+        captures/*.csv      time series, one column per key, header row
+
+Every line carries ``event``, ``seq`` (0, 1, 2, ... in the order written) and ``t_wall``
+(ISO 8601, UTC) plus the event's own fields (schema in docs/internals.md, "Run record").
+A line is a record only once its newline is on disk: :class:`RunRecord` writes, flushes
+and fsyncs each line before it returns, so a crash or a pulled plug loses nothing that
+was appended. :func:`read_record` tolerates the one thing such a crash can leave behind,
+a torn last line.
+
+Values serialise the way a lab reads them: numpy scalars and arrays as numbers and lists,
+paths as strings, dataclasses and pydantic models as objects, dates as ISO 8601 strings.
+A non-finite float (NaN, ±inf) is written as the string ``"nan"``, ``"inf"`` or ``"-inf"``
+so the file stays strict JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+RECORD_FILE = "record.jsonl"
+CAPTURE_DIR = "captures"
+
+#: events whose ``test`` / ``nodeid`` field ties them to a test
+TEST_OUTCOMES = ("passed", "failed", "skipped", "error")
+
+
+class RecordError(ValueError):
+    """The record is unreadable beyond a torn last line (names the file and line)."""
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def utc_now_iso() -> str:
+    """Now, ISO 8601 UTC with microseconds and a ``Z`` suffix."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> _dt.datetime | None:
+    """Parse an ISO 8601 timestamp written by :func:`utc_now_iso` (or any aware ISO string)."""
+    if not text or not isinstance(text, str):
+        return None
+    s = text.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    try:
+        t = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return t
+
+
+def _float(x: float) -> float | str:
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (see the module docstring for the mapping)."""
+    if obj is None or isinstance(obj, (str, bool, int)) and not isinstance(obj, enum.Enum):
+        return obj
+    if isinstance(obj, float):
+        return _float(obj)
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, np.ndarray):
+        return [jsonable(x) for x in obj.tolist()] if obj.dtype.kind in "fc" or obj.dtype == object else obj.tolist()
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [jsonable(x) for x in items]
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return jsonable(obj.value)
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, _dt.timedelta):
+        return obj.total_seconds()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    dump = getattr(obj, "model_dump", None)  # pydantic v2
+    if callable(dump):
+        return jsonable(dump(mode="json"))
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, complex):
+        return [_float(obj.real), _float(obj.imag)]
+    return str(obj)
+
+
+def dumps_line(obj: dict) -> str:
+    """One record line (no newline): compact, strict JSON, non-ASCII kept."""
+    return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- writer
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str, max_len: int = 80) -> str:
+    """A file-name-safe version of ``text`` (nodeids, capture names)."""
+    s = _UNSAFE.sub("_", text).strip("._-")
+    return (s[:max_len].rstrip("._-") or "capture")
+
+
+def _test_stem(test: str | None) -> str:
+    if not test:
+        return "run"
+    # "testplans/test_hvc.py::TestX::test_trip[16]" -> "test_hvc__TestX__test_trip_16"
+    path, _, rest = test.partition("::")
+    stem = PurePath(path).stem if path else ""
+    parts = [stem] + [p for p in rest.split("::") if p]
+    return safe_name("__".join(p for p in parts if p), 60)
+
+
+class RunRecord:
+    """The append-only record of one run.
+
+    ``RunRecord(run_dir)`` creates ``run_dir`` and ``run_dir/captures`` and opens
+    ``record.jsonl`` for append. Reopening an existing record continues its ``seq``; a torn
+    last line left by a killed writer is cut off first (it never became a record).
+    Thread-safe: one lock serialises lines.
+    """
+
+    def __init__(self, run_dir: Path | str):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.capture_dir = self.run_dir / CAPTURE_DIR
+        self.capture_dir.mkdir(exist_ok=True)
+        self.path = self.run_dir / RECORD_FILE
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._names: set[str] = {p.name for p in self.capture_dir.iterdir()}
+        if self.path.exists():
+            self._recover()
+        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")
+        _fsync_dir(self.run_dir)
+
+    def _recover(self) -> None:
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as fh:
+                fh.truncate(cut)
+                fh.flush()
+                os.fsync(fh.fileno())
+            data = data[:cut]
+        for line in reversed(data.splitlines()):
+            try:
+                self._seq = int(json.loads(line)["seq"]) + 1
+                break
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
+    def append(self, event: str, **fields: Any) -> dict:
+        """Write one event line (flush + fsync) and return it as written (plain JSON types)."""
+        if not event or not isinstance(event, str):
+            raise ValueError("event must be a non-empty string")
+        for reserved in ("event", "seq", "t_wall"):
+            if reserved in fields:
+                raise ValueError(f"{reserved!r} is set by the record, not by the caller")
+        with self._lock:
+            if self._fh.closed:
+                raise ValueError(f"{self.path}: record is closed")
+            entry = {"event": event, "seq": self._seq, "t_wall": utc_now_iso(), **fields}
+            entry = jsonable(entry)
+            line = json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._seq += 1
+        return entry
+
+    def _unique_name(self, test: str | None, name: str) -> str:
+        base = f"{_test_stem(test)}__{safe_name(name, 60)}"
+        candidate, k = f"{base}.csv", 2
+        while candidate in self._names or (self.capture_dir / candidate).exists():
+            candidate, k = f"{base}-{k}.csv", k + 1
+        self._names.add(candidate)
+        return candidate
+
+    def write_capture(
+        self,
+        test: str | None,
+        name: str,
+        columns: Mapping[str, Iterable],
+        units: Mapping[str, str] | None = None,
+        kind: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Write a time series as a columnar CSV under ``captures/`` and record a ``capture`` event.
+
+        ``columns`` maps column name -> 1-D array-like, all the same length (numbers, bools
+        as 0/1, or strings). The CSV has one header row of column names; units, kind and
+        meta travel in the ``capture`` event. Returns the file's path relative to the run
+        folder (``captures/...csv``).
+        """
+        if not columns:
+            raise ValueError(f"capture {name!r}: no columns")
+        cols: dict[str, list] = {}
+        length = None
+        for key, values in columns.items():
+            arr = np.asarray(values)
+            if arr.ndim == 0:
+                arr = arr.reshape(1)
+            if arr.ndim != 1:
+                raise ValueError(f"capture {name!r}: column {key!r} is not 1-D (shape {arr.shape})")
+            if length is None:
+                length = len(arr)
+            elif len(arr) != length:
+                raise ValueError(
+                    f"capture {name!r}: column {key!r} has {len(arr)} values, expected {length}"
+                )
+            if arr.dtype.kind == "b":
+                cols[str(key)] = arr.astype(int).tolist()
+            elif arr.dtype.kind == "f":
+                cols[str(key)] = [repr(float(x)) for x in arr.tolist()]
+            else:
+                cols[str(key)] = arr.tolist()
+        units = {str(k): str(v) for k, v in (units or {}).items()}
+        unknown = set(units) - set(cols)
+        if unknown:
+            raise ValueError(f"capture {name!r}: units for unknown columns {sorted(unknown)}")
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(list(cols))
+        writer.writerows(zip(*cols.values()))
+        data = buf.getvalue().encode("utf-8")
+        with self._lock:
+            fname = self._unique_name(test, name)
+        rel = f"{CAPTURE_DIR}/{fname}"
+        target = self.run_dir / rel
+        with open(target, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(self.capture_dir)
+        self.append(
+            "capture",
+            test=test,
+            name=name,
+            kind=kind,
+            file=rel,
+            columns=list(cols),
+            units=units,
+            rows=length,
+            sha256=hashlib.sha256(data).hexdigest(),
+            meta=dict(meta or {}),
+        )
+        return rel
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+
+    def __enter__(self) -> "RunRecord":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunRecord({str(self.run_dir)!r}, next_seq={self._seq})"
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a new directory entry durable (POSIX); a no-op where directories can't be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- reader
+
+
+@dataclass
+class RecordScan:
+    """What :func:`scan_record` found: the events and any torn last line."""
+
+    events: list[dict]
+    torn_tail: str | None = None  # the unreadable last line (truncated), None if clean
+    path: Path | None = None
+
+
+def _record_path(run_dir: Path | str) -> Path:
+    p = Path(run_dir)
+    return p if p.is_file() else p / RECORD_FILE
+
+
+def scan_record(run_dir: Path | str) -> RecordScan:
+    """Read a record, tolerating a torn last line; raise :class:`RecordError` on worse damage.
+
+    A line that does not parse is tolerated only when it is the last one and has no
+    newline after it (a writer killed mid-line) or is the last line and is cut short.
+    """
+    path = _record_path(run_dir)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no run record here") from None
+    lines = data.split(b"\n")
+    ends_clean = data.endswith(b"\n") or not data
+    if ends_clean:
+        lines = lines[:-1]
+    events: list[dict] = []
+    torn = None
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        last = i == len(lines) - 1
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+            if not isinstance(obj, dict) or "event" not in obj:
+                raise ValueError("not an event object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            if last:
+                torn = raw.decode("utf-8", "replace")[:200]
+                break
+            raise RecordError(f"{path}: line {i + 1} is not a record event: {exc}") from None
+        events.append(obj)
+    return RecordScan(events=events, torn_tail=torn, path=path)
+
+
+def read_record(run_dir: Path | str) -> list[dict]:
+    """The events of a run, in order. A torn last line (run killed mid-write) is dropped."""
+    return scan_record(run_dir).events
+
+
+def read_capture(run_dir: Path | str, file: str) -> dict[str, np.ndarray]:
+    """A capture CSV as column name -> array (float where the column is numeric, else str)."""
+    path = Path(run_dir) / file
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return {}
+        rows = list(reader)
+    out: dict[str, np.ndarray] = {}
+    for j, key in enumerate(header):
+        raw = [r[j] if j < len(r) else "" for r in rows]
+        try:
+            out[key] = np.array([float(x) if x != "" else np.nan for x in raw], dtype=float)
+        except ValueError:
+            out[key] = np.array(raw, dtype=object)
+    return out
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def number(x: Any) -> float | None:
+    """A recorded number back as float (``"nan"``/``"inf"`` strings included); None if absent."""
+    if x is None or isinstance(x, bool):
+        return None if x is None else float(x)
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class TestRecord:
+    """Everything the record says about one test."""
+
+    nodeid: str
+    name: str = ""
+    doc: str = ""
+    requirements: list[str] = field(default_factory=list)
+    started: bool = False
+    ended: bool = False
+    outcome: str | None = None  # passed|failed|skipped|error, None when it never ended
+    message: str = ""
+    duration_s: float | None = None
+    t_rig_start: float | None = None
+    t_rig_end: float | None = None
+    planned: bool = False
+    measurements: list[dict] = field(default_factory=list)
+    captures: list[dict] = field(default_factory=list)
+    deviations: list[dict] = field(default_factory=list)
+
+    @property
+    def failed_measurements(self) -> list[dict]:
+        return [m for m in self.measurements if m.get("verdict") != "pass"]
+
+    @property
+    def status(self) -> str:
+        """outcome, or ``not run`` (planned, never started) / ``incomplete`` (never ended)."""
+        if self.outcome:
+            return self.outcome
+        return "incomplete" if self.started else "not run"
+
+
+@dataclass
+class RecordSummary:
+    """A run's state as the record tells it."""
+
+    run_dir: Path | None
+    events: list[dict]
+    run_id: str | None = None
+    run_start: dict | None = None
+    run_end: dict | None = None
+    dut: dict | None = None
+    tests: dict[str, TestRecord] = field(default_factory=dict)
+    run_captures: list[dict] = field(default_factory=list)  # captures outside any test
+    deviations: list[dict] = field(default_factory=list)  # every deviation event, in order
+    torn_tail: str | None = None
+    first_wall: str | None = None
+    last_wall: str | None = None
+
+    @property
+    def context(self) -> dict:
+        return (self.run_start or {}).get("context") or {}
+
+    @property
+    def complete(self) -> bool:
+        """True when the record has its ``run_end``."""
+        return self.run_end is not None
+
+    @property
+    def planned_tests(self) -> list[str]:
+        return list(self.context.get("planned_tests") or [])
+
+    @property
+    def unfinished_tests(self) -> list[str]:
+        """Planned or started tests without a ``test_end``, in plan order."""
+        return [t.nodeid for t in self.tests.values() if not t.ended]
+
+    @property
+    def measurements(self) -> list[dict]:
+        return [m for t in self.tests.values() for m in t.measurements]
+
+    @property
+    def captures(self) -> list[dict]:
+        return [c for t in self.tests.values() for c in t.captures] + self.run_captures
+
+    def counts(self) -> dict[str, int]:
+        """Test outcomes plus ``incomplete`` (started, never ended) and ``not_run``."""
+        c = {k: 0 for k in (*TEST_OUTCOMES, "incomplete", "not_run")}
+        for t in self.tests.values():
+            c[t.status.replace(" ", "_")] += 1
+        return c
+
+
+def summarize(events: list[dict], run_dir: Path | None = None, torn_tail: str | None = None) -> RecordSummary:
+    """Fold the events of a record into a :class:`RecordSummary`."""
+    s = RecordSummary(run_dir=run_dir, events=events, torn_tail=torn_tail)
+
+    def test(nodeid: str | None) -> TestRecord | None:
+        if not nodeid:
+            return None
+        if nodeid not in s.tests:
+            s.tests[nodeid] = TestRecord(nodeid=nodeid, name=nodeid.rsplit("::", 1)[-1])
+        return s.tests[nodeid]
+
+    for ev in events:
+        kind = ev.get("event")
+        wall = ev.get("t_wall")
+        if wall:
+            s.first_wall = s.first_wall or wall
+            s.last_wall = wall
+        if kind == "run_start":
+            s.run_start = ev
+            s.run_id = ev.get("run_id")
+            for nodeid in (ev.get("context") or {}).get("planned_tests") or []:
+                test(nodeid).planned = True
+        elif kind == "dut_identity":
+            s.dut = ev
+        elif kind == "test_start":
+            t = test(ev.get("nodeid"))
+            if t is None:
+                continue
+            t.started = True
+            t.name = ev.get("name") or t.name
+            t.doc = ev.get("doc") or ""
+            t.requirements = list(ev.get("requirements") or [])
+            t.t_rig_start = number(ev.get("t_rig"))
+        elif kind == "measurement":
+            t = test(ev.get("test")) or test("(run)")
+            t.measurements.append(ev)
+        elif kind == "capture":
+            t = test(ev.get("test"))
+            (t.captures if t else s.run_captures).append(ev)
+        elif kind == "deviation":
+            s.deviations.append(ev)
+            t = test(ev.get("test"))
+            if t:
+                t.deviations.append(ev)
+        elif kind == "test_end":
+            t = test(ev.get("nodeid"))
+            if t is None:
+                continue
+            t.ended = True
+            t.outcome = ev.get("outcome")
+            t.message = ev.get("message") or ""
+            t.duration_s = number(ev.get("duration_s"))
+            t.t_rig_end = number(ev.get("t_rig"))
+        elif kind == "run_end":
+            s.run_end = ev
+    return s
+
+
+def load_summary(run_dir: Path | str) -> RecordSummary:
+    """Read and summarise the record in ``run_dir`` (torn last line tolerated)."""
+    scan = scan_record(run_dir)
+    folder = scan.path.parent if scan.path else Path(run_dir)
+    return summarize(scan.events, run_dir=folder, torn_tail=scan.torn_tail)

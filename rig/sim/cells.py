@@ -1,0 +1,372 @@
+"""The pack model: N series cells as vectorised equivalent circuits.
+
+Each cell is OCV(SOC, T) (:mod:`rig.sim.ocv`) in series with R0 and one RC pair (R1, tau1),
+optionally a second (R2, tau2)::
+
+    v_terminal = OCV(soc, T) + v_rc1 (+ v_rc2) + R0 * I        I > 0 charges the cell
+
+Resistances follow Arrhenius in temperature and a parabola in SOC (``soc_r_factor`` at 0 %
+and 100 %, 1.0 at 50 %; the parabola is not clipped, so it keeps rising in overcharge).
+Self-discharge is a leakage current per cell, with a per-cell spread drawn from the
+generator and an Arrhenius factor whose activation energy makes it double every
+``self_discharge_doubling_c`` near 25 °C.
+
+:meth:`PackModel.step` is exact for a current held constant over ``dt`` (exponential RC
+update, linear coulomb count), with resistances and leakage evaluated at the step start,
+so one step of any length equals many small ones (up to the resistance's SOC dependence
+inside the step). It is vectorised and allocation-free: per-temperature factors are cached
+until ``temperature_c`` changes, per-``dt`` exponentials until ``dt`` changes.
+
+Figures (``shared/data/REFERENCE.md``, "Cells"):
+
+- PyBaMM ECM_Example (a 100 Ah cell): DC resistance 1 mΩ at 25 °C / 50 % SOC, 40 % R0 and
+  60 % R1, tau 30 s, Arrhenius with Ea 20 kJ/mol, 1.2× at 0 % and 100 % SOC. Our LFP
+  default is R0 0.4 mΩ, R1 0.4 mΩ, tau 30 s (inside the REFERENCE guess R0 0.3–0.5,
+  R1 0.2–0.5 mΩ, tau 10–60 s). Ea 20 kJ/mol doubles R between 25 °C and 0 °C (×2.09),
+  matching "R0 about doubles at 0 °C" for the 18650.
+- 18650 NMC ~3 Ah: guess R0 20–30 mΩ, R1 10–20 mΩ, C1 1–3 kF: default R0 25 mΩ,
+  R1 15 mΩ, tau 30 s (C1 = 2 kF).
+- Self-discharge: LFP ≤ 3 %/month at room temperature, doubles per +10 °C, a new cell at
+  60 °C loses about 20 %/month. Default 2 %/month nominal with a ±50 % uniform per-cell
+  spread (1–3 %/month, so every cell meets the ≤ 3 % spec); the Arrhenius factor fitted to
+  "doubles per 10 °C" at 25 °C (Ea ≈ 52.9 kJ/mol) gives ×9.4 at 60 °C, i.e. 19 %/month:
+  consistent with the 20 % figure.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import ocv as _ocv
+
+R_GAS = 8.314462618
+"""Molar gas constant, J/(mol K)."""
+KELVIN = 273.15
+HOURS_PER_MONTH = 30.0 * 24.0
+"""A "month" of self-discharge: 30 days."""
+
+# Reference cells the defaults describe: chemistry -> (capacity Ah, CellParams kwargs).
+_REFERENCE_CELLS = {
+    # 100 Ah prismatic LFP. Resistances: REFERENCE.md (PyBaMM ECM_Example, LFP guess).
+    # Thermal: guess, ~2 kg at ~1 J/(g K) = 2 kJ/K; 0.9 K/W to the air gives tau 1800 s.
+    "lfp": (
+        100.0,
+        dict(r0_ohm=0.4e-3, r1_ohm=0.4e-3, tau1_s=30.0, self_discharge_per_month=0.02,
+             thermal_mass_j_per_k=2000.0, r_th_c_per_w=0.9),
+    ),
+    # 18650 NMC, 3 Ah. Resistances: REFERENCE.md guess. Thermal: guess, 45 g at ~1 J/(g K),
+    # 10 K/W in a pack (tau 450 s). Self-discharge: guess, same as LFP.
+    "nmc": (
+        3.0,
+        dict(r0_ohm=25e-3, r1_ohm=15e-3, tau1_s=30.0, self_discharge_per_month=0.02,
+             thermal_mass_j_per_k=45.0, r_th_c_per_w=10.0),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CellParams:
+    """Equivalent-circuit and thermal parameters of one cell, at ``t_ref_c`` and 50 % SOC.
+
+    Resistances in Ω, time constants in s, ``self_discharge_per_month`` a fraction of
+    capacity per 30 days at ``t_ref_c``. Spreads are relative half-widths of a uniform
+    per-cell factor ``1 + spread * U(-1, 1)`` drawn once per pack.
+    """
+
+    r0_ohm: float
+    r1_ohm: float
+    tau1_s: float
+    r2_ohm: float = 0.0  # second RC pair; 0 = a 1-RC model
+    tau2_s: float = 600.0
+    ea_j_per_mol: float = 20e3  # Arrhenius for R0, R1, R2 (PyBaMM ECM_Example)
+    t_ref_c: float = 25.0
+    soc_r_factor: float = 1.2  # R multiplier at 0 % and 100 % SOC (PyBaMM ECM_Example)
+    r_spread: float = 0.0
+    self_discharge_per_month: float = 0.02
+    self_discharge_doubling_c: float = 10.0
+    self_discharge_spread: float = 0.5
+    thermal_mass_j_per_k: float = 2000.0
+    r_th_c_per_w: float = 0.9  # cell to surrounding air, K/W
+
+    def __post_init__(self) -> None:
+        for name in ("r0_ohm", "r1_ohm", "r2_ohm", "ea_j_per_mol", "r_spread",
+                     "self_discharge_per_month", "self_discharge_spread"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"CellParams.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("tau1_s", "tau2_s", "self_discharge_doubling_c", "thermal_mass_j_per_k",
+                     "r_th_c_per_w", "soc_r_factor"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"CellParams.{name} must be > 0, got {getattr(self, name)}")
+        if self.r_spread > 1 or self.self_discharge_spread > 1:
+            raise ValueError("CellParams spreads must be <= 1 (relative half-width)")
+
+    @classmethod
+    def for_chemistry(cls, chemistry: str, capacity_ah: float | None = None, **overrides):
+        """Defaults for ``chemistry`` scaled to ``capacity_ah`` (None: the reference cell).
+
+        Resistances scale as reference_capacity / capacity (parallel electrode area),
+        thermal mass as capacity / reference, thermal resistance as
+        (reference / capacity)^(2/3) (surface against volume; guess). Time constants stay.
+        """
+        chem = chemistry.lower()
+        if chem not in _REFERENCE_CELLS:
+            raise ValueError(f"unknown chemistry {chemistry!r}: expected one of "
+                             f"{tuple(_REFERENCE_CELLS)}")
+        ref_ah, kw = _REFERENCE_CELLS[chem]
+        cap = ref_ah if capacity_ah is None else float(capacity_ah)
+        if cap <= 0:
+            raise ValueError(f"capacity_ah must be > 0, got {capacity_ah}")
+        k = ref_ah / cap
+        kw = dict(kw)
+        kw["r0_ohm"] *= k
+        kw["r1_ohm"] *= k
+        kw["thermal_mass_j_per_k"] /= k
+        kw["r_th_c_per_w"] *= k ** (2.0 / 3.0)
+        kw.update(overrides)
+        return cls(**kw)
+
+    def replace(self, **changes) -> "CellParams":
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    @property
+    def tau_thermal_s(self) -> float:
+        """Thermal time constant, s (thermal mass × thermal resistance)."""
+        return self.thermal_mass_j_per_k * self.r_th_c_per_w
+
+    @property
+    def self_discharge_ea_j_per_mol(self) -> float:
+        """Activation energy that doubles the leakage every ``self_discharge_doubling_c``
+        at ``t_ref_c`` (≈ 52.9 kJ/mol for 10 °C at 25 °C)."""
+        t0 = self.t_ref_c + KELVIN
+        t1 = t0 + self.self_discharge_doubling_c
+        return R_GAS * math.log(2.0) / (1.0 / t0 - 1.0 / t1)
+
+    def arrhenius_r(self, temp_c) -> np.ndarray:
+        """Resistance factor at ``temp_c`` relative to ``t_ref_c`` (> 1 when colder)."""
+        t = np.asarray(temp_c, dtype=float) + KELVIN
+        return np.exp(self.ea_j_per_mol / R_GAS * (1.0 / t - 1.0 / (self.t_ref_c + KELVIN)))
+
+    def self_discharge_factor(self, temp_c) -> np.ndarray:
+        """Leakage factor at ``temp_c`` relative to ``t_ref_c`` (2.0 at +doubling_c)."""
+        t = np.asarray(temp_c, dtype=float) + KELVIN
+        ea = self.self_discharge_ea_j_per_mol
+        return np.exp(ea / R_GAS * (1.0 / (self.t_ref_c + KELVIN) - 1.0 / t))
+
+    def soc_factor(self, soc) -> np.ndarray:
+        """Resistance factor against SOC: 1 at 50 %, ``soc_r_factor`` at 0 % and 100 %."""
+        x = np.asarray(soc, dtype=float) - 0.5
+        return 1.0 + 4.0 * (self.soc_r_factor - 1.0) * x * x
+
+
+def _per_cell(value, n: int, name: str) -> np.ndarray:
+    a = np.asarray(value, dtype=float)
+    if a.ndim == 0:
+        return np.full(n, float(a))
+    if a.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {a.shape}")
+    return a.copy()
+
+
+class PackModel:
+    """N series cells, vectorised. SOC as a fraction, currents in A (+ charges), V, °C.
+
+    ``rng`` draws the per-cell spreads at construction (self-discharge, then resistance,
+    always both, in that order, so the draw sequence does not depend on the parameters);
+    the model keeps no generator afterwards, so its evolution is deterministic.
+    """
+
+    def __init__(
+        self,
+        chemistry: str,
+        n_cells: int,
+        capacity_ah: float | np.ndarray,
+        soc: float | np.ndarray,
+        rng: np.random.Generator,
+        params: CellParams | None = None,
+        temperature_c: float | np.ndarray = 25.0,
+    ) -> None:
+        self.chemistry = chemistry.lower()
+        self._curve = _ocv.curve(self.chemistry)
+        self.n = int(n_cells)
+        if self.n < 1:
+            raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+        self.capacity_ah = _per_cell(capacity_ah, self.n, "capacity_ah")
+        if np.any(self.capacity_ah <= 0):
+            raise ValueError("capacity_ah must be > 0 for every cell")
+        self.soc = _per_cell(soc, self.n, "soc")
+        if params is None:
+            params = CellParams.for_chemistry(self.chemistry, float(np.mean(self.capacity_ah)))
+        self.params = params
+        p = params
+
+        u_sd = rng.uniform(-1.0, 1.0, self.n)
+        u_r = rng.uniform(-1.0, 1.0, self.n)
+        self.self_discharge_a = (p.self_discharge_per_month * self.capacity_ah / HOURS_PER_MONTH
+                                 * (1.0 + p.self_discharge_spread * u_sd))
+        """Leakage current per cell at ``t_ref_c``, A (positive discharges the cell)."""
+        self.r_cell_factor = 1.0 + p.r_spread * u_r
+        """Per-cell resistance multiplier (manufacturing spread)."""
+
+        self.v_rc = np.zeros(self.n)
+        self.v_rc2 = np.zeros(self.n)
+        self._two_rc = p.r2_ohm > 0.0
+        self._temp = np.empty(self.n)
+        self._temp_seen = np.full(self.n, np.nan)
+        self.temperature_c = temperature_c
+        self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
+        self._inv_as = 1.0 / (3600.0 * self.capacity_ah)  # SOC per A·s
+        self._charge_ah = np.zeros(self.n)
+        self._soc_base = self.soc.copy()  # soc - charge/C + leak/C = soc_base
+        self._buf = np.empty(self.n)
+        self._buf2 = np.empty(self.n)
+        self._dt = None
+        self._refresh_temperature()
+
+    # ---- temperature ---------------------------------------------------------------
+    @property
+    def temperature_c(self) -> np.ndarray:
+        """Per-cell temperature, °C. Writable: assign, or write into the array."""
+        return self._temp
+
+    @temperature_c.setter
+    def temperature_c(self, value) -> None:
+        self._temp[...] = value
+
+    def _refresh_temperature(self) -> None:
+        p = self.params
+        arr = p.arrhenius_r(self._temp) * self.r_cell_factor
+        self._r0_t = p.r0_ohm * arr
+        self._r1_t = p.r1_ohm * arr
+        self._r1k_t = self._r1_t * self._k_soc
+        self._r2_t = p.r2_ohm * arr
+        self._r2k_t = self._r2_t * self._k_soc
+        self._leak_t = self.self_discharge_a * p.self_discharge_factor(self._temp)
+        self._temp_seen[:] = self._temp
+
+    def _check_temperature(self) -> None:
+        if not np.array_equal(self._temp, self._temp_seen):
+            self._refresh_temperature()
+
+    # ---- instantaneous quantities --------------------------------------------------
+    def ocv(self) -> np.ndarray:
+        """Open-circuit voltage per cell now, V."""
+        return self._curve.ocv(self.soc, self._temp)
+
+    def resistance_r0(self) -> np.ndarray:
+        """Series resistance per cell now (temperature and SOC), Ω."""
+        self._check_temperature()
+        return self._r0_t * self.params.soc_factor(self.soc)
+
+    def resistance_r1(self) -> np.ndarray:
+        """First RC pair's resistance per cell now, Ω."""
+        self._check_temperature()
+        return self._r1_t * self.params.soc_factor(self.soc)
+
+    def leakage_a(self) -> np.ndarray:
+        """Self-discharge current per cell at the present temperature, A."""
+        self._check_temperature()
+        return self._leak_t.copy()
+
+    def terminal_voltage(self, current_a: np.ndarray | float = 0.0) -> np.ndarray:
+        """Terminal voltage per cell with ``current_a`` flowing now (+ charges), V."""
+        v = self.ocv() + self.v_rc + self.resistance_r0() * current_a
+        if self._two_rc:
+            v += self.v_rc2
+        return v
+
+    def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:
+        """Irreversible heat per cell with ``current_a`` flowing, W (I²R0 + I·v_rc)."""
+        i = np.asarray(current_a, dtype=float)
+        q = i * i * self.resistance_r0() + i * self.v_rc
+        if self._two_rc:
+            q += i * self.v_rc2
+        return q
+
+    # ---- integration ---------------------------------------------------------------
+    def _set_dt(self, dt: float) -> None:
+        p = self.params
+        self._dt = dt
+        self._a1 = math.exp(-dt / p.tau1_s)
+        self._b1 = 1.0 - self._a1  # -expm1 would be more precise; this matches the spec form
+        self._a2 = math.exp(-dt / p.tau2_s)
+        self._b2 = 1.0 - self._a2
+        self._dsoc = self._inv_as * dt
+        self._dt_h = dt / 3600.0
+
+    def step(self, dt: float, current_a: np.ndarray | float) -> None:
+        """Advance ``dt`` s with ``current_a`` (A, + charges; scalar or per cell) held
+        constant: exact RC update and coulomb count, resistances and leakage at the start."""
+        if dt != self._dt:
+            if dt <= 0.0:
+                if dt == 0.0:
+                    return
+                raise ValueError(f"dt must be >= 0, got {dt}")
+            self._set_dt(dt)
+        if not isinstance(current_a, float):
+            if isinstance(current_a, int):
+                current_a = float(current_a)
+            else:
+                current_a = np.asarray(current_a, dtype=float)
+        t = self._temp
+        if not (t == self._temp_seen).all():  # NaN-free by construction
+            self._refresh_temperature()
+        buf = self._buf
+        soc = self.soc
+        # R1(T, soc) = r1_t * (1 + k (soc - 0.5)^2), at the step start.
+        np.subtract(soc, 0.5, out=buf)
+        np.multiply(buf, buf, out=buf)
+        if self._two_rc:
+            buf2 = self._buf2
+            np.multiply(buf, self._r2k_t, out=buf2)
+            buf2 += self._r2_t
+            buf2 *= current_a
+            buf2 *= self._b2
+            self.v_rc2 *= self._a2
+            self.v_rc2 += buf2
+        buf *= self._r1k_t
+        buf += self._r1_t
+        buf *= current_a
+        buf *= self._b1
+        # v_rc = v_rc * exp(-dt/tau) + R1 I (1 - exp(-dt/tau))
+        self.v_rc *= self._a1
+        self.v_rc += buf
+        # soc += (I - leak) dt / (3600 C)
+        np.subtract(current_a, self._leak_t, out=buf)
+        buf *= self._dsoc
+        soc += buf
+        self._charge_ah += current_a * self._dt_h
+
+    # ---- bookkeeping ---------------------------------------------------------------
+    def charge_ah(self) -> np.ndarray:
+        """Charge through each cell's terminals since construction (or the last
+        :meth:`set_soc`), Ah, + in: what a coulomb counter sees (leakage not included)."""
+        return self._charge_ah.copy()
+
+    def leaked_ah(self) -> np.ndarray:
+        """Charge lost to self-discharge per cell over the same span, Ah."""
+        return self._charge_ah - (self.soc - self._soc_base) * self.capacity_ah
+
+    def set_soc(self, soc: float | np.ndarray, rest: bool = True) -> None:
+        """Set SOC (fraction); ``rest`` also zeroes the RC voltages (a rested cell).
+        Restarts :meth:`charge_ah` and :meth:`leaked_ah`."""
+        self.soc[:] = _per_cell(soc, self.n, "soc")
+        if rest:
+            self.v_rc[:] = 0.0
+            self.v_rc2[:] = 0.0
+        self._charge_ah[:] = 0.0
+        self._soc_base[:] = self.soc
+
+    def copy(self) -> "PackModel":
+        """An independent copy (a snapshot to branch from)."""
+        return copy.deepcopy(self)
+
+    snapshot = copy
+
+    def __repr__(self) -> str:
+        return (f"PackModel({self.chemistry!r}, n={self.n}, soc={np.round(self.soc, 4)}, "
+                f"T={np.round(self._temp, 2)})")

@@ -1,0 +1,328 @@
+"""The defect catalog: knobs that turn the reference board into a defective one.
+
+A defect spec is ``name`` or ``name:key=value,key=value`` (e.g. ``adc_offset:cell=5,mv=8``);
+several specs combine (``--defect`` is repeatable). Cell numbers are 1-based, as a user
+counts them (``cell=5`` is index 4). Names are stable: plans, CI jobs and reports refer to
+them.
+
+Two layers:
+
+- **hardware** defects act in the world and the board's AFE (:mod:`rig.sim.world`,
+  :mod:`rig.sim.afe`): any board model plugged into the harness suffers them.
+- **firmware** defects act in the reference firmware model
+  (:mod:`rig.sim.reference_board`); a third-party board model may ignore them.
+
+Every entry names the plan test expected to catch it (``caught_by``) and the requirement
+it violates, so the project can prove each plan catches what it exists to catch.
+
+Hardware
+    ``adc_offset:cell=N,mv=X``      channel N reads X mV high (negative: low)
+    ``adc_gain:cell=N,ppm=X``       channel N's gain is off by X ppm
+    ``adc_tempco:cell=N,uv_per_c=X`` channel N drifts X µV per °C of board temperature away
+                                    from 25 °C
+    ``adc_noise:mv_rms=X``          the AFE's conversion noise becomes X mV RMS (every channel)
+    ``cell_swap:a=N,b=M``           sense wires of cells N and M crossed: the board reports
+                                    cell N's voltage as cell M's and vice versa
+    ``bleed_current:ma=X``          bleed resistors changed: the bleed current at the
+                                    balancing minimum voltage becomes X mA
+    ``bleed_stuck:cell=N``          bleed switch N always conducts
+    ``bleed_dead:cell=N``           bleed switch N never conducts
+Firmware
+    ``hvc_threshold:mv=X``          HVC trips X mV above the profile's threshold
+    ``hvc_delay:s=X``               HVC delay is X s longer than the profile's
+    ``hvc_hysteresis:mv=X``         HVC hysteresis becomes X mV
+    ``hvc_flag_missing``            the charge FET opens but the link never shows the HVC flag
+    ``lvc_threshold:mv=X``          LVC trips X mV below the profile's threshold
+    ``balance_start_delta:mv=X``    balancing start delta becomes X mV
+    ``balance_stop_delta:mv=X``     balancing stop delta becomes X mV
+    ``balance_mid_soc``             ignores the minimum cell voltage: balances on the plateau
+    ``balance_during_sampling``     does not mute balancing around conversions: a bleeding
+                                    channel reads low by the IR drop
+    ``balance_adjacent``            bleeds every candidate at once, adjacent ones included
+                                    (no non-adjacent rule, no channel limit)
+    ``balance_chatter``             decides every cycle on the raw sample with one threshold
+                                    (start delta) and no hysteresis: the mask toggles under
+                                    noise near the threshold
+    ``no_derating``                 ignores the bleed-resistor NTC: full duty when hot
+    ``derating_late:c=X``           derating starts (and reaches zero) X °C later
+    ``no_temp_compensation``        the minimum cell voltage is not temperature compensated
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of a defect: name, unit, type (``int`` for cell numbers), meaning."""
+
+    name: str
+    unit: str
+    kind: type
+    description: str
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class DefectInfo:
+    """A catalog entry."""
+
+    name: str
+    params: tuple[ParamInfo, ...]
+    description: str
+    layer: str  # "hardware" | "firmware"
+    caught_by: str  # the plan test expected to catch it
+    requirement: str  # the requirement it violates
+
+    @property
+    def usage(self) -> str:
+        """The spec syntax, e.g. ``adc_offset:cell=N,mv=X``."""
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{p.name}={_placeholder(p)}" for p in self.params)
+
+
+def _placeholder(p: ParamInfo) -> str:
+    return "N" if p.kind is int else "X"
+
+
+_CELL = ParamInfo("cell", "", int, "cell number, 1-based", minimum=1)
+
+
+def _p(name, unit, desc, kind=float, minimum=None):
+    return ParamInfo(name, unit, kind, desc, minimum)
+
+
+_CATALOG: tuple[DefectInfo, ...] = (
+    # ---------------------------------------------------------------- hardware (world / AFE)
+    DefectInfo("adc_offset", (_CELL, _p("mv", "mV", "offset added to the channel's reading")),
+               "Channel N reads X mV high (negative X: low).",
+               "hardware", "test_sampling_accuracy", "ACC-001"),
+    DefectInfo("adc_gain", (_CELL, _p("ppm", "ppm", "gain error of the channel")),
+               "Channel N's gain is off by X ppm (reading = V × (1 + X·1e-6)).",
+               "hardware", "test_sampling_accuracy", "ACC-001"),
+    DefectInfo("adc_tempco", (_CELL, _p("uv_per_c", "µV/°C", "drift per °C of board temperature away from 25 °C")),
+               "Channel N drifts X µV per °C of board temperature away from 25 °C "
+               "(invisible at room temperature, out of spec at cold/hot).",
+               "hardware", "test_sampling_accuracy_over_temperature", "ACC-001"),
+    DefectInfo("adc_noise", (_p("mv_rms", "mV", "RMS conversion noise", minimum=0.0),),
+               "The AFE's conversion noise becomes X mV RMS on every channel (default 0.3 mV).",
+               "hardware", "test_sampling_noise", "ACC-002"),
+    DefectInfo("cell_swap", (ParamInfo("a", "", int, "first cell number, 1-based", 1),
+                             ParamInfo("b", "", int, "second cell number, 1-based", 1)),
+               "Sense wires crossed: the board reports cell a's voltage as cell b's and vice versa.",
+               "hardware", "test_cell_mapping", "MAP-001"),
+    DefectInfo("bleed_current", (_p("ma", "mA", "bleed current at the balancing minimum voltage", minimum=0.0),),
+               "Wrong bleed resistors: the bleed current becomes X mA at the balancing minimum "
+               "voltage (effective resistor = min_cell_v / X).",
+               "hardware", "test_bleed_current", "BAL-002"),
+    DefectInfo("bleed_stuck", (_CELL,),
+               "Bleed switch N always conducts, whatever the firmware commands.",
+               "hardware", "test_bleed_current", "BAL-002"),
+    DefectInfo("bleed_dead", (_CELL,),
+               "Bleed switch N never conducts (open resistor or dead switch).",
+               "hardware", "test_bleed_current", "BAL-002"),
+    # ---------------------------------------------------------------- firmware (reference board)
+    DefectInfo("hvc_threshold", (_p("mv", "mV", "threshold error"),),
+               "HVC trips X mV above the profile's threshold.",
+               "firmware", "test_hvc_threshold", "HVC-001"),
+    DefectInfo("hvc_delay", (_p("s", "s", "extra delay", minimum=0.0),),
+               "The HVC delay is X s longer than the profile's: the charge FET opens late.",
+               "firmware", "test_hvc_latency", "HVC-002"),
+    DefectInfo("hvc_hysteresis", (_p("mv", "mV", "hysteresis actually used", minimum=0.0),),
+               "The HVC hysteresis becomes X mV (recovers at the wrong voltage).",
+               "firmware", "test_hvc_recovery", "HVC-004"),
+    DefectInfo("hvc_flag_missing", (),
+               "The charge FET opens on HVC but the link never shows the HVC flag.",
+               "firmware", "test_hvc_flag", "HVC-003"),
+    DefectInfo("lvc_threshold", (_p("mv", "mV", "threshold error"),),
+               "LVC trips X mV below the profile's threshold.",
+               "firmware", "test_lvc_threshold", "LVC-001"),
+    DefectInfo("balance_start_delta", (_p("mv", "mV", "start delta actually used", minimum=0.0),),
+               "Balancing starts when Vmax − Vmin exceeds X mV instead of the profile's start delta.",
+               "firmware", "test_balancing_start", "BAL-001"),
+    DefectInfo("balance_stop_delta", (_p("mv", "mV", "stop delta actually used", minimum=0.0),),
+               "Balancing stops (and candidates are chosen) at X mV instead of the profile's stop delta.",
+               "firmware", "test_balancing_stop", "BAL-003"),
+    DefectInfo("balance_mid_soc", (),
+               "Ignores the minimum cell voltage: balances on the LFP plateau, where voltage says "
+               "nothing about SOC.",
+               "firmware", "test_no_balancing_on_plateau", "BAL-004"),
+    DefectInfo("balance_during_sampling", (),
+               "Does not mute balancing around conversions: a bleeding channel reads low by "
+               "I_bleed × R_path (~10 mV at 50 mA).",
+               "firmware", "test_balancing_pauses_for_measurement", "BAL-006"),
+    DefectInfo("balance_adjacent", (),
+               "Bleeds every candidate cell at once: adjacent channels together, no channel limit.",
+               "firmware", "test_no_adjacent_channels", "BAL-005"),
+    DefectInfo("balance_chatter", (),
+               "Self-oscillation: decides every cycle on the raw sample with a single threshold "
+               "at the start delta, no hysteresis; under noise near the threshold the mask "
+               "toggles many times a minute.",
+               "firmware", "test_balancing_noise_immunity", "ACC-002"),
+    DefectInfo("no_derating", (),
+               "Ignores the bleed-resistor NTC: full balancing duty however hot the resistors get.",
+               "firmware", "test_derating", "BAL-008"),
+    DefectInfo("derating_late", (_p("c", "°C", "shift of the derating curve", minimum=0.0),),
+               "The derating curve starts (and reaches zero) X °C above the profile's.",
+               "firmware", "test_derating", "BAL-008"),
+    DefectInfo("no_temp_compensation", (),
+               "The balancing minimum voltage is not temperature compensated "
+               "(balances hot cells it should not).",
+               "firmware", "test_temperature_compensation", "BAL-009"),
+)
+
+_BY_NAME = {d.name: d for d in _CATALOG}
+
+
+def catalog() -> list[DefectInfo]:
+    """Every known defect, in catalog order (hardware first)."""
+    return list(_CATALOG)
+
+
+def info(name: str) -> DefectInfo:
+    """The catalog entry for ``name`` (KeyError if unknown)."""
+    return _BY_NAME[name]
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One parsed defect: its name, its parameters (cell numbers as given, 1-based), the spec."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+    spec: str = ""
+
+    @property
+    def info(self) -> DefectInfo:
+        return _BY_NAME[self.name]
+
+    @property
+    def layer(self) -> str:
+        return self.info.layer
+
+    def __getitem__(self, key: str):
+        return self.params[key]
+
+    def index(self, key: str = "cell") -> int:
+        """A cell parameter as a 0-based index."""
+        return int(self.params[key]) - 1
+
+
+class Defects:
+    """The set of defects a board suffers. Empty means a good board."""
+
+    def __init__(self, items: Iterable[Defect] = ()):
+        self._items = tuple(items)
+
+    def __iter__(self) -> Iterator[Defect]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return any(d.name == name for d in self._items)
+
+    def get(self, name: str) -> Defect | None:
+        """The (last) defect of that name, or None."""
+        found = None
+        for d in self._items:
+            if d.name == name:
+                found = d
+        return found
+
+    def all(self, name: str) -> list[Defect]:
+        """Every defect of that name (per-cell defects may repeat for several cells)."""
+        return [d for d in self._items if d.name == name]
+
+    def has(self, name: str) -> bool:
+        return name in self
+
+    @property
+    def specs(self) -> list[str]:
+        return [d.spec for d in self._items]
+
+    def layer(self, layer: str) -> "Defects":
+        return Defects(d for d in self._items if d.layer == layer)
+
+    def validate_cells(self, n_cells: int, source: str = "--defect") -> None:
+        """Raise ConfigError if a cell parameter is beyond ``n_cells``."""
+        for d in self._items:
+            for p in d.info.params:
+                if p.kind is int and not 1 <= d.params[p.name] <= n_cells:
+                    raise ConfigError(source, d.spec,
+                                      f"parameter '{p.name}': cell {d.params[p.name]} is out of range: "
+                                      f"this board has cells 1..{n_cells}")
+
+    def __repr__(self) -> str:
+        return f"Defects({self.specs!r})"
+
+
+def parse_defect(spec: str, source: str = "--defect") -> Defect:
+    """Parse one spec. Raises :class:`ConfigError` naming the spec, the parameter and the problem."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(source, repr(spec), "empty defect spec")
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if name not in _BY_NAME:
+        known = ", ".join(_BY_NAME)
+        raise ConfigError(source, spec, f"unknown defect '{name}'; known defects: {known}")
+    entry = _BY_NAME[name]
+    wanted = {p.name: p for p in entry.params}
+    params: dict = {}
+    if rest.strip():
+        for part in rest.split(","):
+            key, eq, raw = part.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not eq or not key:
+                raise ConfigError(source, spec, f"parameter '{part.strip()}' is not key=value")
+            if key not in wanted:
+                expect = ", ".join(wanted) or "no parameters"
+                raise ConfigError(source, spec, f"parameter '{key}': unknown for {name} (takes {expect})")
+            if key in params:
+                raise ConfigError(source, spec, f"parameter '{key}': given twice")
+            p = wanted[key]
+            try:
+                if p.kind is int:
+                    value = int(raw)
+                else:
+                    value = float(raw)
+                    if value != value or value in (float("inf"), float("-inf")):
+                        raise ValueError
+            except ValueError:
+                kind = "an integer" if p.kind is int else "a number"
+                raise ConfigError(source, spec, f"parameter '{key}': {raw!r} is not {kind}") from None
+            if p.minimum is not None and value < p.minimum:
+                raise ConfigError(source, spec, f"parameter '{key}': {raw} is below the minimum {p.minimum:g}"
+                                  + (f" {p.unit}" if p.unit else ""))
+            params[key] = value
+    missing = [k for k in wanted if k not in params]
+    if missing:
+        raise ConfigError(source, spec, f"parameter '{missing[0]}' is missing (usage: {entry.usage})")
+    if name == "cell_swap" and params["a"] == params["b"]:
+        raise ConfigError(source, spec, "parameter 'b': must differ from 'a'")
+    return Defect(name, params, spec)
+
+
+def parse_defects(specs: Iterable[str] | None, n_cells: int | None = None, source: str = "--defect") -> Defects:
+    """Parse a list of specs into :class:`Defects`; with ``n_cells`` also check cell ranges."""
+    if specs is None:
+        return Defects()
+    if isinstance(specs, Defects):
+        d = specs
+    else:
+        if isinstance(specs, str):
+            specs = [specs]
+        d = Defects(parse_defect(s, source) for s in specs)
+    if n_cells is not None:
+        d.validate_cells(n_cells, source)
+    return d
