@@ -27,7 +27,7 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-MAX_POINTS = 2000
+MAX_POINTS = 1200
 WIDTH_IN = 7.0
 
 _STYLE = {
@@ -57,9 +57,12 @@ _counter = itertools.count(1)
 # --------------------------------------------------------------------------- helpers
 
 
-def _figure(height_in: float = 2.8, rows: int = 1, sharex: bool = True, ratios=None):
-    fig = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+def _figure(height_in: float = 2.8, rows: int = 1, sharex: bool = True, ratios=None, left_in: float = 0.65):
+    """A figure with fixed margins (in inches): cheaper than a layout engine, same look every plot."""
+    fig = Figure(figsize=(WIDTH_IN, height_in))
     FigureCanvasSVG(fig)
+    fig.subplots_adjust(left=left_in / WIDTH_IN, right=1 - 0.15 / WIDTH_IN, top=1 - 0.28 / height_in,
+                        bottom=0.42 / height_in, hspace=0.12 if rows > 1 else 0.2)
     if rows == 1:
         return fig, fig.add_subplot(1, 1, 1)
     axes = fig.subplots(rows, 1, sharex=sharex, gridspec_kw={"height_ratios": ratios} if ratios else None)
@@ -213,7 +216,7 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     fet_key = next((k for k in (("charge_fet", "discharge_fet") if hvc else ("discharge_fet", "charge_fet")) if k in cols), None)
     fet = _num(cols, fet_key) if fet_key else None
     flag = _num(cols, "flag")
-    fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1])
+    fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1], left_in=1.45)
     ax_v, ax_fet, ax_flag = axes
     scale, tlabel = _time_scale(t)
     tt = t * scale

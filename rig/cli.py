@@ -114,9 +114,18 @@ def _exit_code(pytest_code: int, run_dir: Path) -> int:
         return EXIT_RIG_FAULT if rig_fault else EXIT_FAIL
     if pytest_code in (4, 5):  # usage error, nothing collected (e.g. -k matched nothing)
         return EXIT_USAGE
-    if pytest_code == 2:  # interrupted
-        return EXIT_RIG_FAULT if rig_fault else EXIT_FAIL
+    if pytest_code == 2:  # interrupted: a failure already seen is a verdict; else not judged
+        return EXIT_FAIL if _any_failed(run_dir) else EXIT_RIG_FAULT
     return EXIT_RIG_FAULT
+
+
+def _any_failed(run_dir: Path) -> bool:
+    try:
+        from .record import read_record
+
+        return any(ev.get("event") == "test_end" and ev.get("outcome") == "failed" for ev in read_record(run_dir))
+    except Exception:
+        return False
 
 
 def cmd_check(args) -> int:

@@ -31,15 +31,16 @@ def check_limit(instrument: str, quantity: str, value: float, lo: float, hi: flo
 class SafeStateGuard:
     """Runs ``safe_state`` once on SIGTERM/SIGINT and on exit of a ``with`` block.
 
-    SIGTERM is turned into ``SystemExit(143)`` after the safe state is reached, so pytest
-    and the CLI unwind normally (the record gets its deviation, nothing measured is lost).
-    Ctrl-C keeps Python's KeyboardInterrupt after the safe state is reached.
+    Both signals become ``KeyboardInterrupt`` once the safe state is reached, so pytest and
+    the CLI unwind normally: the run record gets an "incomplete" deviation and keeps every
+    measurement taken so far. ``last_signal`` says which signal it was.
     """
 
     def __init__(self, safe_state: Callable[[], None]):
         self._safe_state = safe_state
         self._previous: dict[int, object] = {}
         self.reached = 0
+        self.last_signal: str | None = None
 
     def make_safe(self) -> None:
         try:
@@ -48,10 +49,9 @@ class SafeStateGuard:
             self.reached += 1
 
     def _on_signal(self, signum, frame):
+        self.last_signal = signal.Signals(signum).name
         self.make_safe()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
+        raise KeyboardInterrupt(f"{self.last_signal}: rig put in its safe state")
 
     def install(self) -> "SafeStateGuard":
         if threading.current_thread() is threading.main_thread():

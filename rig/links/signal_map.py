@@ -48,12 +48,16 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _shorthand(value):
-    """A bare string stands for ``{signal: <string>}``."""
-    return {"signal": value} if isinstance(value, str) else value
+class _Ref(_M):
+    """A model that also accepts a bare string, meaning ``{signal: <string>}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        return {"signal": value} if isinstance(value, str) else value
 
 
-class SignalRef(_M):
+class SignalRef(_Ref):
     """One numeric signal: SI value = (decoded * scale + offset) converted from ``unit``."""
 
     signal: str
@@ -61,20 +65,16 @@ class SignalRef(_M):
     offset: float = 0.0
     unit: str | None = None
 
-    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
 
-
-class FlagRef(_M):
+class FlagRef(_Ref):
     """A boolean: the signal (or one ``bit`` of it) equals ``active_value`` when set."""
 
     signal: str
     bit: int | None = Field(None, ge=0, le=63)
     active_value: int = 1
 
-    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
 
-
-class FetRef(_M):
+class FetRef(_Ref):
     """A FET state: the signal (or ``bit``) equals ``closed_value`` when the FET conducts.
 
     ``invert: true`` is the same as ``closed_value: 0`` (a board reporting "FET open").
@@ -84,8 +84,6 @@ class FetRef(_M):
     bit: int | None = Field(None, ge=0, le=63)
     closed_value: int | None = None
     invert: bool = False
-
-    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
 
     @model_validator(mode="after")
     def _check(self):
@@ -172,14 +170,12 @@ class Pack(_M):
     current: SignalRef | None = None
 
 
-class StateRef(_M):
+class StateRef(_Ref):
     signal: str
     choices: dict[int, str] | None = None  # default: the DBC's value table
 
-    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
 
-
-class IdentityField(_M):
+class IdentityField(_Ref):
     """One identity string from one or several signals.
 
     - ``signal: X`` -> str(value) (or ``format`` with ``{value}``)
@@ -191,8 +187,6 @@ class IdentityField(_M):
     signals: list[str] | dict[str, str] | None = None
     ascii: bool = False
     format: str | None = None
-
-    _s = model_validator(mode="before")(classmethod(lambda cls, v: _shorthand(v)))
 
     @model_validator(mode="after")
     def _check(self):
@@ -316,8 +310,8 @@ def load_dbc(dbc_path: str | Path):
     try:
         return cantools.database.load_file(str(p), database_format="dbc", strict=True)
     except Exception as exc:  # cantools raises ParseError, UnsupportedDatabaseFormatError, ValueError...
-        text = str(exc).strip().splitlines()
-        raise ConfigError(p, None, f"not a valid DBC: {text[0] if text else type(exc).__name__}") from None
+        text = " ".join(x.strip() for x in str(exc).strip().splitlines() if x.strip())
+        raise ConfigError(p, None, f"not a valid DBC: {text or type(exc).__name__}") from None
 
 
 def load_signal_map(map_path: str | Path) -> SignalMap:

@@ -35,7 +35,6 @@ Figures (``shared/data/REFERENCE.md``, "Cells"):
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -178,6 +177,8 @@ class PackModel:
     ``rng`` draws the per-cell spreads at construction (self-discharge, then resistance,
     always both, in that order, so the draw sequence does not depend on the parameters);
     the model keeps no generator afterwards, so its evolution is deterministic.
+    ``params`` is fixed at construction (cached factors derive from it): to change a
+    parameter, build a new pack.
     """
 
     def __init__(
@@ -219,6 +220,13 @@ class PackModel:
         self._temp_seen = np.full(self.n, np.nan)
         self.temperature_c = temperature_c
         self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
+        # temperature refresh constants and buffers
+        self._inv_tref = 1.0 / (p.t_ref_c + KELVIN)
+        self._ea_r = p.ea_j_per_mol / R_GAS
+        self._ea_leak = -p.self_discharge_ea_j_per_mol / R_GAS
+        self._x, self._arr = np.empty(self.n), np.empty(self.n)
+        self._r0_t, self._r1_t, self._r1k_t, self._r2_t, self._r2k_t, self._leak_t = (
+            np.zeros(self.n) for _ in range(6))
         self._inv_as = 1.0 / (3600.0 * self.capacity_ah)  # SOC per A·s
         self._charge_ah = np.zeros(self.n)
         self._soc_base = self.soc.copy()  # soc - charge/C + leak/C = soc_base
@@ -238,15 +246,25 @@ class PackModel:
         self._temp[...] = value
 
     def _refresh_temperature(self) -> None:
-        p = self.params
-        arr = p.arrhenius_r(self._temp) * self.r_cell_factor
-        self._r0_t = p.r0_ohm * arr
-        self._r1_t = p.r1_ohm * arr
-        self._r1k_t = self._r1_t * self._k_soc
-        self._r2_t = p.r2_ohm * arr
-        self._r2k_t = self._r2_t * self._k_soc
-        self._leak_t = self.self_discharge_a * p.self_discharge_factor(self._temp)
-        self._temp_seen[:] = self._temp
+        # Called whenever temperature_c changed since the last step: keep it lean.
+        t = self._temp
+        x = self._x  # 1/T - 1/T_ref, 1/K
+        np.add(t, KELVIN, out=x)
+        np.reciprocal(x, out=x)
+        x -= self._inv_tref
+        arr = np.multiply(x, self._ea_r, out=self._arr)  # Arrhenius x per-cell spread
+        np.exp(arr, out=arr)
+        arr *= self.r_cell_factor
+        np.multiply(arr, self.params.r0_ohm, out=self._r0_t)
+        np.multiply(arr, self.params.r1_ohm, out=self._r1_t)
+        np.multiply(self._r1_t, self._k_soc, out=self._r1k_t)
+        if self._two_rc:
+            np.multiply(arr, self.params.r2_ohm, out=self._r2_t)
+            np.multiply(self._r2_t, self._k_soc, out=self._r2k_t)
+        np.multiply(x, self._ea_leak, out=self._leak_t)  # leakage rises when warmer
+        np.exp(self._leak_t, out=self._leak_t)
+        self._leak_t *= self.self_discharge_a
+        self._temp_seen[:] = t
 
     def _check_temperature(self) -> None:
         if not np.array_equal(self._temp, self._temp_seen):
@@ -362,8 +380,12 @@ class PackModel:
         self._soc_base[:] = self.soc
 
     def copy(self) -> "PackModel":
-        """An independent copy (a snapshot to branch from)."""
-        return copy.deepcopy(self)
+        """An independent copy (a snapshot to branch from): state arrays are copied, the
+        immutable parameters and OCV curve are shared."""
+        new = object.__new__(PackModel)
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value.copy() if isinstance(value, np.ndarray) else value
+        return new
 
     snapshot = copy
 

@@ -211,7 +211,9 @@ def soc_from_ocv(chemistry: str, volts, temp_c: np.ndarray | float = T_REF_C) ->
     return curve(chemistry).soc_from_ocv(volts, temp_c)
 
 
-def dOCV_dSOC(chemistry: str, soc, temp_c: np.ndarray | float = T_REF_C) -> np.ndarray:  # noqa: N802
+def dOCV_dSOC(  # noqa: N802
+    chemistry: str, soc, temp_c: np.ndarray | float = T_REF_C
+) -> np.ndarray:
     """Slope of the OCV curve in V per unit SOC (always > 0)."""
     return curve(chemistry).slope(soc, temp_c)
 

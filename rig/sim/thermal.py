@@ -4,7 +4,8 @@ Every update is exact for its inputs held constant over ``dt`` (exponential solu
 so any step length is stable and one long step equals many short ones.
 
 - :class:`ChamberModel` — a climate chamber: a ramp-limited set point trajectory, the air
-  following it through a first-order lag, a small overshoot when a ramp ends, and
+  following it through a first-order lag with feed-forward, a small overshoot (never more
+  than ``overshoot_c``) when a ramp ends, and
   measurement noise on the *reading* only (the physics is deterministic).
 - :class:`ThermalLag` — ``T += (T_drive - T) * (1 - exp(-dt / tau))``, vectorised: the
   board (tau ~300 s), the bleed-resistor hot spot (tau from the profile), ...
@@ -28,15 +29,19 @@ class ChamberModel:
     """A climate chamber. Temperatures in °C, times in s, ramps in °C/min.
 
     The controller's set point moves linearly toward the target at the ramp rate
-    (``setpoint_c``). The air follows it as a first-order lag (``tau_s``) driven by the set
-    point plus a decaying "catch-up" term ``B exp(-t/tau)`` that starts when a ramp ends,
-    sized so the air overshoots the target by exactly ``overshoot_c`` (if nothing changes
-    before the peak). With ``x = air - target`` after the ramp::
+    (``setpoint_c``). The air is a first-order lag (``tau_s``) behind the set point plus a
+    feed-forward term ``b`` that itself lags (same ``tau_s``) toward ``alpha * tau * ramp``::
 
-        x(t) = (x0 + B t / tau) exp(-t / tau)       peak  B exp(-1 + x0 / B)
+        b'   = (alpha * tau * dsp/dt - b) / tau
+        air' = (sp + b - air) / tau
 
-    so ``B`` solves ``B exp(-1 + x0/B) = overshoot_c`` (``x0`` is the lag, opposite in sign
-    to the ramp). If the air is already past the target, there is no catch-up term.
+    During a long ramp the air trails the set point by ``(1 - alpha) * tau * ramp``; when
+    the ramp ends, ``b`` decays and carries the air past the target: a small overshoot. This
+    linear system's worst overshoot over every ramp length is ``alpha * tau * ramp *
+    exp(-1/alpha)``, reached after a long ramp; ``alpha`` is chosen so that at the maximum
+    ramp it equals ``overshoot_c`` (so no ramp overshoots more than the spec), and the air
+    never moves faster than the ramp by more than about 2 %. ``overshoot_c = 0`` gives a
+    plain lag. The update is the exact solution for any step.
     """
 
     def __init__(
@@ -62,17 +67,20 @@ class ChamberModel:
         self.noise_c = float(noise_c)
         self.min_c = float(min_c)
         self.max_c = float(max_c)
+        self.alpha = _feedforward_alpha(self.overshoot_c / (self.max_ramp_c_per_min / 60.0
+                                                            * self.tau_s))
         self._rng = rng if rng is not None else np.random.default_rng(0)
         self._air = float(ambient_c)
         self._sp = float(ambient_c)  # the ramping controller set point
         self._target = float(ambient_c)
         self._rate = self.max_ramp_c_per_min / 60.0  # °C/s, magnitude
-        self._bump = 0.0  # catch-up term amplitude B, °C (signed)
+        self._b = 0.0  # feed-forward state, °C
 
     # ---- commands and readings -----------------------------------------------------
     def set_point(self, c: float, ramp_c_per_min: float | None = None) -> None:
         """Command a new target ``c`` °C reached at ``ramp_c_per_min`` (None: the maximum;
-        faster than the maximum is limited to it, as a real chamber would)."""
+        faster than the maximum is limited to it, as a real chamber would). The ramp starts
+        from the present set point."""
         c = float(c)
         if not self.min_c <= c <= self.max_c:
             raise ValueError(f"chamber set point {c} °C outside {self.min_c}..{self.max_c} °C")
@@ -119,10 +127,11 @@ class ChamberModel:
 
     def quiet(self, tol: float) -> bool:
         """True when the ramp is done and the air stays within ``tol`` of the target from
-        now on with nothing changed (|x| + |B|/e bounds every future |air - target|)."""
+        now on with nothing changed: after the ramp ``air - target = (x + b t/tau)
+        exp(-t/tau)``, bounded by ``|x| + |b|/e``."""
         if self.ramping:
             return False
-        return abs(self._air - self._target) + abs(self._bump) / math.e < tol
+        return abs(self._air - self._target) + abs(self._b) / math.e < tol
 
     # ---- integration ---------------------------------------------------------------
     def step(self, dt: float) -> None:
@@ -140,39 +149,36 @@ class ChamberModel:
                 return
             self._advance(left, math.copysign(self._rate, gap))
             self._sp = self._target  # exactly, not by accumulated arithmetic
-            self._end_ramp(1.0 if gap > 0 else -1.0)
             dt -= left
 
     def _advance(self, h: float, rate: float) -> None:
-        # e = air - sp; e' = (B exp(-t/tau) - e)/tau - rate; exact solution over h.
+        # With e = air - sp and c = b - alpha tau rate (both lags share tau), exactly:
+        #   c(h) = c E,  e(h) = (e + c h/tau) E - (1 - alpha) rate tau (1 - E),  E = exp(-h/tau)
         tau = self.tau_s
         a = math.exp(-h / tau)
+        ff = self.alpha * tau * rate
+        c = self._b - ff
         e = self._air - self._sp
-        e = (e + self._bump * h / tau) * a - rate * tau * (1.0 - a)
-        self._bump *= a
+        e = (e + c * h / tau) * a - (1.0 - self.alpha) * rate * tau * (1.0 - a)
+        self._b = ff + c * a
         self._sp += rate * h
         self._air = self._sp + e
 
-    def _end_ramp(self, direction: float) -> None:
-        x0 = (self._air - self._target) * direction  # < 0 while the air lags
-        if self.overshoot_c <= 0.0 or x0 >= 0.0:
-            self._bump = 0.0
-            return
-        ov = self.overshoot_c
 
-        def peak(b: float) -> float:  # increasing in b for x0 < 0
-            return b * math.exp(-1.0 + x0 / b)
-
-        lo, hi = 1e-12, max(ov * math.e, 1e-9)
-        while peak(hi) < ov:
-            hi *= 2.0
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if peak(mid) < ov:
-                lo = mid
-            else:
-                hi = mid
-        self._bump = direction * 0.5 * (lo + hi)
+def _feedforward_alpha(ratio: float) -> float:
+    """alpha with alpha * exp(-1/alpha) = ratio (increasing in alpha; 0 for ratio 0)."""
+    if ratio <= 0.0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while hi * math.exp(-1.0 / hi) < ratio:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if mid * math.exp(-1.0 / mid) < ratio:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 class ThermalLag:

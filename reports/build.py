@@ -1,0 +1,83 @@
+"""Build every artifact of a run from its record: ``build(run_dir) -> {name: path}``.
+
+Order: junit.xml, report.html, report.pdf, then manifest.json last (it hashes the others,
+record.jsonl and the captures). Each file is written to a temporary name and renamed, so
+an interrupted build never leaves a half file under the real name. A record without
+``run_end`` gives a report marked "Incomplete run".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from pathlib import Path
+
+from rig.record import load_summary
+
+from . import html as html_mod
+from .junit import write_junit
+from .manifest import MANIFEST_FILE, write_manifest
+from .pdf import render_pdf
+
+ARTIFACTS = ("junit.xml", "report.html", "report.pdf", MANIFEST_FILE)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build(
+    run_dir: Path | str,
+    *,
+    pdf: bool = True,
+    issued: _dt.datetime | None = None,
+    timings: dict | None = None,
+) -> dict[str, Path]:
+    """Rebuild junit.xml, report.html, report.pdf (unless ``pdf=False``) and manifest.json.
+
+    ``issued`` is the report's date of issue (default: now, UTC). ``timings``, if given,
+    receives the seconds each step took. Returns artifact name -> path. Raises
+    :class:`rig.record.RecordError` when there is no readable record.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    clock = {}
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        clock[name] = now - t0
+        t0 = now
+
+    summary = load_summary(run_dir)
+    lap("read")
+    out: dict[str, Path] = {}
+    junit_path = run_dir / "junit.xml"
+    tmp = run_dir / "junit.xml.tmp"
+    write_junit(summary, tmp)
+    os.replace(tmp, junit_path)
+    out["junit.xml"] = junit_path
+    lap("junit")
+    html = html_mod.render_html(summary, issued=issued)
+    html_path = run_dir / "report.html"
+    _write_text(html_path, html)
+    out["report.html"] = html_path
+    lap("html")
+    if pdf:
+        pdf_path = run_dir / "report.pdf"
+        clock["pdf_pages"] = render_pdf(html, pdf_path, base_url=run_dir)
+        out["report.pdf"] = pdf_path
+        lap("pdf")
+    from rig import __version__
+
+    out[MANIFEST_FILE] = write_manifest(run_dir, run_id=summary.run_id, generator=f"bmsrig {__version__}")
+    lap("manifest")
+    if timings is not None:
+        timings.update(clock)
+    return out

@@ -1,0 +1,440 @@
+"""report.html: the test report (ISO/IEC 17025 clause 7.8) as one self-contained page.
+
+:func:`report_context` turns a run record into the facts the report states (plain data,
+testable on its own); :func:`render_html` fills ``templates/report.html.j2`` with them.
+Plots are inline SVG, the CSS is inline: the file needs nothing beside it. The PDF is
+printed from this same HTML (CSS paged media: run ID and "page x of y" on every page).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
+from . import plots
+from .junit import fmt_limits, fmt_num
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+try:  # the wording the measuring code used; the report must still build without it
+    from rig.measurement import DECISION_RULES as _RULE_TEXT
+except Exception:  # pragma: no cover - rig.measurement is part of the package
+    _RULE_TEXT = {}
+
+RULE_TEXT = {
+    "guarded": _RULE_TEXT.get("guarded")
+    or "Guarded acceptance per ILAC-G8:2019: a result passes only when it lies inside the tolerance "
+    "limits reduced on each side by its expanded uncertainty U (k = 2), acceptance limit = tolerance "
+    "limit − U; otherwise it fails.",
+    "simple": _RULE_TEXT.get("simple")
+    or "Simple acceptance per ILAC-G8:2019: a result passes when the measured value lies inside the "
+    "tolerance limits; the measurement uncertainty is reported but not deducted (false-accept risk up "
+    "to 50 % for results on a limit).",
+}
+
+RULE_RISK = {
+    "guarded": "With the guard band w = U (k = 2, normal distribution) the specific risk of a false "
+    "accept is below 2.5 % for every result declared PASS; a result in the guard band is declared FAIL "
+    "(false-reject risk accepted by the lab).",
+    "simple": "Results are compared with the tolerance limits directly (guard band w = 0). A PASS "
+    "within U of a limit carries a specific false-accept risk of up to 50 %; such results are counted "
+    "below.",
+}
+
+VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "INCOMPLETE": "incomplete", "ERROR": "error", "NO TESTS": "incomplete"}
+
+
+def rule_name(rule: Any) -> str | None:
+    """``guarded`` / ``simple`` from a recorded decision rule (a name or a dict)."""
+    if isinstance(rule, dict):
+        rule = rule.get("name") or rule.get("kind") or rule.get("rule")
+    if not rule:
+        return None
+    r = str(rule).lower()
+    if "guard" in r:
+        return "guarded"
+    if "simple" in r:
+        return "simple"
+    return str(rule)
+
+
+def _date(text: str | None) -> _dt.date | None:
+    t = parse_iso(text)
+    if t is not None:
+        return t.date()
+    if isinstance(text, str):
+        try:
+            return _dt.date.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _fmt_wall(text: str | None) -> str:
+    t = parse_iso(text)
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else (text or "—")
+
+
+def _cond_text(cond: dict | None) -> str:
+    if not cond:
+        return ""
+    parts = []
+    for k, v in cond.items():
+        if isinstance(v, float):
+            v = f"{v:g}"
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
+    rule = rule_name(m.get("decision_rule")) or default_rule
+    limits = m.get("limits") or [None, None]
+    acc = m.get("acceptance")
+    if not acc:
+        u = number(m.get("uncertainty")) or 0.0
+        lo, hi = (list(limits) + [None, None])[:2]
+        lo, hi = number(lo), number(hi)
+        acc = [lo, hi] if rule == "simple" else [None if lo is None else lo + u, None if hi is None else hi - u]
+    verdict = str(m.get("verdict") or "?").upper()
+    return {
+        "i": i,
+        "name": m.get("name") or "",
+        "conditions": _cond_text(m.get("conditions")),
+        "value": fmt_num(m.get("value")),
+        "unit": m.get("unit") or "",
+        "limits": fmt_limits(limits),
+        "uncertainty": fmt_num(m.get("uncertainty")) if number(m.get("uncertainty")) else "0",
+        "acceptance": fmt_limits(acc),
+        "rule": rule or "",
+        "verdict": verdict,
+        "cls": "pass" if verdict == "PASS" else "fail",
+        "requirement": m.get("requirement") or "",
+    }
+
+
+def _near_limit(m: dict) -> bool:
+    """A simple-acceptance PASS within U of a tolerance limit (false-accept risk > 2.5 %)."""
+    v, u = number(m.get("value")), number(m.get("uncertainty")) or 0.0
+    if v is None or not u or m.get("verdict") != "pass":
+        return False
+    lo, hi = [number(x) for x in (list(m.get("limits") or []) + [None, None])[:2]]
+    return (lo is not None and v < lo + u) or (hi is not None and v > hi - u)
+
+
+def overall_verdict(summary: RecordSummary) -> str:
+    tests = list(summary.tests.values())
+    if any(t.status == "failed" or t.failed_measurements for t in tests):
+        return "FAIL"
+    if not summary.complete:
+        return "INCOMPLETE"
+    if any(t.status in ("error", "incomplete", "not run") for t in tests):
+        return "ERROR"
+    if not any(t.status == "passed" for t in tests):
+        return "NO TESTS"
+    return "PASS"
+
+
+def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict]:
+    rows = []
+    for ins in instruments or []:
+        if not isinstance(ins, dict):
+            continue
+        due_text = ins.get("calibration_due")
+        due = _date(due_text) if due_text else None
+        if due_text is None:
+            status, cls = "not calibrated / n.a.", "muted"
+        elif due is None:
+            status, cls = f"unreadable due date {due_text!r}", "fail"
+        elif test_date is not None and due < test_date:
+            status, cls = f"EXPIRED ({(test_date - due).days} days before the test)", "fail"
+        else:
+            status, cls = "valid", "pass"
+        rows.append(
+            {
+                "role": ins.get("role", ""),
+                "model": ins.get("model", ""),
+                "serial": ins.get("serial", ""),
+                "due": due_text or "—",
+                "status": status,
+                "cls": cls,
+                "expired": status.startswith("EXPIRED"),
+                "notes": ins.get("notes", ""),
+            }
+        )
+    return rows
+
+
+def _conditions(summary: RecordSummary, ctx: dict) -> dict:
+    temps: set[float] = set()
+    others: dict[str, set] = {}
+    for m in summary.measurements:
+        for k, v in (m.get("conditions") or {}).items():
+            if k in ("temp_c", "chamber_c", "chamber_temp_c") and number(v) is not None:
+                temps.add(round(float(number(v)), 2))
+            elif k != "cell":
+                others.setdefault(k, set()).add(v if isinstance(v, (str, int, float, bool)) else str(v))
+    other_rows = []
+    for k, vals in sorted(others.items()):
+        nums = sorted(number(v) for v in vals if number(v) is not None and not isinstance(v, bool))
+        if len(nums) == len(vals) and len(vals) > 6:
+            other_rows.append((k, f"{len(vals)} values, {nums[0]:g} … {nums[-1]:g}"))
+        else:
+            other_rows.append((k, ", ".join(sorted(f"{v:g}" if isinstance(v, float) else str(v) for v in vals))))
+    return {
+        "chamber_temps": [f"{t:g} °C" for t in sorted(temps)],
+        "other": other_rows,
+        "seed": ctx.get("seed"),
+        "defects": list(ctx.get("defects") or []),
+        "ambient": ctx.get("ambient_c"),
+    }
+
+
+def _traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
+    by_req: dict[str, dict] = {}
+    order = list(requirements)
+    for t in summary.tests.values():
+        reqs = list(t.requirements) + [m.get("requirement") for m in t.measurements if m.get("requirement")]
+        for r in dict.fromkeys(reqs):
+            row = by_req.setdefault(r, {"tests": {}, "n": 0, "n_fail": 0})
+            row["tests"][t.nodeid] = t.status
+            if r not in order:
+                order.append(r)
+        for m in t.measurements:
+            r = m.get("requirement") or (t.requirements[0] if len(t.requirements) == 1 else None)
+            if r:
+                row = by_req.setdefault(r, {"tests": {t.nodeid: t.status}, "n": 0, "n_fail": 0})
+                row["n"] += 1
+                row["n_fail"] += m.get("verdict") != "pass"
+    rows = []
+    for r in order:
+        info = by_req.get(r)
+        text = requirements.get(r) or "(not in the board profile)"
+        if not info:
+            rows.append({"id": r, "text": text, "tests": [], "n": 0, "n_fail": 0, "verdict": "NOT TESTED", "cls": "muted"})
+            continue
+        statuses = set(info["tests"].values())
+        if info["n_fail"] or "failed" in statuses:
+            verdict, cls = "FAIL", "fail"
+        elif statuses & {"error", "incomplete", "not run"}:
+            verdict, cls = "NOT JUDGED", "incomplete"
+        elif statuses <= {"skipped"}:
+            verdict, cls = "NOT TESTED (skipped)", "muted"
+        else:
+            verdict, cls = "PASS", "pass"
+        rows.append({
+            "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
+            "verdict": verdict, "cls": cls,
+        })
+    return rows
+
+
+def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> list[dict]:
+    rows = []
+    for d in summary.deviations:
+        rows.append({"kind": d.get("kind") or "note", "test": d.get("test") or "—", "message": d.get("message") or ""})
+    noted = {(r["test"], r["kind"]) for r in rows}
+    for t in summary.tests.values():
+        if t.status == "skipped" and (t.nodeid, "skipped") not in noted:
+            rows.append({"kind": "skipped", "test": t.nodeid, "message": t.message or "skipped"})
+        elif t.status == "error" and (t.nodeid, "rig_fault") not in noted:
+            rows.append({"kind": "rig_fault", "test": t.nodeid, "message": t.message or "rig fault: the board was not judged"})
+    if not summary.complete:
+        unfinished = summary.unfinished_tests
+        rows.append({
+            "kind": "incomplete", "test": "—",
+            "message": "The record has no run_end: the run was interrupted. "
+            + (f"{len(unfinished)} planned test(s) never ended." if unfinished else "Every started test ended."),
+        })
+    if summary.torn_tail:
+        rows.append({"kind": "note", "test": "—", "message": "The record's last line was torn (written when the run was killed) and is not part of this report."})
+    for ins in instruments:
+        if ins["expired"]:
+            rows.append({"kind": "calibration", "test": "—",
+                         "message": f"{ins['role']} {ins['model']} s/n {ins['serial']}: calibration due {ins['due']} had expired on the date of test."})
+    if ctx.get("defects"):
+        rows.append({"kind": "defects", "test": "—",
+                     "message": "Defects were injected on the virtual bench: " + ", ".join(ctx["defects"])})
+    return rows
+
+
+def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict) -> list[dict]:
+    out = []
+    acc = plots._profile_get(profile, "sampling", "accuracy_mv")
+    if any(str(m.get("name", "")).startswith("sampling_error") and "cell" in (m.get("conditions") or {}) for m in t.measurements):
+        svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc)) or "",
+                             "sampling error")
+        if svg:
+            out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)", "svg": svg})
+    for c in t.captures:
+        out.append(_capture_plot(c, summary, profile))
+    return out
+
+
+def _capture_plot(c: dict, summary: RecordSummary, profile: dict) -> dict:
+    name, kind = c.get("name") or "capture", c.get("kind")
+
+    def render() -> str:
+        cols = read_capture(summary.run_dir, c["file"])
+        return plots.capture_svg(kind, name, cols, c.get("units") or {}, c.get("meta") or {}, profile)
+
+    caption = f"{name}" + (f" ({kind})" if kind else "") + f" — {c.get('file')}, {c.get('rows', '?')} rows"
+    return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
+
+
+def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> dict:
+    """Everything the report states, as plain data."""
+    ctx = summary.context
+    profile = ctx.get("board_profile") or {}
+    requirements = dict(profile.get("requirements") or {})
+    rig = ctx.get("rig") or {}
+    lab = ctx.get("lab") or {}
+    plans = ctx.get("plans") or {}
+    issued = issued or _dt.datetime.now(_dt.timezone.utc)
+    start_wall = (summary.run_start or {}).get("t_wall") or summary.first_wall
+    end_wall = (summary.run_end or {}).get("t_wall") or summary.last_wall
+    test_dates = [d for d in (_date(start_wall), _date(end_wall)) if d]
+    test_date = max(test_dates) if test_dates else None
+    instruments = _instrument_rows(rig.get("instruments") or [], test_date)
+    default_rule = rule_name(ctx.get("decision_rule"))
+    rules_used = sorted({rule_name(m.get("decision_rule")) or default_rule for m in summary.measurements} - {None})
+    if not rules_used and default_rule:
+        rules_used = [default_rule]
+    verdict = overall_verdict(summary)
+
+    tests = []
+    idx = 0
+    for t in summary.tests.values():
+        rows = []
+        for m in t.measurements:
+            idx += 1
+            rows.append(_measurement_row(idx, m, default_rule))
+        tests.append({
+            "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
+            "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
+            "duration": fmt_num(t.duration_s, 4) + " s" if t.duration_s is not None else "—",
+            "requirements": t.requirements, "message": t.message,
+            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
+            "plots": _plots_for(t, summary, profile) if with_plots else [],
+            "deviations": t.deviations,
+        })
+    run_plots = [_capture_plot(c, summary, profile) for c in summary.run_captures] if with_plots else []
+    failures = [t for t in tests if t["status"] in ("failed", "error") or t["n_fail"]]
+    failures.sort(key=lambda t: (t["status"] != "failed", t["nodeid"]))
+    for t in failures:
+        t["failed_rows"] = [r for r in t["measurements"] if r["cls"] == "fail"]
+
+    banners = []
+    if not summary.complete:
+        n = len(summary.unfinished_tests)
+        banners.append(("incomplete", "Incomplete run",
+                        "The run record ends without run_end: the run was interrupted. "
+                        + (f"{n} planned test(s) never ended (listed below)." if n else "")))
+    if ctx.get("defects"):
+        banners.append(("fail", "Defects injected",
+                        "This run injected defects into the virtual bench's board: " + ", ".join(ctx["defects"])
+                        + ". Its results describe the defective model, not the board as built."))
+    for ins in instruments:
+        if ins["expired"]:
+            banners.append(("fail", "Expired calibration",
+                            f"{ins['role']}: {ins['model']} s/n {ins['serial']}, calibration due {ins['due']}, "
+                            "expired before the date of test. Results depending on it are not traceable."))
+    if summary.torn_tail:
+        banners.append(("incomplete", "Torn record", "The last line of the record was torn when the run was killed; it is ignored."))
+    if rig.get("kind") == "bench":
+        banners.append(("note", "Virtual bench", "The DUT was the simulated board of the virtual bench, not hardware."))
+
+    measurements = summary.measurements
+    n_meas_fail = sum(m.get("verdict") != "pass" for m in measurements)
+    counts = summary.counts()
+    plan_files = [{"path": f.get("path", ""), "sha256": f.get("sha256", "")} for f in (plans.get("files") or []) if isinstance(f, dict)]
+    run_id = summary.run_id or "unknown-run"
+    dut = summary.dut or {}
+    return {
+        "run_id": run_id,
+        "title": ctx.get("title") or "BMS board test report",
+        "lab": {"name": lab.get("name") or "—", "location": lab.get("location") or "—",
+                "accreditation": lab.get("accreditation")},
+        "requester": ctx.get("requester") or "—",
+        "operator": ctx.get("operator") or "—",
+        "test_start": _fmt_wall(start_wall),
+        "test_end": _fmt_wall(end_wall) + ("" if summary.complete else " (last record; run interrupted)"),
+        "issued": issued.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "verdict": verdict,
+        "verdict_cls": VERDICT_CLASS.get(verdict, "incomplete"),
+        "complete": summary.complete,
+        "exit_code": (summary.run_end or {}).get("exit_code"),
+        "banners": banners,
+        "counts": counts,
+        "n_tests": len(summary.tests),
+        "n_meas": len(measurements),
+        "n_meas_fail": n_meas_fail,
+        "failures": failures,
+        "unfinished": [(n, summary.tests[n].status) for n in summary.unfinished_tests],
+        "dut": {
+            "serial": dut.get("serial") or "not read", "hw_revision": dut.get("hw_revision") or "not read",
+            "fw_version": dut.get("fw_version") or "not read", "read": bool(summary.dut),
+            "profile": profile.get("name") or "—", "description": profile.get("description") or "",
+            "chemistry": (profile.get("chemistry") or "").upper(), "cells": profile.get("cells"),
+            "capacity_ah": profile.get("capacity_ah"), "profile_path": ctx.get("profile_path") or profile.get("source") or "",
+        },
+        "method": {
+            "plans": plan_files, "git_commit": plans.get("git_commit") or "not recorded",
+            "git_dirty": plans.get("git_dirty"),
+            "bmsrig_version": ctx.get("bmsrig_version") or "—",
+            "argv": " ".join(str(a) for a in (ctx.get("argv") or [])),
+            "planned": len(summary.planned_tests),
+        },
+        "rig": {"env": rig.get("env") or "—", "kind": rig.get("kind") or "—", "instruments": instruments},
+        "conditions": _conditions(summary, ctx),
+        "rules": [{"name": r, "text": RULE_TEXT.get(r, f"Decision rule {r!r} (as recorded)."), "risk": RULE_RISK.get(r, "")} for r in rules_used],
+        "near_limit": sum(_near_limit(m) for m in measurements if rule_name(m.get("decision_rule")) == "simple"),
+        "conformity": _conformity(verdict, profile.get("name"), rules_used),
+        "tests": tests,
+        "run_plots": run_plots,
+        "deviations": _deviations(summary, instruments, ctx),
+        "trace": _traceability(summary, requirements),
+        "approver": ctx.get("approver"),
+        "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
+    }
+
+
+def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
+    spec = f"board profile {profile!r}" if profile else "the board profile"
+    rule = " and ".join(f"{r} acceptance" for r in rules) or "the decision rule stated"
+    if verdict == "PASS":
+        return f"The item tested conforms to the requirements of {spec} that were tested, under {rule}."
+    if verdict == "FAIL":
+        return f"The item tested does not conform to {spec}: at least one result failed under {rule} (failures listed on page 1)."
+    if verdict == "INCOMPLETE":
+        return "No statement of conformity is made: the run is incomplete. The results shown are those recorded before it stopped."
+    if verdict == "ERROR":
+        return "No statement of conformity is made: rig faults prevented judging part of the board (see Deviations)."
+    return "No statement of conformity is made: no test was run."
+
+
+def css_string(text: Any) -> str:
+    """A CSS string literal's body for ``content: "..."`` (quotes, backslashes, newlines escaped)."""
+    return re.sub(r'(["\\])', r"\\\1", str(text)).replace("\n", " ")
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["css_string"] = css_string
+    return env
+
+
+def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> str:
+    """The report as one self-contained HTML string."""
+    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots))

@@ -1,0 +1,138 @@
+"""The board harness: the only door between a board model and the simulated world.
+
+A board model is a class loaded by ``module:Class`` (profile key ``bench.model`` or the
+``--board-model`` option)::
+
+    class MyBoard:
+        def __init__(self, harness: BoardHarness, profile: BoardProfile, defects: Defects): ...
+        def wake(self, now: float) -> float:       # run firmware; return the next wake time (> now)
+        def fast_forward(self, until: float):       # optional; None = not quiet now
+            return t_resume, duty_per_channel       # duty 0..1 of the bleed over the window
+
+Everything a board may touch is on :class:`BoardHarness`: the AFE conversion of the cell
+inputs, the NTCs, the shunt, the bleed switches, the FETs, digital outputs and the
+telemetry it publishes (the world encodes it as CAN frames or Modbus registers). Units:
+V, A, °C, s; arrays indexed 0-based by cell.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..profile import BoardProfile
+    from .world import World
+
+
+@dataclass
+class Telemetry:
+    """One snapshot of what the board reports over its link.
+
+    - ``cell_v``: reported cell voltages, V, shape (n,)
+    - ``temps_c``: cell NTCs then the bleed-resistor NTC, °C, shape (n + 1,)
+    - ``balancing``: the balancing mask (cells selected by the firmware), bool, shape (n,)
+    - ``hvc lvc ot ut``: protection flags
+    - ``charge_fet`` / ``discharge_fet``: True = closed (conducting)
+    - ``pack_v`` (V), ``pack_a`` (A, + charge), identity strings, ``state``
+      (``rest`` / ``charge`` / ``float`` / ``discharge``)
+    - ``t``: rig time the board published it, s (stamped by :meth:`BoardHarness.publish`)
+    """
+
+    cell_v: np.ndarray
+    temps_c: np.ndarray
+    balancing: np.ndarray
+    hvc: bool = False
+    lvc: bool = False
+    ot: bool = False
+    ut: bool = False
+    charge_fet: bool = True
+    discharge_fet: bool = True
+    pack_v: float = 0.0
+    pack_a: float = 0.0
+    serial: str = ""
+    hw_revision: str = ""
+    fw_version: str = ""
+    state: str = "rest"
+    t: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class BoardHarness:
+    """What a board model may touch. Created by the :class:`~rig.sim.world.World`."""
+
+    def __init__(self, world: "World", rng: np.random.Generator):
+        self._world = world
+        self.n_cells: int = world.n
+        self.profile: "BoardProfile" = world.profile
+        self.rng: np.random.Generator = rng
+        """The board's own seeded generator (independent of the world's noise streams)."""
+
+    def now(self) -> float:
+        """Rig time, s."""
+        return self._world.t
+
+    def read_cell_voltages(self) -> np.ndarray:
+        """AFE conversion of every channel now, V (offset, gain, noise, tempco, RC filter,
+        quantisation, IR drop on a channel whose bleed switch is on)."""
+        return self._world._afe_convert()
+
+    def read_temperatures(self) -> dict:
+        """NTC readings, °C: ``{"cells": ndarray (one per cell), "board": float,
+        "bleed_resistor": float}``."""
+        return self._world._ntc_readings()
+
+    def read_pack_current(self) -> float:
+        """Shunt current, A (+ charge)."""
+        return self._world._shunt_current()
+
+    def read_pack_voltage(self) -> float:
+        """Stack voltage as the board measures it (sum of the conversions' truth), V."""
+        return self._world.pack_voltage()
+
+    def set_bleed(self, mask) -> None:
+        """Bleed switch commands, bool array (n,). Hardware defects may override a switch."""
+        self._world._set_bleed(mask)
+
+    def set_fets(self, charge: bool, discharge: bool) -> None:
+        """Charge and discharge FETs (True = closed, conducting)."""
+        self._world._set_fets(bool(charge), bool(discharge))
+
+    def set_output(self, line: str, level: bool) -> None:
+        """A digital output of the board (e.g. ``"hvc_out"``), seen by the reference DAQ."""
+        self._world._set_line(line, bool(level))
+
+    def publish(self, telemetry: Telemetry) -> None:
+        """Hand a telemetry snapshot to the link (stamped with the present rig time)."""
+        telemetry.t = self._world.t
+        self._world._publish(telemetry)
+
+
+def load_board_model(spec: str, source: str | None = None, key: str = "bench.model"):
+    """Import a board model class from ``module:Class``.
+
+    Raises :class:`ConfigError` naming ``source`` (the profile file, or ``--board-model``)
+    and ``key`` when the spec is malformed, the module cannot be imported, the class is
+    missing or lacks ``wake``.
+    """
+    src = source or "--board-model"
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ConfigError(src, key, f"board model {spec!r} must be 'module:Class' (e.g. rig.sim.reference_board:ReferenceBoard)")
+    mod_name, cls_name = (s.strip() for s in spec.split(":"))
+    if not mod_name or not cls_name:
+        raise ConfigError(src, key, f"board model {spec!r} must be 'module:Class'")
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as exc:  # ImportError, or an error inside the module
+        raise ConfigError(src, key, f"cannot import board model module '{mod_name}': {type(exc).__name__}: {exc}") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise ConfigError(src, key, f"module '{mod_name}' has no board model class '{cls_name}'")
+    if not callable(getattr(cls, "wake", None)):
+        raise ConfigError(src, key, f"board model '{spec}' has no wake(now) method")
+    return cls
