@@ -1,12 +1,30 @@
 """SCPI instruments over pyvisa: a multi-channel cell emulator and a pack supply/load.
 
 Command sets differ between vendors, so each command is a template attribute of the driver
-(set it in the rig description). Defaults follow the SCPI-1999 channel-list style used by
-multi-channel battery/cell simulators (``(@1:16)``). Hard limits are checked before any
-write. pyvisa is imported lazily on activation.
+(set it in the rig description). Placeholders a template may use:
+
+- ``{ch}`` — one channel, 1-based (``3``)
+- ``{chlist}`` — the whole SCPI-1999 channel list body (``1:16``); ``{n}`` — the channel count
+- ``{v}`` volts, ``{s}`` seconds, ``{src}``/``{snk}`` amps, ``{a}`` amps, ``{state}`` ``ON``/``OFF``
+
+A read template containing ``{ch}`` is sent once per channel (every SCPI cell simulator
+answers that); one without it is sent once and must answer ``n`` comma-separated values
+(``MEAS:VOLT? (@{chlist})`` on instruments that support channel-list queries).
+
+Every public operation is checked: hard limits before anything is written, then, after the
+writes, the instrument's error queue (``SYST:ERR?``): a command the instrument rejected
+(a template that does not match its command set) is a :class:`~rig.errors.RigFault` naming
+the instrument and the command, not a silent no-op. Replies are parsed strictly: a short,
+garbled or overload (``9.9E37``) reply is a RigFault too. Set ``cmd_error_query``,
+``cmd_identify`` or ``cmd_clear`` to ``""`` for an instrument without them.
+
+pyvisa is imported lazily on activation; ``visa_library`` of the resource picks the backend
+(``@py`` pyvisa-py, ``@ivi`` a vendor VISA, ``file.yaml@sim`` pyvisa-sim in tests).
 """
 
 from __future__ import annotations
+
+import math
 
 import attr
 import numpy as np
@@ -17,16 +35,24 @@ from ..errors import RigFault
 from ..protocols import CellEmulator, InstrumentInfo, PackCurrentSource
 from ..safety import check_limit
 
+# SCPI-99 reserves 9.9E37 for "infinity/overrange" and 9.91E37 for "not a number".
+_SCPI_OVERLOAD = 9.9e37
+_MAX_ERRORS_DRAINED = 20
+
 
 def _pair(v):
     lo, hi = (float(x) for x in v)
+    if lo > hi:
+        raise ValueError(f"range [{lo:g}, {hi:g}] has its low end above its high end")
     return (lo, hi)
 
 
 class _Visa:
-    """Open/close a pyvisa session on the bound ScpiInstrument resource."""
+    """Open/close a pyvisa session on the bound ScpiInstrument resource; checked I/O."""
 
     inst = None
+    idn = ""
+    _rm = None
 
     def on_activate(self):
         try:
@@ -34,44 +60,106 @@ class _Visa:
         except ImportError as exc:  # pragma: no cover - pyvisa is a core dependency
             raise RigFault(self._what(), f"pyvisa is not installed: {exc}") from None
         try:
-            rm = pyvisa.ResourceManager(self.res.visa_library)
-            self.inst = rm.open_resource(self.res.address, timeout=int(self.timeout_s * 1000))
-            self.inst.read_termination = "\n"
-            self.inst.write_termination = "\n"
+            self._rm = pyvisa.ResourceManager(self.res.visa_library)
+            self.inst = self._rm.open_resource(
+                self.res.address,
+                timeout=max(1, int(self.timeout_s * 1000)),
+                read_termination="\n",
+                write_termination="\n",
+            )
         except Exception as exc:
-            raise RigFault(self._what(), f"cannot open {self.res.address}: {exc}") from None
+            self._close_session()
+            raise RigFault(self._what(), f"cannot open {self.res.address}: {type(exc).__name__}: {exc}") from None
+        try:
+            if self.cmd_clear:
+                self._write(self.cmd_clear)
+            if self.cmd_identify:
+                self.idn = self._query(self.cmd_identify)
+        except RigFault:
+            self._close_session()
+            raise
 
     def on_deactivate(self):
-        if self.inst is not None:
-            try:
-                self.inst.close()
-            finally:
-                self.inst = None
+        self._close_session()
+
+    def _close_session(self):
+        inst, rm = self.inst, self._rm
+        self.inst, self._rm = None, None
+        for thing in (inst, rm):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:
+                    pass
 
     def _what(self):
-        return f"{self.role} {self.res.model or ''} {self.res.address}".strip()
+        where = ", ".join(x for x in (self.res.model, self.res.address) if x)
+        name = f" '{self.res.name}'" if getattr(self.res, "name", None) else ""
+        return f"{self.role}{name} ({where})" if where else f"{self.role}{name}"
+
+    def _session(self):
+        if self.inst is None:
+            raise RigFault(self._what(), "not connected (the driver is not active)")
+        return self.inst
 
     def _write(self, cmd: str):
+        inst = self._session()
         try:
-            self.inst.write(cmd)
+            inst.write(cmd)
         except Exception as exc:
-            raise RigFault(self._what(), f"write {cmd!r} failed: {exc}") from None
+            raise RigFault(self._what(), f"write {cmd!r} failed: {type(exc).__name__}: {exc}") from None
 
     def _query(self, cmd: str) -> str:
+        inst = self._session()
         try:
-            return self.inst.query(cmd).strip()
+            return inst.query(cmd).strip()
         except Exception as exc:
-            raise RigFault(self._what(), f"query {cmd!r} failed: {exc}") from None
+            raise RigFault(self._what(), f"query {cmd!r} failed: {type(exc).__name__}: {exc}") from None
+
+    def _check_errors(self, after: str):
+        """Read the instrument's error queue; any entry means it rejected ``after``."""
+        if not self.cmd_error_query:
+            return
+        errors = []
+        for _ in range(_MAX_ERRORS_DRAINED):
+            reply = self._query(self.cmd_error_query)
+            code = reply.split(",", 1)[0].strip()
+            try:
+                code = int(code)
+            except ValueError:
+                raise RigFault(self._what(), f"unparseable reply {reply!r} to {self.cmd_error_query!r}") from None
+            if code == 0:
+                break
+            errors.append(reply)
+        if errors:
+            raise RigFault(self._what(), f"the instrument rejected {after!r}: {'; '.join(errors)}")
+
+    def _float(self, text: str, cmd: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise RigFault(self._what(), f"unparseable reply {text!r} to {cmd!r}") from None
+        if not math.isfinite(v) or abs(v) >= _SCPI_OVERLOAD:
+            raise RigFault(self._what(), f"overload or invalid reading {text!r} to {cmd!r}")
+        return v
 
     def info(self) -> InstrumentInfo:
+        extra = {"idn": self.idn} if self.idn else {}
         return InstrumentInfo(role=self.role, model=self.res.model, serial=self.res.serial,
-                              calibration_due=self.res.calibration_due, notes=self.res.address)
+                              calibration_due=self.res.calibration_due, notes=self.res.address, extra=extra)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
     """Multi-channel cell emulator over SCPI.
+
+    Args:
+        channels (int): number of cell channels
+        voltage_range_v ([lo, hi]): hard limit of any channel set point, V
+        max_current_a (float): hard limit of the source and sink current limits, A
+        safe_voltage_v (float): the level ``safe_state`` puts every channel at, V
+        timeout_s (float): VISA I/O timeout, s
 
     Cell-model mode on a real rig is a control loop (``rig.cellmodel``) that is not built
     yet: ``set_cell_model`` raises a RigFault saying so.
@@ -84,54 +172,94 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
     safe_voltage_v = attr.ib(default=3.3, converter=float)
     timeout_s = attr.ib(default=2.0, converter=float)
     cmd_set_voltage = attr.ib(default="SOUR:VOLT {v:.5f},(@{ch})")
-    cmd_output = attr.ib(default="OUTP {state},(@1:{n})")
-    cmd_meas_voltage = attr.ib(default="MEAS:VOLT? (@1:{n})")
-    cmd_meas_current = attr.ib(default="MEAS:CURR? (@1:{n})")
-    cmd_aperture = attr.ib(default="SENS:CURR:APER {s:.4f},(@1:{n})")
-    cmd_current_limits = attr.ib(default="SOUR:CURR:LIM {src:.4f},(@1:{n});:SOUR:CURR:LIM:NEG {snk:.4f},(@1:{n})")
+    cmd_output = attr.ib(default="OUTP {state},(@{chlist})")
+    cmd_meas_voltage = attr.ib(default="MEAS:VOLT? (@{ch})")
+    cmd_meas_current = attr.ib(default="MEAS:CURR? (@{ch})")
+    cmd_aperture = attr.ib(default="SENS:CURR:APER {s:.4f},(@{chlist})")
+    cmd_current_limits = attr.ib(
+        default="SOUR:CURR:LIM {src:.4f},(@{chlist});:SOUR:CURR:LIM:NEG {snk:.4f},(@{chlist})"
+    )
+    cmd_identify = attr.ib(default="*IDN?", converter=str)
+    cmd_clear = attr.ib(default="*CLS", converter=str)
+    cmd_error_query = attr.ib(default="SYST:ERR?", converter=str)
     role = "cell emulator"
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        if self.channels < 1:
+            raise ValueError(f"{self.role}: channels must be >= 1, got {self.channels}")
+        lo, hi = self.voltage_range_v
+        if not lo <= self.safe_voltage_v <= hi:
+            raise ValueError(
+                f"{self.role}: safe_voltage_v {self.safe_voltage_v:g} V is outside voltage_range_v [{lo:g}, {hi:g}] V"
+            )
 
     @property
     def n_channels(self):
         return self.channels
 
-    def _floats(self, text: str) -> np.ndarray:
-        try:
-            vals = np.array([float(x) for x in text.split(",")], dtype=float)
-        except ValueError:
-            raise RigFault(self._what(), f"unparseable reply {text!r}") from None
-        if vals.shape != (self.channels,):
-            raise RigFault(self._what(), f"expected {self.channels} values, got {vals.size}")
-        return vals
+    def _fmt(self, template: str, **kw) -> str:
+        return template.format(n=self.channels, chlist=f"1:{self.channels}" if self.channels > 1 else "1", **kw)
+
+    def _read_channels(self, template: str) -> np.ndarray:
+        if "{ch}" in template:
+            out = np.empty(self.channels)
+            for i in range(self.channels):
+                cmd = self._fmt(template, ch=i + 1)
+                out[i] = self._float(self._query(cmd), cmd)
+            return out
+        cmd = self._fmt(template)
+        text = self._query(cmd)
+        parts = [p for p in text.split(",")] if text else []
+        if len(parts) != self.channels:
+            raise RigFault(self._what(), f"expected {self.channels} values to {cmd!r}, got {len(parts)}: {text!r}")
+        return np.array([self._float(p.strip(), cmd) for p in parts])
 
     def set_voltages(self, volts):
-        arr = np.broadcast_to(np.asarray(volts, dtype=float), (self.channels,))
+        try:
+            arr = np.broadcast_to(np.asarray(volts, dtype=float), (self.channels,))
+        except ValueError:
+            raise ValueError(f"{self._what()}: need one value or {self.channels}, got shape {np.shape(volts)}") from None
         lo, hi = self.voltage_range_v
-        for v in arr:
-            check_limit(self._what(), "channel voltage", v, lo, hi, "V")
+        for i, v in enumerate(arr):
+            check_limit(self._what(), f"channel {i + 1} voltage", v, lo, hi, "V")
         for ch, v in enumerate(arr, start=1):
-            self._write(self.cmd_set_voltage.format(v=v, ch=ch))
+            self._write(self._fmt(self.cmd_set_voltage, v=float(v), ch=ch))
+        self._check_errors(self._fmt(self.cmd_set_voltage, v=float(arr[0]), ch=1))
 
     def set_voltage(self, channel, volts):
+        channel = int(channel)
+        if not 0 <= channel < self.channels:
+            raise IndexError(f"{self._what()}: channel index {channel} outside 0..{self.channels - 1}")
         lo, hi = self.voltage_range_v
-        check_limit(self._what(), "channel voltage", volts, lo, hi, "V")
-        self._write(self.cmd_set_voltage.format(v=float(volts), ch=channel + 1))
+        check_limit(self._what(), f"channel {channel + 1} voltage", volts, lo, hi, "V")
+        cmd = self._fmt(self.cmd_set_voltage, v=float(volts), ch=channel + 1)
+        self._write(cmd)
+        self._check_errors(cmd)
 
     def enable(self, on=True):
-        self._write(self.cmd_output.format(state="ON" if on else "OFF", n=self.channels))
+        cmd = self._fmt(self.cmd_output, state="ON" if on else "OFF")
+        self._write(cmd)
+        self._check_errors(cmd)
 
     def read_voltages(self):
-        return self._floats(self._query(self.cmd_meas_voltage.format(n=self.channels)))
+        return self._read_channels(self.cmd_meas_voltage)
 
     def read_currents(self, aperture_s=None):
         if aperture_s is not None:
-            self._write(self.cmd_aperture.format(s=float(aperture_s), n=self.channels))
-        return self._floats(self._query(self.cmd_meas_current.format(n=self.channels)))
+            if not (math.isfinite(float(aperture_s)) and float(aperture_s) > 0):
+                raise ValueError(f"{self._what()}: aperture must be > 0 s, got {aperture_s}")
+            cmd = self._fmt(self.cmd_aperture, s=float(aperture_s))
+            self._write(cmd)
+            self._check_errors(cmd)
+        return self._read_channels(self.cmd_meas_current)
 
     def set_current_limits(self, source_a, sink_a):
         check_limit(self._what(), "source current limit", source_a, 0.0, self.max_current_a, "A")
         check_limit(self._what(), "sink current limit", sink_a, 0.0, self.max_current_a, "A")
-        self._write(self.cmd_current_limits.format(src=float(source_a), snk=-float(sink_a), n=self.channels))
+        cmd = self._fmt(self.cmd_current_limits, src=float(source_a), snk=-float(sink_a))
+        self._write(cmd)
+        self._check_errors(cmd)
 
     def set_noise(self, v_rms):
         if float(v_rms) != 0.0:
@@ -147,8 +275,14 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
         raise RigFault(self._what(), "not in cell-model mode")
 
     def safe_state(self):
+        """Every channel to ``safe_voltage_v``; if that fails, outputs off. Never raises."""
         try:
             self.set_voltages(self.safe_voltage_v)
+            return
+        except Exception:
+            pass
+        try:
+            self._write(self._fmt(self.cmd_output, state="OFF"))
         except Exception:
             pass
 
@@ -156,7 +290,13 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class ScpiPackSourceDriver(_Visa, Driver, PackCurrentSource):
-    """Bidirectional DC supply/load through the string, over SCPI (+ charge, − discharge)."""
+    """Bidirectional DC supply/load through the string, over SCPI (+ charge, − discharge).
+
+    Args:
+        current_range_a ([lo, hi]): hard limit of the requested current, A
+        max_voltage_limit_v (float): hard limit of the CV limit, V
+        timeout_s (float): VISA I/O timeout, s
+    """
 
     bindings = {"res": "ScpiInstrument"}
     current_range_a = attr.ib(default=[-50.0, 50.0], converter=_pair)
@@ -167,6 +307,9 @@ class ScpiPackSourceDriver(_Visa, Driver, PackCurrentSource):
     cmd_output = attr.ib(default="OUTP {state}")
     cmd_meas_current = attr.ib(default="MEAS:CURR?")
     cmd_meas_voltage = attr.ib(default="MEAS:VOLT?")
+    cmd_identify = attr.ib(default="*IDN?", converter=str)
+    cmd_clear = attr.ib(default="*CLS", converter=str)
+    cmd_error_query = attr.ib(default="SYST:ERR?", converter=str)
     role = "pack current source"
 
     def set_current(self, amps, voltage_limit_v=None):
@@ -174,22 +317,31 @@ class ScpiPackSourceDriver(_Visa, Driver, PackCurrentSource):
         check_limit(self._what(), "current", amps, lo, hi, "A")
         if voltage_limit_v is not None:
             check_limit(self._what(), "voltage limit", voltage_limit_v, 0.0, self.max_voltage_limit_v, "V")
-            self._write(self.cmd_set_voltage_limit.format(v=float(voltage_limit_v)))
-        self._write(self.cmd_set_current.format(a=float(amps)))
-        self._write(self.cmd_output.format(state="ON" if amps else "OFF"))
+        cmds = []
+        if voltage_limit_v is not None:
+            cmds.append(self.cmd_set_voltage_limit.format(v=float(voltage_limit_v)))
+        cmds.append(self.cmd_set_current.format(a=float(amps)))
+        cmds.append(self.cmd_output.format(state="ON" if float(amps) != 0.0 else "OFF"))
+        for cmd in cmds:
+            self._write(cmd)
+        self._check_errors("; ".join(cmds))
 
     def read_current(self):
-        return float(self._query(self.cmd_meas_current))
+        return self._float(self._query(self.cmd_meas_current), self.cmd_meas_current)
 
     def read_voltage(self):
-        return float(self._query(self.cmd_meas_voltage))
+        return self._float(self._query(self.cmd_meas_voltage), self.cmd_meas_voltage)
 
     def off(self):
-        self._write(self.cmd_set_current.format(a=0.0))
-        self._write(self.cmd_output.format(state="OFF"))
+        cmds = [self.cmd_set_current.format(a=0.0), self.cmd_output.format(state="OFF")]
+        for cmd in cmds:
+            self._write(cmd)
+        self._check_errors("; ".join(cmds))
 
     def safe_state(self):
-        try:
-            self.off()
-        except Exception:
-            pass
+        """Current to zero and output off, each tried even if the other fails. Never raises."""
+        for cmd in (self.cmd_set_current.format(a=0.0), self.cmd_output.format(state="OFF")):
+            try:
+                self._write(cmd)
+            except Exception:
+                pass

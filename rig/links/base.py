@@ -245,8 +245,9 @@ class LinkBase(BmsLink):
             waited = now - start
             heard = max(start, newest.t) if newest is not None else start
             if now - heard > self.timeout_s:
+                detail = self._silence_detail()
                 raise LinkFault(self.name, f"no sample for {now - heard:.3f} s (link timeout {self.timeout_s:g} s) "
-                                           f"while waiting for {what}; {self._silence_detail()}")
+                                           f"while waiting for {what}" + (f"; {detail}" if detail else ""))
             if waited >= timeout:
                 raise WaitTimeout(what, timeout, describe_sample(newest))
             clock.sleep(min(poll, timeout - waited))

@@ -37,7 +37,8 @@ def _clock():
 
 def can_decode_rate(n_frames: int = 100_000, n_cells: int = 32, period_s: float = 0.25) -> dict:
     """Queue ``n_frames`` reference-board frames on a virtual bus (not timed), then time the
-    link draining and decoding them. Returns frames, samples, wall_s, frames_per_s."""
+    link draining and decoding them. Returns frames, samples, simulated_s (the stream's
+    span of board time), wall_s, frames_per_s."""
     import can
 
     from ..sim.can_tx import CanTransmitter
@@ -62,7 +63,7 @@ def can_decode_rate(n_frames: int = 100_000, n_cells: int = 32, period_s: float 
     finally:
         link.close()
         tx.close()
-    return {"frames": got, "samples": samples, "n_cells": n_cells, "wall_s": wall,
+    return {"frames": got, "samples": samples, "n_cells": n_cells, "simulated_s": k * period_s, "wall_s": wall,
             "frames_per_s": got / wall if wall > 0 else float("inf")}
 
 

@@ -61,6 +61,11 @@ class ModbusBmsLink(LinkBase):
             self.port, framer=FramerType.RTU, baudrate=self.baudrate, bytesize=8, parity="N", stopbits=1,
             timeout=self.response_timeout_s, retries=int(retries), name=name, trace_packet=self._trace,
         )
+        if self.port.startswith("/dev/pts/") and hasattr(self._client, "_recv_interval"):
+            # a pty delivers a reply at once; pymodbus's 1 ms "is more coming" poll (meant for
+            # USB adapters) would dominate the transaction. An early look is harmless: pymodbus
+            # keeps reading until the frame is complete or the timeout passes.
+            self._client._recv_interval = 0.0002
         if not self._client.connect():
             raise LinkFault(self.name, f"cannot open serial port {self.port} at {self.baudrate} baud")
         read = {"holding": self._client.read_holding_registers, "input": self._client.read_input_registers}

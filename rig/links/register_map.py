@@ -28,6 +28,7 @@ protocol addresses (register 40001 is address 0). Errors are
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigError
-from .base import expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model  # noqa: F401
+from .base import format_fields, load_yaml_mapping, unit_factor, validate_model
 
 RegType = Literal["uint16", "int16", "uint32", "int32", "ascii"]
 _WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2}
@@ -383,7 +384,7 @@ class RegisterPlan:
 def _parse_format(fmt: str, text: str) -> dict[str, str]:
     """Invert a simple ``"{major}.{minor}.{patch}"`` format on ``text`` (missing parts -> "")."""
     pattern, names = "", []
-    for literal, fname, _spec, _conv in __import__("string").Formatter().parse(fmt):
+    for literal, fname, _spec, _conv in string.Formatter().parse(fmt):
         pattern += re.escape(literal)
         if fname is not None:
             names.append(fname)
@@ -395,8 +396,12 @@ def _parse_format(fmt: str, text: str) -> dict[str, str]:
     return {n: (parts[i] if i < len(parts) else "") for i, n in enumerate(names)}
 
 
-def load_register_map(path: str | Path) -> RegisterMap:
+def load_register_map(path: str | Path, n_cells: int | None = None):
+    """Read and schema-validate a register map; with ``n_cells`` also check the layout for
+    that many cells and return the compiled :class:`RegisterPlan` (``bmsrig check``)."""
     p = Path(path)
+    if n_cells is not None:
+        return compile_register_map(p, int(n_cells))
     return validate_model(RegisterMap, load_yaml_mapping(p, "register map"), p)
 
 

@@ -314,9 +314,16 @@ def load_dbc(dbc_path: str | Path):
         raise ConfigError(p, None, f"not a valid DBC: {text or type(exc).__name__}") from None
 
 
-def load_signal_map(map_path: str | Path) -> SignalMap:
-    """Read and schema-validate a signal map (not yet checked against a DBC)."""
+def load_signal_map(map_path: str | Path, dbc_path: str | Path | None = None, n_cells: int | None = None):
+    """Read and schema-validate a signal map.
+
+    With ``dbc_path`` and ``n_cells`` it is also checked against the DBC for that many cells
+    (``bmsrig check`` does this) and the compiled :class:`CanPlan` is returned; otherwise
+    the validated :class:`SignalMap`.
+    """
     p = Path(map_path)
+    if dbc_path is not None and n_cells is not None:
+        return compile_signal_map(p, dbc_path, int(n_cells))
     return validate_model(SignalMap, load_yaml_mapping(p, "signal map"), p)
 
 
@@ -407,7 +414,7 @@ def _series_names(series: Series, n_cells: int, key: str, path: Path, exact: boo
 def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int, db=None) -> CanPlan:
     """Validate ``map_path`` against ``dbc_path`` for ``n_cells`` and precompute the decode plan."""
     map_path, dbc_path = Path(map_path), Path(dbc_path)
-    smap = load_signal_map(map_path)
+    smap = load_signal_map(map_path)  # schema only
     db = db if db is not None else load_dbc(dbc_path)
     if n_cells < 1:
         raise ConfigError(map_path, "cells", f"the profile's cell count must be >= 1, got {n_cells}")

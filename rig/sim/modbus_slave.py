@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 import threading
 import time
 import tty
@@ -150,14 +151,17 @@ class ModbusSlave:
             while buf:
                 try:
                     used, pdu = framer.handleFrame(buf, 0, 0)
-                except ModbusException:
-                    buf = b""
+                except (ModbusException, ValueError, IndexError, struct.error):
+                    buf = b""  # undecodable request: drop it, as a board would; keep serving
                     self.bad_frames += 1
                     break
                 buf = buf[used:]
                 if pdu is None:
                     break
-                self._respond(framer, pdu)
+                try:
+                    self._respond(framer, pdu)
+                except Exception:  # never let one odd request kill the board's UART
+                    self.bad_frames += 1
 
     def _respond(self, framer, pdu) -> None:
         from pymodbus.pdu import ExceptionResponse

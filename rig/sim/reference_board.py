@@ -49,7 +49,7 @@ QUIET_MARGIN_V = 0.030
 """No fast-forward with any cell within this of a protection threshold (as last sampled)."""
 QUIET_MARGIN_C = 2.0
 OTUT_HYSTERESIS_C = 2.0
-FF_MAX_S = 900.0
+FF_MAX_S = 3600.0
 """Longest fast-forward window while balancing, s (re-sample and re-decide at least this often)."""
 FF_THERMAL_TOL_C = 0.75
 
@@ -465,7 +465,10 @@ class ReferenceBoard:
         strat = self.strategy_duty(self.pack_state(self.i_pack))
         if strat != self.strategy_duty(self.state):
             n_dec = 0
-        would = self._active(self.v, self.balancing, strat) and bool(self.select(self.v, self.parity ^ 1).any())
+        par_masks = {q: self.select(self.v, q) for q in (0, 1)} if self.balancing or not self.mask.any() else None
+        if par_masks is None:
+            return None
+        would = self._active(self.v, self.balancing, strat) and bool(par_masks[self.parity ^ 1].any())
         if would != self.balancing:
             n_dec = 0  # the next decision changes something: let the firmware take it for real
         eq = None
@@ -473,7 +476,7 @@ class ReferenceBoard:
             max_dec = max(0, int(FF_MAX_S / self.interval) - 1)
             n_dec = min(n_dec, max_dec)
             if n_dec > 0:
-                masks = [self.select(self.v, (self.parity + j) & 1) for j in (1, 2)]
+                masks = [par_masks[0], par_masks[1]]
                 d_eq, t_min, t_mean = self._equilibrium(masks, strat)
                 t_ntc = float(self.temps["bleed_resistor"])
                 if d_eq < 1.0 and not (t_min - FF_THERMAL_TOL_C <= t_ntc <= t_mean + FF_THERMAL_TOL_C):
@@ -496,7 +499,7 @@ class ReferenceBoard:
             tj = self.t_conv(cj)
             if self.balancing:
                 parity ^= 1
-                mask = self.select(self.v, parity)
+                mask = par_masks[parity]
                 dj = strat * (eq if eq is not None else 1.0)
                 off = tj + dj * self.interval if dj < 1.0 else tj + self.interval + P
                 on += mask * max(0.0, min(off, t_res) - tj)

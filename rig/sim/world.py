@@ -61,13 +61,14 @@ QUIESCENT_A = 1e-3
 BOARD_TAU_S = 300.0
 """Board (AFE, NTC) temperature lag behind the chamber air, s."""
 THERMAL_LUMP_S = 0.5
+CHARGER_REG_S = 1.0
 FF_DV_MAX_V = 5e-3
 FF_DT_MAX_C = 1.0
 DAQ_NOISE_RMS_V = 50e-6
 DAQ_UNCERTAINTY_V = 0.5e-3
 """Expanded uncertainty (k=2) of one averaged DAQ cell-voltage reading, V."""
 THERMOCOUPLE_NOISE_C = 0.05
-HISTORY_ROWS = 16384
+HISTORY_ROWS = 32768
 HISTORY_KEEP_S = 900.0
 EPS_T = 1e-9
 NOMINAL_V = {"lfp": 3.30, "nmc": 3.70}
@@ -173,6 +174,8 @@ class World:
         self._modbus = None
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0}
 
+        self._v_stale = False
+        self._chg_next_t = 0.0
         self._recompute()
         self.afe.reset(0.0, self._afe_input())
 
@@ -276,6 +279,7 @@ class World:
 
     def terminal_voltages(self) -> np.ndarray:
         """V at the emulator terminals now (no noise)."""
+        self._refresh_v()
         return self._v.copy()
 
     def channel_currents(self, aperture_s: float = 0.0) -> np.ndarray:
@@ -322,6 +326,8 @@ class World:
         return self._i_pack
 
     def pack_voltage(self) -> float:
+        """String voltage at the charger terminals, V."""
+        self._refresh_v()
         return float(self._v.sum())
 
     # ================================================================== chamber
@@ -352,6 +358,7 @@ class World:
     # ================================================================== DAQ
     def daq_voltages(self) -> np.ndarray:
         """Reference reading of the terminal voltages (DAQ noise ~50 µV RMS), V."""
+        self._refresh_v()
         return self._v + self._rngs["daq"].standard_normal(self.n) * DAQ_NOISE_RMS_V
 
     daq_uncertainty_v = DAQ_UNCERTAINTY_V
@@ -434,6 +441,7 @@ class World:
         return self._v
 
     def _afe_convert(self) -> np.ndarray:
+        self._refresh_v()
         extra = None
         if self._noise_rms > 0.0:
             extra = self._rngs["emulator"].standard_normal(self.n) * self._noise_rms
@@ -459,6 +467,7 @@ class World:
         if m.shape != (self.n,):
             raise ValueError(f"set_bleed: mask must have shape ({self.n},), got {m.shape}")
         self._cmd = m.copy()
+        self._refresh_v()
         conduct = m | self._stuck
         if np.array_equal(conduct, self._conduct):
             return
@@ -529,7 +538,7 @@ class World:
         r0 = pk.resistance_r0()
         r1 = pk.resistance_r1()
         rterm = r0 + r1 * (1.0 - a)
-        if h > 0:
+        if h > 2.0:  # long step: the OCV rises inside it (the LFP knee); keeps CV stable
             rterm = rterm + pk._curve.slope(pk.soc, pk.temperature_c) * (h / 3600.0) / pk.capacity_ah
         v_open = pk.ocv() + pk.v_rc * a
         if i_board is not None:
@@ -539,8 +548,18 @@ class World:
             return min(max(i, 0.0), i_set)
         return max(min(i, 0.0), i_set)
 
+    def _refresh_v(self) -> None:
+        """Cell-model mode: bring the terminal voltages (and what follows) up to date."""
+        if self._v_stale:
+            self._v_stale = False
+            self._v = self._pack.terminal_voltage(self._i_pack - self._i_ch)
+            self._update_currents()
+            self.afe.set_input(self.t, self._afe_input())
+
     def _recompute(self) -> None:
         """Terminal voltages, bleed/channel currents, pack current from the present state."""
+        self._v_stale = False
+        self._chg_next_t = self.t
         if self._mode == "model":
             self._update_currents()
             i_board = self._i_ch
@@ -556,8 +575,9 @@ class World:
 
     def _record(self, t: float) -> None:
         if self._h_len >= HISTORY_ROWS:
+            # drop what is older than HISTORY_KEEP_S, and at least the oldest half
             keep_from = int(np.searchsorted(self._h_t[: self._h_len], t - HISTORY_KEEP_S))
-            keep_from = max(1, min(keep_from, self._h_len - HISTORY_ROWS // 2))
+            keep_from = max(keep_from, self._h_len // 2)
             m = self._h_len - keep_from
             self._h_t[:m] = self._h_t[keep_from: self._h_len]
             self._h_q[:m] = self._h_q[keep_from: self._h_len]
@@ -579,16 +599,16 @@ class World:
             self._lump_e += float(np.dot(self._i_bleed, self._v)) * dt
         if self._mode == "model":
             i_board = self._i_ch
-            if self._chg_i != 0.0:
-                self._i_pack = self._charger_current(dt, i_board)
+            if self._chg_i != 0.0 and self.t >= self._chg_next_t:
+                # the regulator re-evaluates a few times a second on the fine path
+                self._i_pack = self._charger_current(max(dt, CHARGER_REG_S), i_board)
+                self._chg_next_t = self.t + CHARGER_REG_S
             self._pack.step(dt, self._i_pack - i_board)
             self._lump_dt += dt
             self.t = t1
             if self._lump_dt >= THERMAL_LUMP_S:
                 self._flush_thermal()
-            self._v = self._pack.terminal_voltage(self._i_pack - i_board)
-            self._update_currents()
-            self.afe.set_input(t1, self._afe_input())
+            self._v_stale = True  # terminal voltages refresh when someone looks (µV/ms drift)
         else:
             self._lump_dt += dt
             self.t = t1
@@ -622,6 +642,7 @@ class World:
     def _fast_forward(self, t_res: float, duty: np.ndarray) -> None:
         """Integrate to ``t_res`` with the average bleed ``duty`` (the board is quiet)."""
         self._flush_thermal()
+        self._refresh_v()
         self.stats["ff"] += 1
         t_start = self.t
         duty = np.clip(duty, 0.0, 1.0)

@@ -1,0 +1,244 @@
+"""Benchmarks of the virtual bench (``bmsrig bench --json``).
+
+Each scenario drives a :class:`rig.sim.world.World` directly in big ``advance`` steps
+(they are benchmarks of the simulator, not test plans) and returns::
+
+    {"scenario": name, "simulated_s": s, "wall_s": s, "ratio": simulated/wall, "result": {...}}
+
+Scenarios:
+
+- ``balance-40h`` — 16S LFP 100 Ah (reference-16s-lfp), cell-model mode, fifteen cells 2 Ah
+  above the sixteenth, held at the top of charge by a CV charger; reports the time until
+  the true Vmax − Vmin falls below the stop delta, the prediction from bleed current ×
+  duty (odd/even alternation, measurement pauses, derating equilibrium), per-cell bleed-on
+  hours (≈ 40 h for 2 Ah at 50 mA) and the charge bled.
+- ``daily-60d`` — the same pack cycled daily for 60 days (discharge to 30 % SOC, rest, CC
+  then CV with a 45-minute top-of-charge window): the day the delta falls below the stop delta.
+- ``ff-vs-fine`` — 2 h of balancing with fast-forward and with a fixed 10 ms step: charge
+  bled and final delta must agree within 1 %.
+- ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+PROFILE = "reference-16s-lfp"
+CV_CELL_V = 3.47
+"""CV hold per cell for the top-of-charge scenarios, V (high cells sit around 3.45–3.5 V)."""
+
+
+def _profile():
+    from .profile import load_profile
+    return load_profile(PROFILE)
+
+
+def _imbalanced_world(profile, seed=0, fine_step_s=None, soc_high=0.995, offset_ah=2.0):
+    from .sim.world import World
+    w = World(profile, seed=seed, fine_step_s=fine_step_s)
+    cap = profile.capacity_ah
+    soc = np.full(profile.cells, soc_high)
+    soc[-1] = soc_high - offset_ah / cap
+    w.set_cell_model(profile.chemistry, cap, soc)
+    return w
+
+
+def _delta_v(w) -> float:
+    v = w.terminal_voltages()
+    return float(v.max() - v.min())
+
+
+def _result(name, simulated, wall, result):
+    return {"scenario": name, "simulated_s": simulated, "wall_s": round(wall, 4),
+            "ratio": round(simulated / wall, 1) if wall > 0 else math.inf, "result": result}
+
+
+def predicted_duty(profile, v_cell: float, n_candidates: int) -> dict:
+    """Bleed duty per candidate cell the profile predicts at the top of charge.
+
+    - alternation: non-adjacent odd/even sets alternate, so a run of adjacent candidates
+      is bled every other interval (0.5); ``max_channels`` caps a set;
+    - measurement pauses: ``1 − mute_s / period_s``;
+    - derating: the fixed point of ``d = duty_at(T)`` with the hot spot at
+      ``T = T_board + c_per_w · P · d`` (mean power of the alternating sets).
+    """
+    b, s = profile.balancing, profile.sampling
+    n_odd = min(math.ceil(n_candidates / 2), b.max_channels)
+    n_even = min(n_candidates // 2, b.max_channels)
+    alternation = (n_odd + n_even) / (2.0 * n_candidates) if not b.allow_adjacent else min(1.0, b.max_channels / n_candidates)
+    mute = 1.0 - s.mute_s / s.period_s
+    i_bleed = v_cell / b.bleed_resistor_ohm
+    p_avg = 0.5 * (n_odd + n_even) * v_cell * i_bleed * mute
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if b.derating.duty_at(25.0 + b.resistor_thermal_c_per_w * p_avg * mid) > mid:
+            lo = mid
+        else:
+            hi = mid
+    derating = 0.5 * (lo + hi)
+    if b.derating.duty_at(25.0 + b.resistor_thermal_c_per_w * p_avg) >= 1.0:
+        derating = 1.0
+    return {"i_bleed_a": i_bleed, "alternation": alternation, "mute": mute, "derating": derating,
+            "duty": alternation * mute * derating}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def balance_40h(max_hours: float = 600.0, step_s: float = 3600.0) -> dict:
+    p = _profile()
+    w = _imbalanced_world(p)
+    w.set_charger(5.0, p.cells * CV_CELL_V)
+    stop = p.balancing.stop_delta_mv * 1e-3
+    t0 = time.perf_counter()
+    t_done = None
+    while w.t < max_hours * 3600.0:
+        w.advance(step_s)
+        if _delta_v(w) < stop:
+            t_done = w.t
+            break
+    wall = time.perf_counter() - t0
+    v_high = float(np.median(w.terminal_voltages()[:-1]))
+    pred = predicted_duty(p, v_high, p.cells - 1)
+    bled_ah = w.bleed_charge_c / 3600.0
+    need_ah = float(np.mean(bled_ah[:-1]))  # what each high cell actually had to lose
+    t_pred = 2.0 * 3600.0 / (pred["i_bleed_a"] * pred["duty"])
+    res = {
+        "hours_to_stop_delta": None if t_done is None else round(t_done / 3600.0, 2),
+        "predicted_hours": round(t_pred / 3600.0, 2),
+        "predicted_hours_from_bled_charge": round(need_ah / (pred["i_bleed_a"] * pred["duty"]), 2),
+        "agreement": None if t_done is None else round(t_done / t_pred - 1.0, 4),
+        "prediction": {k: round(v, 4) for k, v in pred.items()},
+        "bleed_on_hours_per_cell": [round(x, 2) for x in (w.bleed_on_s / 3600.0)],
+        "bleed_on_hours_mean_high_cells": round(float(np.mean(w.bleed_on_s[:-1])) / 3600.0, 2),
+        "charge_bled_ah_per_cell": [round(x, 4) for x in bled_ah],
+        "charge_bled_ah_total": round(float(bled_ah.sum()), 3),
+        "final_delta_mv": round(_delta_v(w) * 1e3, 2),
+        "hot_spot_c": round(w.hot_spot_temperature(), 1),
+        "world_stats": dict(w.stats),
+    }
+    w.close()
+    return _result("balance-40h", w.t, wall, res)
+
+
+def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
+              low_soc: float = 0.30, top_window_s: float = 2700.0) -> dict:
+    p = _profile()
+    w = _imbalanced_world(p)
+    stop = p.balancing.stop_delta_mv * 1e-3
+    v_cv = p.cells * CV_CELL_V
+    t0 = time.perf_counter()
+    day_done = None
+    deltas = []
+    for day in range(1, days + 1):
+        day_start = w.t
+        # discharge to ~30 % SOC
+        w.set_charger(-discharge_a, None)
+        while float(np.mean(w.soc())) > low_soc:
+            rem = (float(np.mean(w.soc())) - low_soc) * p.capacity_ah / discharge_a * 3600.0
+            w.advance(max(60.0, min(3600.0, rem)))
+        w.set_charger(0.0)
+        w.advance(3600.0)  # rest
+        # CC until the CV limit takes over, then the 45-minute top-of-charge window
+        w.set_charger(charge_a, v_cv)
+        while w.pack_current() > 0.95 * charge_a:
+            rem = (0.99 - float(np.mean(w.soc()))) * p.capacity_ah / charge_a * 3600.0
+            w.advance(max(60.0, min(3600.0, rem)))
+            if w.t - day_start > 86000:
+                break
+        w.advance(top_window_s)
+        d = _delta_v(w)
+        deltas.append(round(d * 1e3, 2))
+        w.set_charger(0.0)
+        if d < stop and day_done is None:
+            day_done = day
+            break
+        left = day_start + 86400.0 - w.t
+        if left > 0:
+            w.advance(left)
+    wall = time.perf_counter() - t0
+    bled = w.bleed_charge_c / 3600.0
+    per_day = float(np.mean(bled[:-1])) / len(deltas)
+    res = {
+        "day_below_stop_delta": day_done,
+        "day_below_start_delta": next((i + 1 for i, d in enumerate(deltas) if d < p.balancing.start_delta_mv), None),
+        "days_simulated": len(deltas),
+        "delta_mv_end_of_cv_by_day": deltas,
+        "charge_bled_ah_per_high_cell": round(float(np.mean(bled[:-1])), 4),
+        "charge_bled_ah_per_high_cell_per_day": round(per_day, 5),
+        "projected_days_for_2ah": round(2.0 / per_day, 1) if per_day > 0 else None,
+        "bleed_on_hours_mean_high_cells": round(float(np.mean(w.bleed_on_s[:-1])) / 3600.0, 2),
+        "world_stats": dict(w.stats),
+    }
+    w.close()
+    return _result("daily-60d", w.t, wall, res)
+
+
+def ff_vs_fine(window_s: float = 7200.0, fine_step_s: float = 0.01, seed: int = 3) -> dict:
+    """The same balancing window with fast-forward and with a fixed fine step."""
+    p = _profile()
+    out = {}
+    walls = {}
+    for label, fine in (("ff", None), ("fine", fine_step_s)):
+        w = _imbalanced_world(p, seed=seed, fine_step_s=fine)
+        w.set_charger(5.0, p.cells * CV_CELL_V)
+        t0 = time.perf_counter()
+        steps = max(1, int(round(window_s / 600.0)))
+        for _ in range(steps):
+            w.advance(window_s / steps)
+        walls[label] = time.perf_counter() - t0
+        out[label] = {"charge_bled_ah": float(w.bleed_charge_c.sum() / 3600.0),
+                      "final_delta_mv": _delta_v(w) * 1e3, "events": w.stats["events"]}
+        w.close()
+    q_err = out["ff"]["charge_bled_ah"] / out["fine"]["charge_bled_ah"] - 1.0
+    d_err = out["ff"]["final_delta_mv"] / out["fine"]["final_delta_mv"] - 1.0
+    res = {
+        "window_s": window_s,
+        "ff": {k: round(v, 6) for k, v in out["ff"].items()},
+        "fine": {k: round(v, 6) for k, v in out["fine"].items()},
+        "charge_rel_error": round(q_err, 5),
+        "delta_rel_error": round(d_err, 5),
+        "agree_within_1pct": abs(q_err) < 0.01 and abs(d_err) < 0.01,
+        "wall_ff_s": round(walls["ff"], 3),
+        "wall_fine_s": round(walls["fine"], 3),
+    }
+    return _result("ff-vs-fine", window_s, walls["ff"] + walls["fine"], res)
+
+
+def can_decode() -> dict | None:
+    try:
+        from .links.bench import can_decode_rate
+    except ImportError:
+        return None
+    t0 = time.perf_counter()
+    r = can_decode_rate()
+    wall = time.perf_counter() - t0
+    sim = r.get("simulated_s", r.get("samples", 0) * 0.25) if isinstance(r, dict) else 0.0
+    return _result("can-decode", sim, wall, r)
+
+
+SCENARIOS = {
+    "balance-40h": balance_40h,
+    "daily-60d": daily_60d,
+    "ff-vs-fine": ff_vs_fine,
+    "can-decode": can_decode,
+}
+
+
+def run_benchmarks(names=None) -> list[dict]:
+    """Run the named scenarios (all by default) and return their result dicts."""
+    names = list(names) if names else list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        from .errors import ConfigError
+        raise ConfigError("bmsrig bench", None, f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    out = []
+    for n in names:
+        r = SCENARIOS[n]()
+        if r is not None:
+            out.append(r)
+    return out

@@ -1,0 +1,621 @@
+"""Lab procedures shared by several plans.
+
+Everything here talks to the rig through the instrument protocols (``rig.protocols``) and
+the DUT link only; expected values and margins come from the board profile. Nothing here
+imports ``rig.sim``: the same procedures drive a real rig. Waits are on the rig clock.
+
+Units: V, A, °C, s at every boundary (as the protocols); names ending in ``_mv``/``_ma``
+say otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rig.errors import WaitTimeout
+
+# --------------------------------------------------------------------------- naming
+
+
+def cell_name(i: int) -> str:
+    """Measurement prefix of the channel at 0-based index ``i``: ``cell05`` for index 4."""
+    return f"cell{i + 1:02d}"
+
+
+def cells_text(mask) -> str:
+    """``[3, 5]`` (1-based) for a bool mask or index list."""
+    arr = np.asarray(mask)
+    idx = np.flatnonzero(arr) if arr.dtype == bool else arr
+    return "[" + ", ".join(str(int(i) + 1) for i in idx) + "]"
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def settle_s(profile) -> float:
+    """Time for a step on the cell inputs to be fully inside the board's reported value, s.
+
+    The reported value is a moving average of ``filter_samples`` conversions, one per
+    ``period_s``; add one period for the conversion phase and one link poll to see it.
+    """
+    s = profile.sampling
+    return (s.filter_samples + 1) * s.period_s + profile.link.poll_s
+
+
+def poll_s(profile) -> float:
+    """Polling step for loops that watch the board: never faster than the link's poll."""
+    return max(profile.link.poll_s, profile.sampling.period_s)
+
+
+def independent_samples(profile, window_s: float) -> float:
+    """How many statistically independent reported values a window holds (>= 1)."""
+    s = profile.sampling
+    return max(1.0, window_s / (s.filter_samples * s.period_s))
+
+
+# --------------------------------------------------------------------------- set points
+
+
+def plateau_v(profile) -> float:
+    """A resting cell voltage on the plateau, clearly below the balancing minimum, V."""
+    return profile.balancing.min_cell_v - 0.100
+
+
+def cell_temperature_c(sample) -> float:
+    """Mean reported cell temperature (the cell NTCs: every entry but the last), °C."""
+    return float(np.mean(np.asarray(sample.temps_c)[:-1]))
+
+
+def bleed_ntc_c(sample) -> float:
+    """The bleed-resistor NTC as the board reports it (last temperature entry), °C."""
+    return float(np.asarray(sample.temps_c)[-1])
+
+
+def top_of_charge_v(profile, link, margin_mv: float | None = None) -> float:
+    """Cell voltage near the top of charge: the temperature-compensated balancing
+    minimum (at the board's reported cell temperature) plus a margin, V.
+
+    The default margin is four times the sampling accuracy, so a board within spec sees
+    every cell above the minimum.
+    """
+    if margin_mv is None:
+        margin_mv = 4.0 * profile.sampling.accuracy_mv
+    t_cell = cell_temperature_c(link.latest())
+    return profile.balancing.min_cell_v_at(t_cell) + margin_mv * 1e-3
+
+
+def imbalance_mv(profile) -> float:
+    """An imbalance clearly above the start delta: start delta + 2 × accuracy, mV."""
+    b = profile.balancing
+    return b.start_delta_mv + 2.0 * profile.sampling.accuracy_mv
+
+
+class Cells:
+    """The emulator's set points as the plan commands them (every channel at once).
+
+    ``set(ch, v)`` changes one channel by sending the whole array: one command per change,
+    and the plan always knows what it commanded.
+    """
+
+    def __init__(self, emulator, volts):
+        self.emulator = emulator
+        self.v = np.broadcast_to(np.asarray(volts, dtype=float), (emulator.n_channels,)).copy()
+        emulator.set_voltages(self.v.copy())
+
+    def set(self, channel: int, volts: float) -> None:
+        self.v[channel] = float(volts)
+        self.emulator.set_voltages(self.v.copy())
+
+    def set_all(self, volts) -> None:
+        self.v = np.broadcast_to(np.asarray(volts, dtype=float), self.v.shape).copy()
+        self.emulator.set_voltages(self.v.copy())
+
+
+def set_cells(emulator, volts) -> np.ndarray:
+    """Set every channel; returns the commanded array (V)."""
+    v = np.broadcast_to(np.asarray(volts, dtype=float), (emulator.n_channels,)).copy()
+    emulator.set_voltages(v)
+    return v
+
+
+def set_cells_and_settle(emulator, clock, profile, volts) -> np.ndarray:
+    """Set every channel and wait until the board's reported values have followed."""
+    v = set_cells(emulator, volts)
+    clock.sleep(settle_s(profile))
+    return v
+
+
+# --------------------------------------------------------------------------- link readings
+
+
+def observe(clock, profile, duration_s: float) -> float:
+    """Let ``duration_s`` of rig time pass while watching the link at its poll rate (a lab
+    logs the bus continuously; on the bench this also keeps the board from being
+    fast-forwarded past what the plan wants to see). Returns the start time."""
+    t0 = clock.now()
+    step = profile.link.poll_s
+    while clock.now() < t0 + duration_s - 1e-9:
+        clock.sleep(min(step, t0 + duration_s - clock.now()))
+    return t0
+
+
+@dataclass
+class BoardReading:
+    """The board's reported cell voltages over a window."""
+
+    mean_v: np.ndarray
+    std_v: np.ndarray
+    n_samples: int
+    n_independent: float
+    samples: list = field(repr=False, default_factory=list)
+
+    @property
+    def repeatability_u_v(self) -> np.ndarray:
+        """Standard uncertainty of the mean from the scatter (std / sqrt(n_eff)), V."""
+        return self.std_v / math.sqrt(self.n_independent)
+
+
+def board_average(link, clock, profile, window_s: float | None = None) -> BoardReading:
+    """Average the link's reported cell voltages over ``window_s`` of rig time.
+
+    Default window: two filter lengths (several independent reported values).
+    """
+    s = profile.sampling
+    if window_s is None:
+        window_s = 2.0 * s.filter_samples * s.period_s
+    t0 = observe(clock, profile, window_s)
+    samples = link.history(since=t0)
+    if not samples:
+        samples = [link.latest()]
+    arr = np.array([np.asarray(x.cell_v, dtype=float) for x in samples])
+    return BoardReading(arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]),
+                        len(arr), independent_samples(profile, window_s), samples)
+
+
+def daq_uncertainty_v(daq) -> float:
+    """Expanded uncertainty (k=2) of one averaged DAQ cell-voltage reading, V.
+
+    Work-around: on the virtual bench ``World.daq_uncertainty_v`` is a float attribute while
+    the bench DAQ driver calls it; until that is fixed, read the attribute behind it.
+    """
+    try:
+        return float(daq.voltage_uncertainty_v())
+    except TypeError:
+        world = getattr(getattr(daq, "bench", None), "world", None)
+        return float(getattr(world, "daq_uncertainty_v"))
+
+
+def reference_voltages(daq, samples: int = 16) -> tuple[np.ndarray, float]:
+    """Reference DAQ cell voltages (mean of ``samples``) and their expanded uncertainty, V."""
+    return np.asarray(daq.read_cell_voltages(samples=samples), dtype=float), daq_uncertainty_v(daq)
+
+
+def wait_sample(link, condition, timeout: float, what: str):
+    """``link.wait_for`` that returns None instead of raising on timeout (the plan measures
+    the absence; a silent link still raises LinkFault: that is a rig fault)."""
+    try:
+        return link.wait_for(condition, timeout=timeout, what=what)
+    except WaitTimeout:
+        return None
+
+
+def first_sample(samples, predicate):
+    for s in samples:
+        if predicate(s):
+            return s
+    return None
+
+
+def mask_changes(samples) -> int:
+    """How many times the balancing mask changed between consecutive samples."""
+    n = 0
+    prev = None
+    for s in samples:
+        m = np.asarray(s.balancing, dtype=bool)
+        if prev is not None and not np.array_equal(m, prev):
+            n += 1
+        prev = m
+    return n
+
+
+def adjacent_pairs(mask) -> int:
+    """Number of neighbouring channel pairs both set in ``mask``."""
+    m = np.asarray(mask, dtype=bool)
+    return int(np.sum(m[1:] & m[:-1]))
+
+
+# --------------------------------------------------------------------------- emulator currents
+
+
+def idle_currents(emulator, clock, window_s: float = 2.0) -> np.ndarray:
+    """Channel currents with balancing off (the board's own supply draw), mean over a window, A."""
+    clock.sleep(window_s)
+    return np.asarray(emulator.read_currents(aperture_s=window_s), dtype=float)
+
+
+def on_currents(emulator, clock, profile, reads: int = 6) -> np.ndarray:
+    """Instantaneous channel currents while the bleed switches conduct, A.
+
+    The board mutes balancing ``mute_s`` before each conversion, so a short aperture can fall
+    into a gap: read ``reads`` times with an aperture shorter than a mute gap, spaced so the
+    phases spread over the sampling period, and take the high value per channel.
+    """
+    s = profile.sampling
+    aperture = max(1e-4, 0.2 * s.mute_s) if s.mute_s > 0 else 1e-3
+    spacing = s.period_s * (1.0 + 1.0 / (reads + 1)) + 3 * aperture
+    best = None
+    for _ in range(reads):
+        clock.sleep(spacing)
+        i = np.asarray(emulator.read_currents(aperture_s=aperture), dtype=float)
+        best = i if best is None else np.maximum(best, i)
+    return best
+
+
+def mean_currents(emulator, clock, window_s: float) -> np.ndarray:
+    """Mean channel currents over the next ``window_s`` of rig time, A."""
+    clock.sleep(window_s)
+    return np.asarray(emulator.read_currents(aperture_s=window_s), dtype=float)
+
+
+def current_u_a(i_a) -> np.ndarray:
+    """Expanded uncertainty assumed for an emulator channel current reading, A
+    (0.5 % of reading + 0.1 mA, a typical SMU/emulator readback class)."""
+    return 0.005 * np.abs(np.asarray(i_a, dtype=float)) + 1e-4
+
+
+# --------------------------------------------------------------------------- chamber
+
+
+def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 300.0, settle_c: float = 0.3,
+         timeout_s: float = 6 * 3600.0) -> float:
+    """Chamber to ``celsius``, wait until stable, then until the board's own temperature
+    reading ``reading(sample)`` (default: mean cell NTC) settles: change < ``settle_c`` over
+    ``dwell_s``. Returns that reading."""
+    reading = reading or cell_temperature_c
+    chamber.set_temperature(celsius)
+    chamber.wait_stable(tolerance_c=1.0, dwell_s=min(dwell_s, 120.0), timeout_s=timeout_s)
+    start = clock.now()
+    last = reading(link.latest())
+    while clock.now() - start < timeout_s:
+        clock.sleep(dwell_s)
+        now_t = reading(link.latest())
+        if abs(now_t - last) < settle_c:
+            return now_t
+        last = now_t
+    return last
+
+
+def soak_board(chamber, link, clock, celsius: float) -> float:
+    """Soak for the board's electronics (the AFE): with no balancing, the bleed-resistor NTC
+    sits on the board and tracks its temperature; wait until it settles (tau ~ minutes)."""
+    return soak(chamber, link, clock, celsius, reading=bleed_ntc_c, dwell_s=120.0, settle_c=0.2)
+
+
+# --------------------------------------------------------------------------- ramps
+
+
+class Program:
+    """The voltage program applied to one emulator channel: piecewise constant set points
+    (t, V), in rig time. ``at(t)`` is the commanded voltage at ``t``; ``crossing(level,
+    direction)`` the first time the command reached ``level`` going up (+1) or down (-1)."""
+
+    def __init__(self):
+        self.t: list[float] = []
+        self.v: list[float] = []
+
+    def add(self, t: float, v: float) -> None:
+        self.t.append(float(t))
+        self.v.append(float(v))
+
+    def at(self, t: float) -> float:
+        i = int(np.searchsorted(self.t, t, side="right")) - 1
+        return self.v[max(i, 0)]
+
+    def crossing(self, level: float, direction: int, since: float = -math.inf) -> float | None:
+        for t, v in zip(self.t, self.v):
+            if t >= since and (v - level) * direction >= 0:
+                return t
+        return None
+
+
+def ramp_until(cells: "Cells", clock, channel: int, program: Program, v_from: float, v_to: float,
+               rate_v_per_s: float, step_s: float, stop, hold_s: float = 0.0) -> bool:
+    """Ramp one channel from ``v_from`` to ``v_to`` at ``rate_v_per_s`` in steps of ``step_s``,
+    recording every set point in ``program``; then hold ``v_to`` for ``hold_s``.
+    ``stop()`` is checked after each step; returns True when it fired."""
+    direction = 1.0 if v_to >= v_from else -1.0
+    dv = abs(rate_v_per_s) * step_s * direction
+    v = v_from
+    cells.set(channel, v)
+    program.add(clock.now(), v)
+    while True:
+        clock.sleep(step_s)
+        if stop():
+            return True
+        if (v_to - v) * direction <= 1e-12:
+            break
+        v = v + dv
+        if (v - v_to) * direction > 0:
+            v = v_to
+        cells.set(channel, v)
+        program.add(clock.now(), v)
+    t_end = clock.now() + hold_s
+    while clock.now() < t_end - 1e-9:
+        clock.sleep(min(step_s, t_end - clock.now()))
+        if stop():
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- cut-off characterisation
+
+
+@dataclass
+class CutoffKind:
+    """HVC or LVC as a procedure sees it."""
+
+    name: str  # "hvc" | "lvc"
+    direction: int  # +1: trips going up (HVC); -1: going down (LVC)
+    line: str  # DAQ digital input of the FET it opens
+    fet_attr: str  # BmsSample attribute of that FET
+    pack_sign: float  # +1 charge (HVC), -1 discharge (LVC)
+
+    def flag(self, sample) -> bool:
+        return bool(getattr(sample.flags, self.name))
+
+    def fet_closed(self, sample) -> bool:
+        return bool(getattr(sample, self.fet_attr))
+
+
+HVC = CutoffKind("hvc", +1, "charge_enable", "charge_fet", +1.0)
+LVC = CutoffKind("lvc", -1, "discharge_enable", "discharge_fet", -1.0)
+
+
+@dataclass
+class ChannelCutoff:
+    """What one channel's cut-off run measured (None: did not happen)."""
+
+    channel: int
+    trip_v: float | None = None  # cell voltage (reference) at detection (crossing + delay back)
+    trip_t: float | None = None  # FET open edge of the ramp, s
+    latency_s: float | None = None  # step across the threshold -> FET open edge, s
+    current_after_trip_a: float | None = None
+    release_v: float | None = None  # staircase: level at which the FET closed again (reference)
+    release_u_v: float | None = None
+    recovery_s: list = field(default_factory=list)  # step below release -> FET close edge, s
+    flag_fet_mismatch: int = 0  # link samples whose flag disagrees with their own FET state
+    flag_daq_mismatch: int = 0  # link samples whose FET state disagrees with the DAQ line
+    flag_delay_s: float | None = None  # first flagged sample - DAQ open edge, s
+    n_samples: int = 0
+    timing: list = field(default_factory=list)  # (t, cell_v, fet, flag) rows for a capture
+    early_trip: bool = False  # FET open before the ramp began
+
+
+@dataclass
+class CutoffRun:
+    kind: CutoffKind
+    threshold_v: float
+    rate_v_per_s: float
+    u_threshold_v: float
+    pack_current_a: float
+    channels: list = field(default_factory=list)
+    hysteresis_channels: tuple = ()
+
+
+class _FetWatch:
+    """Where the FET's state and edges come from: the reference DAQ's digital input
+    (timestamped to the millisecond) or, without a DAQ, the pack current polled."""
+
+    def __init__(self, kind: CutoffKind, daq, pack_source, clock, threshold_a: float):
+        self.kind, self.daq, self.pack_source, self.clock = kind, daq, pack_source, clock
+        self.threshold_a = threshold_a
+        self._polled: list[tuple[float, bool]] = []
+
+    def closed(self) -> bool:
+        if self.daq is not None:
+            return bool(self.daq.read_digital(self.kind.line))
+        c = abs(self.pack_source.read_current()) > self.threshold_a
+        self._polled.append((self.clock.now(), c))
+        return c
+
+    def edge(self, since: float, level: bool) -> float | None:
+        if self.daq is not None:
+            for e in self.daq.edges(since=since, line=self.kind.line):
+                if e.level == level:
+                    return e.t
+            return None
+        for t, c in self._polled:
+            if t >= since and c == level:
+                return t
+        return None
+
+    def level_at(self, t: float) -> bool | None:
+        if self.daq is None:
+            return None
+        lvl = True
+        for e in self.daq.edges(since=0.0, line=self.kind.line):
+            if e.t <= t:
+                lvl = e.level
+            else:
+                break
+        return lvl
+
+
+def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock, link, daq,
+                        channels=None, hysteresis_channels=None) -> CutoffRun:
+    """The HVC/LVC lab procedure, channel by channel (cells not under test rest on the plateau).
+
+    Per channel:
+
+    1. approach: the channel to threshold − (tolerance + 5 mV) (on the safe side), settle;
+       the reference DAQ gives the channel's true voltage (offset of the command);
+    2. slow ramp (profile-derived rate, ~2 mV/s) across the tolerance band until the FET
+       opens (DAQ edge); trip voltage = the commanded voltage ``delay_s`` before the edge
+       (the board confirms a crossing for ``delay_s``), corrected to the DAQ;
+    3. the pack current must be zero after the trip;
+    4. release: hysteresis channels step down a staircase from release + tolerance in
+       tolerance/4 steps, each held longer than recovery time + tolerance — the level where
+       the FET closes is the release voltage, the time from that step to the close edge the
+       recovery time; other channels step straight below the release band (recovery time);
+    5. latency: from the safe side, a step to threshold + (tolerance + 5 mV) (the crossing of
+       the profile threshold happens at the step); latency = FET open edge − step time;
+       then release again (a second recovery time).
+
+    The link is watched throughout: its flag must agree with its own FET state and with the
+    DAQ's line.
+    """
+    cut = getattr(profile.protection, kind.name)
+    s = profile.sampling
+    n = emulator.n_channels
+    d = kind.direction
+    thr = cut.threshold_v
+    tol = cut.threshold_tolerance_mv * 1e-3
+    band = tol + 5e-3
+    step = poll_s(profile)
+    # ramp so slow that one sampling period moves the cell by a tenth of the tolerance
+    rate = min(2e-3, 0.1 * tol / s.period_s)
+    pack_a = kind.pack_sign * max(1.0, 0.1 * profile.capacity_ah)
+    rest_v = plateau_v(profile)
+    release = thr - d * cut.hysteresis_mv * 1e-3
+    htol = cut.hysteresis_tolerance_mv * 1e-3
+    stair = htol / 4.0
+    hold = cut.recovery_s + cut.recovery_tolerance_s + (s.filter_samples + 2) * s.period_s
+    rec_timeout = cut.recovery_s + cut.recovery_tolerance_s + 5.0
+    if channels is None:
+        channels = list(range(n))
+    if hysteresis_channels is None:
+        hysteresis_channels = sorted({0, n // 2, n - 1})
+    u_daq = daq_uncertainty_v(daq) if daq is not None else s.accuracy_mv * 1e-3
+    # timing uncertainty of the trip point: one sampling period of ramp, plus the command
+    # step quantisation; combined with the DAQ uncertainty (k=2)
+    u_thr = math.hypot(u_daq, rate * (s.period_s + step))
+    watch = _FetWatch(kind, daq, pack_source, clock, threshold_a=0.05 * abs(pack_a))
+    run = CutoffRun(kind, thr, rate, u_thr, pack_a, hysteresis_channels=tuple(hysteresis_channels))
+
+    base = np.full(n, rest_v)
+    cells = Cells(emulator, base)
+    pack_source.set_current(pack_a)
+    clock.sleep(settle_s(profile))
+
+    def opened() -> bool:
+        return not watch.closed()
+
+    for ch in channels:
+        r = ChannelCutoff(ch)
+        t_start = clock.now()
+        # 1. approach from the safe side
+        v_a = thr - d * band
+        cells.set(ch, v_a)
+        clock.sleep(settle_s(profile))
+        if not watch.closed():
+            # tripped before the band: wait for recovery so the run can go on
+            r.early_trip = True
+            cells.set(ch, release - d * (htol + 10e-3))
+            clock.wait_until(watch.closed, timeout=rec_timeout + cut.delay_s, what=f"{kind.name} recovery", poll=step)
+            cells.set(ch, v_a)
+            clock.sleep(settle_s(profile))
+        offset = 0.0
+        if daq is not None:
+            offset = float(np.asarray(daq.read_cell_voltages(samples=8))[ch]) - v_a
+        # 2. slow ramp across the band
+        prog = Program()
+        t_ramp = clock.now()
+        v_end = thr + d * band
+        hold_after = cut.latency_max_s + cut.delay_s + 1.0
+        tripped = ramp_until(cells, clock, ch, prog, v_a, v_end, rate, step, opened, hold_s=hold_after)
+        if tripped:
+            r.trip_t = watch.edge(t_ramp, False)
+            if r.trip_t is not None:
+                r.trip_v = prog.at(r.trip_t - cut.delay_s) + offset
+            # 3. the current through the pack has stopped
+            r.current_after_trip_a = float(pack_source.read_current())
+        # 4. release
+        if tripped:
+            if ch in hysteresis_channels:
+                level = release + d * (htol + stair)
+                lowest = release - d * (htol + stair)
+                while True:
+                    t_lvl = clock.now()
+                    cells.set(ch, level)
+                    ok = _wait_level(watch, clock, hold, step)
+                    if ok:
+                        # the release lies between this level and the one before: take the
+                        # middle (uniform over one stair: U = stair/sqrt(3) at k=2). The time
+                        # to close is not a recovery time here: a borderline earlier level
+                        # may already have started the board's recovery timer.
+                        r.release_v = level + d * stair / 2.0 + offset
+                        r.release_u_v = math.hypot(stair / math.sqrt(3.0), u_daq)
+                        break
+                    if (level - lowest) * d <= 1e-9:
+                        break
+                    level -= d * stair
+                if watch.closed() is False:
+                    cells.set(ch, release - d * (htol + 10e-3))
+                    _wait_level(watch, clock, rec_timeout, step)
+            else:
+                t_rel = clock.now()
+                cells.set(ch, release - d * (htol + 10e-3))
+                if _wait_level(watch, clock, rec_timeout, step):
+                    t_close = watch.edge(t_rel, True)
+                    if t_close is not None:
+                        r.recovery_s.append(t_close - t_rel)
+        # 5. latency on a step across the threshold
+        if watch.closed():
+            cells.set(ch, v_a)
+            clock.sleep(settle_s(profile))
+            if watch.closed():
+                t_step = clock.now()
+                cells.set(ch, v_end)
+                if clock_wait(clock, opened, cut.delay_s + cut.latency_max_s + 2.0, step):
+                    t_open = watch.edge(t_step, False)
+                    if t_open is not None:
+                        r.latency_s = t_open - t_step
+                t_rel = clock.now()
+                cells.set(ch, release - d * (htol + 10e-3))
+                if _wait_level(watch, clock, rec_timeout, step):
+                    t_close = watch.edge(t_rel, True)
+                    if t_close is not None and r.latency_s is not None:
+                        r.recovery_s.append(t_close - t_rel)
+        # back to rest
+        cells.set(ch, rest_v)
+        clock.sleep(settle_s(profile))
+        # the link's view over the whole channel run
+        samples = link.history(since=t_start)
+        r.n_samples = len(samples)
+        edge_open = watch.edge(t_start, False)
+        guard = s.period_s + 2 * profile.link.poll_s
+        edges = daq.edges(since=t_start, line=kind.line) if daq is not None else []
+        for smp in samples:
+            fet = kind.fet_closed(smp)
+            flag = kind.flag(smp)
+            if flag == fet:  # flag set must mean FET open, and vice versa
+                r.flag_fet_mismatch += 1
+            lvl = watch.level_at(smp.t)
+            if lvl is not None and fet != lvl and not any(abs(smp.t - e.t) <= guard for e in edges):
+                r.flag_daq_mismatch += 1
+            r.timing.append((smp.t, float(np.asarray(smp.cell_v)[ch]), fet, flag))
+        first_flag = first_sample(samples, kind.flag)
+        if edge_open is not None and first_flag is not None:
+            r.flag_delay_s = first_flag.t - edge_open
+        run.channels.append(r)
+    pack_source.off()
+    cells.set_all(base)
+    clock.sleep(settle_s(profile))
+    return run
+
+
+def _wait_level(watch: _FetWatch, clock, timeout: float, step: float) -> bool:
+    """Wait until the watched FET is closed again; True if it closed within ``timeout``."""
+    return clock_wait(clock, watch.closed, timeout, step)
+
+
+def clock_wait(clock, condition, timeout: float, step: float) -> bool:
+    """``clock.wait_until`` returning False on timeout instead of raising."""
+    try:
+        clock.wait_until(condition, timeout=timeout, what="condition", poll=step)
+        return True
+    except WaitTimeout:
+        return False

@@ -1,0 +1,36 @@
+"""Channel mapping (MAP-001): each cell input is reported on its own index.
+
+Lab procedure: all channels on the plateau; raise one channel at a time by a distinct step
+and read the board: the rise must appear on the same index and nowhere else. A crossed
+sense wire shows as the rise on another index (the measurement names where it appeared).
+"""
+
+import numpy as np
+import pytest
+
+from testplans.procedures import Cells, board_average, cell_name, plateau_v, set_cells_and_settle, settle_s
+
+
+@pytest.mark.requirement("MAP-001")
+def test_cell_mapping(profile, emulator, clock, link, measure):
+    """Raising cell i moves reported cell i by the step and no other reported cell."""
+    acc = profile.sampling.accuracy_mv
+    n = emulator.n_channels
+    step_mv = 8.0 * acc  # 40 mV for a ±5 mV board: unmistakable, still below the balancing minimum
+    v0 = plateau_v(profile)
+    cells = Cells(emulator, np.full(n, v0))
+    clock.sleep(settle_s(profile))
+    base = board_average(link, clock, profile).mean_v
+    for i in range(n):
+        cells.set(i, v0 + step_mv * 1e-3)
+        clock.sleep(settle_s(profile))
+        rise = (board_average(link, clock, profile, window_s=profile.sampling.period_s * 2).mean_v - base) * 1e3
+        cells.set(i, v0)
+        where = int(np.argmax(rise))
+        others = np.delete(rise, i)
+        cond = {"step_mv": step_mv, "rise_seen_on_cell": where + 1}
+        measure(f"{cell_name(i)}_reported_on_cell", where + 1, "1", limits=(i + 1, i + 1), conditions=cond)
+        measure(f"{cell_name(i)}_mapping_rise_mv", rise[i], "mV", limits=(step_mv - acc, step_mv + acc), conditions=cond)
+        measure(f"{cell_name(i)}_crosstalk_mv", float(np.max(np.abs(others))), "mV", limits=(None, acc),
+                conditions={**cond, "worst_other_cell": int(np.delete(np.arange(n), i)[np.argmax(np.abs(others))]) + 1})
+    clock.sleep(settle_s(profile))
