@@ -9,7 +9,7 @@ printed from this same HTML (CSS paged media: run ID and "page x of y" on every 
 from __future__ import annotations
 
 import datetime as _dt
-import math
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,17 @@ def _fmt_wall(text: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else (text or "—")
 
 
+def _fmt_duration(s: float | None) -> str:
+    if s is None:
+        return "—"
+    if s < 120:
+        return f"{s:.3g} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    h, rem = divmod(int(round(s)), 3600)
+    return f"{h} h {rem // 60:02d} min"
+
+
 def _cond_text(cond: dict | None) -> str:
     if not cond:
         return ""
@@ -107,7 +118,7 @@ def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
         "name": m.get("name") or "",
         "conditions": _cond_text(m.get("conditions")),
         "value": fmt_num(m.get("value")),
-        "unit": m.get("unit") or "",
+        "unit": "" if (m.get("unit") or "") == "1" else m.get("unit"),
         "limits": fmt_limits(limits),
         "uncertainty": fmt_num(m.get("uncertainty")) if number(m.get("uncertainty")) else "0",
         "acceptance": fmt_limits(acc),
@@ -263,25 +274,27 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
     return rows
 
 
-def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict) -> list[dict]:
+def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict, ids) -> list[dict]:
     out = []
     acc = plots._profile_get(profile, "sampling", "accuracy_mv")
     if any(str(m.get("name", "")).startswith("sampling_error") and "cell" in (m.get("conditions") or {}) for m in t.measurements):
-        svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc)) or "",
+        prefix = f"plot{next(ids)}"
+        svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc), prefix) or "",
                              "sampling error")
         if svg:
             out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)", "svg": svg})
     for c in t.captures:
-        out.append(_capture_plot(c, summary, profile))
+        out.append(_capture_plot(c, summary, profile, ids))
     return out
 
 
-def _capture_plot(c: dict, summary: RecordSummary, profile: dict) -> dict:
+def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
     name, kind = c.get("name") or "capture", c.get("kind")
+    prefix = f"plot{next(ids)}"
 
     def render() -> str:
         cols = read_capture(summary.run_dir, c["file"])
-        return plots.capture_svg(kind, name, cols, c.get("units") or {}, c.get("meta") or {}, profile)
+        return plots.capture_svg(kind, name, cols, c.get("units") or {}, c.get("meta") or {}, profile, prefix)
 
     caption = f"{name}" + (f" ({kind})" if kind else "") + f" — {c.get('file')}, {c.get('rows', '?')} rows"
     return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
@@ -309,6 +322,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
 
     tests = []
     idx = 0
+    ids = itertools.count(1)
     for t in summary.tests.values():
         rows = []
         for m in t.measurements:
@@ -317,13 +331,13 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         tests.append({
             "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
-            "duration": fmt_num(t.duration_s, 4) + " s" if t.duration_s is not None else "—",
+            "duration": _fmt_duration(t.duration_s),
             "requirements": t.requirements, "message": t.message,
             "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
-            "plots": _plots_for(t, summary, profile) if with_plots else [],
+            "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
             "deviations": t.deviations,
         })
-    run_plots = [_capture_plot(c, summary, profile) for c in summary.run_captures] if with_plots else []
+    run_plots = [_capture_plot(c, summary, profile, ids) for c in summary.run_captures] if with_plots else []
     failures = [t for t in tests if t["status"] in ("failed", "error") or t["n_fail"]]
     failures.sort(key=lambda t: (t["status"] != "failed", t["nodeid"]))
     for t in failures:

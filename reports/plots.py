@@ -57,11 +57,12 @@ _counter = itertools.count(1)
 # --------------------------------------------------------------------------- helpers
 
 
-def _figure(height_in: float = 2.8, rows: int = 1, sharex: bool = True, ratios=None, left_in: float = 0.65):
+def _figure(height_in: float = 2.8, rows: int = 1, sharex: bool = True, ratios=None, left_in: float = 0.65,
+            right_in: float = 0.15):
     """A figure with fixed margins (in inches): cheaper than a layout engine, same look every plot."""
     fig = Figure(figsize=(WIDTH_IN, height_in))
     FigureCanvasSVG(fig)
-    fig.subplots_adjust(left=left_in / WIDTH_IN, right=1 - 0.15 / WIDTH_IN, top=1 - 0.28 / height_in,
+    fig.subplots_adjust(left=left_in / WIDTH_IN, right=1 - right_in / WIDTH_IN, top=1 - 0.28 / height_in,
                         bottom=0.42 / height_in, hspace=0.12 if rows > 1 else 0.2)
     if rows == 1:
         return fig, fig.add_subplot(1, 1, 1)
@@ -169,7 +170,7 @@ def plot_balancing_convergence(cols: dict, units: dict, meta: dict, profile: dic
     if t is None:
         t = np.arange(len(next(iter(cols.values()))), dtype=float)
     cell_keys = sorted(k for k in cols if re.match(r"v_cell_?\d+", k) and _num(cols, k) is not None)
-    fig, (ax1, ax2) = _figure(4.0, rows=2, ratios=[3, 2])
+    fig, (ax1, ax2) = _figure(4.0, rows=2, ratios=[3, 2], right_in=0.95 if 0 < len(cell_keys) <= 32 else 0.15)
     tt, tlabel = _time_axis(t)
     if cell_keys:
         V = np.vstack([_num(cols, k) for k in cell_keys])
@@ -184,8 +185,9 @@ def plot_balancing_convergence(cols: dict, units: dict, meta: dict, profile: dic
         delta = _num(cols, "delta_v")
     ax1.set_ylabel(f"cell voltage ({units.get(cell_keys[0], 'V') if cell_keys else 'V'})")
     ax1.set_title("Cell voltages under balancing")
-    if 0 < len(cell_keys) <= 16:
-        ax1.legend(ncol=8, loc="upper right", fontsize=6, frameon=False)
+    if 0 < len(cell_keys) <= 32:
+        ax1.legend(ncol=1 if len(cell_keys) <= 16 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.02), fontsize=5.5,
+                   frameon=False, handlelength=1.2, labelspacing=0.25, borderaxespad=0.0)
     if delta is not None:
         scale, unit = (1000.0, "mV") if units.get("delta_v", "V") == "V" else (1.0, units.get("delta_v", ""))
         td, dd = decimate(tt, delta * scale)
@@ -196,7 +198,8 @@ def plot_balancing_convergence(cols: dict, units: dict, meta: dict, profile: dic
                 ax2.axhline(float(mv), color=FAIL_COLOR if key == "start_delta_mv" else PASS_COLOR, ls=style, lw=0.9,
                             label=f"{label} {float(mv):g} mV")
         ax2.set_ylabel(f"delta ({unit})")
-        ax2.legend(loc="upper right", frameon=False)
+        ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.02), fontsize=5.5, frameon=False, handlelength=1.2,
+                   borderaxespad=0.0)
     ax2.set_xlabel(tlabel)
     return fig
 
@@ -216,7 +219,7 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     fet_key = next((k for k in (("charge_fet", "discharge_fet") if hvc else ("discharge_fet", "charge_fet")) if k in cols), None)
     fet = _num(cols, fet_key) if fet_key else None
     flag = _num(cols, "flag")
-    fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1], left_in=1.45)
+    fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1], left_in=1.2)
     ax_v, ax_fet, ax_flag = axes
     scale, tlabel = _time_scale(t)
     tt = t * scale
@@ -237,13 +240,14 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     t_trip = meta.get("t_trip")
     if t_trip is None:
         t_trip = _first_change(t, fet, t_cross, 0.0)
-    for ax, series, label in ((ax_fet, fet, (fet_key or "FET").replace("_", " ") + " (1 = closed)"), (ax_flag, flag, f"{name} flag")):
+    fet_label = (fet_key or "FET").replace("_fet", " FET").replace("_", " ")
+    for ax, series, label, ticks in ((ax_fet, fet, fet_label, ["open", "closed"]), (ax_flag, flag, f"{name} flag", ["off", "on"])):
         if series is not None:
             td, sd = decimate(tt, series)
             ax.step(td, sd, where="post", color="#444444")
-        ax.set_ylim(-0.2, 1.25)
-        ax.set_yticks([0, 1])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_ylim(-0.25, 1.3)
+        ax.set_yticks([0, 1], ticks)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=6.5, labelpad=4)
     marks = []
     if t_cross is not None:
         marks.append((float(t_cross), "crossing", "#b26a00"))
@@ -252,14 +256,15 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     for tm, label, color in marks:
         for ax in axes:
             ax.axvline(tm * scale, color=color, lw=0.9, ls="-.")
+        left = label == "crossing"
         ax_v.annotate(f"{label} {tm:.3f} s", xy=(tm * scale, 1.0), xycoords=("data", "axes fraction"),
-                      xytext=(3, -10 if label == "crossing" else -20), textcoords="offset points", fontsize=7, color=color)
+                      xytext=(-3 if left else 3, -10), textcoords="offset points", fontsize=7, color=color,
+                      ha="right" if left else "left", va="center",
+                      bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
     if t_cross is not None and t_trip is not None:
         lat = float(t_trip) - float(t_cross)
         lim = _profile_get(profile, "protection", "hvc" if hvc else "lvc", "latency_max_s")
-        text = f"latency {lat:.3f} s" + (f" (limit {float(lim):g} s)" if lim is not None else "")
-        ax_v.text(0.01, 0.04, text, transform=ax_v.transAxes, fontsize=7,
-                  bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#bbbbbb", "lw": 0.5})
+        ax_v.set_title(f"{name} timing — latency {lat:.3f} s" + (f" (limit {float(lim):g} s)" if lim is not None else ""))
     ax_v.legend(loc="upper left" if hvc else "lower left", frameon=False)
     ax_flag.set_xlabel(tlabel)
     return fig
@@ -355,6 +360,10 @@ def plot_sampling_error(rows: list[dict], accuracy_mv: float | None, title: str 
         if bad.any():
             ax.scatter(x[bad], y[bad], s=40, facecolors="none", edgecolors=FAIL_COLOR, lw=1.0, zorder=5)
     ax.set_xlim(cmin - 0.7, cmax + 0.7)
+    if accuracy_mv is not None:
+        ys = [abs(r["error_v"]) * 1000.0 + abs(r["u_v"]) * 1000.0 for r in rows] or [0.0]
+        top = max(accuracy_mv * 1.2, max(ys) * 1.1)
+        ax.set_ylim(-top, top * 1.45)  # room above the band for the legend
     if cmax - cmin <= 32:
         ax.set_xticks(np.arange(int(cmin), int(cmax) + 1))
     ax.set_xlabel("cell channel")
@@ -383,6 +392,8 @@ def plot_generic(cols: dict, units: dict, title: str) -> Figure:
     ax.set_title(title)
     if len(ys) > 1:
         ax.legend(loc="best", frameon=False, ncol=2)
+    else:
+        ax.set_ylabel(f"{ys[0]} ({units[ys[0]]})" if units.get(ys[0]) else ys[0])
     return fig
 
 
@@ -421,19 +432,19 @@ def capture_figure(kind: str | None, name: str, cols: dict, units: dict, meta: d
     return plot_generic(cols, units, f"{name} ({kind})" if kind else name)
 
 
-def capture_svg(kind, name, cols, units, meta, profile) -> str:
-    """The SVG of one capture (see :func:`capture_figure`)."""
+def capture_svg(kind, name, cols, units, meta, profile, prefix: str | None = None) -> str:
+    """The SVG of one capture (see :func:`capture_figure`); ``prefix`` makes its ids unique."""
     with _rc():
-        return to_svg(capture_figure(kind, name, cols, units or {}, meta or {}, profile))
+        return to_svg(capture_figure(kind, name, cols, units or {}, meta or {}, profile), prefix)
 
 
-def sampling_error_svg(measurements: list[dict], accuracy_mv: float | None) -> str | None:
+def sampling_error_svg(measurements: list[dict], accuracy_mv: float | None, prefix: str | None = None) -> str | None:
     """The per-channel error plot from ``sampling_error*`` measurements; None if there are none."""
     rows = sampling_points_from_measurements(measurements)
     if not rows:
         return None
     with _rc():
-        return to_svg(plot_sampling_error(rows, accuracy_mv))
+        return to_svg(plot_sampling_error(rows, accuracy_mv), prefix)
 
 
 def safe_svg(render: Callable[[], str], what: str) -> str:

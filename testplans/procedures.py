@@ -236,16 +236,19 @@ def idle_currents(emulator, clock, window_s: float = 2.0) -> np.ndarray:
     return np.asarray(emulator.read_currents(aperture_s=window_s), dtype=float)
 
 
-def on_currents(emulator, clock, profile, reads: int = 6) -> np.ndarray:
+def on_currents(emulator, clock, profile, reads: int = 6, span_s: float | None = None) -> np.ndarray:
     """Instantaneous channel currents while the bleed switches conduct, A.
 
     The board mutes balancing ``mute_s`` before each conversion, so a short aperture can fall
     into a gap: read ``reads`` times with an aperture shorter than a mute gap, spaced so the
-    phases spread over the sampling period, and take the high value per channel.
+    phases spread over the sampling period, and take the high value per channel. With
+    ``span_s`` the reads spread over that much time (a whole PWM cycle when the duty is derated).
     """
     s = profile.sampling
     aperture = max(1e-4, 0.2 * s.mute_s) if s.mute_s > 0 else 1e-3
     spacing = s.period_s * (1.0 + 1.0 / (reads + 1)) + 3 * aperture
+    if span_s is not None:  # spread the reads over a PWM cycle (derated duty)
+        spacing = max(spacing, span_s / reads + 3 * aperture)
     best = None
     for _ in range(reads):
         clock.sleep(spacing)

@@ -1,11 +1,18 @@
 """Climatic chamber controllers that speak Modbus (TCP or RTU), via pymodbus.
 
-Many chamber controllers expose the set point and process value as holding/input
-registers scaled by 10 (0.1 °C). Register addresses and scale are resource attributes.
-Waiting for stability uses the rig clock.
+Many chamber controllers expose the set point as a holding register and the process value
+as an input register, both signed 16-bit and scaled by 10 (0.1 °C). Register addresses,
+scale and device id are resource attributes (``ModbusChamberPort``); an optional ramp-rate
+holding register (°C/min, same scale) is a driver attribute. Hard limits are checked before
+anything is written. A controller reporting ``0x8000``/``0x7FFF`` (the usual sensor-break
+codes) is a fault, not a temperature. Waiting for stability uses the rig clock.
+pymodbus is imported lazily on activation.
 """
 
 from __future__ import annotations
+
+import logging
+import math
 
 import attr
 from labgrid.driver.common import Driver
@@ -16,78 +23,179 @@ from ..errors import RigFault
 from ..protocols import InstrumentInfo, ThermalChamber
 from ..safety import check_limit
 
+_SENSOR_BREAK = (0x8000, 0x7FFF)
+log = logging.getLogger(__name__)
+
+
+def _range(v):
+    lo, hi = (float(x) for x in v)
+    if lo > hi:
+        raise ValueError(f"range [{lo:g}, {hi:g}] has its low end above its high end")
+    return (lo, hi)
+
+
+def _opt_int(v):
+    return None if v is None or v == "" else int(v)
+
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class ModbusChamberDriver(Driver, ThermalChamber):
+    """Thermal chamber over Modbus.
+
+    Args:
+        temperature_range_c ([lo, hi]): hard limit of the set point, °C
+        max_ramp_c_per_min (float): hard limit of a requested ramp rate, °C/min
+        ambient_c (float): the set point of the safe state, °C
+        ramp_register (int|None): holding register of the ramp rate (°C/min × scale);
+            None when the controller has none (a requested ramp is then not enforced)
+        poll_s (float): rig-clock interval between PV reads in ``wait_stable``, s
+        timeout_s (float): Modbus response timeout, s
+        retries (int): Modbus retries per request
+    """
+
     bindings = {"res": "ModbusChamberPort"}
-    temperature_range_c = attr.ib(default=[-40.0, 90.0], converter=lambda v: tuple(float(x) for x in v))
+    temperature_range_c = attr.ib(default=[-40.0, 90.0], converter=_range)
     max_ramp_c_per_min = attr.ib(default=5.0, converter=float)
     ambient_c = attr.ib(default=25.0, converter=float)
+    ramp_register = attr.ib(default=None, converter=_opt_int)
+    poll_s = attr.ib(default=5.0, converter=float)
+    timeout_s = attr.ib(default=2.0, converter=float)
+    retries = attr.ib(default=2, converter=int)
     role = "thermal chamber"
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
+        lo, hi = self.temperature_range_c
+        if not lo <= self.ambient_c <= hi:
+            raise ValueError(f"{self.role}: ambient_c {self.ambient_c:g} °C is outside temperature_range_c [{lo:g}, {hi:g}] °C")
+        if not self.poll_s > 0:
+            raise ValueError(f"{self.role}: poll_s must be > 0")
         self.client = None
         self._sp = self.ambient_c
 
     def _what(self):
-        return f"chamber {self.res.model or ''} {self.res.host or self.res.serial_port}".strip()
+        where = f"{self.res.host}:{self.res.port}" if self.res.host else self.res.serial_port
+        where = ", ".join(x for x in (self.res.model, where, f"device {self.res.unit_id}") if x)
+        name = f" '{self.res.name}'" if getattr(self.res, "name", None) else ""
+        return f"{self.role}{name} ({where})"
+
+    # ------------------------------------------------------------------ lifecycle
 
     def on_activate(self):
         from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
         if self.res.host:
-            self.client = ModbusTcpClient(self.res.host, port=self.res.port)
+            self.client = ModbusTcpClient(self.res.host, port=self.res.port, timeout=self.timeout_s, retries=self.retries)
+        elif self.res.serial_port:
+            self.client = ModbusSerialClient(self.res.serial_port, timeout=self.timeout_s, retries=self.retries)
         else:
-            self.client = ModbusSerialClient(self.res.serial_port)
-        if not self.client.connect():
-            raise RigFault(self._what(), "cannot connect")
+            raise RigFault(self._what(), "the resource has neither host nor serial_port")
+        try:
+            connected = self.client.connect()
+        except Exception as exc:
+            connected, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "connection refused or no route"
+        if not connected:
+            self._close()
+            raise RigFault(self._what(), f"cannot connect: {why}")
+        try:
+            self._sp = self.read_setpoint()  # what the chamber is really heading for
+        except RigFault:
+            self._close()
+            raise
 
     def on_deactivate(self):
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        self._close()
+
+    def _close(self):
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
 
     def info(self):
         return InstrumentInfo(role=self.role, model=self.res.model, serial=self.res.serial,
-                              calibration_due=self.res.calibration_due)
+                              calibration_due=self.res.calibration_due,
+                              notes=f"{self.res.host}:{self.res.port}" if self.res.host else self.res.serial_port)
+
+    # ------------------------------------------------------------------ Modbus I/O
+
+    def _request(self, what: str, fn, *args, **kwargs):
+        if self.client is None:
+            raise RigFault(self._what(), f"{what}: not connected (the driver is not active)")
+        try:
+            rr = fn(*args, device_id=self.res.unit_id, **kwargs)
+        except Exception as exc:  # pymodbus raises ModbusException/ConnectionException on I/O failures
+            raise RigFault(self._what(), f"{what} failed: {type(exc).__name__}: {exc}") from None
+        if rr.isError():
+            raise RigFault(self._what(), f"{what} failed: {rr}")
+        return rr
+
+    def _encode(self, value: float) -> int:
+        raw = int(round(float(value) * self.res.scale))
+        if not -0x8000 < raw < 0x7FFF:
+            raise RigFault(self._what(), f"{value:g} does not fit a scaled 16-bit register")
+        return raw & 0xFFFF
+
+    def _decode(self, raw: int, what: str) -> float:
+        if raw in _SENSOR_BREAK:
+            raise RigFault(self._what(), f"{what} reads 0x{raw:04X}: sensor break or invalid value")
+        return (raw - 0x10000 if raw & 0x8000 else raw) / self.res.scale
+
+    def read_setpoint(self) -> float:
+        """The set point the controller holds, °C."""
+        rr = self._request(f"set point read (holding register {self.res.setpoint_register})",
+                           self.client.read_holding_registers, self.res.setpoint_register, count=1)
+        return self._decode(rr.registers[0], "set point")
+
+    # ------------------------------------------------------------------ protocol
 
     def set_temperature(self, celsius, ramp_c_per_min=None):
         lo, hi = self.temperature_range_c
         check_limit(self._what(), "set point", celsius, lo, hi, "°C")
         if ramp_c_per_min is not None:
             check_limit(self._what(), "ramp rate", ramp_c_per_min, 0.0, self.max_ramp_c_per_min, "°C/min")
-        raw = int(round(float(celsius) * self.res.scale)) & 0xFFFF
-        rr = self.client.write_register(self.res.setpoint_register, raw, device_id=self.res.unit_id)
-        if rr.isError():
-            raise RigFault(self._what(), f"set point write failed: {rr}")
+        if ramp_c_per_min is not None:
+            if self.ramp_register is None:
+                log.warning("%s: no ramp_register configured; the requested ramp of %g °C/min is not enforced",
+                            self._what(), ramp_c_per_min)
+            else:
+                self._request(f"ramp write (holding register {self.ramp_register})",
+                              self.client.write_register, self.ramp_register, self._encode(ramp_c_per_min))
+        self._request(f"set point write (holding register {self.res.setpoint_register})",
+                      self.client.write_register, self.res.setpoint_register, self._encode(celsius))
         self._sp = float(celsius)
 
     def read_temperature(self):
-        rr = self.client.read_input_registers(self.res.pv_register, count=1, device_id=self.res.unit_id)
-        if rr.isError():
-            raise RigFault(self._what(), f"process value read failed: {rr}")
-        raw = rr.registers[0]
-        raw = raw - 0x10000 if raw & 0x8000 else raw
-        return raw / self.res.scale
+        rr = self._request(f"process value read (input register {self.res.pv_register})",
+                           self.client.read_input_registers, self.res.pv_register, count=1)
+        return self._decode(rr.registers[0], "process value")
 
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
+        if not (tolerance_c > 0 and dwell_s >= 0 and timeout_s >= 0) or not math.isfinite(timeout_s):
+            raise ValueError(f"{self._what()}: wait_stable needs tolerance > 0, dwell >= 0 and a finite timeout >= 0")
         clock = context_of(self.target).clock
         start, since = clock.now(), None
         while True:
             now = clock.now()
-            if abs(self.read_temperature() - self._sp) <= tolerance_c:
+            pv = self.read_temperature()
+            if abs(pv - self._sp) <= tolerance_c:
                 since = now if since is None else since
                 if now - since >= dwell_s:
                     return now - start
             else:
                 since = None
             if now - start >= timeout_s:
-                raise RigFault(self._what(), f"not stable within ±{tolerance_c} °C of {self._sp:g} °C after {timeout_s:g} s")
-            clock.sleep(5.0)
+                raise RigFault(self._what(), f"not stable within ±{tolerance_c:g} °C of {self._sp:g} °C after "
+                                             f"{timeout_s:g} s (process value {pv:g} °C)")
+            clock.sleep(min(self.poll_s, max(timeout_s - (now - start), 1e-3)))
 
     def safe_state(self):
+        """Set point to ambient; never raises."""
         try:
             self.set_temperature(self.ambient_c)
         except Exception:

@@ -75,6 +75,9 @@ class _Visa:
                 self._write(self.cmd_clear)
             if self.cmd_identify:
                 self.idn = self._query(self.cmd_identify)
+                if not self.idn:
+                    raise RigFault(self._what(), f"no answer to {self.cmd_identify!r} at {self.res.address}: "
+                                                 "is this the right instrument and address?")
         except RigFault:
             self._close_session()
             raise

@@ -66,6 +66,9 @@ class ParamInfo:
     description: str
     minimum: float | None = None
 
+    def __str__(self) -> str:
+        return self.name
+
 
 @dataclass(frozen=True)
 class DefectInfo:
@@ -77,6 +80,17 @@ class DefectInfo:
     layer: str  # "hardware" | "firmware"
     caught_by: str  # the plan test expected to catch it
     requirement: str  # the requirement it violates
+
+    @property
+    def kind(self) -> str:
+        """Alias of ``layer`` (hardware | firmware)."""
+        return self.layer
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "usage": self.usage, "layer": self.layer, "description": self.description,
+                "params": [{"name": p.name, "unit": p.unit, "type": p.kind.__name__, "description": p.description}
+                           for p in self.params],
+                "caught_by": self.caught_by, "requirement": self.requirement}
 
     @property
     def usage(self) -> str:

@@ -268,6 +268,10 @@ class World:
         self._recompute()
         self._touch()
 
+    def emulator_setpoints(self) -> np.ndarray:
+        """Source-mode set points, V."""
+        return self._v_set.copy()
+
     @property
     def mode(self) -> str:
         return self._mode
@@ -336,6 +340,10 @@ class World:
         self.chamber.set_point(setpoint_c, ramp_c_per_min)
         self._touch()
 
+    def chamber_setpoint(self) -> float:
+        """The chamber's target set point, °C (where a ramp ends)."""
+        return float(self.chamber.target_c)
+
     def chamber_temperature(self) -> float:
         """Process value (air, as the chamber's sensor reads it), °C."""
         self._flush_thermal()
@@ -361,7 +369,9 @@ class World:
         self._refresh_v()
         return self._v + self._rngs["daq"].standard_normal(self.n) * DAQ_NOISE_RMS_V
 
-    daq_uncertainty_v = DAQ_UNCERTAINTY_V
+    def daq_uncertainty_v(self) -> float:
+        """Expanded uncertainty (k=2) of one averaged DAQ cell-voltage reading, V."""
+        return DAQ_UNCERTAINTY_V
 
     def digital_level(self, line: str) -> bool:
         if line not in self._lines:

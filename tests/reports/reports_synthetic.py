@@ -2,13 +2,14 @@
 
 ``make_run(run_dir)`` writes what a qualification run of the reference 16S board would
 leave: run_start with the full context, the board's identity, sampling accuracy at three
-chamber temperatures (one channel out of spec at 45 °C), HVC/LVC timing, balancing,
+chamber temperatures (with defects: one channel out of spec at 45 °C), HVC/LVC timing, balancing,
 derating, a skipped test (no chamber), a rig fault, captures of every kind, and run_end
 (unless ``complete=False``: then the last test never ends and one planned test never starts).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,11 @@ from rig.protocols import DutIdentity, InstrumentInfo
 from rig.record import RunRecord
 
 RUN_ID = "20250314T101500Z-ref16-7f3a"
+# calibration due dates relative to today: the record's dates of test are the wall clock's
+_TODAY = _dt.datetime.now(_dt.timezone.utc).date()
+EXPIRED_DUE = (_TODAY - _dt.timedelta(days=400)).isoformat()
+VALID_DUE = (_TODAY + _dt.timedelta(days=200)).isoformat()
+CHAMBER_DUE = (_TODAY + _dt.timedelta(days=90)).isoformat()
 PLAN = "testplans/test_qualification.py"
 
 
@@ -84,10 +90,10 @@ def make_run(
         planned.append(f"{PLAN}::test_hvc_recovery")  # the run was killed before it
     instruments = [
         InstrumentInfo("cell_emulator", "Virtual CellSim-16", "CE-00042",
-                       "2024-01-31" if expired_calibration else "2026-12-31"),
-        InstrumentInfo("reference_daq", "Virtual DAQ-970", "DAQ-1187", "2026-06-30", notes="k=2 U = 0.4 mV"),
+                       EXPIRED_DUE if expired_calibration else VALID_DUE),
+        InstrumentInfo("reference_daq", "Virtual DAQ-970", "DAQ-1187", VALID_DUE, notes="k=2 U = 0.4 mV"),
         InstrumentInfo("pack_current_source", "Virtual PCS-100", "PCS-7", None),
-        InstrumentInfo("thermal_chamber", "Virtual TC-64", "TC-3", "2025-11-01"),
+        InstrumentInfo("thermal_chamber", "Virtual TC-64", "TC-3", CHAMBER_DUE),
     ]
     with RunRecord(run_dir) as rec:
         rec.append(
@@ -119,7 +125,7 @@ def make_run(
             for rep in range(repeat_sampling):
                 for cell in range(1, 17):
                     err_mv = rng.normal(0.0, 0.8) + 0.02 * (temp - 25.0)
-                    if cell == 5 and temp == 45.0:
+                    if defects and cell == 5 and temp == 45.0:
                         err_mv = 8.1  # the injected ADC offset shows up hot
                     cond = {"cell": cell, "temp_c": temp, "set_v": 3.3}
                     if repeat_sampling > 1:
@@ -195,7 +201,7 @@ def make_run(
         duty = np.clip(expected + rng.normal(0, 0.03, len(temp_c)), 0, 1)
         rec.write_capture(run.nodeid, "duty vs temperature", {"temp_c": temp_c, "duty": duty, "expected_duty": expected},
                           units={"temp_c": "°C", "duty": "1", "expected_duty": "1"}, kind="derating")
-        run.measure("max_duty_error", float(np.max(np.abs(duty - expected))), "1", (0.0, 0.10), u=0.01, req="BAL-008")
+        run.measure("max_duty_error", float(np.max(np.abs(duty - expected))), "1", (None, 0.10), u=0.01, req="BAL-008")
         run.end()
 
         # --- a sampling_error capture (the capture flavour of the accuracy plot)

@@ -183,7 +183,7 @@ def test_thermocouples_and_daq():
     assert tc["ambient"] == pytest.approx(40.0, abs=0.5)
     assert tc["cells_mid"] > tc["ambient"]  # middle cells run warmer
     d = w.daq_voltages() - w.terminal_voltages()
-    assert np.std(d) < 0.2e-3 and w.daq_uncertainty_v == 0.5e-3
+    assert np.std(d) < 0.2e-3 and w.daq_uncertainty_v() == 0.5e-3
 
 
 def test_unique_can_channel_per_world():

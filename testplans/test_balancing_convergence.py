@@ -1,0 +1,90 @@
+"""Balancing convergence in cell-model mode (BAL-007): "2 Ah at 50 mA ≈ 40 h".
+
+The emulator behaves like cells (OCV + RC, integrating the currents the board draws): one
+cell 2 Ah above the others at the top of charge (99.9 % SOC against 97.9 %), and a charger
+trickling a current just below the bleed current into the string (CV limit at ~3.5 V per
+cell): the high cell bleeds slightly faster than it charges and stays on the knee above the
+balancing minimum, while the others climb to meet it. The plan waits on the clock in
+chunks (fast-forwarded on the bench) and checks the link between chunks until the reported
+delta falls below the stop delta.
+
+Why one high cell rather than one low cell: with one low cell every other cell must shed
+2 Ah through at most max_channels at once, so the bleed power drives the resistors into
+derating and the rate is set by a thermal transient; one high cell is the named scenario
+(one bleed, full duty) and its rate is steady.
+
+Prediction from measurements, not from the spec: over the first chunk the emulator's
+channel currents give each cell's mean bleed (on-current × duty), so the charge gap closes
+at (high cell's bleed) − mean(other cells' bleed); predicted time = 2 Ah / that rate. The
+measured convergence time must be within ±20 % of the prediction.
+"""
+
+import numpy as np
+import pytest
+
+from testplans.procedures import cell_name, idle_currents, on_currents
+
+GAP_AH = 2.0
+TOLERANCE = 0.20
+
+
+@pytest.mark.requirement("BAL-007")
+def test_balancing_convergence(profile, emulator, pack_source, clock, link, measure, capture):
+    """One cell 2 Ah high at the top of charge converges in the time the measured bleed
+    current and duty predict (±20 %)."""
+    b = profile.balancing
+    n = emulator.n_channels
+    cap = profile.capacity_ah
+    hi_cell = n // 2
+    idle = np.median(idle_currents(emulator, clock))
+    soc_high = 0.999
+    soc = np.full(n, soc_high - GAP_AH / cap)
+    soc[hi_cell] = soc_high
+    emulator.set_cell_model(profile.chemistry, cap, soc)
+    # the charger at the top: a trickle of 80 % of the nominal bleed current, CV ~3.5 V per cell
+    v_cell_top = b.min_cell_v + 0.100
+    pack_source.set_current(0.8 * profile.bleed_current_nominal_a, voltage_limit_v=n * v_cell_top)
+    chunk = 600.0
+    t0 = clock.now()
+    rows = [(0.0, link.latest())]
+    # first chunk: measure the bleed currents the prediction rests on
+    clock.sleep(chunk)
+    i_mean = np.asarray(emulator.read_currents(aperture_s=chunk)) - idle
+    i_on = on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s) - idle
+    rows.append((clock.now() - t0, link.latest()))
+    others = np.arange(n) != hi_cell
+    rate = float(i_mean[hi_cell] - np.mean(i_mean[others]))  # A: how fast the gap closes
+    bleeding = i_on > 0.5 * b.bleed_current_ma[0] * 1e-3
+    duty = float(np.sum(i_mean[bleeding]) / np.sum(i_on[bleeding])) if bleeding.any() else 0.0
+    measure("bleed_on_current_ma", float(np.mean(i_on[bleeding]) * 1e3) if bleeding.any() else None, "mA",
+            limits=b.bleed_current_ma, uncertainty=0.5, conditions={"channels": int(bleeding.sum())})
+    predicted = GAP_AH * 3600.0 / rate if rate > 0 else None  # s
+    measure("gap_closing_rate_ma", rate * 1e3, "mA", limits=(0.0, None),
+            conditions={"duty": round(duty, 4), "channels_bleeding": int(bleeding.sum()), "window_s": chunk})
+    converged_at = None
+    timeout = 2.0 * (predicted or 0.0) if predicted else 0.0
+    while predicted and clock.now() - t0 < timeout:
+        clock.sleep(chunk)
+        s = link.latest()
+        rows.append((clock.now() - t0, s))
+        if s.delta_v < b.stop_delta_mv * 1e-3 and not s.balancing.any():
+            converged_at = clock.now() - t0
+            break
+    pack_source.off()
+    final = link.latest()
+    emulator.set_source_mode()
+    cond = {"gap_ah": GAP_AH, "capacity_ah": cap, "high_cell": hi_cell + 1, "soc_high": soc_high,
+            "predicted_h": None if predicted is None else round(predicted / 3600, 2), "duty": round(duty, 4),
+            "rate_ma": round(rate * 1e3, 3)}
+    lo_hi = (None, None) if predicted is None else (predicted * (1 - TOLERANCE) / 3600, predicted * (1 + TOLERANCE) / 3600)
+    measure("convergence_time_h", None if converged_at is None else converged_at / 3600, "h", limits=lo_hi,
+            uncertainty=chunk / 3600, conditions=cond)
+    measure("final_delta_mv", final.delta_v * 1e3, "mV", limits=(None, b.stop_delta_mv), conditions=cond)
+    step = max(1, len(rows) // 2000 + 1)
+    rows = rows[::step]
+    cols = {"t_s": np.array([r[0] for r in rows])}
+    for i in range(n):
+        cols[f"v_{cell_name(i)}"] = np.array([float(r[1].cell_v[i]) for r in rows])
+    cols["delta_v"] = np.array([r[1].delta_v for r in rows])
+    capture("balancing_convergence", cols, {k: ("s" if k == "t_s" else "V") for k in cols},
+            kind="balancing_convergence", meta={"high_cell": hi_cell + 1, "gap_ah": GAP_AH})

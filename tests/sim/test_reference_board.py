@@ -1,0 +1,94 @@
+"""The reference firmware: mute around conversions, alternation, strategies, protection, fast-forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ._util import PROFILE, collect, world
+
+
+def _bal(v_hi_cells, base=3.45, hi=3.50, **kw):
+    w = world(**kw)
+    v = np.full(16, base)
+    v[list(v_hi_cells)] = hi
+    w.set_emulator_voltages(v)
+    w.advance(10.0)
+    return w
+
+
+def test_bleed_is_off_at_every_conversion():
+    w = _bal([4])
+    seen = []
+    orig = w.afe.convert
+
+    def spy(t, temp, extra=None):
+        seen.append(bool(w.bleed_conducting()[4]))
+        return orig(t, temp, extra)
+
+    w.afe.convert = spy
+    w.advance(5.0)
+    assert len(seen) == 20 and not any(seen)
+    assert w.channel_currents()[4] > 0.04  # and on between them
+
+
+def test_alternation_non_adjacent_and_max_channels():
+    w = _bal(range(15))  # 15 adjacent candidates above cell 16
+    masks = [t.balancing.copy() for t in collect(w, 30.0, step=5.0)]
+    for m in masks:
+        assert m.sum() <= PROFILE.balancing.max_channels
+        assert not np.any(m[1:] & m[:-1])
+    assert {tuple(np.flatnonzero(m) % 2) for m in masks} == {(0,) * 8, (1,) * 7}
+    i = w.channel_currents(30.0)[:15] - 1e-3
+    assert np.all(i > 0.2 * 3.5 / 68)  # every high cell gets its share
+
+
+def test_discharge_strategy_zero_blocks_balancing():
+    w = world()
+    w.set_cell_model("lfp", 100.0, np.r_[np.full(15, 0.998), 0.99])
+    w.advance(10.0)
+    assert w.telemetry.balancing.any() and w.telemetry.state == "rest"
+    w.set_charger(-20.0)
+    w.advance(10.0)
+    assert w.telemetry.state == "discharge" and not w.telemetry.balancing.any()
+
+
+def test_hvc_recovery_after_hysteresis_and_recovery_time():
+    w = world()
+    v = np.full(16, 3.40)
+    v[3] = 3.70
+    w.set_emulator_voltages(v)
+    w.advance(3.0)
+    assert not w.charge_fet
+    v[3] = 3.40
+    t = w.t
+    w.set_emulator_voltages(v)
+    w.advance(5.0)
+    up = [e for e in w.daq_edges if e.line == "charge_enable" and e.level]
+    assert up and up[0].t - t == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
+
+
+def test_over_temperature_opens_charge_fet_only():
+    w = world()
+    w.set_chamber(50.0, 3.0)
+    w.advance(1800.0)
+    assert w.telemetry.ot and not w.charge_fet and w.discharge_fet
+
+
+def test_fast_forward_when_quiet_not_near_thresholds():
+    w = world()
+    w.advance(3600.0)
+    assert w.stats["ff_s"] > 3500.0 and w.stats["events"] < 200
+    v = np.full(16, 3.30)
+    v[0] = 3.63  # within 30 mV of HVC: no fast-forward
+    w.set_emulator_voltages(v)
+    ff = w.stats["ff_s"]
+    w.advance(60.0)
+    assert w.stats["ff_s"] == ff
+
+
+def test_derating_duty_curve_from_profile():
+    b = _bal([0])
+    assert b.board.derating_duty(PROFILE.balancing.derating.start_c - 1) == 1.0
+    assert b.board.derating_duty(70.0) == pytest.approx(0.5)
+    assert b.board.derating_duty(PROFILE.balancing.derating.zero_c + 1) == 0.0
