@@ -66,6 +66,7 @@ def cmd_run(args) -> int:
         "--board", str(profile.source),
         "--seed", str(args.seed),
         "--run-dir", str(run_dir),
+        "--run-id", run_id,
         "--decision-rule", args.decision_rule,
         "--lab", args.lab, "--location", args.location,
         "--requester", args.requester, "--operator", args.operator,

@@ -227,7 +227,6 @@ class NiDaqDriver(Driver, ReferenceDAQ):
         return [bool(v) for v in values]
 
     def read_digital(self, line):
-        physical = self._physical(line)  # noqa: F841  (names a missing line before any I/O)
         (level,) = self._read_lines([line])
         self._note(line, level)
         return level

@@ -228,7 +228,7 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
             check_limit(self._what(), f"channel {i + 1} voltage", v, lo, hi, "V")
         for ch, v in enumerate(arr, start=1):
             self._write(self._fmt(self.cmd_set_voltage, v=float(v), ch=ch))
-        self._check_errors(self._fmt(self.cmd_set_voltage, v=float(arr[0]), ch=1))
+        self._check_errors(f"{self.cmd_set_voltage} for channels 1..{self.channels}")
 
     def set_voltage(self, channel, volts):
         channel = int(channel)

@@ -76,8 +76,8 @@ CHILD = textwrap.dedent(
     rig.emulator.set_voltages([3.5, 3.5, 3.55, 3.5])
     rig.pack_source.set_current(20.0, voltage_limit_v=15.0)
     rig.chamber.set_temperature(55.0)
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)
         while True:
             rig.clock.sleep(1.0)   # mid-plan: the rig is busy when the signal lands
     except KeyboardInterrupt as exc:
@@ -99,6 +99,7 @@ def test_signal_mid_plan_leaves_emulator_charger_and_chamber_safe(sig):
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
+    assert out.strip(), f"child printed no state; stderr: {err[-2000:]}"
     state = json.loads(out.strip().splitlines()[-1])
     assert state["signal"] == sig.name
     assert state["reached"] == 1
