@@ -491,7 +491,8 @@ class ReferenceBoard:
         window = t_res - now
         on = np.zeros(self.n)
         if self.balancing and self.pwm_off_at is not None:
-            on += self.mask * max(0.0, min(self.pwm_off_at, t_res) - now)
+            # the present mask holds until its PWM off time or the next decision, whichever first
+            on += self.mask * max(0.0, min(self.pwm_off_at, self.t_conv(first_dec), t_res) - now)
         virtual = []
         parity = self.parity
         for j in range(n_dec):
@@ -502,7 +503,8 @@ class ReferenceBoard:
                 mask = par_masks[parity]
                 dj = strat * (eq if eq is not None else 1.0)
                 off = tj + dj * self.interval if dj < 1.0 else tj + self.interval + P
-                on += mask * max(0.0, min(off, t_res) - tj)
+                # a decision's mask holds until the next decision replaces it
+                on += mask * max(0.0, min(off, self.t_conv(cj + D), t_res) - tj)
                 virtual.append((tj, parity, mask, dj, off))
         duty = on / window * (1.0 if self.no_mute else (1.0 - self.mute / P))
         self._ff = {"t_res": t_res, "k_res": k_res, "virtual": virtual}

@@ -280,9 +280,11 @@ def test_balance_chatter():
     assert toggles(["balance_chatter"]) > 20
 
 
-def _hot_duty(defects, seconds=900.0):
-    """8 non-adjacent cells bled at once heat the resistor NTC into the derating range."""
+def _hot_duty(defects, seconds=900.0, chamber_c=55.0):
+    """A hot chamber plus 8 non-adjacent cells bled at once put the resistor NTC into the derating range."""
     w = world(defects)
+    w.set_chamber(chamber_c, 3.0)
+    w.advance(1800.0)
     v = np.full(16, 3.45)
     v[::2] = 3.50
     w.set_emulator_voltages(v)
@@ -306,7 +308,8 @@ def test_no_derating():
 
 def test_derating_late():
     duty, ntc = _hot_duty(["derating_late:c=10"])
-    assert ntc > 80.0  # hotter than the good board's fixed point (~74 °C)
+    good_duty, good_ntc = _hot_duty(None)
+    assert ntc > good_ntc + 3.0  # hotter than the good board's fixed point
     assert duty - PROFILE.balancing.derating.duty_at(ntc) > 0.2
 
 
