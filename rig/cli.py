@@ -60,6 +60,7 @@ def cmd_run(args) -> int:
     pytest_args = [
         *plans,
         "-p", "no:cacheprovider",
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "--rootdir", str(PLANS_DIR),
         "-o", "testpaths=",
         "--rig", str(env_path),
