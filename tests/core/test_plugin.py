@@ -1,0 +1,70 @@
+"""The pytest plugin: measurements as data, all failures listed, markers, the run record."""
+
+import json
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PLAN = textwrap.dedent(
+    '''
+    import pytest
+
+    @pytest.mark.requirement("ACC-001")
+    def test_two_channels_out_of_limits(measure, link, clock):
+        """Every channel is measured even after one fails."""
+        sample = link.latest()
+        for i, v in enumerate(sample.cell_v):
+            err = 0.0 if i not in (2, 9) else 0.020
+            measure(f"cell{i + 1:02d}_error_mv", err * 1e3, "mV", limits=(-5, 5), uncertainty=0.5)
+        clock.sleep(1.0)
+
+    @pytest.mark.requirement("ACC-001")
+    def test_guard_band_rejects_a_value_inside_tolerance(measure):
+        assert measure("edge", 4.8, "mV", limits=(-5, 5), uncertainty=0.5) is False
+
+    @pytest.mark.requirement("BAL-001")
+    def test_all_in_limits(measure, emulator):
+        assert measure("n_channels", emulator.n_channels, "1", limits=(16, 16)) is True
+
+    @pytest.mark.needs("thermal_camera")
+    def test_skipped_without_instrument(rig):
+        pass
+    '''
+)
+
+
+def test_plugin_end_to_end(pytester, tmp_path):
+    pytester.makepyfile(test_plan=PLAN)
+    run_dir = tmp_path / "run"
+    result = pytester.runpytest_subprocess("--run-dir", str(run_dir), "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 2 and outcomes.get("passed") == 1 and outcomes.get("skipped") == 1
+    text = result.stdout.str()
+    # one failed channel does not hide the other: both are listed, with their values
+    assert "2 of 16 measurements out of limits" in text
+    assert "cell03_error_mv = 20 mV" in text and "cell10_error_mv = 20 mV" in text
+    events = [json.loads(line) for line in (run_dir / "record.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    meas = [e for e in events if e["event"] == "measurement"]
+    assert len(meas) == 16 + 1 + 1
+    edge = next(m for m in meas if m["name"] == "edge")
+    assert edge["verdict"] == "fail" and edge["acceptance"] == [-4.5, 4.5] and edge["decision_rule"] == "guarded"
+    assert all(m["requirement"] in ("ACC-001", "BAL-001") for m in meas)
+    ends = {e["nodeid"].split("::")[-1]: e["outcome"] for e in events if e["event"] == "test_end"}
+    assert ends == {
+        "test_two_channels_out_of_limits": "failed",
+        "test_guard_band_rejects_a_value_inside_tolerance": "failed",
+        "test_all_in_limits": "passed",
+        "test_skipped_without_instrument": "skipped",
+    }
+    assert any(e["event"] == "deviation" and e["kind"] == "skipped" for e in events)
+
+
+def test_simple_acceptance_is_selectable(pytester, tmp_path):
+    pytester.makepyfile(test_plan=PLAN)
+    result = pytester.runpytest_subprocess("--decision-rule", "simple", "-k", "guard_band", "-p", "no:cacheprovider")
+    # under simple acceptance 4.8 mV is inside ±5 mV, so the plan's `is False` assertion fails
+    result.assert_outcomes(failed=1)
