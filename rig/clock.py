@@ -104,3 +104,33 @@ class VirtualClock(_ClockBase):
     def _advance(self, seconds: float) -> None:
         if seconds > 0:
             self._advance_world(seconds)
+
+
+def wait_stable(
+    clock: Clock,
+    read: Callable[[], float],
+    target: float,
+    tolerance: float,
+    dwell_s: float,
+    timeout_s: float,
+    poll_s: float,
+    fault: Callable[[float], Exception],
+) -> float:
+    """Wait on ``clock`` until ``|read() - target| <= tolerance`` has held for ``dwell_s``.
+
+    Returns the seconds waited. When ``timeout_s`` passes first, raises ``fault(last_value)``
+    (the caller names the instrument). Used by every chamber driver.
+    """
+    start, since = clock.now(), None
+    while True:
+        now = clock.now()
+        value = read()
+        if abs(value - target) <= tolerance:
+            since = now if since is None else since
+            if now - since >= dwell_s:
+                return now - start
+        else:
+            since = None
+        if now - start >= timeout_s:
+            raise fault(value)
+        clock.sleep(min(poll_s, max(timeout_s - (now - start), 1e-3)))

@@ -18,6 +18,7 @@ import attr
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
+from ..clock import wait_stable
 from ..context import context_of
 from ..errors import RigFault
 from ..protocols import InstrumentInfo, ThermalChamber
@@ -178,21 +179,11 @@ class ModbusChamberDriver(Driver, ThermalChamber):
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
         if not (tolerance_c > 0 and dwell_s >= 0 and timeout_s >= 0) or not math.isfinite(timeout_s):
             raise ValueError(f"{self._what()}: wait_stable needs tolerance > 0, dwell >= 0 and a finite timeout >= 0")
-        clock = context_of(self.target).clock
-        start, since = clock.now(), None
-        while True:
-            now = clock.now()
-            pv = self.read_temperature()
-            if abs(pv - self._sp) <= tolerance_c:
-                since = now if since is None else since
-                if now - since >= dwell_s:
-                    return now - start
-            else:
-                since = None
-            if now - start >= timeout_s:
-                raise RigFault(self._what(), f"not stable within ±{tolerance_c:g} °C of {self._sp:g} °C after "
-                                             f"{timeout_s:g} s (process value {pv:g} °C)")
-            clock.sleep(min(self.poll_s, max(timeout_s - (now - start), 1e-3)))
+        return wait_stable(
+            context_of(self.target).clock, self.read_temperature, self._sp, tolerance_c, dwell_s, timeout_s, self.poll_s,
+            lambda pv: RigFault(self._what(), f"not stable within ±{tolerance_c:g} °C of {self._sp:g} °C after "
+                                              f"{timeout_s:g} s (process value {pv:g} °C)"),
+        )
 
     def safe_state(self):
         """Set point to ambient; never raises."""

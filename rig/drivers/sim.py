@@ -12,7 +12,7 @@ import numpy as np
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
-from ..clock import VirtualClock
+from ..clock import VirtualClock, wait_stable
 from ..context import context_of
 from ..errors import RigFault
 from ..protocols import (
@@ -251,27 +251,13 @@ class SimChamberDriver(_SimInstrument, Driver, ThermalChamber):
         return float(self.world.chamber_temperature())
 
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
-        clock = context_of(self.target).clock
-        start = clock.now()
-        stable_since = None
-        poll = max(1.0, min(10.0, dwell_s / 6))
-        while True:
-            now = clock.now()
-            sp = self.world.chamber_setpoint()
-            in_band = abs(self.read_temperature() - sp) <= tolerance_c
-            if in_band:
-                stable_since = now if stable_since is None else stable_since
-                if now - stable_since >= dwell_s:
-                    return now - start
-            else:
-                stable_since = None
-            if now - start >= timeout_s:
-                raise RigFault(
-                    "thermal chamber",
-                    f"not stable within ±{tolerance_c} °C of {sp:g} °C after {timeout_s:g} s "
-                    f"(reads {self.read_temperature():.2f} °C)",
-                )
-            clock.sleep(poll)
+        sp = self.world.chamber_setpoint()
+        return wait_stable(
+            context_of(self.target).clock, self.read_temperature, sp, tolerance_c, dwell_s, timeout_s,
+            max(1.0, min(10.0, dwell_s / 6)),
+            lambda pv: RigFault("thermal chamber", f"not stable within ±{tolerance_c} °C of {sp:g} °C after "
+                                                   f"{timeout_s:g} s (reads {pv:.2f} °C)"),
+        )
 
     def safe_state(self):
         try:
