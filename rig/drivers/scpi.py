@@ -173,6 +173,7 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
     voltage_range_v = attr.ib(default=[0.0, 5.0], converter=_pair)
     max_current_a = attr.ib(default=1.0, converter=float)
     safe_voltage_v = attr.ib(default=3.3, converter=float)
+    cell_model_period_s = attr.ib(default=0.25, converter=float)
     timeout_s = attr.ib(default=2.0, converter=float)
     cmd_set_voltage = attr.ib(default="SOUR:VOLT {v:.5f},(@{ch})")
     cmd_output = attr.ib(default="OUTP {state},(@{chlist})")
@@ -268,14 +269,26 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
         if float(v_rms) != 0.0:
             raise RigFault(self._what(), "this emulator has no noise injection; add an AWG driver to the rig")
 
+    _cell_loop = None
+
     def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
-        raise RigFault(self._what(), "cell-model mode on hardware needs the cell-model control loop, which is not built yet")
+        """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels."""
+        from ..cellmodel import CellModelLoop
+        from ..context import context_of
+
+        self.set_source_mode()
+        self._cell_loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
+                                        temperature_c=temperature_c, period_s=self.cell_model_period_s).start()
 
     def set_source_mode(self):
-        return None
+        if self._cell_loop is not None:
+            self._cell_loop.stop()
+            self._cell_loop = None
 
     def read_soc(self):
-        raise RigFault(self._what(), "not in cell-model mode")
+        if self._cell_loop is None:
+            raise RigFault(self._what(), "not in cell-model mode")
+        return self._cell_loop.soc()
 
     def safe_state(self):
         """Every channel to ``safe_voltage_v``; if that fails, outputs off. Never raises."""

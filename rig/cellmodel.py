@@ -1,0 +1,75 @@
+"""Cell-model mode for a real cell emulator: a control loop on the rig clock.
+
+On the virtual bench the emulator's cell model is the simulator's physics itself. On a real
+rig the emulator is a set of voltage sources, so this loop makes it behave like cells: at
+each tick (a few Hz) it reads the channel currents the emulator measured, integrates them
+into a pack model (OCV(SOC, T) + RC, the same model the bench uses, ``rig.sim.cells``), and
+sets every channel to the model's terminal voltage.
+
+Sign: an emulator channel current is positive when the channel sources current into the
+board (a bleed discharges that cell); a charge current through the string makes the
+channels sink. So the modelled cell current (+ charges the cell) is ``-channel_current``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .clock import Clock
+from .protocols import CellEmulator
+
+
+class CellModelLoop:
+    """Drive ``emulator`` as a string of modelled cells, ticking on ``clock``.
+
+    Args:
+        emulator: any CellEmulator in source mode (voltages set per channel)
+        clock: the rig clock; the loop runs as a clock listener
+        chemistry: ``"lfp"`` or ``"nmc"``
+        capacity_ah, soc: per-cell capacity (Ah) and state of charge (0..1)
+        temperature_c: cell temperature for the model, °C
+        period_s: control period (a few Hz on hardware), s
+        seed: seed of the model's cell-to-cell spread
+    """
+
+    def __init__(self, emulator: CellEmulator, clock: Clock, chemistry: str, capacity_ah, soc,
+                 temperature_c: float | None = None, period_s: float = 0.25, seed: int = 0):
+        from .sim.cells import PackModel
+
+        n = emulator.n_channels
+        self.emulator = emulator
+        self.clock = clock
+        self.period_s = float(period_s)
+        self.pack = PackModel(chemistry, n, capacity_ah, soc, np.random.default_rng(seed),
+                              temperature_c=25.0 if temperature_c is None else float(temperature_c))
+        self._last_t = clock.now()
+        self._current = np.zeros(n)
+        self.ticks = 0
+        self.running = False
+
+    def start(self) -> "CellModelLoop":
+        self.emulator.set_voltages(self.pack.terminal_voltage(self._current))
+        self._last_t = self.clock.now()
+        self.clock.add_listener(self.tick)
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        if self.running:
+            self.clock.remove_listener(self.tick)
+            self.running = False
+
+    def tick(self, now: float) -> None:
+        """Integrate the currents measured since the last tick; update the set points."""
+        dt = now - self._last_t
+        if dt < self.period_s:
+            return
+        measured = np.asarray(self.emulator.read_currents(aperture_s=dt), dtype=float)
+        self._current = -measured
+        self.pack.step(dt, self._current)
+        self._last_t = now
+        self.emulator.set_voltages(self.pack.terminal_voltage(self._current))
+        self.ticks += 1
+
+    def soc(self) -> np.ndarray:
+        return self.pack.soc.copy()
