@@ -153,10 +153,8 @@ def cmd_defects(args) -> int:
         print(json.dumps([r.to_dict() if hasattr(r, "to_dict") else r.__dict__ for r in rows], indent=2, default=str))
         return EXIT_PASS
     for r in rows:
-        params = ",".join(f"{k}=" for k in getattr(r, "params", {})) if getattr(r, "params", None) else ""
-        spec = f"{r.name}:{params}" if params else r.name
-        print(f"{spec:<34} {getattr(r, 'kind', ''):<9} caught by {getattr(r, 'caught_by', '?')}")
-        print(f"{'':<34} {r.description}")
+        print(f"{r.usage:<36} {r.layer:<9} caught by {r.caught_by}")
+        print(f"{'':<36} {r.description}")
     return EXIT_PASS
 
 

@@ -194,8 +194,18 @@ class BoardProfile(_Strict):
 
 
 def list_profiles() -> list[Path]:
-    """The profiles shipped with bmsrig."""
-    return sorted(PROFILE_DIR.glob("*.yaml"))
+    """The board profiles shipped with bmsrig (the folder also holds DBCs and link maps)."""
+    out = []
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            raw = None
+        if isinstance(raw, dict) and "chemistry" in raw and "cells" in raw:
+            out.append(path)
+        elif not (isinstance(raw, dict) and str(raw.get("format", "")).startswith("bmsrig-")):
+            out.append(path)  # neither a profile nor a link map: list it so `bmsrig boards` shows why it is invalid
+    return out
 
 
 def find_profile(name_or_path: str) -> Path:
