@@ -64,7 +64,8 @@ class _ClockBase:
             if condition():
                 return self.now() - start
             waited = self.now() - start
-            if waited >= timeout:
+            # a tolerance of 1 µs: a float remainder too small to move the clock must not spin
+            if waited >= timeout - 1e-6:
                 raise WaitTimeout(what, timeout)
             self.sleep(min(poll, timeout - waited))
 

@@ -248,7 +248,8 @@ class LinkBase(BmsLink):
                 detail = self._silence_detail()
                 raise LinkFault(self.name, f"no sample for {now - heard:.3f} s (link timeout {self.timeout_s:g} s) "
                                            f"while waiting for {what}" + (f"; {detail}" if detail else ""))
-            if waited >= timeout:
+            # a tolerance of 1 µs: a float remainder too small to move the clock must not spin
+            if waited >= timeout - 1e-6:
                 raise WaitTimeout(what, timeout, describe_sample(newest))
             clock.sleep(min(poll, timeout - waited))
             self._refresh()
