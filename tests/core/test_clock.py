@@ -56,3 +56,17 @@ def test_listeners_run_after_each_sleep():
     clock.sleep(1)
     clock.sleep(2)
     assert seen == [1.0, 3.0]
+
+
+def test_wait_until_ends_when_the_remainder_is_too_small_to_move_the_clock():
+    # a world that cannot resolve steps below 1 ns (as rig.sim.World) must not make a wait spin
+    t = {"now": 0.0}
+
+    def advance(dt):
+        if dt >= 1e-9:
+            t["now"] += dt
+
+    clock = VirtualClock(advance, lambda: t["now"])
+    with pytest.raises(WaitTimeout):
+        clock.wait_until(lambda: False, timeout=1.0 + 1e-12, what="never", poll=0.5)
+    assert clock.now() == pytest.approx(1.0)
