@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rig.errors import WaitTimeout
-
 # --------------------------------------------------------------------------- naming
 
 
@@ -176,16 +174,8 @@ def board_average(link, clock, profile, window_s: float | None = None) -> BoardR
 
 
 def daq_uncertainty_v(daq) -> float:
-    """Expanded uncertainty (k=2) of one averaged DAQ cell-voltage reading, V.
-
-    Work-around: on the virtual bench ``World.daq_uncertainty_v`` is a float attribute while
-    the bench DAQ driver calls it; until that is fixed, read the attribute behind it.
-    """
-    try:
-        return float(daq.voltage_uncertainty_v())
-    except TypeError:
-        world = getattr(getattr(daq, "bench", None), "world", None)
-        return float(getattr(world, "daq_uncertainty_v"))
+    """Expanded uncertainty (k=2) of one averaged DAQ cell-voltage reading, V (its calibration)."""
+    return float(daq.voltage_uncertainty_v())
 
 
 def reference_voltages(daq, samples: int = 16) -> tuple[np.ndarray, float]:
@@ -193,13 +183,28 @@ def reference_voltages(daq, samples: int = 16) -> tuple[np.ndarray, float]:
     return np.asarray(daq.read_cell_voltages(samples=samples), dtype=float), daq_uncertainty_v(daq)
 
 
-def wait_sample(link, condition, timeout: float, what: str):
-    """``link.wait_for`` that returns None instead of raising on timeout (the plan measures
-    the absence; a silent link still raises LinkFault: that is a rig fault)."""
-    try:
-        return link.wait_for(condition, timeout=timeout, what=what)
-    except WaitTimeout:
-        return None
+def wait_sample(link, clock, condition, timeout: float, what: str, poll: float | None = None):
+    """Wait on the rig clock for a link sample (taken from now on) satisfying ``condition``;
+    return it, or None on timeout (the plan measures the absence).
+
+    Written on ``link.history`` and ``clock.sleep`` rather than ``link.wait_for``: the
+    latter's last sleep can be shorter than the float resolution of the rig time (an
+    endless loop on the bench; see the report). A silent link still raises LinkFault from
+    ``latest()``.
+    """
+    start = clock.now()
+    step = poll if poll is not None else getattr(link, "poll_s", None) or 0.1
+    seen = start
+    while True:
+        for s in link.history(since=seen):
+            if s.t >= start and condition(s):
+                return s
+            seen = max(seen, s.t)
+        left = timeout - (clock.now() - start)
+        if left <= 1e-6:
+            link.latest()  # a silent link is a rig fault, not a board failure
+            return None
+        clock.sleep(max(1e-3, min(step, left)))
 
 
 def first_sample(samples, predicate):
@@ -517,7 +522,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
             # tripped before the band: wait for recovery so the run can go on
             r.early_trip = True
             cells.set(ch, release - d * (htol + 10e-3))
-            clock.wait_until(watch.closed, timeout=rec_timeout + cut.delay_s, what=f"{kind.name} recovery", poll=step)
+            clock_wait(clock, watch.closed, rec_timeout + cut.delay_s, step)
             cells.set(ch, v_a)
             clock.sleep(settle_s(profile))
         offset = 0.0
@@ -616,9 +621,13 @@ def _wait_level(watch: _FetWatch, clock, timeout: float, step: float) -> bool:
 
 
 def clock_wait(clock, condition, timeout: float, step: float) -> bool:
-    """``clock.wait_until`` returning False on timeout instead of raising."""
-    try:
-        clock.wait_until(condition, timeout=timeout, what="condition", poll=step)
-        return True
-    except WaitTimeout:
-        return False
+    """Poll ``condition`` on the rig clock every ``step`` s; False when ``timeout`` passes first
+    (an own loop: ``clock.wait_until`` has the same float-resolution hazard as ``wait_for``)."""
+    start = clock.now()
+    while True:
+        if condition():
+            return True
+        left = timeout - (clock.now() - start)
+        if left <= 1e-6:
+            return False
+        clock.sleep(max(1e-3, min(step, left)))

@@ -15,13 +15,13 @@ from testplans.procedures import (
     adjacent_pairs,
     board_average,
     cell_name,
+    cell_temperature_c,
     cells_text,
     idle_currents,
     imbalance_mv,
     mean_currents,
     observe,
     on_currents,
-    plateau_v,
     reference_voltages,
     settle_s,
     top_of_charge_v,
@@ -83,7 +83,7 @@ def test_balancing_start(profile, emulator, clock, link, measure):
     above = imbalance_mv(profile)
     t1 = clock.now()
     cells.set(k, base + above * 1e-3)
-    s = wait_sample(link, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
+    s = wait_sample(link, clock, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
                     f"balancing to start on cell {k + 1}")
     latency = None if s is None else s.t - t1
     measure("bleed_start_latency_s", latency, "s", limits=(0, b.start_latency_max_s),
@@ -106,7 +106,7 @@ def test_bleed_current(profile, emulator, clock, link, measure):
         v = np.full(n, base)
         v[g] = base + imbalance_mv(profile) * 1e-3
         cells.set_all(v)
-        s = wait_sample(link, lambda s: bool(np.all(s.balancing[g])), b.start_latency_max_s + 2 * b.interval_s,
+        s = wait_sample(link, clock, lambda s: bool(np.all(s.balancing[g])), b.start_latency_max_s + 2 * b.interval_s,
                         f"balancing on cells {cells_text(g)}")
         selected = g if s is None else np.asarray(s.balancing, bool)
         i_on = on_currents(emulator, clock, profile) * 1e3 - common
@@ -118,7 +118,7 @@ def test_bleed_current(profile, emulator, clock, link, measure):
             measure(f"{cell_name(i)}_current_while_not_bleeding_ma", i_on[i], "mA", limits=(-lim, lim),
                     uncertainty=0.1, conditions=cond)
         cells.set_all(np.full(n, base))
-        wait_sample(link, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing to stop")
+        wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing to stop")
 
 
 @pytest.mark.requirement("BAL-003")
@@ -131,7 +131,7 @@ def test_balancing_stop(profile, emulator, clock, link, measure):
     k = n // 2
     cells = Cells(emulator, np.full(n, base))
     cells.set(k, base + imbalance_mv(profile) * 1e-3)
-    s = wait_sample(link, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
+    s = wait_sample(link, clock, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
                     f"balancing to start on cell {k + 1}")
     measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), conditions={"cell": k + 1})
     # between stop and start delta: hysteresis, keep bleeding
@@ -146,7 +146,7 @@ def test_balancing_stop(profile, emulator, clock, link, measure):
     below = max(0.0, b.stop_delta_mv - (b.start_delta_mv - b.stop_delta_mv) / 2)
     t1 = clock.now()
     cells.set(k, base + below * 1e-3)
-    s = wait_sample(link, lambda s: not s.balancing[k], b.stop_latency_max_s + 2 * b.interval_s,
+    s = wait_sample(link, clock, lambda s: not s.balancing[k], b.stop_latency_max_s + 2 * b.interval_s,
                     f"balancing to stop on cell {k + 1}")
     measure("bleed_stop_latency_s", None if s is None else s.t - t1, "s", limits=(0, b.stop_latency_max_s),
             uncertainty=profile.link.poll_s, conditions={"cell": k + 1, "delta_mv": below})
@@ -159,7 +159,6 @@ def test_no_balancing_on_plateau(profile, emulator, clock, link, measure):
     b = profile.balancing
     n = emulator.n_channels
     acc = profile.sampling.accuracy_mv
-    from testplans.procedures import cell_temperature_c
     high = b.min_cell_v_at(cell_temperature_c(link.latest())) - 3 * acc * 1e-3
     delta = max(100.0, 3 * b.start_delta_mv)
     k = n // 2
@@ -198,12 +197,13 @@ def test_no_adjacent_channels(profile, emulator, clock, link, measure):
     # emulator: which channels conduct, sampled at several instants over two intervals
     conducting_max, conducting_adj = 0, 0
     thr = 0.5 * b.bleed_current_ma[0]
-    for _ in range(4):
-        i_on = on_currents(emulator, clock, profile, reads=3) * 1e3 - common
-        on = i_on > thr
+    s = profile.sampling
+    aperture = max(1e-4, 0.2 * s.mute_s)
+    for _ in range(16):  # instantaneous snapshots (each one instant), spread over intervals
+        observe(clock, profile, b.interval_s / 3 + 0.013)
+        on = (np.asarray(emulator.read_currents(aperture_s=aperture)) * 1e3 - common) > thr
         conducting_max = max(conducting_max, int(np.sum(on)))
         conducting_adj = max(conducting_adj, adjacent_pairs(on))
-        observe(clock, profile, b.interval_s / 2)
     cond = {"candidates": n - 1, "samples": len(samples)}
     adj_lim = None if b.allow_adjacent else 0
     measure("max_channels_balancing_link", max(counts, default=0), "1", limits=(1, b.max_channels), conditions=cond)
@@ -225,7 +225,7 @@ def test_balancing_pauses_for_measurement(profile, emulator, clock, link, daq, m
     v = np.full(n, base)
     v[g] = base + imbalance_mv(profile) * 1e-3
     Cells(emulator, v)
-    s = wait_sample(link, lambda s: bool(np.all(s.balancing[g])), b.start_latency_max_s + 2 * b.interval_s,
+    s = wait_sample(link, clock, lambda s: bool(np.all(s.balancing[g])), b.start_latency_max_s + 2 * b.interval_s,
                     f"balancing on cells {cells_text(g)}")
     measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), conditions={"group": cells_text(g)})
     reading = board_average(link, clock, profile)

@@ -8,7 +8,7 @@ sense wire shows as the rise on another index (the measurement names where it ap
 import numpy as np
 import pytest
 
-from testplans.procedures import Cells, board_average, cell_name, plateau_v, set_cells_and_settle, settle_s
+from testplans.procedures import Cells, board_average, cell_name, plateau_v, settle_s
 
 
 @pytest.mark.requirement("MAP-001")

@@ -5,7 +5,9 @@ link's temperatures) must reduce the balancing duty along the profile's derating
 hot spot is driven by the chamber (board temperature) and by the bleed power (how many
 channels bleed): one channel at room temperature stays below the derating start (full
 duty), the most channels the board may bleed at cold, room and hot set points climb into
-the curve (cells kept inside the charge temperature window so OT/UT do not interfere).
+the curve (cells kept inside the charge temperature window so OT/UT do not interfere). A
+board whose bleed power cannot reach the curve that way (a small board: few channels) gets
+one more point with the chamber hot enough to put the NTC mid-curve.
 
 At each point, after the thermal loop settles: duty = mean bleed current over a window /
 bleed current while on (emulator channel currents, idle draw subtracted), compared with
@@ -23,7 +25,6 @@ from testplans.procedures import (
     cells_text,
     idle_currents,
     imbalance_mv,
-    mean_currents,
     observe,
     on_currents,
     soak,
@@ -52,10 +53,14 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
     cells = Cells(emulator, np.full(n, b.min_cell_v - 0.1))
     window = max(60.0, 12 * b.interval_s)
     rows = []
-    for temp, k in derating_points(profile, n):
+    points = derating_points(profile, n)
+    j = 0
+    while j < len(points):
+        temp, k = points[j]
+        j += 1
         soak(chamber, link, clock, temp, dwell_s=300.0, settle_c=0.5)
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
-        wait_sample(link, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
+        wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
         idle = idle_currents(emulator, clock)
         base = top_of_charge_v(profile, link)
         sel = np.zeros(n, bool)
@@ -91,6 +96,13 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
                     uncertainty=0.02, conditions=cond)
         rows.append((t_ntc, np.nan if duty is None else duty, expected))
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
+        if j == len(points) == len(derating_points(profile, n)) and max(r[0] for r in rows) < der.start_c + 0.25 * (der.zero_c - der.start_c):
+            # this board's bleed power does not reach into the curve from the charge window:
+            # one more point with the chamber hot enough that full duty would put the NTC in
+            # the middle of the curve (cells above OT: the board still balances at rest)
+            rise = max(r[0] - p for r, (p, kk) in zip(rows, points) if kk == points[-1][1])
+            extra = min(der.zero_c - 5.0, der.start_c + 0.5 * (der.zero_c - der.start_c) - rise)
+            points.append((round(extra, 1), points[-1][1]))
     cols = list(zip(*rows))
     capture("derating", {"temp_c": np.array(cols[0]), "duty": np.array(cols[1]), "expected_duty": np.array(cols[2])},
             {"temp_c": "°C", "duty": "1", "expected_duty": "1"}, kind="derating")

@@ -15,9 +15,9 @@ from testplans.procedures import HVC, cell_name, characterise_cutoff
 
 
 @pytest.fixture(scope="module")
-def hvc_run(_session_rig):
+def hvc_run(session_rig):
     """The HVC characterisation of every channel (run once for this plan)."""
-    rig = _session_rig
+    rig = session_rig
     rig.baseline()
     try:
         return characterise_cutoff(HVC, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)

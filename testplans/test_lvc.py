@@ -13,9 +13,9 @@ from testplans.procedures import LVC, cell_name, characterise_cutoff
 
 
 @pytest.fixture(scope="module")
-def lvc_run(_session_rig):
+def lvc_run(session_rig):
     """The LVC characterisation of every channel (run once for this plan)."""
-    rig = _session_rig
+    rig = session_rig
     rig.baseline()
     try:
         return characterise_cutoff(LVC, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)

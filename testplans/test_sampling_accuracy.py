@@ -11,8 +11,6 @@ Uncertainty of each error (k=2): the DAQ's expanded uncertainty combined with tw
 standard uncertainty of the board's mean (scatter / sqrt(independent reported values)).
 """
 
-import math
-
 import numpy as np
 import pytest
 

@@ -10,7 +10,7 @@ not start below and must start above.
 import numpy as np
 import pytest
 
-from testplans.procedures import Cells, cell_temperature_c, imbalance_mv, observe, settle_s, soak, wait_sample
+from testplans.procedures import Cells, imbalance_mv, observe, settle_s, soak, wait_sample
 
 
 def chamber_points(profile) -> dict[str, float]:
@@ -52,10 +52,10 @@ def test_temperature_compensation(profile, emulator, clock, link, chamber, measu
         v[k] = v_min + margin_mv * 1e-3
         t1 = clock.now()
         cells.set_all(v)
-        s = wait_sample(link, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
+        s = wait_sample(link, clock, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
                         f"balancing to start on cell {k + 1} ({label})")
         measure(f"{label}_start_latency_above_min_cell_v_s", None if s is None else s.t - t1, "s",
                 limits=(0, b.start_latency_max_s), uncertainty=profile.link.poll_s,
                 conditions={**cond, "cell": k + 1, "cell_v": round(float(v[k]), 4)})
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
-        wait_sample(link, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing to stop")
+        wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing to stop")

@@ -1,0 +1,71 @@
+"""The defect zoo: the plans pass the reference boards and catch every catalog defect.
+
+(a) the full plan passes each reference profile on ten seeds;
+(b) every defect in ``catalog_expectations.CAUGHT`` × every profile: the intended test fails
+    and its failure message names the cause;
+(c) defects well inside spec pass;
+(d) every catalog defect has an entry (a new defect without a catching test fails the zoo).
+
+Runs are subprocesses (one simulated world each), so ``pytest -n 2`` parallelises them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rig.sim.defects import catalog
+
+from .catalog_expectations import CAUGHT, PROFILES, WITHIN_SPEC, defect_name
+
+SEEDS = range(1, 11)
+
+
+def test_every_catalog_defect_has_a_catching_test():
+    names = {d.name for d in catalog()}
+    covered = {defect_name(s) for s in CAUGHT}
+    missing = sorted(names - covered)
+    assert not missing, f"catalog defects without a catching plan test in tests/zoo/catalog_expectations.py: {missing}"
+    unknown = sorted(covered - names)
+    assert not unknown, f"zoo table names defects the catalog does not have: {unknown}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", PROFILES)
+def test_reference_board_passes_via_cli(plan_runner, board):
+    """``bmsrig run`` on the reference board: exit 0, every test passed."""
+    run = plan_runner(board, seed=1, cli=True)
+    failed = {k: v for k, v in run.outcomes().items() if v != "passed"}
+    assert run.returncode == 0 and not failed, f"bmsrig run exit {run.returncode}; not passed: {failed}\n{run.stdout}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [s for s in SEEDS if s != 1])
+@pytest.mark.parametrize("board", PROFILES)
+def test_reference_board_passes(plan_runner, board, seed):
+    run = plan_runner(board, seed=seed)
+    failed = {k: v for k, v in run.outcomes().items() if v != "passed"}
+    assert run.returncode == 0 and not failed, f"seed {seed}: exit {run.returncode}; not passed: {failed}\n{run.stdout}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(CAUGHT))
+@pytest.mark.parametrize("board", PROFILES)
+def test_defect_is_caught(plan_runner, board, spec):
+    plan, test, cause = CAUGHT[spec]
+    run = plan_runner(board, defects=[spec], plan=plan, test=test)
+    end = run.test_end(test)
+    assert end is not None, f"{spec}: {test} did not run\n{run.stdout}"
+    assert run.returncode == 1 and end["outcome"] == "failed", (
+        f"{spec} on {board}: {test} {end['outcome']} (exit {run.returncode}); the defect was not caught")
+    assert cause in end["message"], f"{spec} on {board}: {test} failed without naming {cause!r}: {end['message'][:1500]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(WITHIN_SPEC))
+@pytest.mark.parametrize("board", PROFILES)
+def test_defect_within_spec_passes(plan_runner, board, spec):
+    plan, test = WITHIN_SPEC[spec]
+    run = plan_runner(board, defects=[spec], plan=plan, test=test)
+    end = run.test_end(test)
+    assert end is not None and end["outcome"] == "passed" and run.returncode == 0, (
+        f"{spec} (within spec) on {board}: {test} {end and end['outcome']}: {end and end['message'][:1500]}")
