@@ -221,8 +221,15 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     flag = _num(cols, "flag")
     fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1], left_in=1.2)
     ax_v, ax_fet, ax_flag = axes
-    scale, tlabel = _time_scale(t)
-    tt = t * scale
+    # time from the threshold crossing (or the capture's start): rig time since the rig was
+    # built runs to 1e5 s on the bench and would hide milliseconds behind an axis offset
+    t_cross = meta.get("t_cross")
+    if t_cross is None and threshold is not None:
+        t_cross = _first_crossing(t, v, float(threshold), above=hvc)
+    t_ref = float(t_cross) if t_cross is not None else (float(t[0]) if len(t) else 0.0)
+    scale, tlabel = _time_scale(t - t_ref)
+    tlabel = tlabel.replace("time", "time from the crossing" if t_cross is not None else "time from capture start", 1)
+    tt = (t - t_ref) * scale
     if v is not None:
         td, vd = decimate(tt, v)
         ax_v.plot(td, vd, color="#1f4e9c", label="cell voltage")
@@ -234,9 +241,6 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     name = "HVC" if hvc else "LVC"
     ax_v.set_title(f"{name} timing")
     ax_v.set_ylabel(f"cell voltage ({units.get('cell_v', 'V')})")
-    t_cross = meta.get("t_cross")
-    if t_cross is None and threshold is not None:
-        t_cross = _first_crossing(t, v, float(threshold), above=hvc)
     t_trip = meta.get("t_trip")
     if t_trip is None:
         t_trip = _first_change(t, fet, t_cross, 0.0)
@@ -255,9 +259,10 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
         marks.append((float(t_trip), "trip", FAIL_COLOR))
     for tm, label, color in marks:
         for ax in axes:
-            ax.axvline(tm * scale, color=color, lw=0.9, ls="-.")
+            ax.axvline((tm - t_ref) * scale, color=color, lw=0.9, ls="-.")
         left = label == "crossing"
-        ax_v.annotate(f"{label} {tm:.3f} s", xy=(tm * scale, 1.0), xycoords=("data", "axes fraction"),
+        ax_v.annotate(f"{label} {tm - t_ref:+.3f} s" if label != "crossing" else label,
+                      xy=((tm - t_ref) * scale, 1.0), xycoords=("data", "axes fraction"),
                       xytext=(-3 if left else 3, -10), textcoords="offset points", fontsize=7, color=color,
                       ha="right" if left else "left", va="center",
                       bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
@@ -265,7 +270,9 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
         lat = float(t_trip) - float(t_cross)
         lim = _profile_get(profile, "protection", "hvc" if hvc else "lvc", "latency_max_s")
         ax_v.set_title(f"{name} timing — latency {lat:.3f} s" + (f" (limit {float(lim):g} s)" if lim is not None else ""))
-    ax_v.legend(loc="upper left" if hvc else "lower left", frameon=False)
+    ax_v.legend(loc="lower left" if hvc else "upper left", frameon=False)
+    for ax in axes:
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     ax_flag.set_xlabel(tlabel)
     return fig
 
