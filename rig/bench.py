@@ -12,8 +12,10 @@ Scenarios:
   the true Vmax − Vmin falls below the stop delta, the prediction from bleed current ×
   duty (odd/even alternation, measurement pauses, derating equilibrium), per-cell bleed-on
   hours (≈ 40 h for 2 Ah at 50 mA) and the charge bled.
-- ``daily-60d`` — the same pack cycled daily for 60 days (discharge to 30 % SOC, rest, CC
-  then CV with a 45-minute top-of-charge window): the day the delta falls below the stop delta.
+- ``daily-60d`` — the same pack cycled daily for 60 days (discharge to 30 % SOC, rest on the
+  plateau, CC then CV with a 45-minute top-of-charge window, 24 h a day): the day the
+  voltage delta at the end of the window falls below the stop delta (None if not within the
+  days), and the true SOC gap by day with the day it is projected to close.
 - ``ff-vs-fine`` — 2 h of balancing with fast-forward and with a fixed 10 ms step: charge
   bled and final delta must agree within 1 %.
 - ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
@@ -36,13 +38,13 @@ def _profile():
     return load_profile(PROFILE)
 
 
-def _imbalanced_world(profile, seed=0, fine_step_s=None, soc_high=0.995, offset_ah=2.0):
+def _imbalanced_world(profile, seed=0, fine_step_s=None, soc_high=0.995, offset_ah=2.0, params=None):
     from .sim.world import World
     w = World(profile, seed=seed, fine_step_s=fine_step_s)
     cap = profile.capacity_ah
     soc = np.full(profile.cells, soc_high)
     soc[-1] = soc_high - offset_ah / cap
-    w.set_cell_model(profile.chemistry, cap, soc)
+    w.set_cell_model(profile.chemistry, cap, soc, params=params)
     return w
 
 
@@ -134,6 +136,8 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
     t0 = time.perf_counter()
     day_done = None
     deltas = []
+    gaps_mah = []  # true SOC gap, high cells' mean minus the low cell, mAh (the bench sees the truth)
+    day_lengths = []
     for day in range(1, days + 1):
         day_start = w.t
         # discharge to ~30 % SOC
@@ -142,7 +146,10 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
             rem = (float(np.mean(w.soc())) - low_soc) * p.capacity_ah / discharge_a * 3600.0
             w.advance(max(60.0, min(3600.0, rem)))
         w.set_charger(0.0)
-        w.advance(3600.0)  # rest
+        # rest on the plateau (no balancing there) so that the day's only top-of-charge
+        # time is the charge's end and the window: the day is 24 h long
+        charge_est_s = (0.99 - low_soc) * p.capacity_ah / charge_a * 3600.0 + 1800.0
+        w.advance(max(600.0, day_start + 86400.0 - w.t - charge_est_s - top_window_s))
         # CC until the CV limit takes over, then the 45-minute top-of-charge window
         w.set_charger(charge_a, v_cv)
         while w.pack_current() > 0.95 * charge_a:
@@ -153,13 +160,13 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
         w.advance(top_window_s)
         d = _delta_v(w)
         deltas.append(round(d * 1e3, 2))
+        soc = w.soc()
+        gaps_mah.append(round(float(np.mean(soc[:-1]) - soc[-1]) * p.capacity_ah * 1e3, 1))
         w.set_charger(0.0)
+        day_lengths.append(w.t - day_start)
         if d < stop and day_done is None:
             day_done = day
             break
-        left = day_start + 86400.0 - w.t
-        if left > 0:
-            w.advance(left)
     wall = time.perf_counter() - t0
     bled = w.bleed_charge_c / 3600.0
     per_day = float(np.mean(bled[:-1])) / len(deltas)
@@ -172,6 +179,11 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
         "charge_bled_ah_per_high_cell_per_day": round(per_day, 5),
         "projected_days_for_2ah": round(2.0 / per_day, 1) if per_day > 0 else None,
         "bleed_on_hours_mean_high_cells": round(float(np.mean(w.bleed_on_s[:-1])) / 3600.0, 2),
+        "mean_day_h": round(float(np.mean(day_lengths)) / 3600.0, 3),
+        "soc_gap_mah_by_day": gaps_mah,
+        "soc_gap_closing_mah_per_day": round((gaps_mah[0] - gaps_mah[-1]) / max(1, len(gaps_mah) - 1), 2),
+        "projected_day_soc_gap_closed": (round(1 + gaps_mah[0] / ((gaps_mah[0] - gaps_mah[-1]) / (len(gaps_mah) - 1)), 1)
+                                         if len(gaps_mah) > 1 and gaps_mah[0] > gaps_mah[-1] else None),
         "world_stats": dict(w.stats),
     }
     w.close()

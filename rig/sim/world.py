@@ -244,11 +244,12 @@ class World:
         self._noise_rms = max(0.0, float(v_rms))
         self._touch()
 
-    def set_cell_model(self, chemistry: str, capacity_ah, soc, temperature_c: float | None = None) -> None:
+    def set_cell_model(self, chemistry: str, capacity_ah, soc, temperature_c: float | None = None,
+                       params=None) -> None:
         """Cell-model mode: each channel is a cell (PackModel) with that capacity and SOC."""
         from .cells import PackModel
         temp = self.chamber.air_c if temperature_c is None else float(temperature_c)
-        self._pack = PackModel(chemistry, self.n, capacity_ah, soc, self._rngs["cells"], temperature_c=temp)
+        self._pack = PackModel(chemistry, self.n, capacity_ah, soc, self._rngs["cells"], params=params, temperature_c=temp)
         self._cell_thermal = CellThermal.for_params(self._pack.params, self.n, ambient_c=temp)
         if temperature_c is not None:
             # start every cell at the given temperature (no gradient) until the chamber moves it
