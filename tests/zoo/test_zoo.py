@@ -69,3 +69,26 @@ def test_defect_within_spec_passes(plan_runner, board, spec):
     end = run.test_end(test)
     assert end is not None and end["outcome"] == "passed" and run.returncode == 0, (
         f"{spec} (within spec) on {board}: {test} {end and end['outcome']}: {end and end['message'][:1500]}")
+
+
+def test_catalog_names_the_same_catching_test_as_the_zoo_table():
+    """`bmsrig defects` tells a user which test catches a defect: it must agree with the zoo."""
+    by_name = {d.name: d.caught_by for d in catalog()}
+    wrong = {spec: (by_name[defect_name(spec)], test) for spec, (_, test, _) in CAUGHT.items()
+             if by_name.get(defect_name(spec)) != test}
+    assert not wrong, f"catalog caught_by disagrees with the zoo table (catalog, zoo): {wrong}"
+
+
+FULL_PLAN_PROFILE = "reference-16s-lfp"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted({next(s for s in CAUGHT if defect_name(s) == n) for n in {defect_name(s) for s in CAUGHT}}))
+def test_full_plan_fails_each_defect_in_its_intended_test(plan_runner, spec):
+    """The whole plan (no -k), as `bmsrig run --defect SPEC` runs it: exit 1, the intended test
+    among the failures. Other tests may fail too (a defect can show in several places)."""
+    plan, test, cause = CAUGHT[spec]
+    run = plan_runner(FULL_PLAN_PROFILE, defects=[spec])
+    failed = {k.split("::")[-1] for k, v in run.outcomes().items() if v == "failed"}
+    assert run.returncode == 1, f"{spec}: exit {run.returncode}\n{run.stdout}"
+    assert test in failed, f"{spec}: {test} did not fail; failed: {sorted(failed)}"
