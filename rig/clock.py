@@ -135,3 +135,18 @@ def wait_stable(
         if now - start >= timeout_s:
             raise fault(value)
         clock.sleep(min(poll_s, max(timeout_s - (now - start), 1e-3)))
+
+
+class StepClock(VirtualClock):
+    """A virtual clock with no simulator behind it: ``on_step`` callbacks ``(t0, t1)`` run
+    at every advance. For testing drivers and links against virtual time."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.on_step: list[Callable[[float, float], None]] = []
+        super().__init__(self._advance_steps, lambda: self.t)
+
+    def _advance_steps(self, dt: float) -> None:
+        t0, self.t = self.t, self.t + dt
+        for cb in self.on_step:
+            cb(t0, self.t)

@@ -15,25 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rig.clock import VirtualClock
+from rig.clock import StepClock
 from rig.context import RigContext
 
 DATA = Path(__file__).parent / "data"
 SCPI_BENCH = DATA / "scpi-bench.yaml"
 
 
-class StepClock(VirtualClock):
-    """A virtual clock whose world is a list of callbacks ``on_step(t0, t1)``."""
-
-    def __init__(self):
-        self.t = 0.0
-        self.on_step = []
-        super().__init__(self._advance, lambda: self.t)
-
-    def _advance(self, dt: float) -> None:
-        t0, self.t = self.t, self.t + dt
-        for cb in self.on_step:
-            cb(t0, self.t)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rig.clock import VirtualClock
+from rig.clock import StepClock
 from rig.profile import PROFILE_DIR
 
 DATA = Path(__file__).parent / "data"
@@ -20,18 +20,6 @@ OBX_DBC = DATA / "other-bms.dbc"
 OBX_MAP = DATA / "other-bms-can.yaml"
 
 
-class StepClock(VirtualClock):
-    """A virtual clock whose world is a list of callbacks ``on_step(t0, t1)``."""
-
-    def __init__(self):
-        self.t = 0.0
-        self.on_step = []
-        super().__init__(self._advance, lambda: self.t)
-
-    def _advance(self, dt: float) -> None:
-        t0, self.t = self.t, self.t + dt
-        for cb in self.on_step:
-            cb(t0, self.t)
 
 
 def make_telemetry(n: int, **kw) -> SimpleNamespace:
