@@ -631,3 +631,40 @@ def clock_wait(clock, condition, timeout: float, step: float) -> bool:
         if left <= 1e-6:
             return False
         clock.sleep(max(1e-3, min(step, left)))
+
+
+def run_conditions(run: CutoffRun, channel: int) -> dict:
+    """Test conditions of one channel's cut-off run, for the report."""
+    return {"cell": channel + 1, "ramp_mv_per_s": round(run.rate_v_per_s * 1e3, 3), "pack_current_a": run.pack_current_a}
+
+
+def judge_cutoff_recovery(run: CutoffRun, cut, measure) -> None:
+    """Hysteresis (staircase channels) and recovery time (every release) against the profile.
+
+    The release point lies on the safe side of the threshold: below it for HVC, above for LVC.
+    """
+    name = run.kind.name
+    for r in run.channels:
+        cond = run_conditions(run, r.channel)
+        cell = cell_name(r.channel)
+        if r.channel in run.hysteresis_channels:
+            hyst = None if r.release_v is None else run.kind.direction * (cut.threshold_v - r.release_v) * 1e3
+            measure(f"{cell}_{name}_hysteresis_mv", hyst, "mV",
+                    limits=(cut.hysteresis_mv - cut.hysteresis_tolerance_mv, cut.hysteresis_mv + cut.hysteresis_tolerance_mv),
+                    uncertainty=(r.release_u_v or 0.0) * 1e3, conditions=cond)
+        for k, t in enumerate(r.recovery_s or [None]):
+            measure(f"{cell}_{name}_recovery_s", t, "s",
+                    limits=(cut.recovery_s - cut.recovery_tolerance_s, cut.recovery_s + cut.recovery_tolerance_s),
+                    uncertainty=1e-3, conditions={**cond, "release": k + 1})
+
+
+def capture_cutoff_timing(run: CutoffRun, cut, capture) -> None:
+    """The first channel's timing diagram (cell voltage, threshold, FET, flag) for the report."""
+    r0 = run.channels[0] if run.channels else None
+    if r0 is None or not r0.timing:
+        return
+    t, v, fet, flag = (np.array(x, dtype=float) for x in zip(*r0.timing))
+    fet_col, kind = run.kind.fet_attr, f"{run.kind.name}_timing"
+    capture(kind, {"t_s": t, "cell_v": v, "threshold_v": np.full(len(t), cut.threshold_v), fet_col: fet, "flag": flag},
+            {"t_s": "s", "cell_v": "V", "threshold_v": "V", fet_col: "1", "flag": "1"},
+            kind=kind, meta={"cell": r0.channel + 1})

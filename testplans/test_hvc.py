@@ -8,10 +8,10 @@ staircase on the first, middle and last channel), then stepped across the thresh
 the latency. The four tests judge one characterisation run.
 """
 
-import numpy as np
 import pytest
 
-from testplans.procedures import HVC, cell_name, characterise_cutoff
+from testplans.procedures import (HVC, capture_cutoff_timing, cell_name, characterise_cutoff,
+                                  judge_cutoff_recovery, run_conditions)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,6 @@ def hvc_run(session_rig):
         rig.pack_source.off()
 
 
-def _conditions(run, ch):
-    return {"cell": ch + 1, "ramp_mv_per_s": round(run.rate_v_per_s * 1e3, 3), "pack_current_a": run.pack_current_a}
-
-
 @pytest.mark.requirement("HVC-001")
 def test_hvc_threshold(profile, hvc_run, measure):
     """Each channel trips the charge FET within tolerance of the HVC threshold."""
@@ -39,7 +35,7 @@ def test_hvc_threshold(profile, hvc_run, measure):
         if r.early_trip:
             err = -(tol + 5.0)  # tripped below the whole tolerance band
         measure(f"{cell_name(r.channel)}_hvc_trip_error_mv", err, "mV", limits=(-tol, tol),
-                uncertainty=hvc_run.u_threshold_v * 1e3, conditions=_conditions(hvc_run, r.channel))
+                uncertainty=hvc_run.u_threshold_v * 1e3, conditions=run_conditions(hvc_run, r.channel))
 
 
 @pytest.mark.requirement("HVC-002")
@@ -49,18 +45,12 @@ def test_hvc_latency(profile, hvc_run, measure, capture):
     cut = profile.protection.hvc
     i_lim = 0.01 * abs(hvc_run.pack_current_a)
     for r in hvc_run.channels:
-        cond = _conditions(hvc_run, r.channel)
+        cond = run_conditions(hvc_run, r.channel)
         measure(f"{cell_name(r.channel)}_hvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s),
                 uncertainty=1e-3, conditions=cond)
         measure(f"{cell_name(r.channel)}_charge_current_after_hvc_a", r.current_after_trip_a, "A",
                 limits=(-i_lim, i_lim), uncertainty=1e-3, conditions=cond)
-    r0 = hvc_run.channels[0]
-    if r0.timing:
-        t, v, fet, flag = (np.array(x, dtype=float) for x in zip(*r0.timing))
-        capture("hvc_timing", {"t_s": t, "cell_v": v, "threshold_v": np.full(len(t), cut.threshold_v),
-                               "charge_fet": fet, "flag": flag},
-                {"t_s": "s", "cell_v": "V", "threshold_v": "V", "charge_fet": "1", "flag": "1"},
-                kind="hvc_timing", meta={"cell": r0.channel + 1})
+    capture_cutoff_timing(hvc_run, cut, capture)
 
 
 @pytest.mark.requirement("HVC-003")
@@ -69,7 +59,7 @@ def test_hvc_flag(profile, hvc_run, measure):
     s = profile.sampling
     lag = s.period_s + 2 * profile.link.poll_s
     for r in hvc_run.channels:
-        cond = _conditions(hvc_run, r.channel)
+        cond = run_conditions(hvc_run, r.channel)
         name = cell_name(r.channel)
         measure(f"{name}_hvc_link_samples", r.n_samples, "1", limits=(1, None), conditions=cond)
         measure(f"{name}_hvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), conditions=cond)
@@ -81,17 +71,4 @@ def test_hvc_flag(profile, hvc_run, measure):
 def test_hvc_recovery(profile, hvc_run, measure):
     """Recovery at threshold − hysteresis (staircase on first/middle/last channel) after the
     recovery time (every release)."""
-    cut = profile.protection.hvc
-    for r in hvc_run.channels:
-        cond = _conditions(hvc_run, r.channel)
-        name = cell_name(r.channel)
-        if r.channel in hvc_run.hysteresis_channels:
-            hyst = None if r.release_v is None else (cut.threshold_v - r.release_v) * 1e3
-            measure(f"{name}_hvc_hysteresis_mv", hyst, "mV",
-                    limits=(cut.hysteresis_mv - cut.hysteresis_tolerance_mv, cut.hysteresis_mv + cut.hysteresis_tolerance_mv),
-                    uncertainty=(r.release_u_v or 0.0) * 1e3, conditions=cond)
-        rec = r.recovery_s or [None]
-        for k, t in enumerate(rec):
-            measure(f"{name}_hvc_recovery_s", t, "s",
-                    limits=(cut.recovery_s - cut.recovery_tolerance_s, cut.recovery_s + cut.recovery_tolerance_s),
-                    uncertainty=1e-3, conditions={**cond, "release": k + 1})
+    judge_cutoff_recovery(hvc_run, profile.protection.hvc, measure)

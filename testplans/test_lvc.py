@@ -6,10 +6,10 @@ edge), released through a staircase (first, middle, last channel) and stepped ac
 threshold for the latency.
 """
 
-import numpy as np
 import pytest
 
-from testplans.procedures import LVC, cell_name, characterise_cutoff
+from testplans.procedures import (LVC, capture_cutoff_timing, cell_name, characterise_cutoff,
+                                  judge_cutoff_recovery, run_conditions)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,6 @@ def lvc_run(session_rig):
         rig.pack_source.off()
 
 
-def _conditions(run, ch):
-    return {"cell": ch + 1, "ramp_mv_per_s": round(run.rate_v_per_s * 1e3, 3), "pack_current_a": run.pack_current_a}
-
-
 @pytest.mark.requirement("LVC-001")
 def test_lvc_threshold(profile, lvc_run, measure, capture):
     """Each channel trips the discharge FET within tolerance of the LVC threshold, within the
@@ -36,7 +32,7 @@ def test_lvc_threshold(profile, lvc_run, measure, capture):
     i_lim = 0.01 * abs(lvc_run.pack_current_a)
     lag = profile.sampling.period_s + 2 * profile.link.poll_s
     for r in lvc_run.channels:
-        cond = _conditions(lvc_run, r.channel)
+        cond = run_conditions(lvc_run, r.channel)
         name = cell_name(r.channel)
         err = None if r.trip_v is None else (r.trip_v - cut.threshold_v) * 1e3
         if r.early_trip:
@@ -51,30 +47,11 @@ def test_lvc_threshold(profile, lvc_run, measure, capture):
         measure(f"{name}_lvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), conditions=cond)
         measure(f"{name}_lvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), conditions=cond)
         measure(f"{name}_lvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag), conditions=cond)
-    r0 = lvc_run.channels[0]
-    if r0.timing:
-        t, v, fet, flag = (np.array(x, dtype=float) for x in zip(*r0.timing))
-        capture("lvc_timing", {"t_s": t, "cell_v": v, "threshold_v": np.full(len(t), cut.threshold_v),
-                               "discharge_fet": fet, "flag": flag},
-                {"t_s": "s", "cell_v": "V", "threshold_v": "V", "discharge_fet": "1", "flag": "1"},
-                kind="lvc_timing", meta={"cell": r0.channel + 1})
+    capture_cutoff_timing(lvc_run, cut, capture)
 
 
 @pytest.mark.requirement("LVC-002")
 def test_lvc_recovery(profile, lvc_run, measure):
     """Recovery at threshold + hysteresis (staircase on first/middle/last channel) after the
     recovery time (every release)."""
-    cut = profile.protection.lvc
-    for r in lvc_run.channels:
-        cond = _conditions(lvc_run, r.channel)
-        name = cell_name(r.channel)
-        if r.channel in lvc_run.hysteresis_channels:
-            hyst = None if r.release_v is None else (r.release_v - cut.threshold_v) * 1e3
-            measure(f"{name}_lvc_hysteresis_mv", hyst, "mV",
-                    limits=(cut.hysteresis_mv - cut.hysteresis_tolerance_mv, cut.hysteresis_mv + cut.hysteresis_tolerance_mv),
-                    uncertainty=(r.release_u_v or 0.0) * 1e3, conditions=cond)
-        rec = r.recovery_s or [None]
-        for k, t in enumerate(rec):
-            measure(f"{name}_lvc_recovery_s", t, "s",
-                    limits=(cut.recovery_s - cut.recovery_tolerance_s, cut.recovery_s + cut.recovery_tolerance_s),
-                    uncertainty=1e-3, conditions={**cond, "release": k + 1})
+    judge_cutoff_recovery(lvc_run, profile.protection.lvc, measure)
