@@ -99,17 +99,16 @@ def cmd_run(args) -> int:
 
 
 def _exit_code(pytest_code: int, run_dir: Path) -> int:
-    rig_fault = False
+    """Map pytest's exit status to bmsrig's, using the run record (read once)."""
     try:
         from .record import read_record
 
-        for ev in read_record(run_dir):
-            if ev.get("event") == "run_end" and ev.get("rig_faults"):
-                rig_fault = True
-            if ev.get("event") == "deviation" and ev.get("kind") == "rig_fault":
-                rig_fault = True
+        events = read_record(run_dir)
     except Exception:
-        pass
+        events = []
+    rig_fault = any((ev.get("event") == "run_end" and ev.get("rig_faults"))
+                    or (ev.get("event") == "deviation" and ev.get("kind") == "rig_fault") for ev in events)
+    any_failed = any(ev.get("event") == "test_end" and ev.get("outcome") == "failed" for ev in events)
     if pytest_code == 0:
         return EXIT_PASS
     if pytest_code == 1:
@@ -117,17 +116,8 @@ def _exit_code(pytest_code: int, run_dir: Path) -> int:
     if pytest_code in (4, 5):  # usage error, nothing collected (e.g. -k matched nothing)
         return EXIT_USAGE
     if pytest_code == 2:  # interrupted: a failure already seen is a verdict; else not judged
-        return EXIT_FAIL if _any_failed(run_dir) else EXIT_RIG_FAULT
+        return EXIT_FAIL if any_failed else EXIT_RIG_FAULT
     return EXIT_RIG_FAULT
-
-
-def _any_failed(run_dir: Path) -> bool:
-    try:
-        from .record import read_record
-
-        return any(ev.get("event") == "test_end" and ev.get("outcome") == "failed" for ev in read_record(run_dir))
-    except Exception:
-        return False
 
 
 def cmd_check(args) -> int:

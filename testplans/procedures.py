@@ -668,3 +668,12 @@ def capture_cutoff_timing(run: CutoffRun, cut, capture) -> None:
     capture(kind, {"t_s": t, "cell_v": v, "threshold_v": np.full(len(t), cut.threshold_v), fet_col: fet, "flag": flag},
             {"t_s": "s", "cell_v": "V", "threshold_v": "V", fet_col: "1", "flag": "1"},
             kind=kind, meta={"cell": r0.channel + 1})
+
+
+def characterise_cutoff_on(rig, kind: CutoffKind) -> CutoffRun:
+    """Baseline the rig, characterise ``kind`` on every channel, leave the pack source off."""
+    rig.baseline()
+    try:
+        return characterise_cutoff(kind, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)
+    finally:
+        rig.pack_source.off()

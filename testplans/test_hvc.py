@@ -10,19 +10,14 @@ the latency. The four tests judge one characterisation run.
 
 import pytest
 
-from testplans.procedures import (HVC, capture_cutoff_timing, cell_name, characterise_cutoff,
+from testplans.procedures import (HVC, capture_cutoff_timing, cell_name, characterise_cutoff_on,
                                   judge_cutoff_recovery, run_conditions)
 
 
 @pytest.fixture(scope="module")
 def hvc_run(session_rig):
     """The HVC characterisation of every channel (run once for this plan)."""
-    rig = session_rig
-    rig.baseline()
-    try:
-        return characterise_cutoff(HVC, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)
-    finally:
-        rig.pack_source.off()
+    return characterise_cutoff_on(session_rig, HVC)
 
 
 @pytest.mark.requirement("HVC-001")

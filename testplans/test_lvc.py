@@ -8,19 +8,14 @@ threshold for the latency.
 
 import pytest
 
-from testplans.procedures import (LVC, capture_cutoff_timing, cell_name, characterise_cutoff,
+from testplans.procedures import (LVC, capture_cutoff_timing, cell_name, characterise_cutoff_on,
                                   judge_cutoff_recovery, run_conditions)
 
 
 @pytest.fixture(scope="module")
 def lvc_run(session_rig):
     """The LVC characterisation of every channel (run once for this plan)."""
-    rig = session_rig
-    rig.baseline()
-    try:
-        return characterise_cutoff(LVC, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)
-    finally:
-        rig.pack_source.off()
+    return characterise_cutoff_on(session_rig, LVC)
 
 
 @pytest.mark.requirement("LVC-001")

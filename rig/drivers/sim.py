@@ -155,9 +155,10 @@ class SimCellEmulatorDriver(_SimInstrument, Driver, CellEmulator):
         return np.asarray(self.world.channel_currents(0.02 if aperture_s is None else float(aperture_s)), dtype=float)
 
     def set_current_limits(self, source_a, sink_a):
+        """Checked against the hard limit like hardware; the bench's ideal sources do not
+        model current limiting (no plan relies on it)."""
         check_limit("cell emulator", "source current limit", source_a, 0.0, self.max_current_a, "A")
         check_limit("cell emulator", "sink current limit", sink_a, 0.0, self.max_current_a, "A")
-        self._limits = (float(source_a), float(sink_a))
 
     def set_noise(self, v_rms):
         check_limit("cell emulator", "injected noise", v_rms, 0.0, self.max_noise_v_rms, "V rms")
