@@ -267,7 +267,7 @@ class PackModel:
         self._temp_seen[:] = t
 
     def _check_temperature(self) -> None:
-        if not np.array_equal(self._temp, self._temp_seen):
+        if not (self._temp == self._temp_seen).all():
             self._refresh_temperature()
 
     # ---- instantaneous quantities --------------------------------------------------
@@ -296,6 +296,19 @@ class PackModel:
         if self._two_rc:
             v += self.v_rc2
         return v
+
+    def voltage_rate(self, current_a: np.ndarray | float) -> np.ndarray:
+        """Upper bound of |dV_terminal/dt| per cell with ``current_a`` held, V/s: the OCV
+        term ``|dOCV/dSOC · (I − leak) / (3600 C)|`` plus the RC relaxation terms
+        ``|R·I − v_rc| / τ`` (summed as magnitudes, so they never cancel)."""
+        i = np.asarray(current_a, dtype=float)
+        self._check_temperature()
+        r = np.abs(self._curve.slope(self.soc, self._temp) * (i - self._leak_t)) * self._inv_as
+        f = self.params.soc_factor(self.soc)
+        r += np.abs(self._r1_t * f * i - self.v_rc) / self.params.tau1_s
+        if self._two_rc:
+            r += np.abs(self._r2_t * f * i - self.v_rc2) / self.params.tau2_s
+        return r
 
     def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:
         """Irreversible heat per cell with ``current_a`` flowing, W (I²R0 + I·v_rc)."""

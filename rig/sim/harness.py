@@ -8,6 +8,16 @@ A board model is a class loaded by ``module:Class`` (profile key ``bench.model``
         def wake(self, now: float) -> float:       # run firmware; return the next wake time (> now)
         def fast_forward(self, until: float):       # optional; None = not quiet now
             return t_resume, duty_per_channel       # duty 0..1 of the bleed over the window
+            # or (t_resume, duty_per_channel, drift_limit_v)
+
+A fast-forward is the board's promise that it would do nothing but bleed at that duty
+until ``t_resume``, as long as no cell moves more than the drift limit. The world keeps
+its side: it ends the window early (and wakes the board) before any terminal voltage moves
+further than the limit from its value at the start (``harness.ff_drift_limit_v`` unless
+the board names its own, at most ``harness.ff_drift_cap_v``), or the board or air
+temperature more than ``harness.ff_drift_limit_c``. A board that names a limit smaller
+than its distance to every level that would change a decision (a protection threshold
+less its noise, a balancing threshold) cannot miss a trip or a decision inside a window.
 
 Everything a board may touch is on :class:`BoardHarness`: the AFE conversion of the cell
 inputs, the NTCs, the shunt, the bleed switches, the FETs, digital outputs and the
@@ -76,6 +86,25 @@ class BoardHarness:
     def now(self) -> float:
         """Rig time, s."""
         return self._world.t
+
+    @property
+    def ff_drift_limit_v(self) -> float:
+        """Default largest terminal-voltage move inside one fast-forward window, V (the
+        world ends the window before any channel moves further)."""
+        from .world import FF_DV_MAX_V
+        return FF_DV_MAX_V
+
+    @property
+    def ff_drift_cap_v(self) -> float:
+        """Largest drift limit a board may name for one window, V."""
+        from .world import FF_DV_CAP_V
+        return FF_DV_CAP_V
+
+    @property
+    def ff_drift_limit_c(self) -> float:
+        """Largest board or air temperature move inside one fast-forward window, °C."""
+        from .world import FF_DT_MAX_C
+        return FF_DT_MAX_C
 
     def read_cell_voltages(self) -> np.ndarray:
         """AFE conversion of every channel now, V (offset, gain, noise, tempco, RC filter,

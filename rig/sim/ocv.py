@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,12 @@ class OcvCurve:
         over = v - tab[..., -1]
         return s + np.maximum(over, 0.0) / self.slope_hi
 
+    @cached_property
+    def _segment_slopes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment: dV/dSOC at 25 °C and d(dU/dT)/dSOC."""
+        ds = np.diff(self.soc)
+        return np.diff(self.v) / ds, np.diff(self.dudt) / ds
+
     def slope(self, soc, temp_c=T_REF_C) -> np.ndarray:
         """dOCV/dSOC in V per unit SOC: the slope of the segment holding ``soc``.
 
@@ -152,9 +158,7 @@ class OcvCurve:
         beyond the last knot ``slope_hi``; at a knot, the segment to its right.
         """
         s = np.asarray(soc, dtype=float)
-        ds = np.diff(self.soc)
-        gv = np.diff(self.v) / ds
-        gd = np.diff(self.dudt) / ds
+        gv, gd = self._segment_slopes
         k = len(self.soc)
         i = np.clip(np.searchsorted(self.soc, s, side="right") - 1, 0, k - 2)
         g = gv[i] + gd[i] * (np.asarray(temp_c, dtype=float) - T_REF_C)

@@ -45,8 +45,17 @@ import numpy as np
 from .harness import BoardHarness, Telemetry
 
 EPS = 1e-9
-QUIET_MARGIN_V = 0.030
-"""No fast-forward with any cell within this of a protection threshold (as last sampled)."""
+NOISE_GUARD_SPREADS = 3.0
+"""Noise guard of the fast-forward rule: this many times the widest spread (max − min) of
+the last ``filter_samples`` raw conversions of any channel. Four samples of white noise
+spread about 2 σ, the widest of 16 channels about 3 σ, so the guard is about 9 σ (0.3 mV
+RMS AFE noise and 185 µV steps: ~3.3 mV measured; 5 mV RMS injected noise: > 20 mV, so
+no fast-forward anywhere near a threshold). A moving input widens the spread too."""
+FF_MIN_DRIFT_V = 0.5e-3
+"""No fast-forward when the drift allowance is below this, V (the window would end at once)."""
+STATIC_GUARD_V = 1.0e-3
+"""What the world's drift check cannot see, V: AFE drift over the window's board
+temperature move (≤ 8 µV/°C x 1 °C on a good AFE), quantisation (±0.09 mV)."""
 QUIET_MARGIN_C = 2.0
 OTUT_HYSTERESIS_C = 2.0
 FF_MAX_S = 3600.0
@@ -316,32 +325,39 @@ class ReferenceBoard:
 
     def select(self, v: np.ndarray, parity: int) -> np.ndarray:
         """The channels to bleed this interval for filtered voltages ``v``."""
+        return self._select(v, parity)[0]
+
+    def _select(self, v: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
+        """``(mask, truncated)``: truncated when ``max_channels`` left out a candidate that
+        could otherwise have been bled (then the voltage order decided the mask)."""
         n = self.n
         vmin = float(v.min())
         cand = (v - vmin) > self.stop_v
         sel = np.zeros(n, bool)
         if not cand.any():
-            return sel
+            return sel, False
         if self.bleed_all:
-            return cand
+            return cand, False
         order = np.argsort(-v, kind="stable")
         if self.allow_adjacent:
             for i in order:
                 if cand[i] and sel.sum() < self.max_ch:
                     sel[i] = True
-            return sel
+            return sel, int(cand.sum()) > self.max_ch
         count = 0
+        truncated = False
         for pass_parity in (parity, 1 - parity):
             for i in order:
-                if count >= self.max_ch:
-                    break
                 if not cand[i] or sel[i] or (i % 2) != pass_parity:
                     continue
                 if (i > 0 and sel[i - 1]) or (i < n - 1 and sel[i + 1]):
                     continue
+                if count >= self.max_ch:
+                    truncated = True
+                    break
                 sel[i] = True
                 count += 1
-        return sel
+        return sel, truncated
 
     def _decide(self, now: float, v: np.ndarray, advance_parity: bool = True) -> None:
         self.state = self.pack_state(self.i_pack)
@@ -386,21 +402,94 @@ class ReferenceBoard:
     def _quiet(self) -> bool:
         if self._filled < self.fs or self.temps is None:
             return False
-        if self.hvc.active or self.lvc.active or self.ot or self.ut:
-            return False
         if any(x is not None for x in (self.hvc.trip_at, self.hvc.recover_at, self.lvc.trip_at, self.lvc.recover_at)):
             return False
         v = self.v
-        if float(v.max()) > self.hvc_thr - QUIET_MARGIN_V or float(v.min()) < self.lvc_thr + QUIET_MARGIN_V:
-            return False
         cells = self.temps["cells"]
-        if float(np.max(cells)) > self.ot_c - QUIET_MARGIN_C or float(np.min(cells)) < self.ut_c + QUIET_MARGIN_C:
+        tmax, tmin = float(np.max(cells)), float(np.min(cells))
+        ot_edge = self.ot_c - OTUT_HYSTERESIS_C if self.ot else self.ot_c
+        ut_edge = self.ut_c + OTUT_HYSTERESIS_C if self.ut else self.ut_c
+        if abs(tmax - ot_edge) < QUIET_MARGIN_C or abs(tmin - ut_edge) < QUIET_MARGIN_C:
             return False
         if self.chatter:
             delta = float(v.max() - v.min())
             if abs(delta - self.start_v) < 0.010:
                 return False
         return True
+
+    def noise_guard_v(self) -> float:
+        """What a protection comparator must keep clear of beyond the drift, V: the noise
+        guard (``NOISE_GUARD_SPREADS`` x the widest spread of the last ``filter_samples``
+        raw conversions of any channel: noise, and a fast-moving input) plus the static
+        guard."""
+        buf = self._buf
+        spread = float(np.max(buf.max(axis=0) - buf.min(axis=0)))
+        return NOISE_GUARD_SPREADS * spread + STATIC_GUARD_V
+
+    def drift_allowance_v(self) -> float:
+        """How far any cell may drift in a window before a decision of this board could
+        change, V (the drift limit it names for the window; < 0 when one is imminent):
+
+        - protection: the least favourable raw conversion in the filter against the level
+          that would change a comparator (the trip level; for a latched cut-off the
+          recovery level), less :meth:`noise_guard_v`. Skipped conversions then cannot
+          have tripped or recovered anything: protection is resolved exactly;
+        - balancing, when the pack state allows it: whether it runs depends on Vmax
+          against the minimum cell voltage (margin: the distance, less what the
+          temperature compensation can shift over the window's temperature limit) and on
+          Vmax − Vmin against the start delta (or, balancing, the stop delta; margin: half
+          the distance, a difference of two cells moves by up to twice the drift).
+          Inactive, it stays so while any failing condition keeps failing (the largest
+          failing margin); active, every condition must hold, and so must the candidate
+          set: half the distance of each cell's lead over Vmin to the stop delta and,
+          when ``max_channels`` left out a candidate, half the smallest gap between
+          candidate voltages (the order picks). Balancing is resolved to at least the
+          world's default drift limit: a cell sitting on its stop level would otherwise
+          hold every window at zero; between two looks the board may bleed on a decision
+          up to that drift old (ff-vs-fine bounds the cost).
+        """
+        buf = self._buf
+        guard = self.noise_guard_v()
+        if self.hvc.active:  # the cell the latch waits on, at its lowest conversion
+            d_hvc = float(buf.min(axis=0).max()) - self.hvc_rec_v
+        else:
+            d_hvc = self.hvc_thr - float(buf.max())
+        if self.lvc.active:
+            d_lvc = self.lvc_rec_v - float(buf.max(axis=0).min())
+        else:
+            d_lvc = float(buf.min()) - self.lvc_thr
+        allow_protection = min(d_hvc, d_lvc) - guard
+        allow = math.inf
+        if self.strategy_duty(self.pack_state(self.i_pack)) > 0.0 and not self.chatter:
+            v = self.v
+            vmax, vmin = float(v.max()), float(v.min())
+            # active <=> (Vmax >= minimum cell voltage) and (delta > level): a condition
+            # holds or fails robustly within its margin
+            conds = []
+            if not self.ignore_min_v:
+                shift = 0.0
+                if self.temp_comp:
+                    shift = self.profile.balancing.temp_comp_mv_per_c * 1e-3 * self.h.ff_drift_limit_c
+                a = vmax - self.min_cell_v()
+                conds.append((a >= 0.0, abs(a) - shift))
+            level = self.stop_v if self.balancing else self.start_v
+            b = (vmax - vmin) - level
+            conds.append((b > 0.0, 0.5 * abs(b)))
+            failing = [m for ok, m in conds if not ok]
+            if failing:  # inactive: stays so while any failing condition keeps failing
+                allow = min(allow, max(failing))
+            else:  # active: the conditions and the candidate set must hold
+                allow = min(allow, min(m for _, m in conds))
+                lead = v - vmin
+                allow = min(allow, 0.5 * float(np.min(np.abs(lead - self.stop_v))))
+                if self._select(v, 0)[1] or self._select(v, 1)[1]:
+                    cand = np.sort(v[lead > self.stop_v])
+                    allow = min(allow, 0.5 * float(np.min(np.diff(cand))))
+        # balancing decisions are resolved to the world's default drift limit (a cell that
+        # sits on its stop level would otherwise hold every window at zero): between two
+        # looks the board may bleed on a decision up to that drift old, as a real one
+        # does between its own decisions; ff-vs-fine bounds what that costs
+        return min(allow_protection, max(allow, self.h.ff_drift_limit_v))
 
     def _equilibrium(self, masks: list[np.ndarray], strat: float):
         """Derating fixed point of the PWM loop: the duty d with d = derate(T at a decision)
@@ -433,10 +522,12 @@ class ReferenceBoard:
         return d, *temps(d)
 
     def fast_forward(self, until: float):
-        """Quiet stretch: return ``(t_resume, duty)`` or None.
+        """Quiet stretch: return ``(t_resume, duty, drift_limit_v)`` or None.
 
-        Quiet means: filter full, no protection flag, timer or recovery pending, no cell
-        within 30 mV of HVC/LVC (as last sampled), no cell NTC within 2 °C of OT/UT. Right
+        Quiet means: filter full, no protection timer or recovery pending, no cell NTC
+        within 2 °C of an OT/UT edge, and a drift allowance (:meth:`drift_allowance_v`) of
+        at least ``FF_MIN_DRIFT_V``: the window's drift limit, so that no protection or
+        balancing decision can change inside it. Right
         after a conversion only. The window ends ``filter_samples`` cycles before a
         decision, so that on resume the filter refills and the board decides on schedule.
         While balancing, the window spans whole intervals with the same odd/even
@@ -449,6 +540,9 @@ class ReferenceBoard:
         if self._ff is not None or self._last_conv_t is None or abs(now - self._last_conv_t) > EPS:
             return None
         if not self._quiet():
+            return None
+        allow = min(self.drift_allowance_v(), self.h.ff_drift_cap_v)
+        if allow < FF_MIN_DRIFT_V:
             return None
         c = self.k - 1  # the cycle just converted
         P, D, fs = self.period, self.D, self.fs
@@ -493,31 +587,33 @@ class ReferenceBoard:
         if self.balancing and self.pwm_off_at is not None:
             # the present mask holds until its PWM off time or the next decision, whichever first
             on += self.mask * max(0.0, min(self.pwm_off_at, self.t_conv(first_dec), t_res) - now)
-        virtual = []
-        parity = self.parity
-        for j in range(n_dec):
-            cj = first_dec + j * D
-            tj = self.t_conv(cj)
-            if self.balancing:
-                parity ^= 1
-                mask = par_masks[parity]
-                dj = strat * (eq if eq is not None else 1.0)
-                off = tj + dj * self.interval if dj < 1.0 else tj + self.interval + P
-                # a decision's mask holds until the next decision replaces it
-                on += mask * max(0.0, min(off, self.t_conv(cj + D), t_res) - tj)
-                virtual.append((tj, parity, mask, dj, off))
+        virtual = None
+        if self.balancing and n_dec > 0:
+            # decisions j = 0..n_dec-1 at t_conv(first_dec + j·D); parity flips at each;
+            # a decision's mask holds until its PWM off time or the next decision
+            dj = strat * (eq if eq is not None else 1.0)
+            tj = self.t_conv(first_dec + np.arange(n_dec) * D)
+            off = tj + dj * self.interval if dj < 1.0 else tj + self.interval + P
+            on_j = np.maximum(0.0, np.minimum(np.minimum(off, tj + D * P), t_res) - tj)
+            parities = (self.parity + 1 + np.arange(n_dec)) % 2
+            for q in (0, 1):
+                on += par_masks[q] * float(on_j[parities == q].sum())
+            virtual = (tj, off, parities, par_masks, dj)
         duty = on / window * (1.0 if self.no_mute else (1.0 - self.mute / P))
         self._ff = {"t_res": t_res, "k_res": k_res, "virtual": virtual}
         self._apply(np.zeros(self.n, bool))
-        return t_res, duty
+        return t_res, duty, allow
 
     def _resume(self, now: float) -> None:
         ff = self._ff
         self._ff = None
-        for tj, parity, mask, dj, off in ff["virtual"]:
-            if tj <= now + EPS:
-                self.parity, self.mask, self.duty = parity, mask, dj
-                self.pwm_off_at = off if dj > 0 else None
+        if ff["virtual"] is not None:
+            tj, off, parities, masks, dj = ff["virtual"]
+            j = int(np.searchsorted(tj, now + EPS, side="right")) - 1  # the last decision taken
+            if j >= 0:
+                q = int(parities[j])
+                self.parity, self.mask, self.duty = q, masks[q], dj
+                self.pwm_off_at = float(off[j]) if dj > 0 else None
         if self.pwm_off_at is not None and self.pwm_off_at <= now + EPS:
             self.pwm_off_at = None
         self.k = max(self.k, math.ceil(now / self.period - 1e-6))

@@ -12,8 +12,12 @@ Fast-forward: when the board says it is quiet (``board.fast_forward(until)`` ret
 ``(t_resume, duty)``), the world integrates with the average bleed current ``duty ×
 I_bleed`` up to ``t_resume`` in as few steps as physics allows and then wakes the board.
 The world ends a fast-forward early when the truth drifts away from what the board last
-sampled (any terminal voltage by more than ``FF_DV_MAX_V``, the board or air temperature
-by more than ``FF_DT_MAX_C``): the board's "quiet" was a statement about what it saw. No
+sampled (any terminal voltage by more than ``FF_DV_END`` × the window's drift limit, the
+board or air temperature by more than ``FF_DT_MAX_C``): the board's "quiet" was a
+statement about what it saw. Steps are sized from the predicted voltage rate so that no
+single step carries a cell past the drift limit: ``FF_DV_MAX_V``, or the limit the board
+names for the window (``(t_resume, duty, drift_limit_v)``, at most ``FF_DV_CAP_V``) from
+its distance to every level that would change one of its decisions. No
 fast-forward for ``(filter_samples + 2)`` sampling periods after any input change (the
 board has not seen it yet), and the last ``2 × sampling.period_s`` of every ``advance``
 always run fine, so an instrument read right after a sleep sees the real waveform.
@@ -63,6 +67,16 @@ BOARD_TAU_S = 300.0
 THERMAL_LUMP_S = 0.5
 CHARGER_REG_S = 1.0
 FF_DV_MAX_V = 5e-3
+"""Drift promise of a fast-forward: no terminal voltage moves further than this from its
+value at the window's start, V. A board may name its own limit per window (the third
+element of ``fast_forward``'s answer), up to ``FF_DV_CAP_V``."""
+FF_DV_CAP_V = 20e-3
+"""Largest per-window drift limit the world accepts from a board, V."""
+FF_STEP_SHARE = 0.25
+"""A fast-forward step may use at most this share of the remaining drift budget at the
+predicted rate (:meth:`PackModel.voltage_rate`): headroom for a steeper OCV segment."""
+FF_DV_END = 0.8
+"""A window ends once any cell has used this share of the drift budget."""
 FF_DT_MAX_C = 1.0
 DAQ_NOISE_RMS_V = 50e-6
 DAQ_UNCERTAINTY_V = 0.5e-3
@@ -172,7 +186,10 @@ class World:
         self._can = None
         self._can_channel = None
         self._modbus = None
-        self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0}
+        self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
+                      "ff_drift_used_max": 0.0}
+        """Counters: events (fine steps), wakes, fast-forward windows / seconds / steps, and
+        the largest share of a window's drift limit any cell used (≤ 1: the promise held)."""
 
         self._v_stale = False
         self._chg_next_t = 0.0
@@ -215,9 +232,10 @@ class World:
                         and t >= self._no_ff_before):
                     r = self._board_ff(fine_from)
                     if r is not None:
-                        t_res, duty = r
-                        if t_res > t + EPS_T:
-                            self._fast_forward(min(t_res, fine_from), np.asarray(duty, float))
+                        t_res, duty = r[0], r[1]
+                        dv_max = FF_DV_MAX_V if len(r) < 3 or r[2] is None else min(float(r[2]), FF_DV_CAP_V)
+                        if t_res > t + EPS_T and dv_max > 0.0:
+                            self._fast_forward(min(t_res, fine_from), np.asarray(duty, float), dv_max)
                             self._next_wake = self.t  # wake the board where the ff ended
                             continue
             t_next = min(self._next_wake, t_end, t + max_step)
@@ -650,8 +668,9 @@ class World:
             self._cell_thermal.step(h, air, heat)
             self._pack.temperature_c = self._cell_thermal.temperature_c
 
-    def _fast_forward(self, t_res: float, duty: np.ndarray) -> None:
-        """Integrate to ``t_res`` with the average bleed ``duty`` (the board is quiet)."""
+    def _fast_forward(self, t_res: float, duty: np.ndarray, dv_max: float = FF_DV_MAX_V) -> None:
+        """Integrate to ``t_res`` with the average bleed ``duty`` (the board is quiet), ending
+        early before any terminal voltage moves more than ``dv_max`` V."""
         self._flush_thermal()
         self._refresh_v()
         self.stats["ff"] += 1
@@ -670,17 +689,25 @@ class World:
         if not self.chamber.quiet(0.2) or abs(self._t_board - air0) > 0.5:
             h = min(h, 30.0)
         iq = self._iq if self._enabled else 0.0
+        moved = 0.0
         while self.t < t_res - EPS_T:
             h = min(h, t_res - self.t)
             i_bleed = self._v * g_eff
             i_ch = i_bleed + iq
+            if model:
+                # keep the drift promise: no step may carry a cell past the drift limit
+                self._i_pack = self._charger_current(h, i_ch)
+                rate = float(np.max(self._pack.voltage_rate(self._i_pack - i_ch)))
+                h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
+                if h_cap < h:
+                    h = h_cap
+                    self._i_pack = self._charger_current(h, i_ch)
             self._q += i_ch * h
             self.bleed_on_s += on_frac * h
             self.bleed_charge_c += i_bleed * h
             p = float(np.dot(i_bleed, self._v))
             v_prev = self._v
             if model:
-                self._i_pack = self._charger_current(h, i_ch)
                 self._pack.step(h, self._i_pack - i_ch)
             self._thermal_step(h, p)
             self.t += h
@@ -688,7 +715,8 @@ class World:
             if model:
                 self._v = self._pack.terminal_voltage(self._i_pack - i_ch)
                 dv_step = float(np.max(np.abs(self._v - v_prev)))
-                if float(np.max(np.abs(self._v - v0))) > FF_DV_MAX_V:
+                moved = float(np.max(np.abs(self._v - v0)))
+                if moved > FF_DV_END * dv_max:
                     break
                 h = h * min(4.0, max(0.25, 1e-3 / max(dv_step, 1e-7)))
                 h = min(h, 3600.0)
@@ -696,6 +724,10 @@ class World:
                 break
         if abs(self.t - t_res) < EPS_T:
             self.t = t_res
+        if model:
+            used = moved / dv_max
+            if used > self.stats["ff_drift_used_max"]:
+                self.stats["ff_drift_used_max"] = used
         self.stats["ff_s"] += self.t - t_start
         self._record(self.t)
         self._recompute()

@@ -79,12 +79,60 @@ def test_fast_forward_when_quiet_not_near_thresholds():
     w = world()
     w.advance(3600.0)
     assert w.stats["ff_s"] > 3500.0 and w.stats["events"] < 200
+
+
+def test_no_fast_forward_within_the_noise_guard_of_hvc():
+    from rig.sim.reference_board import FF_MIN_DRIFT_V
+    w = world()
     v = np.full(16, 3.30)
-    v[0] = 3.63  # within 30 mV of HVC: no fast-forward
+    v[0] = PROFILE.protection.hvc.threshold_v - 0.002  # closer than the ~2.5 mV guard
     w.set_emulator_voltages(v)
+    w.advance(5.0)
     ff = w.stats["ff_s"]
     w.advance(60.0)
+    assert w.stats["ff_s"] == ff  # every conversion runs: noise could trip it
+    assert w.board.drift_allowance_v() < FF_MIN_DRIFT_V
+    v[0] = PROFILE.protection.hvc.threshold_v - 0.030
+    w.set_emulator_voltages(v)
+    w.advance(600.0)
+    assert w.stats["ff_s"] > ff + 500.0  # 30 mV away: quiet
+
+
+def test_injected_noise_widens_the_guard_and_stops_fast_forward():
+    w = world()
+    v = np.full(16, 3.30)
+    v[0] = PROFILE.protection.hvc.threshold_v - 0.030
+    w.set_emulator_voltages(v)
+    w.advance(5.0)
+    quiet_guard = w.board.noise_guard_v()
+    assert quiet_guard < 6e-3
+    w.set_emulator_noise(5e-3)
+    w.advance(5.0)
+    assert w.board.noise_guard_v() > 20e-3 > 3 * quiet_guard
+    ff = w.stats["ff_s"]
+    w.advance(120.0)
     assert w.stats["ff_s"] == ff
+
+
+def test_latched_hvc_is_fast_forwarded_and_recovers_on_time():
+    w = world()
+    v = np.full(16, 3.30)
+    v[0] = 3.70
+    w.set_emulator_voltages(v)
+    w.advance(5.0)
+    assert not w.charge_fet
+    v[0] = 3.60  # below the trip level, 100 mV above the recovery level: stays latched
+    w.set_emulator_voltages(v)
+    ff = w.stats["ff_s"]
+    w.advance(3600.0)
+    assert w.stats["ff_s"] > ff + 3000.0
+    assert not w.charge_fet and w.telemetry.hvc
+    v[0] = 3.40
+    t = w.t
+    w.set_emulator_voltages(v)
+    w.advance(10.0)
+    up = [e for e in w.daq_edges if e.line == "charge_enable" and e.level]
+    assert len(up) == 1 and up[0].t - t == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
 
 
 def test_derating_duty_curve_from_profile():
