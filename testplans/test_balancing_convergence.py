@@ -18,6 +18,12 @@ Prediction from measurements, not from the spec: over the first chunk the emulat
 channel currents give each cell's mean bleed (on-current × duty), so the charge gap closes
 at (high cell's bleed) − mean(other cells' bleed); predicted time = 2 Ah / that rate. The
 measured convergence time must be within ±20 % of the prediction.
+
+Stall rule: a board that stops closing the gap (it stops bleeding early, or settles into
+self-oscillation at its start delta) would keep a rig busy until the timeout, twice the
+predicted ~40 h. The plan stops waiting when the high cell's excess has fallen by less
+than ``STALL_MIN_FALL_MV`` over the last ``STALL_WINDOW_S`` (a good board closes it by
+more than 2 mV/h even at the end) and records where it stalled.
 """
 
 import numpy as np
@@ -27,6 +33,10 @@ from testplans.procedures import cell_name, idle_currents, on_currents
 
 GAP_AH = 2.0
 TOLERANCE = 0.20
+STALL_WINDOW_S = 7200.0
+"""Look-back of the stall rule, s."""
+STALL_MIN_FALL_MV = 1.0
+"""Least fall of the high cell's excess over the look-back that still counts as progress, mV."""
 
 
 @pytest.mark.requirement("BAL-007")
@@ -69,13 +79,20 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
         return float(v[hi_cell] - np.median(v[others]))
 
     converged_at = None
+    stalled = None  # (elapsed s, excess V) where the gap stopped closing
     timeout = 2.0 * (predicted or 0.0) if predicted else 0.0
+    lookback = int(round(STALL_WINDOW_S / chunk))
+    excess = [excess_v(rows[-1][1])]
     while predicted and clock.now() - t0 < timeout:
         clock.sleep(chunk)
         s = link.latest()
         rows.append((clock.now() - t0, s))
-        if excess_v(s) < b.stop_delta_mv * 1e-3 and not s.balancing[hi_cell]:
+        excess.append(excess_v(s))
+        if excess[-1] < b.stop_delta_mv * 1e-3 and not s.balancing[hi_cell]:
             converged_at = clock.now() - t0
+            break
+        if len(excess) > lookback and excess[-1 - lookback] - min(excess[-lookback:]) < STALL_MIN_FALL_MV * 1e-3:
+            stalled = (clock.now() - t0, excess[-1])
             break
     pack_source.off()
     final = link.latest()
@@ -83,6 +100,9 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     cond = {"gap_ah": GAP_AH, "capacity_ah": cap, "high_cell": hi_cell + 1, "soc_high": soc_high,
             "predicted_h": None if predicted is None else round(predicted / 3600, 2), "duty": round(duty, 4),
             "rate_ma": round(rate * 1e3, 3)}
+    if stalled is not None:
+        cond.update(stalled_after_h=round(stalled[0] / 3600, 2), stalled_excess_mv=round(stalled[1] * 1e3, 2),
+                    stall_rule=f"excess fell < {STALL_MIN_FALL_MV} mV in {STALL_WINDOW_S / 3600:g} h")
     lo_hi = (None, None) if predicted is None else (predicted * (1 - TOLERANCE) / 3600, predicted * (1 + TOLERANCE) / 3600)
     measure("convergence_time_h", None if converged_at is None else converged_at / 3600, "h", limits=lo_hi,
             uncertainty=chunk / 3600, conditions=cond)

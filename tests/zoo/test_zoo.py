@@ -4,7 +4,8 @@
 (b) every defect in ``catalog_expectations.CAUGHT`` × every profile: the intended test fails
     and its failure message names the cause;
 (c) defects well inside spec pass;
-(d) every catalog defect has an entry (a new defect without a catching test fails the zoo).
+(d) every catalog defect has an entry (a new defect without a catching test fails the zoo);
+(e) the full plan (no -k) on 16S exits 1 for every defect, with the intended test failing.
 
 Runs are subprocesses (one simulated world each), so ``pytest -n 2`` parallelises them.
 """
@@ -80,22 +81,16 @@ def test_catalog_names_the_same_catching_test_as_the_zoo_table():
 
 
 FULL_PLAN_PROFILE = "reference-16s-lfp"
-# The whole plan per defect, as a user runs `bmsrig run --defect SPEC`. Not every catalog
-# entry: defects that keep the board from ever being quiet (chatter, wrong bleed currents)
-# make the bench fine-step the 40 h convergence scenario and take many minutes. The -k runs
-# above cover every entry; these show the full plan's exit code and that the intended test
-# is among the failures.
-FULL_PLAN_DEFECTS = ["hvc_delay:s=3", "adc_offset:cell=3,mv=8", "adc_tempco:cell=3,uv_per_c=300",
-                     "cell_swap:a=2,b=4", "hvc_flag_missing", "lvc_threshold:mv=20", "balance_mid_soc",
-                     "no_temp_compensation"]
-FULL_PLAN_EXPECT = {"hvc_delay:s=3": ("test_hvc.py", "test_hvc_latency", "hvc_latency_s")}
+# The whole plan per catalog defect, as a user runs `bmsrig run --defect SPEC`: the exit
+# code, and the intended test among the failures (other tests may fail too).
+FULL_PLAN_DEFECTS = list(CAUGHT)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", FULL_PLAN_DEFECTS)
 def test_full_plan_fails_each_defect_in_its_intended_test(plan_runner, spec):
     """exit 1 and the intended test among the failures (others may fail too)."""
-    plan, test, cause = FULL_PLAN_EXPECT.get(spec) or CAUGHT[spec]
+    plan, test, cause = CAUGHT[spec]
     run = plan_runner(FULL_PLAN_PROFILE, defects=[spec])
     failed = {k.split("::")[-1] for k, v in run.outcomes().items() if v == "failed"}
     assert run.returncode == 1, f"{spec}: exit {run.returncode}\n{run.stdout}"
