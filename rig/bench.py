@@ -160,7 +160,7 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
         # rest on the plateau (no balancing there) so that the day's only top-of-charge
         # time is the charge's end and the window: the day is 24 h long
         if charge_est_s is None:
-            charge_est_s = (0.99 - low_soc) * p.capacity_ah / charge_a * 3600.0 + 1800.0
+            charge_est_s = (0.99 - low_soc) * p.capacity_ah / charge_a * 3600.0
         w.advance(max(600.0, day_start + 86400.0 - w.t - charge_est_s - top_window_s))
         # CC until the CV limit takes over, then the 45-minute top-of-charge window
         w.set_charger(charge_a, v_cv)

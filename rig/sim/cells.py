@@ -297,13 +297,19 @@ class PackModel:
             v += self.v_rc2
         return v
 
-    def voltage_rate(self, current_a: np.ndarray | float) -> np.ndarray:
-        """Upper bound of |dV_terminal/dt| per cell with ``current_a`` held, V/s: the OCV
-        term ``|dOCV/dSOC · (I − leak) / (3600 C)|`` plus the RC relaxation terms
-        ``|R·I − v_rc| / τ`` (summed as magnitudes, so they never cancel)."""
+    def voltage_rate(self, current_a: np.ndarray | float, lookahead_s: float = 0.0) -> np.ndarray:
+        """Upper bound of |dV_terminal/dt| per cell with ``current_a`` held for up to
+        ``lookahead_s``, V/s: the OCV term ``|dOCV/dSOC · (I − leak) / (3600 C)|`` with the
+        steeper of the slopes now and where the SOC will be after ``lookahead_s`` (a step
+        across a knot of the LFP knee meets a segment up to ~6x steeper), plus the RC
+        relaxation terms ``|R·I − v_rc| / τ`` (summed as magnitudes, never cancelling)."""
         i = np.asarray(current_a, dtype=float)
         self._check_temperature()
-        r = np.abs(self._curve.slope(self.soc, self._temp) * (i - self._leak_t)) * self._inv_as
+        net = i - self._leak_t
+        slope = self._curve.slope(self.soc, self._temp)
+        if lookahead_s > 0.0:
+            slope = np.maximum(slope, self._curve.slope(self.soc + net * (lookahead_s * self._inv_as), self._temp))
+        r = np.abs(slope * net) * self._inv_as
         f = self.params.soc_factor(self.soc)
         r += np.abs(self._r1_t * f * i - self.v_rc) / self.params.tau1_s
         if self._two_rc:

@@ -697,7 +697,7 @@ class World:
             if model:
                 # keep the drift promise: no step may carry a cell past the drift limit
                 self._i_pack = self._charger_current(h, i_ch)
-                rate = float(np.max(self._pack.voltage_rate(self._i_pack - i_ch)))
+                rate = float(np.max(self._pack.voltage_rate(self._i_pack - i_ch, lookahead_s=h)))
                 h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
                 if h_cap < h:
                     h = h_cap
@@ -716,6 +716,12 @@ class World:
                 self._v = self._pack.terminal_voltage(self._i_pack - i_ch)
                 dv_step = float(np.max(np.abs(self._v - v_prev)))
                 moved = float(np.max(np.abs(self._v - v0)))
+                if self._chg_v is not None and 0.0 < abs(self._i_pack) < abs(self._chg_i):
+                    # under CV the regulator's current depends on the step length: the
+                    # board will see the voltage at the instantaneous current after the window
+                    i_fine = self._charger_current(0.0, i_ch)
+                    v_fine = self._pack.terminal_voltage(i_fine - i_ch)
+                    moved = max(moved, float(np.max(np.abs(v_fine - v0))))
                 if moved > FF_DV_END * dv_max:
                     break
                 h = h * min(4.0, max(0.25, 1e-3 / max(dv_step, 1e-7)))
@@ -724,11 +730,11 @@ class World:
                 break
         if abs(self.t - t_res) < EPS_T:
             self.t = t_res
-        if model:
-            used = moved / dv_max
-            if used > self.stats["ff_drift_used_max"]:
-                self.stats["ff_drift_used_max"] = used
         self.stats["ff_s"] += self.t - t_start
         self._record(self.t)
         self._recompute()
         self.afe.reset(self.t, self._afe_input())
+        if model:  # what the board will see on waking, against the window's start
+            used = float(np.max(np.abs(self._v - v0))) / dv_max
+            if used > self.stats["ff_drift_used_max"]:
+                self.stats["ff_drift_used_max"] = used

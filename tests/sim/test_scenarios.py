@@ -57,3 +57,18 @@ def test_fast_forward_near_hvc_trips_when_the_fine_path_does():
     assert ff["stats"]["ff_s"] > 600.0  # it did fast-forward around the approach
     # the drift promise held in every window
     assert 0.0 < ff["stats"]["ff_drift_used_max"] <= 1.0
+
+
+def test_daily_cycle_closes_the_gap_by_the_bled_charge():
+    """Three days of the daily-60d cycle: 24 h days, the true SOC gap closes, by about what
+    the high cells bled (plus the low end cell's smaller, cooler self-discharge), and the
+    drift promise held in every window."""
+    from rig.bench import daily_60d
+    r = daily_60d(days=3)["result"]
+    assert r["days_simulated"] == 3 and r["mean_day_h"] == pytest.approx(24.0, abs=0.05)
+    gaps = r["soc_gap_mah_by_day"]
+    assert gaps[0] > gaps[1] > gaps[2]
+    bled_per_day_mah = r["charge_bled_ah_per_high_cell_per_day"] * 1e3
+    assert 10.0 < bled_per_day_mah < 40.0  # 50 mA x duty ~0.5 x ~1 h near the top
+    assert r["soc_gap_closing_mah_per_day"] == pytest.approx(bled_per_day_mah, rel=0.5)
+    assert r["world_stats"]["ff_drift_used_max"] <= 1.0
