@@ -180,8 +180,13 @@ def cmd_bench(args) -> int:
         print(json.dumps(results, indent=2, default=float))
     else:
         for r in results:
-            print(f"{r['scenario']:<14} simulated {r.get('simulated_s', 0):>12.0f} s  wall {r['wall_s']:>7.2f} s  "
-                  f"ratio {r.get('ratio', 0):>10.0f}  {json.dumps(r.get('result', {}), default=float)}")
+            print(f"{r['scenario']:<18} simulated {r.get('simulated_s', 0):>12.0f} s  wall {r['wall_s']:>7.2f} s  "
+                  f"ratio {r.get('ratio', 0):>10.0f}")
+            for key, value in r.get("result", {}).items():
+                if isinstance(value, (list, dict)):
+                    continue  # series and nested figures: --json
+                print(f"    {key:<40} {value}")
+        print("(per-day series, per-cell figures and world counters: bmsrig bench --json)")
     return EXIT_PASS
 
 

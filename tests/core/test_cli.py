@@ -67,3 +67,18 @@ def test_boards_and_defects_list(capsys):
 
 def test_report_on_a_folder_without_record_exits_2(tmp_path):
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_bench_json_gives_the_figures_of_each_scenario():
+    import json
+    code, out, err = run_cli("bench", "--json", "balance-40h")
+    assert code == 0, err
+    (r,) = json.loads(out)
+    assert r["scenario"] == "balance-40h"
+    assert r["simulated_s"] > 40 * 3600 and r["wall_s"] > 0 and r["ratio"] == r["ratio"]  # not NaN
+    assert abs(r["result"]["agreement"]) < 0.10  # within 10 % of bleed current x duty
+
+
+def test_bench_unknown_scenario_exits_2_naming_the_known_ones():
+    code, out, err = run_cli("bench", "daily-6d")
+    assert code == 2 and "daily-6d" in err and "daily-60d" in err and "Traceback" not in err
