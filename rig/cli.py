@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from .errors import BmsrigError, ConfigError
+from .lock import lock_name_for, rig_lock
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_RIG_FAULT = 0, 1, 2, 3
 PLANS_DIR = Path(__file__).resolve().parent.parent / "testplans"
@@ -44,17 +45,27 @@ def _preflight(args):
         from .sim.harness import load_board_class
 
         load_board_class(args.board_model, source="--board-model")
-    return profile, env_path
+    return profile, env_path, kind
 
 
 def cmd_run(args) -> int:
-    import pytest
-
-    profile, env_path = _preflight(args)
+    profile, env_path, kind = _preflight(args)
     run_id = _new_run_id(profile.name)
     run_dir = Path(args.out) if args.out else Path("runs") / run_id
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(run_dir, "--out", "the run folder exists and is not empty; a run never overwrites another")
+    if args.lock_wait < 0:
+        raise ConfigError("bmsrig run", "--lock-wait", f"must be >= 0 s, got {args.lock_wait}")
+    lock_name = args.lock or (None if kind == "bench" else lock_name_for(env_path))
+    if lock_name is None:
+        return _run_plans(args, profile, env_path, run_id, run_dir)
+    with rig_lock(lock_name, wait_s=args.lock_wait, run_id=run_id, rig=env_path):
+        return _run_plans(args, profile, env_path, run_id, run_dir)
+
+
+def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
+    import pytest
+
     run_dir.mkdir(parents=True, exist_ok=True)
     plans = [str(PLANS_DIR / p) for p in args.plans] if args.plans else [str(PLANS_DIR)]
     pytest_args = [
@@ -209,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", default=os.environ.get("USER", "not stated"))
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing test")
+    run.add_argument("--lock", default=None, metavar="NAME",
+                     help="exclusive rig lock name (default: the rig description's file stem; none on the bench)")
+    run.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
+                     help="queue up to S seconds for a rig another run holds (default 0: exit 3 at once)")
     run.add_argument("plans", nargs="*", help="plan files under testplans/ (default: all)")
     run.set_defaults(func=cmd_run)
 
