@@ -526,9 +526,9 @@ class ReferenceBoard:
 
         Quiet means: filter full, no protection timer or recovery pending, no cell NTC
         within 2 °C of an OT/UT edge, and a drift allowance (:meth:`drift_allowance_v`) of
-        at least ``FF_MIN_DRIFT_V``: the window's drift limit, so that no protection or
-        balancing decision can change inside it. Right
-        after a conversion only. The window ends ``filter_samples`` cycles before a
+        at least ``FF_MIN_DRIFT_V``: the window's drift limit, so that no protection
+        decision (and no balancing decision beyond the 5 mV default resolution) can change
+        inside it. Right after a conversion only. The window ends ``filter_samples`` cycles before a
         decision, so that on resume the filter refills and the board decides on schedule.
         While balancing, the window spans whole intervals with the same odd/even
         alternation the firmware would run (at most ``FF_MAX_S``); when the bleed-resistor
