@@ -80,7 +80,7 @@ def rig_lock(name: str, *, wait_s: float = 0.0, run_id: str = "", rig: str = "",
                     who = ", ".join(f"{k} {h[k]}" for k in ("pid", "run_id", "rig", "since") if h.get(k)) or "unknown"
                     raise RigBusy(f"rig lock '{name}'", f"in use by another run ({who}); lock file {path}. "
                                   f"Wait for it, or queue with --lock-wait SECONDS") from None
-                clock.sleep(min(POLL_S, max(0.0, t_end - clock.now())) or POLL_S)
+                clock.sleep(min(POLL_S, t_end - clock.now()))
         info = {"pid": os.getpid(), "run_id": run_id, "rig": str(rig),
                 "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)

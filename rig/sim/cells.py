@@ -310,10 +310,9 @@ class PackModel:
         if lookahead_s > 0.0:
             slope = np.maximum(slope, self._curve.slope(self.soc + net * (lookahead_s * self._inv_as), self._temp))
         r = np.abs(slope * net) * self._inv_as
-        f = self.params.soc_factor(self.soc)
-        r += np.abs(self._r1_t * f * i - self.v_rc) / self.params.tau1_s
+        r += np.abs(self.resistance_r1() * i - self.v_rc) / self.params.tau1_s
         if self._two_rc:
-            r += np.abs(self._r2_t * f * i - self.v_rc2) / self.params.tau2_s
+            r += np.abs(self._r2_t * self.params.soc_factor(self.soc) * i - self.v_rc2) / self.params.tau2_s
         return r
 
     def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:

@@ -82,29 +82,18 @@ class BoardHarness:
         self.profile: "BoardProfile" = world.profile
         self.rng: np.random.Generator = rng
         """The board's own seeded generator (independent of the world's noise streams)."""
+        from .world import FF_DT_MAX_C, FF_DV_CAP_V, FF_DV_MAX_V
+        self.ff_drift_limit_v: float = FF_DV_MAX_V
+        """Default largest terminal-voltage move inside one fast-forward window, V (the
+        world ends the window before any channel moves further)."""
+        self.ff_drift_cap_v: float = FF_DV_CAP_V
+        """Largest drift limit a board may name for one window, V."""
+        self.ff_drift_limit_c: float = FF_DT_MAX_C
+        """Largest board or air temperature move inside one fast-forward window, °C."""
 
     def now(self) -> float:
         """Rig time, s."""
         return self._world.t
-
-    @property
-    def ff_drift_limit_v(self) -> float:
-        """Default largest terminal-voltage move inside one fast-forward window, V (the
-        world ends the window before any channel moves further)."""
-        from .world import FF_DV_MAX_V
-        return FF_DV_MAX_V
-
-    @property
-    def ff_drift_cap_v(self) -> float:
-        """Largest drift limit a board may name for one window, V."""
-        from .world import FF_DV_CAP_V
-        return FF_DV_CAP_V
-
-    @property
-    def ff_drift_limit_c(self) -> float:
-        """Largest board or air temperature move inside one fast-forward window, °C."""
-        from .world import FF_DT_MAX_C
-        return FF_DT_MAX_C
 
     def read_cell_voltages(self) -> np.ndarray:
         """AFE conversion of every channel now, V (offset, gain, noise, tempco, RC filter,

@@ -147,6 +147,8 @@ class ReferenceBoard:
         self.state = "rest"
         self._ff = None
         self._last_conv_t = None
+        self._sel_k = None  # the cycle _selections() was computed for
+        self._sel = None
         self.toggles = 0
         harness.set_bleed(self.sw)
         harness.set_fets(True, True)
@@ -327,6 +329,14 @@ class ReferenceBoard:
         """The channels to bleed this interval for filtered voltages ``v``."""
         return self._select(v, parity)[0]
 
+    def _selections(self) -> tuple[tuple[np.ndarray, bool], tuple[np.ndarray, bool]]:
+        """``_select(self.v, q)`` for both parities, computed once per conversion (the
+        filtered voltages change only there) for the fast-forward rule and window."""
+        if self._sel_k != self.k:
+            self._sel = (self._select(self.v, 0), self._select(self.v, 1))
+            self._sel_k = self.k
+        return self._sel
+
     def _select(self, v: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
         """``(mask, truncated)``: truncated when ``max_channels`` left out a candidate that
         could otherwise have been bled (then the voltage order decided the mask)."""
@@ -482,7 +492,7 @@ class ReferenceBoard:
                 allow = min(allow, min(m for _, m in conds))
                 lead = v - vmin
                 allow = min(allow, 0.5 * float(np.min(np.abs(lead - self.stop_v))))
-                if self._select(v, 0)[1] or self._select(v, 1)[1]:
+                if any(truncated for _, truncated in self._selections()):
                     cand = np.sort(v[lead > self.stop_v])
                     allow = min(allow, 0.5 * float(np.min(np.diff(cand))))
         # balancing decisions are resolved to the world's default drift limit (a cell that
@@ -559,9 +569,9 @@ class ReferenceBoard:
         strat = self.strategy_duty(self.pack_state(self.i_pack))
         if strat != self.strategy_duty(self.state):
             n_dec = 0
-        par_masks = {q: self.select(self.v, q) for q in (0, 1)} if self.balancing or not self.mask.any() else None
-        if par_masks is None:
+        if self.mask.any() and not self.balancing:
             return None
+        par_masks = {q: mask for q, (mask, _) in enumerate(self._selections())}
         would = self._active(self.v, self.balancing, strat) and bool(par_masks[self.parity ^ 1].any())
         if would != self.balancing:
             n_dec = 0  # the next decision changes something: let the firmware take it for real

@@ -53,19 +53,30 @@ def test_discharge_strategy_zero_blocks_balancing():
     assert w.telemetry.state == "discharge" and not w.telemetry.balancing.any()
 
 
-def test_hvc_recovery_after_hysteresis_and_recovery_time():
+def _tripped_hvc(cell: int, base: float):
+    """A world whose HVC has tripped on ``cell`` (3.70 V, the others at ``base``)."""
     w = world()
-    v = np.full(16, 3.40)
-    v[3] = 3.70
+    v = np.full(16, base)
+    v[cell] = 3.70
     w.set_emulator_voltages(v)
     w.advance(3.0)
     assert not w.charge_fet
-    v[3] = 3.40
+    return w, v
+
+
+def _recovery_delay_s(w, v, cell: int, seconds: float = 5.0) -> list[float]:
+    """Bring ``cell`` back to 3.40 V now; the charge-FET re-close delays seen, s."""
+    v[cell] = 3.40
     t = w.t
     w.set_emulator_voltages(v)
-    w.advance(5.0)
-    up = [e for e in w.daq_edges if e.line == "charge_enable" and e.level]
-    assert up and up[0].t - t == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
+    w.advance(seconds)
+    return [e.t - t for e in w.daq_edges if e.line == "charge_enable" and e.level]
+
+
+def test_hvc_recovery_after_hysteresis_and_recovery_time():
+    w, v = _tripped_hvc(3, base=3.40)
+    up = _recovery_delay_s(w, v, 3)
+    assert up and up[0] == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
 
 
 def test_over_temperature_opens_charge_fet_only():
@@ -115,24 +126,15 @@ def test_injected_noise_widens_the_guard_and_stops_fast_forward():
 
 
 def test_latched_hvc_is_fast_forwarded_and_recovers_on_time():
-    w = world()
-    v = np.full(16, 3.30)
-    v[0] = 3.70
-    w.set_emulator_voltages(v)
-    w.advance(5.0)
-    assert not w.charge_fet
+    w, v = _tripped_hvc(0, base=3.30)
     v[0] = 3.60  # below the trip level, 100 mV above the recovery level: stays latched
     w.set_emulator_voltages(v)
     ff = w.stats["ff_s"]
     w.advance(3600.0)
     assert w.stats["ff_s"] > ff + 3000.0
     assert not w.charge_fet and w.telemetry.hvc
-    v[0] = 3.40
-    t = w.t
-    w.set_emulator_voltages(v)
-    w.advance(10.0)
-    up = [e for e in w.daq_edges if e.line == "charge_enable" and e.level]
-    assert len(up) == 1 and up[0].t - t == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
+    up = _recovery_delay_s(w, v, 0, seconds=10.0)
+    assert len(up) == 1 and up[0] == pytest.approx(PROFILE.protection.hvc.recovery_s, abs=0.26)
 
 
 def test_derating_duty_curve_from_profile():
