@@ -15,16 +15,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .chemistry import chemistry as _chemistry
 from .errors import ConfigError
+from .yamlio import KeyedValueError as _Bad
+from .yamlio import load_yaml, validation_error
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "testplans" / "profiles"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # unknown keys are errors; no inf/nan anywhere (a limit of inf s is no limit)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _ordered_pair(value: tuple[float, float], key: str, unit: str) -> None:
+    lo, hi = value
+    if not lo < hi:
+        raise _Bad(key, f"must be [low, high] with low < high, got [{lo:g}, {hi:g}] {unit}")
 
 
 class Sampling(_Strict):
@@ -32,13 +41,26 @@ class Sampling(_Strict):
     accuracy_mv: float = Field(5.0, gt=0, description="spec: |reported − reference| ≤ this, mV")
     mute_s: float = Field(0.005, ge=0, description="balancing muted this long before each conversion, s")
     filter_samples: int = Field(4, ge=1, description="moving-average length of the reported value")
-    temperature_range_c: tuple[float, float] = (-20.0, 60.0)
+    temperature_range_c: tuple[float, float] = Field((-20.0, 60.0), description="operating range of the cells, °C")
+
+    @model_validator(mode="after")
+    def _check(self):
+        _ordered_pair(self.temperature_range_c, "temperature_range_c", "°C")
+        if self.mute_s >= self.period_s:
+            raise _Bad("mute_s", f"({self.mute_s:g} s) must be shorter than sampling.period_s ({self.period_s:g} s)")
+        return self
 
 
 class Derating(_Strict):
     start_c: float = Field(60.0, description="bleed-resistor NTC temperature where duty starts to fall, °C")
     zero_c: float = Field(80.0, description="NTC temperature where duty reaches zero, °C")
     duty_tolerance: float = Field(0.10, gt=0, le=1, description="allowed |measured − curve| duty")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.zero_c <= self.start_c:
+            raise _Bad("zero_c", f"({self.zero_c:g} °C) must be above derating.start_c ({self.start_c:g} °C)")
+        return self
 
     def duty_at(self, celsius: float) -> float:
         """The profile's derating curve: 1 below start, linear to 0 at zero_c."""
@@ -59,7 +81,7 @@ class Strategies(_Strict):
     rest_current_a: float = Field(0.5, ge=0, description="|pack current| below this is rest, A")
     float_current_a: float = Field(2.0, ge=0, description="charge current below this near full is float, A")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Balancing(_Strict):
@@ -84,27 +106,51 @@ class Balancing(_Strict):
     )
     resistor_thermal_tau_s: float = Field(60.0, gt=0, description="hot-spot thermal time constant, s")
 
+    @model_validator(mode="after")
+    def _check(self):
+        if self.stop_delta_mv >= self.start_delta_mv:
+            raise _Bad("stop_delta_mv", f"({self.stop_delta_mv:g} mV) must be below balancing.start_delta_mv "
+                       f"({self.start_delta_mv:g} mV): a cell would stop before it starts")
+        lo, hi = self.bleed_current_ma
+        if not 0 < lo < hi:
+            raise _Bad("bleed_current_ma", f"must be [low, high] with 0 < low < high, got {list(self.bleed_current_ma)} mA")
+        return self
+
     def min_cell_v_at(self, cell_temp_c: float) -> float:
         """Temperature-compensated balancing minimum voltage, V."""
         return self.min_cell_v + self.temp_comp_mv_per_c * 1e-3 * (cell_temp_c - 25.0)
 
 
 class Cutoff(_Strict):
-    threshold_v: float
-    delay_s: float = Field(1.0, ge=0)
-    hysteresis_mv: float = Field(100.0, ge=0)
-    recovery_s: float = Field(3.0, ge=0)
+    threshold_v: float = Field(gt=0, description="cell voltage where the board trips, V")
+    delay_s: float = Field(1.0, ge=0, description="crossing held this long before tripping, s")
+    hysteresis_mv: float = Field(100.0, ge=0, description="recovery this far back inside the threshold, mV")
+    recovery_s: float = Field(3.0, ge=0, description="recovered level held this long before release, s")
     threshold_tolerance_mv: float = Field(10.0, gt=0, description="spec: trip within ± this of threshold, mV")
     latency_max_s: float = Field(2.0, gt=0, description="spec: crossing to FET open, s")
     hysteresis_tolerance_mv: float = Field(20.0, gt=0)
     recovery_tolerance_s: float = Field(1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _check(self):
+        if self.latency_max_s < self.delay_s:
+            raise _Bad("latency_max_s", f"({self.latency_max_s:g} s) is shorter than delay_s ({self.delay_s:g} s): "
+                       "no board that waits delay_s can meet it")
+        return self
+
 
 class Protection(_Strict):
     hvc: Cutoff
     lvc: Cutoff
-    ot_charge_c: float = 45.0
-    ut_charge_c: float = 0.0
+    ot_charge_c: float = Field(45.0, description="no charging above this cell temperature, °C")
+    ut_charge_c: float = Field(0.0, description="no charging below this cell temperature, °C")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.ut_charge_c >= self.ot_charge_c:
+            raise _Bad("ut_charge_c", f"({self.ut_charge_c:g} °C) must be below protection.ot_charge_c "
+                       f"({self.ot_charge_c:g} °C)")
+        return self
 
 
 class Link(_Strict):
@@ -112,8 +158,8 @@ class Link(_Strict):
     dbc: str | None = None
     signal_map: str | None = None
     register_map: str | None = None
-    bitrate: int = 500_000
-    baudrate: int = 115_200
+    bitrate: int = Field(500_000, gt=0, le=1_000_000, description="CAN (arbitration) bit rate, bit/s")
+    baudrate: int = Field(115_200, gt=0, le=10_000_000, description="UART baud rate, bit/s")
     unit_id: int = Field(1, ge=1, le=247)
     timeout_s: float = Field(2.0, gt=0, description="no sample within this is a link fault, s")
     poll_s: float = Field(0.1, gt=0, description="telemetry period / poll interval, s")
@@ -124,13 +170,16 @@ class Link(_Strict):
             raise ValueError("a CAN link needs 'dbc' and 'signal_map'")
         if self.kind == "modbus" and not self.register_map:
             raise ValueError("a Modbus link needs 'register_map'")
+        if self.timeout_s <= self.poll_s:
+            raise _Bad("timeout_s", f"({self.timeout_s:g} s) must be longer than link.poll_s ({self.poll_s:g} s)")
         return self
 
 
 class BenchDut(_Strict):
     """How the virtual bench plays this board."""
 
-    model: str = "rig.sim.reference_board:ReferenceBoard"
+    model: str = Field("rig.sim.reference_board:ReferenceBoard", pattern=r"^[\w.]+:\w+$",
+                       description="board model class, module:Class")
     serial: str = "SIM-0001"
     hw_revision: str = "B"
     fw_version: str = "1.4.2"
@@ -154,28 +203,43 @@ class BoardProfile(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self):
+        """Physics: thresholds inside the chemistry's absolute range and in order."""
+        chem = _chemistry(self.chemistry)
         b, p = self.balancing, self.protection
-        if b.stop_delta_mv >= b.start_delta_mv:
-            raise ValueError(
-                f"balancing.stop_delta_mv ({b.stop_delta_mv}) must be below balancing.start_delta_mv ({b.start_delta_mv})"
-            )
-        if p.hvc.threshold_v <= b.min_cell_v:
-            raise ValueError(
-                f"protection.hvc.threshold_v ({p.hvc.threshold_v}) must be above balancing.min_cell_v ({b.min_cell_v})"
-            )
-        if p.lvc.threshold_v >= b.min_cell_v:
-            raise ValueError(
-                f"protection.lvc.threshold_v ({p.lvc.threshold_v}) must be below balancing.min_cell_v ({b.min_cell_v})"
-            )
-        lo, hi = b.bleed_current_ma
-        if not 0 < lo < hi:
-            raise ValueError(f"balancing.bleed_current_ma must be [low, high] with 0 < low < high, got {list(b.bleed_current_ma)}")
-        if b.derating.zero_c <= b.derating.start_c:
-            raise ValueError("balancing.derating.zero_c must be above balancing.derating.start_c")
-        if p.hvc.hysteresis_mv >= (p.hvc.threshold_v - p.lvc.threshold_v) * 1000:
-            raise ValueError("protection.hvc.hysteresis_mv is larger than the HVC–LVC span")
-        if self.sampling.mute_s >= self.sampling.period_s:
-            raise ValueError("sampling.mute_s must be shorter than sampling.period_s")
+        hvc, lvc = p.hvc, p.lvc
+        for key, volts in (("protection.hvc.threshold_v", hvc.threshold_v), ("protection.lvc.threshold_v", lvc.threshold_v),
+                           ("balancing.min_cell_v", b.min_cell_v)):
+            if not chem.abs_min_v <= volts <= chem.abs_max_v:
+                raise _Bad(key, f"{volts:g} V is outside the absolute range of a {chem.name.upper()} cell "
+                           f"[{chem.abs_min_v:g}, {chem.abs_max_v:g}] V")
+        if hvc.threshold_v <= b.min_cell_v:
+            raise _Bad("protection.hvc.threshold_v", f"({hvc.threshold_v:g} V) must be above balancing.min_cell_v "
+                       f"({b.min_cell_v:g} V)")
+        if lvc.threshold_v >= b.min_cell_v:
+            raise _Bad("protection.lvc.threshold_v", f"({lvc.threshold_v:g} V) must be below balancing.min_cell_v "
+                       f"({b.min_cell_v:g} V)")
+        span_mv = (hvc.threshold_v - lvc.threshold_v) * 1000.0
+        for name, cut in (("hvc", hvc), ("lvc", lvc)):
+            if cut.hysteresis_mv >= span_mv:
+                raise _Bad(f"protection.{name}.hysteresis_mv", f"({cut.hysteresis_mv:g} mV) is not smaller than the "
+                           f"HVC–LVC span ({span_mv:g} mV)")
+            if cut.threshold_tolerance_mv >= span_mv / 2:
+                raise _Bad(f"protection.{name}.threshold_tolerance_mv", f"({cut.threshold_tolerance_mv:g} mV) is not "
+                           f"smaller than half the HVC–LVC span ({span_mv:g} mV)")
+        if hvc.threshold_v - hvc.hysteresis_mv / 1000 <= lvc.threshold_v + lvc.hysteresis_mv / 1000:
+            raise _Bad("protection.hvc.hysteresis_mv", f"HVC recovery ({hvc.threshold_v - hvc.hysteresis_mv / 1000:g} V) "
+                       f"must be above LVC recovery ({lvc.threshold_v + lvc.hysteresis_mv / 1000:g} V)")
+        if b.start_delta_mv >= span_mv:
+            raise _Bad("balancing.start_delta_mv", f"({b.start_delta_mv:g} mV) is not smaller than the HVC–LVC span "
+                       f"({span_mv:g} mV)")
+        if b.max_channels > self.cells:
+            raise _Bad("balancing.max_channels", f"({b.max_channels}) is more than the board's {self.cells} cells")
+        for key, (lo, hi) in (("sampling.temperature_range_c", self.sampling.temperature_range_c),
+                              ("protection.ut_charge_c", (p.ut_charge_c, p.ut_charge_c)),
+                              ("protection.ot_charge_c", (p.ot_charge_c, p.ot_charge_c))):
+            if lo < chem.abs_min_c or hi > chem.abs_max_c:
+                raise _Bad(key, f"outside the temperature envelope of a {chem.name.upper()} cell "
+                           f"[{chem.abs_min_c:g}, {chem.abs_max_c:g}] °C")
         return self
 
     def resolve(self, relpath: str | None) -> Path | None:
@@ -198,8 +262,8 @@ def list_profiles() -> list[Path]:
     out = []
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
+            raw = load_yaml(path, "YAML file")
+        except ConfigError:
             raw = None
         if isinstance(raw, dict) and "chemistry" in raw and "cells" in raw:
             out.append(path)
@@ -222,29 +286,34 @@ def find_profile(name_or_path: str) -> Path:
     raise ConfigError(name_or_path, None, f"unknown board profile; shipped profiles: {known}")
 
 
-def _error_key(err: dict) -> str:
-    return ".".join(str(x) for x in err.get("loc", ())) or None
+def check_bench_model(spec: str, file: object, key: str = "bench.model") -> type:
+    """Import the board model class ``module:Class``; ConfigError (file, key) if it is not one."""
+    from .sim.harness import load_board_model
+
+    cls = load_board_model(spec, source=str(file), key=key)
+    if not isinstance(cls, type):
+        raise ConfigError(file, key, f"board model {spec!r} is a {type(cls).__name__}, not a class")
+    return cls
 
 
 def load_profile(name_or_path: str | Path) -> BoardProfile:
-    """Load and validate a profile. Raises :class:`ConfigError` naming file, key, problem."""
+    """Load and validate a profile. Raises :class:`ConfigError` naming file, key, problem.
+
+    Strict YAML (duplicate keys rejected), unknown keys rejected with the closest known key,
+    every number finite, thresholds inside the chemistry's absolute range and in order,
+    linked files present, ``bench.model`` an importable class.
+    """
     path = find_profile(str(name_or_path))
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw = load_yaml(path, "board profile")
     if not isinstance(raw, dict):
-        raise ConfigError(path, None, "a board profile must be a YAML mapping")
+        raise ConfigError(path, None, f"a board profile must be a YAML mapping, got {type(raw).__name__}")
     try:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(path, _error_key(err), f"{msg} (got {err.get('input')!r})" if err["type"] != "value_error" else msg) from None
+        raise validation_error(BoardProfile, exc, path) from None
     for key in ("dbc", "signal_map", "register_map"):
         rel = getattr(profile.link, key)
         if rel is not None and not profile.resolve(rel).is_file():
             raise ConfigError(path, f"link.{key}", f"file not found: {profile.resolve(rel)}")
+    check_bench_model(profile.bench.model, path)
     return profile

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..errors import ConfigError, LinkFault, WaitTimeout
 from ..protocols import BmsLink, BmsSample, DutIdentity
@@ -89,36 +88,20 @@ def expand_template(template: str, n: int, first: int, file: object, key: str) -
 
 
 def load_yaml_mapping(path: Path, what: str) -> dict:
-    """Read a YAML mapping; ConfigError naming the file (and line) otherwise."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot read {what}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(path, None, f"a {what} must be a YAML mapping, got {type(raw).__name__}")
-    return raw
+    """Read a YAML mapping strictly (duplicate keys rejected); ConfigError naming the file (and line)."""
+    from ..yamlio import load_yaml_mapping as _strict
+
+    return _strict(path, what)
 
 
 def validate_model(model: type[BaseModel], raw: dict, path: Path) -> Any:
-    """pydantic validation with the first error turned into a ConfigError (file, key, problem)."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(x) for x in err.get("loc", ()) if not str(x).startswith("function-")]
-        key = ".".join(loc) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] not in ("value_error", "missing", "extra_forbidden"):
-            msg = f"{msg} (got {err.get('input')!r})"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?)"
-        raise ConfigError(path, key, msg) from None
+    """pydantic validation with the first error turned into a ConfigError (file, key, problem).
+
+    An unknown key names the closest known key; the key's line is given when known.
+    """
+    from ..yamlio import validate
+
+    return validate(model, raw, path)
 
 
 # --------------------------------------------------------------------------- history + waits
