@@ -4,10 +4,75 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError
 from .profile import BoardProfile
+from .yamlio import closest, load_yaml
+
+
+def _entries(section, env_path: Path, key: str) -> list[tuple[str, str | None, dict]]:
+    """labgrid's resources/drivers section (mapping or list form) as (class, name, args)."""
+    if section is None:
+        return []
+    out = []
+    if isinstance(section, dict):
+        items = [(cls, args) for cls, args in section.items()]
+    elif isinstance(section, list):
+        items = []
+        for i, item in enumerate(section):
+            if not isinstance(item, dict) or not item:
+                raise ConfigError(env_path, f"{key}[{i}]", f"must be a mapping 'Class: {{arguments}}', got {item!r}")
+            if "cls" in item:
+                item = dict(item)
+                items.append((item.pop("cls"), item))
+            elif len(item) == 1:
+                items.append(next(iter(item.items())))
+            else:
+                raise ConfigError(env_path, f"{key}[{i}]", f"one class per list item, got {', '.join(map(str, item))}")
+    else:
+        raise ConfigError(env_path, key, f"must be a mapping or a list, got {type(section).__name__}")
+    for cls, args in items:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ConfigError(env_path, f"{key}.{cls}", f"arguments must be a mapping, got {args!r}")
+        args = dict(args)
+        name = args.pop("name", None)
+        out.append((str(cls), name, args))
+    return out
+
+
+def check_env_arguments(raw: dict, env_path: Path) -> None:
+    """Every resource/driver class must exist and take every argument given.
+
+    labgrid only warns about an unknown argument and drops it: a misspelt limit
+    (``voltage_rang_v``) would silently fall back to the driver's default.
+    """
+    import attr
+    from labgrid.factory import target_factory
+
+    for tname, target in raw["targets"].items():
+        if not isinstance(target, dict):
+            raise ConfigError(env_path, f"targets.{tname}", "must be a mapping with 'resources' and 'drivers'")
+        extra = set(target) - {"resources", "drivers", "options", "features"}
+        for k in sorted(extra):
+            raise ConfigError(env_path, f"targets.{tname}.{k}", "unknown key" + closest(k, ["resources", "drivers", "options", "features"]))
+        for section, registry, what in (("resources", target_factory.resources, "resource"),
+                                        ("drivers", target_factory.drivers, "driver")):
+            key = f"targets.{tname}.{section}"
+            for cls_name, _name, args in _entries(target.get(section), env_path, key):
+                cls = registry.get(cls_name)
+                if cls is None:
+                    raise ConfigError(env_path, f"{key}.{cls_name}", f"unknown {what} class {cls_name!r}"
+                                      f"{closest(cls_name, registry)}")
+                if what == "driver":
+                    bindings = args.pop("bindings", {})
+                    if not isinstance(bindings, dict):
+                        raise ConfigError(env_path, f"{key}.{cls_name}.bindings", "must be a mapping")
+                known = sorted(a.name for a in attr.fields(cls) if a.init and a.name not in ("target", "name"))
+                for arg in sorted(set(args) - set(known)):
+                    raise ConfigError(env_path, f"{key}.{cls_name}.{arg}",
+                                      f"unknown argument {arg!r} for {what} {cls_name}{closest(arg, known)}; "
+                                      f"known: {', '.join(known) or 'none'}")
 
 
 def check_env(env_path: Path) -> str:
@@ -20,11 +85,7 @@ def check_env(env_path: Path) -> str:
     from . import labgrid as _registrations  # noqa: F401
     from .labgrid import SimBench
 
-    try:
-        raw = yaml.safe_load(Path(env_path).read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(env_path, f"line {mark.line + 1}" if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw = load_yaml(env_path, "rig description")
     if not isinstance(raw, dict) or not isinstance(raw.get("targets"), dict):
         raise ConfigError(env_path, "targets", "a rig description needs a 'targets' mapping (labgrid environment format)")
     main = raw["targets"].get("main")
@@ -33,7 +94,11 @@ def check_env(env_path: Path) -> str:
     if "rig.labgrid" not in (raw.get("imports") or []):
         raise ConfigError(env_path, "imports", "must list 'rig.labgrid' (registers bmsrig's resources and drivers)")
     try:
-        env = Environment(str(env_path))
+        env = Environment(str(env_path))  # imports the listed modules (registers their classes)
+    except Exception as exc:
+        raise ConfigError(env_path, "imports", f"{type(exc).__name__}: {exc}") from None
+    check_env_arguments(raw, env_path)
+    try:
         target = env.get_target("main")
     except Exception as exc:
         raise ConfigError(env_path, "targets.main", f"{type(exc).__name__}: {exc}") from None
@@ -47,13 +112,18 @@ def check_env(env_path: Path) -> str:
     return kind
 
 
-def check_profile_links(profile: BoardProfile) -> None:
-    """Load the profile's DBC + signal map or register map as the link will."""
+def check_profile_links(profile: BoardProfile) -> list[str]:
+    """Load the profile's DBC + signal map or register map as the link will.
+
+    Returns the reservations about the files that did not stop them loading (e.g. a vendor
+    DBC with overlapping signals, loaded non-strictly); errors raise ConfigError.
+    """
     if profile.link.kind == "can":
         from .links.signal_map import load_signal_map
 
-        load_signal_map(profile.resolve(profile.link.signal_map), profile.resolve(profile.link.dbc), profile.cells)
-    else:
-        from .links.register_map import load_register_map
+        plan = load_signal_map(profile.resolve(profile.link.signal_map), profile.resolve(profile.link.dbc), profile.cells)
+        return list(plan.dbc_warnings)
+    from .links.register_map import load_register_map
 
-        load_register_map(profile.resolve(profile.link.register_map), profile.cells)
+    load_register_map(profile.resolve(profile.link.register_map), profile.cells)
+    return []

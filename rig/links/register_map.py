@@ -45,7 +45,7 @@ MAX_READ = 125  # Modbus limit for function 03/04
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Reg(_M):

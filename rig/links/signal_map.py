@@ -41,11 +41,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigError
+from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
 from .base import SI_UNIT, UNITS, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Ref(_M):
@@ -286,6 +287,8 @@ class CanPlan:
     state_choices: dict[int, str]
     identity: dict[str, IdentityPlan | None]
     message_names: dict[int, str] = field(default_factory=dict)
+    #: reservations about the DBC (e.g. overlapping signals loaded non-strictly)
+    dbc_warnings: list[str] = field(default_factory=list)
 
     def describe_slots(self, slots: list[int], limit: int = 6) -> str:
         """``BMS_CellVoltages: Cell17_Voltage, Cell18_Voltage (+4 more)`` per message."""
@@ -298,20 +301,6 @@ class CanPlan:
             more = f" (+{len(sigs) - limit} more)" if len(sigs) > limit else ""
             parts.append(f"{m}: {', '.join(sigs[:limit])}{more}")
         return "; ".join(parts)
-
-
-def load_dbc(dbc_path: str | Path):
-    """Load a DBC with cantools; a malformed or missing DBC is a ConfigError naming it."""
-    import cantools
-
-    p = Path(dbc_path)
-    if not p.is_file():
-        raise ConfigError(p, None, "DBC file not found")
-    try:
-        return cantools.database.load_file(str(p), database_format="dbc", strict=True)
-    except Exception as exc:  # cantools raises ParseError, UnsupportedDatabaseFormatError, ValueError...
-        text = " ".join(x.strip() for x in str(exc).strip().splitlines() if x.strip())
-        raise ConfigError(p, None, f"not a valid DBC: {text or type(exc).__name__}") from None
 
 
 def load_signal_map(map_path: str | Path, dbc_path: str | Path | None = None, n_cells: int | None = None):
@@ -555,4 +544,5 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a, state_slot=state_slot,
         state_choices=state_choices, identity=identity,
         message_names={m.frame_id: m.name for m in db.messages},
+        dbc_warnings=list(getattr(db, "bmsrig_warnings", [])),
     )
