@@ -150,7 +150,9 @@ def validation_error(model: type[BaseModel], exc: ValidationError, file: object)
 
     An unknown key names the closest known key of that mapping.
     """
-    errors = exc.errors()
+    # a misspelt key gives "missing" for the real one and "extra" for the typo: the typo,
+    # with the closest known key, is the useful message
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
     loc = tuple(x for x in err.get("loc", ()) if not str(x).startswith("function-"))
     cause = (err.get("ctx") or {}).get("error")

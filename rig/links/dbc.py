@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -52,6 +54,24 @@ def _check_frames(db, p: Path) -> None:
             raise ConfigError(p, f"BO_ {name}", f"message name {name!r} is defined {count} times")
 
 
+class _DropOverwrite(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Overwriting message")
+
+
+@contextmanager
+def _quiet_overwrites():
+    """cantools logs "Overwriting message ..." for a duplicate frame id and keeps the last;
+    :func:`_check_frames` turns that into an error instead, so the log line is dropped."""
+    log = logging.getLogger("cantools.database.can.database")
+    flt = _DropOverwrite()
+    log.addFilter(flt)
+    try:
+        yield
+    finally:
+        log.removeFilter(flt)
+
+
 def _check_signals_fit(db, p: Path) -> None:
     """Each signal on its own must fit in its message (cantools' strict check minus overlap)."""
     for m in db.messages:
@@ -83,7 +103,8 @@ def load_dbc(dbc_path: str | Path):
     text = _read_dbc_text(p)
     notes: list[str] = []
     try:
-        db = cantools.database.load_string(text, database_format="dbc", strict=True)
+        with _quiet_overwrites():
+            db = cantools.database.load_string(text, database_format="dbc", strict=True)
     except Exception as exc:  # cantools raises ParseError, UnsupportedDatabaseFormatError, ValueError...
         first = " ".join(x.strip() for x in str(exc).strip().splitlines() if x.strip())
         if " are overlapping in message " not in first:
@@ -91,7 +112,8 @@ def load_dbc(dbc_path: str | Path):
             raise ConfigError(p, f"BO_ {where.group(1)}" if where else None,
                               f"not a valid DBC: {first or type(exc).__name__}") from None
         try:
-            db = cantools.database.load_string(text, database_format="dbc", strict=False)
+            with _quiet_overwrites():
+                db = cantools.database.load_string(text, database_format="dbc", strict=False)
         except Exception as exc2:
             text2 = " ".join(x.strip() for x in str(exc2).strip().splitlines() if x.strip())
             raise ConfigError(p, None, f"not a valid DBC: {text2 or type(exc2).__name__}") from None
