@@ -95,7 +95,7 @@ class Ws:
 
     def run(self, board: str | None = None, rig: str | None = None, *extra: str) -> list[str]:
         return ["run", "--rig", rig or self.env, "--board", board or str(self.dir / CAN16),
-                "--out", str(self.out), *extra, "test_accuracy.py"]
+                "--out", str(self.out), *extra, "test_channel_mapping.py"]
 
 
 _DELETE = object()
