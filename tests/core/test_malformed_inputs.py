@@ -300,6 +300,13 @@ CASES: list[Case] = [
          "pack.voltage.scale", "finite"),
     Case("regmap-block-too-large", lambda ws: ws.check(ws.regmap(max_block=200)), "bad-map.yaml", "max_block",
          "less than or equal to 125"),
+    Case("regmap-state-name-twice", lambda ws: ws.check(ws.regmap(state={"address": 2, "choices": {0: "rest", 1: "rest"}})),
+         "bad-map.yaml", "state", "several codes"),
+    Case("regmap-state-code-too-large", lambda ws: ws.check(ws.regmap(state={"address": 2, "choices": {70000: "rest"}})),
+         "bad-map.yaml", "state", "16-bit"),
+    Case("regmap-identity-past-end", lambda ws: ws.check(ws.regmap(identity__serial={"address": 65530, "type": "ascii",
+                                                                                     "count": 8})),
+         "bad-map.yaml", "identity.serial", "last Modbus address"),
     # ------------------------------------------------------------------ rig descriptions
     Case("rig-unknown-driver-arg", lambda ws: ws.check(rig=ws.rig(**{SIM_DRV + "__max_noise_v_rm": 0.02})), "bad-env.yaml",
          "targets.main.drivers.SimCellEmulatorDriver.max_noise_v_rm", "did you mean 'max_noise_v_rms'"),
