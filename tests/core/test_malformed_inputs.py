@@ -224,6 +224,7 @@ CASES: list[Case] = [
     P("not-utf8", problem="not UTF-8", build=lambda ws: ws.check(
         ws.profile(text=lambda t: t.replace("description:", "# \xb0C\ndescription:")) and _latin1(ws.dir / "bad-profile.yaml"))),
     Case("profile-missing-file", lambda ws: ws.check(str(ws.dir / "nope.yaml")), "nope.yaml", "", "no such board profile"),
+    Case("profile-is-a-folder", lambda ws: ws.check(str(ws.dir)), "profiles", "", "no such board profile"),
     Case("profile-unknown-name", lambda ws: ws.check("reference-99s"), "reference-99s", "", "unknown board profile"),
     # ------------------------------------------------------------------ profiles: link, bench
     P("link-kind-unknown", key="link.kind", problem="'can' or 'modbus'", link__kind="lin"),
@@ -339,6 +340,10 @@ CASES: list[Case] = [
     Case("rig-chamber-range-reversed", lambda ws: ws.check(rig=ws.rig(
         targets__main__drivers__SimChamberDriver__temperature_range_c=[90, -40])), "bad-env.yaml", "temperature_range_c",
          "low 90"),
+    Case("rig-is-a-folder", lambda ws: ws.check(rig=str(_mkdir(ws.root / "rigdir"))), "rigdir", "",
+         "no such rig description"),
+    Case("rig-resource-args-not-mapping", lambda ws: ws.check(rig=ws.rig(targets__main__resources__CANPort=[1, 2])),
+         "bad-env.yaml", "targets.main.resources.CANPort", "must be a mapping"),
     # ------------------------------------------------------------------ bmsrig run: nothing runs
     Case("run-hvc-9V", lambda ws: ws.run(ws.profile(protection__hvc__threshold_v=9.0)), "bad-profile.yaml",
          "protection.hvc.threshold_v", "absolute range"),
@@ -363,6 +368,7 @@ CASES: list[Case] = [
     Case("report-no-folder", lambda ws: ["report", str(ws.root / "no-run")], "no-run", "record.jsonl", "no run record"),
     Case("report-empty-folder", lambda ws: ["report", str(_mkdir(ws.root / "empty-run"))], "empty-run", "record.jsonl",
          "no run record"),
+    Case("report-on-a-file", lambda ws: ["report", ws.env], "sim.yaml", "record.jsonl", "no run record"),
     Case("report-corrupt-middle-line", lambda ws: ["report", str(_corrupt_run(ws.root / "corrupt-run"))], "record.jsonl",
          "line 2", "not a record event", xfail="cli branch"),
 ]
@@ -500,5 +506,33 @@ def test_vendor_dbc_with_overlapping_signals_loads_with_a_warning(tmp_path):
     with pytest.warns(DbcWarning, match="overlapping in message VCU_Status"):
         notes = check_profile_links(load_profile(board))
     assert len(notes) == 1 and "VCU_Status" in notes[0], notes
+    code, out, err = _run_cli(ws.check(board))
+    assert code == 0, err
+
+
+_VENDOR_MIXED = """
+CM_ "Vendor pack controller, UTF-8 comments: Zelltemperatur in °C";
+
+BO_ 1024 PCU_Std: 8 PCU
+ SG_ Voltage : 0|16@1+ (0.001,0) [0|65.535] "V" BMS
+
+BO_ 2147484672 PCU_Ext: 8 PCU
+ SG_ Mux M : 0|8@1+ (1,0) [0|3] "" BMS
+ SG_ T0 m0 : 8|16@1- (0.1,0) [-40|125] "°C" BMS
+ SG_ T1 m1 : 8|16@1- (0.1,0) [-40|125] "°C" BMS
+
+VAL_ 2147484672 Mux 0 "first" 1 "second" ;
+"""
+
+
+def test_vendor_dbc_same_number_standard_and_extended_is_not_a_duplicate(tmp_path):
+    """0x400 as a standard and as an extended id are two different frames."""
+    from rig.links.dbc import load_dbc
+
+    ws = Ws(tmp_path)
+    board = ws.dbc(lambda t: t + _VENDOR_MIXED)
+    db = load_dbc(ws.dir / "bad.dbc")
+    assert {m.name for m in db.messages} >= {"PCU_Std", "PCU_Ext"}
+    assert db.get_message_by_name("PCU_Ext").get_signal_by_name("T0").unit == "°C"
     code, out, err = _run_cli(ws.check(board))
     assert code == 0, err
