@@ -104,7 +104,8 @@ def _library_on_bus(bs1200, bus, box_ids, delay_ms):
             self.rx_cache = can_frames.init_frame_dict(self.box_ids)
             self.bus = bus
             self.buffer = can.BufferedReader()
-            self.notifier = can.Notifier(self.bus, [self._get_message, self.buffer])
+            # a short receive timeout so that closing does not wait a second for the thread
+            self.notifier = can.Notifier(self.bus, [self._get_message, self.buffer], timeout=0.1)
             self.publish_delay = delay_ms / 1000
 
     if not hasattr(bus, "status_is_ok"):
