@@ -213,3 +213,47 @@ def test_bad_rig_description_is_a_config_error(tmp_path, units, drivers, message
     with pytest.raises(ConfigError, match=message) as err:
         check_env(env)
     assert str(env) in str(err.value)
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[2] / "rig" / "envs" / "example-bs1200.yaml"
+
+GUARDED_CHECK = r"""
+import sys, can
+
+def no_bus(*args, **kwargs):
+    raise AssertionError(f"bmsrig check opened a CAN bus: {args} {kwargs}")
+
+can.Bus = can.interface.Bus = no_bus
+from rig.cli import main
+sys.exit(main(["check", "--rig", sys.argv[1]]))
+"""
+
+
+def test_check_validates_the_example_without_opening_the_bus():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", GUARDED_CHECK, str(EXAMPLE)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"rig description {EXAMPLE}: OK (hardware)" in proc.stdout
+
+
+def test_example_maps_sixteen_cells_over_two_units(tmp_path):
+    import yaml
+    from labgrid import Environment
+
+    import rig.labgrid  # noqa: F401
+
+    env = yaml.safe_load(EXAMPLE.read_text())
+    env["targets"]["main"]["resources"][0]["BS1200Bus"].update(interface="virtual", channel="unused")
+    path = tmp_path / "example.yaml"
+    path.write_text(yaml.safe_dump(env))
+    target = Environment(str(path)).get_target("main")
+    try:
+        from rig.drivers.bs1200 import BS1200CellEmulatorDriver
+
+        emu = target.get_driver(BS1200CellEmulatorDriver, activate=False)
+        assert emu.n_channels == 16
+        assert "cells 1-12 = box 1 ch 1-12; cells 13-16 = box 2 ch 1-4" in emu.info().notes
+    finally:
+        target.cleanup()

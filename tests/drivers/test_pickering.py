@@ -184,3 +184,46 @@ def test_bad_rig_description_is_a_config_error(tmp_path, modules, message):
         "drivers": {"PickeringCellEmulatorDriver": {}}}}}))
     with pytest.raises(ConfigError, match=message):
         check_env(env)
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[2] / "rig" / "envs" / "example-pickering.yaml"
+
+GUARDED_CHECK = r"""
+import ctypes, sys
+
+def no_native(name):
+    raise AssertionError(f"bmsrig check loaded a native library: {name}")
+
+ctypes.cdll.LoadLibrary = no_native
+from rig.cli import main
+sys.exit(main(["check", "--rig", sys.argv[1]]))
+"""
+
+
+def test_check_validates_the_example_without_loading_clientbridge():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", GUARDED_CHECK, str(EXAMPLE)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"rig description {EXAMPLE}: OK (hardware)" in proc.stdout
+
+
+def test_example_runs_over_the_fake_native_layer(tmp_path, bridge, board_profile):
+    """The shipped example, activated: 16 cells over the three modules it lists."""
+    from labgrid import Environment
+
+    import rig.labgrid  # noqa: F401
+    from rig.context import RigContext
+    from rig.drivers.pickering import PickeringCellEmulatorDriver
+
+    target = Environment(str(EXAMPLE)).get_target("main")
+    target.bmsrig = RigContext(profile=board_profile)
+    try:
+        emu = target.get_driver(PickeringCellEmulatorDriver)
+        emu.set_voltages(3.3)
+        emu.enable(True)
+        np.testing.assert_allclose(emu.read_voltages(), 3.3)
+        assert emu.n_channels == 16 and bridge.connected_to == (b"192.0.2.80", 1024)
+    finally:
+        target.cleanup()
