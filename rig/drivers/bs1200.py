@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import attr
 import numpy as np
@@ -52,7 +53,7 @@ VOLT_CODE_V = 1e-4                  # one set-point / readback code, V
 # Readback frame bases (arbitration ID = base + box ID), as the library decodes them.
 _V_FRAMES = (288, 304, 320)
 _I_FRAMES = (384, 400, 416)
-_STATUS_FRAME = 256
+HISTORY_S = 120.0  # current readbacks kept for read_currents(aperture_s), s (longer apertures: this much)
 
 
 def _bs1200_units(value):
@@ -147,7 +148,7 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
         self._cond = threading.Condition()
         self._arrived: dict[int, float] = {}
         self._last_command = 0.0
-        self._current_history: list[tuple[float, dict[int, np.ndarray]]] = []
+        self._current_history: deque[tuple[float, dict[int, np.ndarray]]] = deque()
 
     # -- session -------------------------------------------------------------------------
     def _what(self):
@@ -194,16 +195,17 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
         with self._cond:
             self._arrived[msg.arbitration_id] = now
             box = msg.arbitration_id & 0x0F
-            if msg.arbitration_id - box in _I_FRAMES and self._lib is not None and box in self._lib.box_ids:
+            # one snapshot per publish period: when the last current group (cells 9-12) arrives
+            if msg.arbitration_id - box == _I_FRAMES[-1] and self._lib is not None and box in self._lib.box_ids:
                 try:
                     amps = np.asarray(self._lib.readback_I_all(box), dtype=float)
                 except Exception:
                     amps = None
                 if amps is not None:
                     self._current_history.append((now, {box: amps}))
-                    horizon = now - 120.0
+                    horizon = now - HISTORY_S
                     while self._current_history and self._current_history[0][0] < horizon:
-                        self._current_history.pop(0)
+                        self._current_history.popleft()
             self._cond.notify_all()
 
     def _wait_readbacks(self, bases, after: float, what: str):
