@@ -10,6 +10,9 @@ Resources (where a thing is)
   virtual bench's board.
 - ``ScpiInstrument`` / ``NiDaqDevice`` / ``ModbusChamberPort`` — real instruments (see
   ``rig/drivers/``), each with model, serial and calibration due date for the report.
+- ``BS1200Bus`` / ``PickeringLxi`` — vendor cell emulators (several units as one N-channel
+  emulator), defined with their drivers in :mod:`rig.drivers.bs1200` and
+  :mod:`rig.drivers.pickering`.
 - labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
 
 Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
@@ -119,3 +122,5 @@ from .drivers import links as _link_drivers  # noqa: E402,F401
 from .drivers import scpi as _scpi_drivers  # noqa: E402,F401
 from .drivers import nidaq as _nidaq_drivers  # noqa: E402,F401
 from .drivers import chamber_modbus as _chamber_drivers  # noqa: E402,F401
+from .drivers import bs1200 as _bs1200_drivers  # noqa: E402,F401
+from .drivers import pickering as _pickering_drivers  # noqa: E402,F401
