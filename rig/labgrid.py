@@ -10,6 +10,8 @@ Resources (where a thing is)
   virtual bench's board.
 - ``ScpiInstrument`` / ``NiDaqDevice`` / ``ModbusChamberPort`` — real instruments (see
   ``rig/drivers/``), each with model, serial and calibration due date for the report.
+  Vendor chamber controllers register their own resources: ``WatlowF4Port``,
+  ``EZZonePort`` and ``EspecPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``, ``espec``).
 - labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
 
 Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
@@ -119,3 +121,6 @@ from .drivers import links as _link_drivers  # noqa: E402,F401
 from .drivers import scpi as _scpi_drivers  # noqa: E402,F401
 from .drivers import nidaq as _nidaq_drivers  # noqa: E402,F401
 from .drivers import chamber_modbus as _chamber_drivers  # noqa: E402,F401
+from .drivers import watlow_f4 as _watlow_f4_drivers  # noqa: E402,F401
+from .drivers import watlow_ezzone as _ezzone_drivers  # noqa: E402,F401
+from .drivers import espec as _espec_drivers  # noqa: E402,F401
