@@ -20,7 +20,8 @@ Limits of the Standard Bus path, from the library's code:
   logged as not enforced;
 - a set point is echoed by the controller and compared to 0.01 °C; set points are sent in
   0.1 °C steps;
-- a controller that does not answer costs three reads of ``timeout_s`` before the fault.
+- a controller that does not answer costs three reads of ``timeout_s`` before the fault;
+  the library then closes its port for good, so the driver reopens it on the next command.
 """
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ class EZZoneChamberDriver(VendorChamberDriver):
     def _close_link(self, lib):
         lib.close()
 
+    def _port(self):
+        # after three failed tries the library closes its port and never reopens it
+        # (TemperatureController.open() returns a new port without keeping it): reopen here
+        if not self.lib.connection.is_open:
+            self.lib.connection = self.lib.open()
+        return self.lib
+
     def _write_setpoint(self, celsius):
-        self.lib.set(round(celsius * 10) / 10)
+        self._port().set(round(celsius * 10) / 10)
 
     def _read_pv(self):
         return self._get("actual")
@@ -76,7 +84,7 @@ class EZZoneChamberDriver(VendorChamberDriver):
 
     def _get(self, key):
         # the library reads PV and SP together (two Standard Bus requests)
-        value = self.lib.get()[key]
+        value = self._port().get()[key]
         if value is None:
             raise OSError(f"no {key} in the controller's answer")
         return float(value)

@@ -226,11 +226,14 @@ class EZZoneSim(_PtyServer, Thermal):
         if buf[7] != _crc8_header(header) or buf[8 + n:used] != _crc16_data(body) or header[:2] != b"\x05\x10":
             self.bad_frames += 1
             return used, None
-        service, param = body[:2], (body[3], body[4])
-        if service == b"\x01\x03" and param in (self.PV, self.SP):  # read
+        # read:  01 03 01 <class> <member> <instance>
+        # write: 01 04 <class> <member> <instance> 08 <float>
+        service = body[:2]
+        if service == b"\x01\x03" and n == 6 and (body[3], body[4]) in (self.PV, self.SP):
+            param = (body[3], body[4])
             value = self.pv if param == self.PV else self.sp
             out = b"\x02\x03\x01" + bytes(param) + b"\x01\x08" + struct.pack(">f", _c_to_f(value))
-        elif service == b"\x01\x04" and param == self.SP and body[5:6] == b"\x08":  # write a float
+        elif service == b"\x01\x04" and n == 10 and (body[2], body[3]) == self.SP and body[5:6] == b"\x08":
             f = struct.unpack(">f", body[6:10])[0]
             self.writes.append(("7001", f))
             self.sp = _f_to_c(f)
@@ -255,6 +258,7 @@ class EspecSim(Thermal):
         self.mode = "STANDBY"
         self.received: list[str] = []
         self._sock: socket.socket | None = None
+        self._conn: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
@@ -266,12 +270,15 @@ class EspecSim(Thermal):
         return self
 
     def stop(self):
+        """Close the listener and the connection being served (the controller goes away)."""
+        for s in (self._sock, self._conn):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
         if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._sock.close()
             self._sock = None
             self._thread.join(2.0)
 
@@ -281,6 +288,7 @@ class EspecSim(Thermal):
                 conn, _ = self._sock.accept()
             except OSError:
                 return
+            self._conn = conn
             with conn:
                 buf = b""
                 while True:
