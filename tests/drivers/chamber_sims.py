@@ -11,7 +11,8 @@
 
 Each has the same thermal response, :meth:`Thermal.advance`: the process value approaches
 the set point at the ramp rate (or the controller's default ramp), for a StepClock's
-``on_step``. Each logs every write it received (``writes``) so a test can show that a
+``on_step``; or, when a rig in another process drives it, ``auto_advance_s`` of controller
+time per request. Each logs every write it received (``writes``) so a test can show that a
 refused command reached nothing.
 """
 
@@ -33,6 +34,11 @@ class Thermal:
         self.ramp: float | None = None
         self.default_ramp = float(default_ramp_c_per_min)
         self.writes: list[tuple] = []
+        self.auto_advance_s = 0.0  # controller time passed per request (a rig in another process)
+
+    def tick(self) -> None:
+        if self.auto_advance_s:
+            self.advance(self.auto_advance_s)
 
     def advance(self, dt: float) -> None:
         rate = (self.ramp or self.default_ramp) / 60.0
@@ -144,6 +150,7 @@ class F4Sim(_PtyServer, Thermal):
         used, pdu = self._framer.handleFrame(buf, 0, 0)
         if pdu is None or pdu.dev_id != self.address:
             return used, None
+        self.tick()
         fc, regs = pdu.function_code, self._registers()
         if fc == 3:
             addrs = range(pdu.address, pdu.address + pdu.count)
@@ -226,6 +233,7 @@ class EZZoneSim(_PtyServer, Thermal):
         if buf[7] != _crc8_header(header) or buf[8 + n:used] != _crc16_data(body) or header[:2] != b"\x05\x10":
             self.bad_frames += 1
             return used, None
+        self.tick()
         # read:  01 03 01 <class> <member> <instance>
         # write: 01 04 <class> <member> <instance> 08 <float>
         service = body[:2]
@@ -305,6 +313,7 @@ class EspecSim(Thermal):
 
     def answer(self, cmd: str) -> str:
         self.received.append(cmd)
+        self.tick()
         if cmd == "TEMP?":
             return f"{self.pv:.1f},{self.sp:.1f},{self.upper:.1f},{self.lower:.1f}"
         if cmd == "MON?":
