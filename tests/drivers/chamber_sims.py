@@ -345,3 +345,20 @@ class EspecSim(Thermal):
             self.mode = mode
             return f"OK:{cmd}"
         return "NA:CMD ERR"
+
+
+class EspecSerialSim(_PtyServer):
+    """The same Espec controller on RS-485 (a pty): lines ``<address>,<command>`` CR LF."""
+
+    def __init__(self, chamber: EspecSim, address: int = 1):
+        super().__init__()
+        self.chamber, self.address = chamber, address
+
+    def handle(self, buf):
+        end = buf.find(b"\r\n")
+        if end < 0:
+            return 0, None
+        addr, _, cmd = buf[:end].decode("ascii").partition(",")
+        if addr != str(self.address):
+            return end + 2, None  # another controller on the bus
+        return end + 2, self.chamber.answer(cmd).encode("ascii") + b"\r\n"

@@ -98,3 +98,23 @@ def test_connection_failure_is_a_rig_fault(make_target):
         port = s.getsockname()[1]
     with pytest.raises(RigFault, match=rf"thermal chamber 'chamber' \(127.0.0.1:{port}\): cannot open: ConnectionRefusedError"):
         make_target(*_env(port)).get_driver(ThermalChamber)
+
+
+def test_rs485_addressed_serial_link(step_clock, make_target):
+    from .chamber_sims import EspecSerialSim
+
+    chamber_sim = EspecSim(pv_c=30.0, sp_c=30.0)
+    bus = EspecSerialSim(chamber_sim, address=3).start()
+    try:
+        resources = [{"EspecPort": {"name": "chamber", "serial_port": bus.port, "address": 3, "timeout_s": 0.5}}]
+        drivers = [{"EspecChamberDriver": {"temperature_range_c": [-40.0, 85.0], "ambient_c": 25.0}}]
+        chamber = make_target(resources, drivers).get_driver(ThermalChamber)
+        chamber.set_temperature(12.5)
+        assert chamber_sim.writes == [("TEMP", 12.5), ("MODE", "CONSTANT")]
+        assert chamber.read_temperature() == 30.0 and chamber.info().model == "Espec P300"
+        before = list(chamber_sim.received)
+        with pytest.raises(SafetyLimitError):
+            chamber.set_temperature(99.0)
+        assert chamber_sim.received == before  # the refused command never reached the bus
+    finally:
+        bus.stop()
