@@ -13,6 +13,8 @@ Resources (where a thing is)
 - ``BS1200Bus`` / ``PickeringLxi`` — vendor cell emulators (several units as one N-channel
   emulator), defined with their drivers in :mod:`rig.drivers.bs1200` and
   :mod:`rig.drivers.pickering`.
+  Vendor chamber controllers register their own resources: ``WatlowF4Port``,
+  ``EZZonePort`` and ``EspecPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``, ``espec``).
 - labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
 
 Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
@@ -124,3 +126,6 @@ from .drivers import nidaq as _nidaq_drivers  # noqa: E402,F401
 from .drivers import chamber_modbus as _chamber_drivers  # noqa: E402,F401
 from .drivers import bs1200 as _bs1200_drivers  # noqa: E402,F401
 from .drivers import pickering as _pickering_drivers  # noqa: E402,F401
+from .drivers import watlow_f4 as _watlow_f4_drivers  # noqa: E402,F401
+from .drivers import watlow_ezzone as _ezzone_drivers  # noqa: E402,F401
+from .drivers import espec as _espec_drivers  # noqa: E402,F401
