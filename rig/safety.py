@@ -42,7 +42,7 @@ def check_limit(instrument: str, quantity: str, value: float, lo: float, hi: flo
 
 def _real(value) -> float:
     """``value`` as a float; a non-number (string, None, array) counts as NaN (refused)."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, str, bytes)):
         return math.nan
     try:
         return float(operator.index(value)) if isinstance(value, (int, np.integer)) else float(value)
@@ -258,26 +258,26 @@ class FixedLimits:
         super().__delattr__(name)
 
 
-def trip(target, source: str, message: str) -> LimitTrip:
+def trip(target, source: str, message: str, fallback: Callable[[], None] | None = None) -> LimitTrip:
     """Put the rig in its safe state and return the :class:`LimitTrip` for the caller to raise.
 
     The run's safe state (``target.bmsrig.safe_state``, set by :func:`rig.build.build_rig`)
-    when there is one, else every driver of ``target`` that has a ``safe_state``.
+    when there is one, else every driver of ``target`` that has a ``safe_state``, else
+    ``fallback`` (the tripping instrument's own safe state).
     """
     ctx = getattr(target, "bmsrig", None)
     safe = getattr(ctx, "safe_state", None)
     if safe is not None:
+        actions = [safe]
+    else:
+        actions = [d.safe_state for d in list(getattr(target, "drivers", ())) if hasattr(d, "safe_state")]
+        if not actions and fallback is not None:
+            actions = [fallback]
+    for action in actions:
         try:
-            safe()
+            action()
         except Exception:
             pass
-    else:
-        for drv in list(getattr(target, "drivers", ())):
-            if hasattr(drv, "safe_state"):
-                try:
-                    drv.safe_state()
-                except Exception:
-                    pass
     return LimitTrip(source, f"{message}; the rig was put in its safe state")
 
 

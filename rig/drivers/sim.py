@@ -102,7 +102,8 @@ class _SimInstrument:
     model = "virtual"
 
     @property
-    def world(self):
+    def _world(self):
+        """The simulated world (private: a plan reaches the bench only through the protocols)."""
         drv = self.bench
         if drv.world is None:
             self.target.activate(drv)
@@ -165,31 +166,31 @@ class SimCellEmulatorDriver(FixedLimits, _SimInstrument, Driver, CellEmulator):
 
     @property
     def n_channels(self) -> int:
-        return self.world.n
+        return self._world.n
 
     def _vlim(self) -> Limit:
         return self.limits["voltage_range_v"]
 
     def set_voltages(self, volts):
         arr = self._vlim().check_channels(self.role, volts, self.n_channels)
-        self.world.set_emulator_voltages(arr)
+        self._world.set_emulator_voltages(arr)
 
     def set_voltage(self, channel, volts):
         channel = _channel(channel, self.n_channels, self.role)
         v = self._vlim().check(self.role, volts, f"channel {channel + 1} voltage")
-        arr = np.array(self.world.emulator_setpoints(), dtype=float)
+        arr = np.array(self._world.emulator_setpoints(), dtype=float)
         arr[channel] = v
-        self.world.set_emulator_voltages(arr)
+        self._world.set_emulator_voltages(arr)
 
     def enable(self, on=True):
-        self.world.set_emulator_enabled(bool(on))
+        self._world.set_emulator_enabled(bool(on))
 
     def read_voltages(self):
-        return np.asarray(self.world.terminal_voltages(), dtype=float).copy()
+        return np.asarray(self._world.terminal_voltages(), dtype=float).copy()
 
     def read_currents(self, aperture_s=None):
         ap = 0.02 if aperture_s is None else APERTURE.check(self.role, aperture_s)
-        return np.asarray(self.world.channel_currents(ap), dtype=float)
+        return np.asarray(self._world.channel_currents(ap), dtype=float)
 
     def set_current_limits(self, source_a, sink_a):
         """Checked against the hard limit like hardware; the bench's ideal sources do not
@@ -199,34 +200,34 @@ class SimCellEmulatorDriver(FixedLimits, _SimInstrument, Driver, CellEmulator):
         lim.check(self.role, sink_a, "sink current limit")
 
     def set_noise(self, v_rms):
-        self.world.set_emulator_noise(self.limits["max_noise_v_rms"].check(self.role, v_rms))
+        self._world.set_emulator_noise(self.limits["max_noise_v_rms"].check(self.role, v_rms))
 
     def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
         """Switch to cell-model mode; SOC, capacity, temperature and the predicted terminal
         voltages are checked against the hard limits before the world is switched."""
         cap, soc_arr = check_cell_model(self.role, self.limits, self.n_channels, capacity_ah, soc, temperature_c)
-        model = self.world.prepare_cell_model(chemistry, cap, soc_arr,
+        model = self._world.prepare_cell_model(chemistry, cap, soc_arr,
                                               None if temperature_c is None else float(temperature_c))
         self._vlim().check_channels(f"{self.role} (cell model, predicted terminal voltage)", model.v, self.n_channels)
         lim = self._vlim()
-        self.world.install_cell_model(model, ovp=(lim.lo, lim.hi))
+        self._world.install_cell_model(model, ovp=(lim.lo, lim.hi))
 
     def set_source_mode(self):
-        self.world.set_source_mode()
+        self._world.set_source_mode()
 
     def read_soc(self):
-        return np.asarray(self.world.soc(), dtype=float).copy()
+        return np.asarray(self._world.soc(), dtype=float).copy()
 
     def safe_state(self):
         """Source mode, no noise, every channel at ``safe_voltage_v`` (outputs off if that
         were outside the limit). Never raises."""
         try:
-            self.world.set_source_mode()
-            self.world.set_emulator_noise(0.0)
+            self._world.set_source_mode()
+            self._world.set_emulator_noise(0.0)
             if self._vlim().contains(self.safe_voltage_v):
-                self.world.set_emulator_voltages(np.full(self.n_channels, self.safe_voltage_v))
+                self._world.set_emulator_voltages(np.full(self.n_channels, self.safe_voltage_v))
             else:
-                self.world.set_emulator_enabled(False)
+                self._world.set_emulator_enabled(False)
         except Exception:  # a safe state never raises
             pass
 
@@ -255,20 +256,20 @@ class SimPackSourceDriver(FixedLimits, _SimInstrument, Driver, PackCurrentSource
     def set_current(self, amps, voltage_limit_v=None):
         a = self.limits["current_range_a"].check(self.role, amps)
         v = None if voltage_limit_v is None else self.limits["max_voltage_limit_v"].check(self.role, voltage_limit_v)
-        self.world.set_charger(a, v)
+        self._world.set_charger(a, v)
 
     def read_current(self):
-        return float(self.world.pack_current())
+        return float(self._world.pack_current())
 
     def read_voltage(self):
-        return float(self.world.pack_voltage())
+        return float(self._world.pack_voltage())
 
     def off(self):
-        self.world.set_charger(0.0, None)
+        self._world.set_charger(0.0, None)
 
     def safe_state(self):
         try:
-            self.world.set_charger(0.0, None)
+            self._world.set_charger(0.0, None)
         except Exception:
             pass
 
@@ -304,14 +305,14 @@ class SimChamberDriver(FixedLimits, _SimInstrument, Driver, ThermalChamber):
         sp = self.limits["temperature_range_c"].check(self.role, celsius)
         ramp = self.default_ramp_c_per_min if ramp_c_per_min is None else ramp_c_per_min
         ramp = self.limits["max_ramp_c_per_min"].check(self.role, ramp)
-        self.world.set_chamber(sp, ramp)
+        self._world.set_chamber(sp, ramp)
 
     def read_temperature(self):
-        return float(self.world.chamber_temperature())
+        return float(self._world.chamber_temperature())
 
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
         check_wait(self.role, tolerance_c, dwell_s, timeout_s)
-        sp = self.world.chamber_setpoint()
+        sp = self._world.chamber_setpoint()
         return wait_stable(
             context_of(self.target).clock, self.read_temperature, sp, tolerance_c, dwell_s, timeout_s,
             max(1.0, min(10.0, dwell_s / 6)),
@@ -323,7 +324,7 @@ class SimChamberDriver(FixedLimits, _SimInstrument, Driver, ThermalChamber):
         try:
             sp, ramp = self.ambient_c, self.default_ramp_c_per_min
             if self.limits["temperature_range_c"].contains(sp) and self.limits["max_ramp_c_per_min"].contains(ramp):
-                self.world.set_chamber(sp, ramp)
+                self._world.set_chamber(sp, ramp)
         except Exception:
             pass
 
@@ -339,27 +340,27 @@ class SimDaqDriver(_SimInstrument, Driver, ReferenceDAQ):
 
     @property
     def n_channels(self) -> int:
-        return self.world.n
+        return self._world.n
 
     def read_cell_voltages(self, samples=1):
         n = max(1, int(samples))
         acc = np.zeros(self.n_channels)
         for _ in range(n):
-            acc += self.world.daq_voltages()
+            acc += self._world.daq_voltages()
         return acc / n
 
     def voltage_uncertainty_v(self):
-        return float(self.world.daq_uncertainty_v())
+        return float(self._world.daq_uncertainty_v())
 
     def read_digital(self, line):
-        return bool(self.world.digital_level(line))
+        return bool(self._world.digital_level(line))
 
     def edges(self, since=0.0, line=None):
         return [
             DigitalEdge(e.t, e.line, e.level)
-            for e in self.world.daq_edges
+            for e in self._world.daq_edges
             if e.t >= since and (line is None or e.line == line)
         ]
 
     def read_thermocouples(self):
-        return dict(self.world.thermocouples())
+        return dict(self._world.thermocouples())
