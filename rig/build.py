@@ -150,12 +150,12 @@ def build_rig(
     env_path = find_env(env)
     try:
         environment = Environment(str(env_path))
-        _order_drivers(environment.config.get_targets().get("main"))
+        order_drivers(environment.config.get_targets().get("main"))
         target = environment.get_target("main")
     except ConfigError:
         raise
     except LimitConfigError as exc:
-        raise ConfigError(env_path, _driver_key(exc), exc.problem) from None
+        raise ConfigError(env_path, driver_key(exc), exc.problem) from None
     except Exception as exc:  # labgrid raises many types for a bad file
         raise ConfigError(env_path, _labgrid_key(exc), f"{type(exc).__name__}: {exc}") from None
     if target is None:
@@ -193,7 +193,7 @@ def build_rig(
     )
     ctx.safe_state = rig.safe_state  # what a limit trip while running calls
     try:
-        _fix_limits(env_path, target)
+        fix_limits(env_path, target)
     except ConfigError:
         target.cleanup()
         raise
@@ -204,7 +204,7 @@ def build_rig(
     return rig
 
 
-def _fix_limits(env_path, target) -> None:
+def fix_limits(env_path, target) -> None:
     """Fix every instrument's effective hard limits now (narrowed for the profile) and
     validate its safe-state values against them: a ConfigError naming the key, else."""
     for drv in target.drivers:
@@ -215,7 +215,7 @@ def _fix_limits(env_path, target) -> None:
                 raise ConfigError(env_path, f"targets.main.drivers.{type(drv).__name__}.{exc.key}", exc.problem) from None
 
 
-def _driver_key(exc: LimitConfigError) -> str:
+def driver_key(exc: LimitConfigError) -> str:
     """``targets.main.drivers.<Driver>.<key>`` for a limit refused while a driver was built."""
     from labgrid.driver.common import Driver
 
@@ -228,7 +228,7 @@ def _driver_key(exc: LimitConfigError) -> str:
     return f"targets.main.drivers.{name}.{exc.key}" if name else f"targets.main.drivers.{exc.key}"
 
 
-def _order_drivers(main) -> None:
+def order_drivers(main) -> None:
     """Order the drivers of target ``main`` so that every driver comes after the drivers it
     binds to (labgrid binds in file order): a key-sorted rig file builds the same rig."""
     from labgrid.factory import target_factory
