@@ -11,6 +11,7 @@ from .clock import Clock, WallClock
 from .context import RigContext
 from .errors import ConfigError, RigFault
 from .profile import BoardProfile
+from .safety import FixedLimits, LimitConfigError
 from .protocols import (
     BmsLink,
     CellEmulator,
@@ -149,9 +150,12 @@ def build_rig(
     env_path = find_env(env)
     try:
         environment = Environment(str(env_path))
+        order_drivers(environment.config.get_targets().get("main"))
         target = environment.get_target("main")
     except ConfigError:
         raise
+    except LimitConfigError as exc:
+        raise ConfigError(env_path, driver_key(exc), exc.problem) from None
     except Exception as exc:  # labgrid raises many types for a bad file
         raise ConfigError(env_path, _labgrid_key(exc), f"{type(exc).__name__}: {exc}") from None
     if target is None:
@@ -187,11 +191,82 @@ def build_rig(
         target=target,
         bench_info=bench.info() if bench is not None else None,
     )
+    ctx.safe_state = rig.safe_state  # what a limit trip while running calls
+    try:
+        fix_limits(env_path, target)
+    except ConfigError:
+        target.cleanup()
+        raise
     if rig.emulator.n_channels != profile.cells:
         raise ConfigError(
             env_path, "cell emulator", f"{rig.emulator.n_channels} channels but the board profile has {profile.cells} cells"
         )
     return rig
+
+
+def fix_limits(env_path, target) -> None:
+    """Fix every instrument's effective hard limits now (narrowed for the profile) and
+    validate its safe-state values against them: a ConfigError naming the key, else."""
+    for drv in target.drivers:
+        if isinstance(drv, FixedLimits):
+            try:
+                drv.limits
+            except LimitConfigError as exc:
+                raise ConfigError(env_path, f"targets.main.drivers.{type(drv).__name__}.{exc.key}", exc.problem) from None
+
+
+def driver_key(exc: LimitConfigError) -> str:
+    """``targets.main.drivers.<Driver>.<key>`` for a limit refused while a driver was built."""
+    from labgrid.driver.common import Driver
+
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, Driver):
+            name = type(obj).__name__
+        tb = tb.tb_next
+    return f"targets.main.drivers.{name}.{exc.key}" if name else f"targets.main.drivers.{exc.key}"
+
+
+def order_drivers(main) -> None:
+    """Order the drivers of target ``main`` so that every driver comes after the drivers it
+    binds to (labgrid binds in file order): a key-sorted rig file builds the same rig."""
+    from labgrid.factory import target_factory
+
+    if not isinstance(main, dict) or not main.get("drivers"):
+        return
+    drivers = main["drivers"]
+    items = list(drivers.items()) if isinstance(drivers, dict) else list(drivers)
+
+    def cls_of(item):
+        if isinstance(drivers, dict):
+            return item[0]
+        return next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
+
+    present = {cls_of(i) for i in items}
+
+    def needs(item):
+        cls = target_factory.drivers.get(cls_of(item))
+        out = set()
+        for want in getattr(cls, "bindings", {}).values():
+            for name in ([want] if isinstance(want, str) else list(want)):
+                if name in present and name != cls_of(item):
+                    out.add(name)
+        return out
+
+    ordered, placed, rest = [], set(), items
+    while rest:
+        ready = [i for i in rest if needs(i) <= placed]
+        if not ready:  # a cycle: leave the rest as written (labgrid reports it)
+            ready = rest
+        for i in ready:
+            ordered.append(i)
+            placed.add(cls_of(i))
+        rest = [i for i in rest if all(i is not r for r in ready)]
+    if isinstance(drivers, dict):
+        main["drivers"] = dict(ordered)
+    else:
+        main["drivers"] = ordered
 
 
 def _labgrid_key(exc: Exception) -> str | None:

@@ -9,6 +9,12 @@ sets every channel to the model's terminal voltage.
 Sign: an emulator channel current is positive when the channel sources current into the
 board (a bleed discharges that cell); a charge current through the string makes the
 channels sink. So the modelled cell current (+ charges the cell) is ``-channel_current``.
+
+Hard limits: the set-up (SOC, capacity, temperature) and the model's initial terminal
+voltages are checked against the emulator's limits when the loop is constructed, before
+anything is sent (SafetyLimitError). Every tick checks the new set points before sending;
+a model that would take a channel beyond the voltage limit stops the loop, puts the rig in
+its safe state and raises :class:`~rig.safety.LimitTrip` (a rig fault).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from .clock import Clock
 from .protocols import CellEmulator
+from .safety import HardLimits, Limit, check_cell_model, trip
 
 
 class CellModelLoop:
@@ -30,18 +37,29 @@ class CellModelLoop:
         temperature_c: cell temperature for the model, °C
         period_s: control period (a few Hz on hardware), s
         seed: seed of the model's cell-to-cell spread
+        limits: the emulator's hard limits (default: ``emulator.limits``); the channel
+            voltage limit is ``limits["voltage_range_v"]``
     """
 
     def __init__(self, emulator: CellEmulator, clock: Clock, chemistry: str, capacity_ah, soc,
-                 temperature_c: float | None = None, period_s: float = 0.25, seed: int = 0):
+                 temperature_c: float | None = None, period_s: float = 0.25, seed: int = 0,
+                 limits: HardLimits | None = None):
         from .sim.cells import PackModel
 
         n = emulator.n_channels
         self.emulator = emulator
         self.clock = clock
         self.period_s = float(period_s)
-        self.pack = PackModel(chemistry, n, capacity_ah, soc, np.random.default_rng(seed),
+        self.limits = limits if limits is not None else getattr(emulator, "limits", None)
+        if self.limits is None:
+            raise ValueError("cell-model loop: the emulator declares no hard limits (pass limits=)")
+        self.voltage_limit: Limit = self.limits["voltage_range_v"]
+        self._what = getattr(emulator, "role", "cell emulator")
+        cap, soc = check_cell_model(self._what, self.limits, n, capacity_ah, soc, temperature_c)
+        self.pack = PackModel(chemistry, n, cap, soc, np.random.default_rng(seed),
                               temperature_c=25.0 if temperature_c is None else float(temperature_c))
+        self.voltage_limit.check_channels(f"{self._what} (cell model, initial terminal voltage)",
+                                          self.pack.terminal_voltage(np.zeros(n)), n)
         self._last_t = clock.now()
         self._current = np.zeros(n)
         self.ticks = 0
@@ -68,7 +86,16 @@ class CellModelLoop:
         self._current = -measured
         self.pack.step(dt, self._current)
         self._last_t = now
-        self.emulator.set_voltages(self.pack.terminal_voltage(self._current))
+        v = self.pack.terminal_voltage(self._current)
+        lim = self.voltage_limit
+        bad = ~(np.isfinite(v) & (v >= lim.lo) & (v <= lim.hi))
+        if bad.any():
+            i = int(np.argmax(bad))
+            self.stop()
+            raise trip(getattr(self.emulator, "target", None), self._what,
+                       f"cell model at t = {now:.1f} s: channel {i + 1} would be set to {v[i]:.3f} V, outside the "
+                       f"hard limit {lim}; not sent, cell-model loop stopped", fallback=self.emulator.safe_state)
+        self.emulator.set_voltages(v)
         self.ticks += 1
 
     def soc(self) -> np.ndarray:

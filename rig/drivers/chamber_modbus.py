@@ -12,7 +12,6 @@ pymodbus is imported lazily on activation.
 from __future__ import annotations
 
 import logging
-import math
 
 import attr
 from labgrid.driver.common import Driver
@@ -22,17 +21,10 @@ from ..clock import wait_stable
 from ..context import context_of
 from ..errors import RigFault
 from ..protocols import InstrumentInfo, ThermalChamber
-from ..safety import check_limit
+from ..safety import FixedLimits, Limit, check_wait, limit_pair, limit_scalar, safe_value
 
 _SENSOR_BREAK = (0x8000, 0x7FFF)
 log = logging.getLogger(__name__)
-
-
-def _range(v):
-    lo, hi = (float(x) for x in v)
-    if lo > hi:
-        raise ValueError(f"range [{lo:g}, {hi:g}] has its low end above its high end")
-    return (lo, hi)
 
 
 def _opt_int(v):
@@ -41,13 +33,13 @@ def _opt_int(v):
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class ModbusChamberDriver(Driver, ThermalChamber):
+class ModbusChamberDriver(FixedLimits, Driver, ThermalChamber):
     """Thermal chamber over Modbus.
 
     Args:
-        temperature_range_c ([lo, hi]): hard limit of the set point, °C
-        max_ramp_c_per_min (float): hard limit of a requested ramp rate, °C/min
-        ambient_c (float): the set point of the safe state, °C
+        temperature_range_c ([lo, hi]): hard limit of the set point, °C (rated −100…200 °C)
+        max_ramp_c_per_min (float): hard limit of a requested ramp rate, °C/min (rated 30)
+        ambient_c (float): the set point of the safe state, °C (inside the limit)
         ramp_register (int|None): holding register of the ramp rate (°C/min × scale);
             None when the controller has none (a requested ramp is then not enforced)
         poll_s (float): rig-clock interval between PV reads in ``wait_stable``, s
@@ -56,20 +48,23 @@ class ModbusChamberDriver(Driver, ThermalChamber):
     """
 
     bindings = {"res": "ModbusChamberPort"}
-    temperature_range_c = attr.ib(default=[-40.0, 90.0], converter=_range)
-    max_ramp_c_per_min = attr.ib(default=5.0, converter=float)
-    ambient_c = attr.ib(default=25.0, converter=float)
+    temperature_range_c = attr.ib(default=[-40.0, 90.0], converter=lambda v: limit_pair(v, "temperature_range_c"))
+    max_ramp_c_per_min = attr.ib(default=5.0, converter=lambda v: limit_scalar(v, "max_ramp_c_per_min"))
+    ambient_c = attr.ib(default=25.0, converter=lambda v: safe_value(v, "ambient_c"))
     ramp_register = attr.ib(default=None, converter=_opt_int)
     poll_s = attr.ib(default=5.0, converter=float)
     timeout_s = attr.ib(default=2.0, converter=float)
     retries = attr.ib(default=2, converter=int)
     role = "thermal chamber"
+    RATED = {"temperature_range_c": Limit("set point", -100.0, 200.0, "°C"),
+             "max_ramp_c_per_min": Limit("ramp rate", 0.0, 30.0, "°C/min")}
+    SAFE_VALUES = {"ambient_c": "temperature_range_c"}
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
-        lo, hi = self.temperature_range_c
-        if not lo <= self.ambient_c <= hi:
-            raise ValueError(f"{self.role}: ambient_c {self.ambient_c:g} °C is outside temperature_range_c [{lo:g}, {hi:g}] °C")
+        self._fix_limits({"temperature_range_c": Limit("set point", *self.temperature_range_c, "°C"),
+                          "max_ramp_c_per_min": Limit("ramp rate", 0.0, self.max_ramp_c_per_min, "°C/min")},
+                         ("ambient_c", "ramp_register"))
         if not self.poll_s > 0:
             raise ValueError(f"{self.role}: poll_s must be > 0")
         self.client = None
@@ -156,10 +151,9 @@ class ModbusChamberDriver(Driver, ThermalChamber):
     # ------------------------------------------------------------------ protocol
 
     def set_temperature(self, celsius, ramp_c_per_min=None):
-        lo, hi = self.temperature_range_c
-        check_limit(self._what(), "set point", celsius, lo, hi, "°C")
+        celsius = self.limits["temperature_range_c"].check(self._what(), celsius)
         if ramp_c_per_min is not None:
-            check_limit(self._what(), "ramp rate", ramp_c_per_min, 0.0, self.max_ramp_c_per_min, "°C/min")
+            ramp_c_per_min = self.limits["max_ramp_c_per_min"].check(self._what(), ramp_c_per_min)
         if ramp_c_per_min is not None:
             if self.ramp_register is None:
                 log.warning("%s: no ramp_register configured; the requested ramp of %g °C/min is not enforced",
@@ -177,8 +171,7 @@ class ModbusChamberDriver(Driver, ThermalChamber):
         return self._decode(rr.registers[0], "process value")
 
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
-        if not (tolerance_c > 0 and dwell_s >= 0 and timeout_s >= 0) or not math.isfinite(timeout_s):
-            raise ValueError(f"{self._what()}: wait_stable needs tolerance > 0, dwell >= 0 and a finite timeout >= 0")
+        check_wait(self._what(), tolerance_c, dwell_s, timeout_s)
         return wait_stable(
             context_of(self.target).clock, self.read_temperature, self._sp, tolerance_c, dwell_s, timeout_s, self.poll_s,
             lambda pv: RigFault(self._what(), f"not stable within ±{tolerance_c:g} °C of {self._sp:g} °C after "

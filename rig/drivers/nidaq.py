@@ -25,18 +25,21 @@ from labgrid.factory import target_factory
 
 from ..errors import RigFault
 from ..protocols import DigitalEdge, InstrumentInfo, ReferenceDAQ
+from ..safety import FixedLimits, Limit, LimitConfigError, limit_pair
+
+SAMPLES = Limit("samples per read", 1, 1_000_000, "samples")
 
 
 def _pair(v):
-    lo, hi = (float(x) for x in v)
+    lo, hi = limit_pair(v, "voltage_range_v")
     if lo >= hi:
-        raise ValueError(f"range [{lo:g}, {hi:g}] is empty")
+        raise LimitConfigError("voltage_range_v", f"[{lo:g}, {hi:g}] V is empty")
     return (lo, hi)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class NiDaqDriver(Driver, ReferenceDAQ):
+class NiDaqDriver(FixedLimits, Driver, ReferenceDAQ):
     """Reference DAQ on an NI-DAQmx device.
 
     Args:
@@ -45,7 +48,7 @@ class NiDaqDriver(Driver, ReferenceDAQ):
             calibration certificate
         sample_rate_hz (float): rate for averaged voltage reads
         voltage_range_v ([lo, hi]): expected cell-voltage span, V (DAQmx picks the smallest
-            input range that covers it)
+            input range that covers it; rated ±10 V)
         terminal_config (str): ``DIFF`` (each channel across one cell), ``RSE``, ``NRSE``,
             ``PSEUDO_DIFF`` or ``DEFAULT``
         thermocouple_type (str): ``K``, ``J``, ``T``, ``E``, ``N``, ``R``, ``S`` or ``B``
@@ -61,6 +64,7 @@ class NiDaqDriver(Driver, ReferenceDAQ):
     thermocouple_type = attr.ib(default="K", converter=lambda s: str(s).upper())
     poll_on_clock = attr.ib(default=True, converter=bool)
     role = "reference DAQ"
+    RATED = {"voltage_range_v": Limit("input range", -10.0, 10.0, "V")}
 
     _TERMINAL_CONFIGS = ("DEFAULT", "RSE", "NRSE", "DIFF", "PSEUDO_DIFF")
     _TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")
@@ -75,6 +79,8 @@ class NiDaqDriver(Driver, ReferenceDAQ):
             raise ValueError(f"{self.role}: thermocouple_type {self.thermocouple_type!r} is not one of {self._TC_TYPES}")
         if not self.sample_rate_hz > 0:
             raise ValueError(f"{self.role}: sample_rate_hz must be > 0")
+        self._fix_limits({"voltage_range_v": Limit("input range", *self.voltage_range_v, "V"), "samples": SAMPLES},
+                         ("channels", "sample_rate_hz", "terminal_config", "thermocouple_type"))
         self._nidaqmx = None
         self._product_type = ""
         self._edges: list[DigitalEdge] = []
@@ -137,7 +143,7 @@ class NiDaqDriver(Driver, ReferenceDAQ):
     # ------------------------------------------------------------------ analog
 
     def read_cell_voltages(self, samples=1):
-        n = max(1, int(samples))
+        n = int(self.limits["samples"].check(self._source(), samples))
         from nidaqmx.constants import AcquisitionType, TerminalConfiguration
 
         lo, hi = self.voltage_range_v
@@ -212,10 +218,11 @@ class NiDaqDriver(Driver, ReferenceDAQ):
         return physical
 
     def _read_lines(self, lines) -> list[bool]:
+        physical = [self._physical(line) for line in lines]  # an unknown name fails before any task
         try:
             with self._task() as task:
-                for line in lines:
-                    task.di_channels.add_di_chan(self._physical(line))
+                for name in physical:
+                    task.di_channels.add_di_chan(name)
                 values = task.read()
         except RigFault:
             raise

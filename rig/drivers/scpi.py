@@ -33,18 +33,24 @@ from labgrid.factory import target_factory
 
 from ..errors import RigFault
 from ..protocols import CellEmulator, InstrumentInfo, PackCurrentSource
-from ..safety import check_limit
+from ..safety import (
+    APERTURE,
+    FixedLimits,
+    Limit,
+    channel_index,
+    limit_pair,
+    limit_scalar,
+    narrow_to_chemistry,
+    pack_source_limits,
+    safe_value,
+)
 
 # SCPI-99 reserves 9.9E37 for "infinity/overrange" and 9.91E37 for "not a number".
 _SCPI_OVERLOAD = 9.9e37
 _MAX_ERRORS_DRAINED = 20
 
 
-def _pair(v):
-    lo, hi = (float(x) for x in v)
-    if lo > hi:
-        raise ValueError(f"range [{lo:g}, {hi:g}] has its low end above its high end")
-    return (lo, hi)
+_NOISE = Limit("injected noise", 0.0, math.inf, "V rms")
 
 
 class _Visa:
@@ -154,25 +160,27 @@ class _Visa:
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
+class ScpiCellEmulatorDriver(FixedLimits, _Visa, Driver, CellEmulator):
     """Multi-channel cell emulator over SCPI.
 
     Args:
         channels (int): number of cell channels
-        voltage_range_v ([lo, hi]): hard limit of any channel set point, V
-        max_current_a (float): hard limit of the source and sink current limits, A
-        safe_voltage_v (float): the level ``safe_state`` puts every channel at, V
+        voltage_range_v ([lo, hi]): hard limit of any channel set point, V (rated 0–6 V;
+            narrowed to the chemistry's absolute range of the board profile)
+        max_current_a (float): hard limit of the source and sink current limits, A (rated 5 A)
+        safe_voltage_v (float): the level ``safe_state`` puts every channel at, V (inside
+            the voltage limit)
         timeout_s (float): VISA I/O timeout, s
 
-    Cell-model mode on a real rig is a control loop (``rig.cellmodel``) that is not built
-    yet: ``set_cell_model`` raises a RigFault saying so.
+    Cell-model mode is a control loop on the rig clock (``rig.cellmodel``) that checks every
+    tick against the voltage limit before it sends.
     """
 
     bindings = {"res": "ScpiInstrument"}
     channels = attr.ib(default=16, converter=int)
-    voltage_range_v = attr.ib(default=[0.0, 5.0], converter=_pair)
-    max_current_a = attr.ib(default=1.0, converter=float)
-    safe_voltage_v = attr.ib(default=3.3, converter=float)
+    voltage_range_v = attr.ib(default=[0.0, 5.0], converter=lambda v: limit_pair(v, "voltage_range_v"))
+    max_current_a = attr.ib(default=1.0, converter=lambda v: limit_scalar(v, "max_current_a"))
+    safe_voltage_v = attr.ib(default=3.3, converter=lambda v: safe_value(v, "safe_voltage_v"))
     cell_model_period_s = attr.ib(default=0.25, converter=float)
     timeout_s = attr.ib(default=2.0, converter=float)
     cmd_set_voltage = attr.ib(default="SOUR:VOLT {v:.5f},(@{ch})")
@@ -187,16 +195,25 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
     cmd_clear = attr.ib(default="*CLS", converter=str)
     cmd_error_query = attr.ib(default="SYST:ERR?", converter=str)
     role = "cell emulator"
+    RATED = {"voltage_range_v": Limit("channel voltage", 0.0, 6.0, "V"),
+             "max_current_a": Limit("current limit", 0.0, 5.0, "A")}
+    SAFE_VALUES = {"safe_voltage_v": "voltage_range_v"}
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
         if self.channels < 1:
             raise ValueError(f"{self.role}: channels must be >= 1, got {self.channels}")
-        lo, hi = self.voltage_range_v
-        if not lo <= self.safe_voltage_v <= hi:
-            raise ValueError(
-                f"{self.role}: safe_voltage_v {self.safe_voltage_v:g} V is outside voltage_range_v [{lo:g}, {hi:g}] V"
-            )
+        self._fix_limits({"voltage_range_v": Limit("channel voltage", *self.voltage_range_v, "V"),
+                          "max_current_a": Limit("current limit", 0.0, self.max_current_a, "A")},
+                         ("safe_voltage_v", "channels"))
+
+    def _narrow_limits(self, base, profile):
+        return narrow_to_chemistry(base, profile)
+
+    def info(self) -> InstrumentInfo:
+        i = super().info()
+        return InstrumentInfo(role=i.role, model=i.model, serial=i.serial, calibration_due=i.calibration_due,
+                              notes=i.notes, extra={**i.extra, "hard limits": self.limits.describe()})
 
     @property
     def n_channels(self):
@@ -220,24 +237,15 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
         return np.array([self._float(p.strip(), cmd) for p in parts])
 
     def set_voltages(self, volts):
-        try:
-            arr = np.broadcast_to(np.asarray(volts, dtype=float), (self.channels,))
-        except ValueError:
-            raise ValueError(f"{self._what()}: need one value or {self.channels}, got shape {np.shape(volts)}") from None
-        lo, hi = self.voltage_range_v
-        for i, v in enumerate(arr):
-            check_limit(self._what(), f"channel {i + 1} voltage", v, lo, hi, "V")
+        arr = self.limits["voltage_range_v"].check_channels(self._what(), volts, self.channels)
         for ch, v in enumerate(arr, start=1):
             self._write(self._fmt(self.cmd_set_voltage, v=float(v), ch=ch))
         self._check_errors(f"{self.cmd_set_voltage} for channels 1..{self.channels}")
 
     def set_voltage(self, channel, volts):
-        channel = int(channel)
-        if not 0 <= channel < self.channels:
-            raise IndexError(f"{self._what()}: channel index {channel} outside 0..{self.channels - 1}")
-        lo, hi = self.voltage_range_v
-        check_limit(self._what(), f"channel {channel + 1} voltage", volts, lo, hi, "V")
-        cmd = self._fmt(self.cmd_set_voltage, v=float(volts), ch=channel + 1)
+        channel = channel_index(channel, self.channels, self._what())
+        v = self.limits["voltage_range_v"].check(self._what(), volts, f"channel {channel + 1} voltage")
+        cmd = self._fmt(self.cmd_set_voltage, v=v, ch=channel + 1)
         self._write(cmd)
         self._check_errors(cmd)
 
@@ -251,34 +259,40 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
 
     def read_currents(self, aperture_s=None):
         if aperture_s is not None:
-            if not (math.isfinite(float(aperture_s)) and float(aperture_s) > 0):
+            ap = APERTURE.check(self._what(), aperture_s)
+            if not ap > 0:
                 raise ValueError(f"{self._what()}: aperture must be > 0 s, got {aperture_s}")
-            cmd = self._fmt(self.cmd_aperture, s=float(aperture_s))
+            cmd = self._fmt(self.cmd_aperture, s=ap)
             self._write(cmd)
             self._check_errors(cmd)
         return self._read_channels(self.cmd_meas_current)
 
     def set_current_limits(self, source_a, sink_a):
-        check_limit(self._what(), "source current limit", source_a, 0.0, self.max_current_a, "A")
-        check_limit(self._what(), "sink current limit", sink_a, 0.0, self.max_current_a, "A")
-        cmd = self._fmt(self.cmd_current_limits, src=float(source_a), snk=-float(sink_a))
+        lim = self.limits["max_current_a"]
+        src = lim.check(self._what(), source_a, "source current limit")
+        snk = lim.check(self._what(), sink_a, "sink current limit")
+        cmd = self._fmt(self.cmd_current_limits, src=src, snk=-snk)
         self._write(cmd)
         self._check_errors(cmd)
 
     def set_noise(self, v_rms):
-        if float(v_rms) != 0.0:
+        if _NOISE.check(self._what(), v_rms) != 0.0:
             raise RigFault(self._what(), "this emulator has no noise injection; add an AWG driver to the rig")
 
     _cell_loop = None
 
     def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
-        """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels."""
+        """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels.
+
+        SOC, capacity, temperature and the model's initial terminal voltages are checked
+        against the hard limits (by the loop's constructor) before anything is sent."""
         from ..cellmodel import CellModelLoop
         from ..context import context_of
 
+        loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
+                             temperature_c=temperature_c, period_s=self.cell_model_period_s)
         self.set_source_mode()
-        self._cell_loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
-                                        temperature_c=temperature_c, period_s=self.cell_model_period_s).start()
+        self._cell_loop = loop.start()
 
     def set_source_mode(self):
         if self._cell_loop is not None:
@@ -293,6 +307,7 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
     def safe_state(self):
         """Every channel to ``safe_voltage_v``; if that fails, outputs off. Never raises."""
         try:
+            self.set_source_mode()
             self.set_voltages(self.safe_voltage_v)
             return
         except Exception:
@@ -305,18 +320,19 @@ class ScpiCellEmulatorDriver(_Visa, Driver, CellEmulator):
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class ScpiPackSourceDriver(_Visa, Driver, PackCurrentSource):
+class ScpiPackSourceDriver(FixedLimits, _Visa, Driver, PackCurrentSource):
     """Bidirectional DC supply/load through the string, over SCPI (+ charge, − discharge).
 
     Args:
-        current_range_a ([lo, hi]): hard limit of the requested current, A
-        max_voltage_limit_v (float): hard limit of the CV limit, V
+        current_range_a ([lo, hi]): hard limit of the requested current, A (must include
+            0 A; rated ±1000 A)
+        max_voltage_limit_v (float): hard limit of the CV limit, V (rated 1500 V)
         timeout_s (float): VISA I/O timeout, s
     """
 
     bindings = {"res": "ScpiInstrument"}
-    current_range_a = attr.ib(default=[-50.0, 50.0], converter=_pair)
-    max_voltage_limit_v = attr.ib(default=60.0, converter=float)
+    current_range_a = attr.ib(default=[-50.0, 50.0], converter=lambda v: limit_pair(v, "current_range_a"))
+    max_voltage_limit_v = attr.ib(default=60.0, converter=lambda v: limit_scalar(v, "max_voltage_limit_v"))
     timeout_s = attr.ib(default=2.0, converter=float)
     cmd_set_current = attr.ib(default="SOUR:CURR {a:.4f}")
     cmd_set_voltage_limit = attr.ib(default="SOUR:VOLT {v:.4f}")
@@ -327,17 +343,21 @@ class ScpiPackSourceDriver(_Visa, Driver, PackCurrentSource):
     cmd_clear = attr.ib(default="*CLS", converter=str)
     cmd_error_query = attr.ib(default="SYST:ERR?", converter=str)
     role = "pack current source"
+    RATED = {"current_range_a": Limit("current", -1000.0, 1000.0, "A"),
+             "max_voltage_limit_v": Limit("voltage limit", 0.0, 1500.0, "V")}
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        self._fix_limits(pack_source_limits(self.current_range_a, self.max_voltage_limit_v))
 
     def set_current(self, amps, voltage_limit_v=None):
-        lo, hi = self.current_range_a
-        check_limit(self._what(), "current", amps, lo, hi, "A")
-        if voltage_limit_v is not None:
-            check_limit(self._what(), "voltage limit", voltage_limit_v, 0.0, self.max_voltage_limit_v, "V")
+        a = self.limits["current_range_a"].check(self._what(), amps)
+        v = None if voltage_limit_v is None else self.limits["max_voltage_limit_v"].check(self._what(), voltage_limit_v)
         cmds = []
-        if voltage_limit_v is not None:
-            cmds.append(self.cmd_set_voltage_limit.format(v=float(voltage_limit_v)))
-        cmds.append(self.cmd_set_current.format(a=float(amps)))
-        cmds.append(self.cmd_output.format(state="ON" if float(amps) != 0.0 else "OFF"))
+        if v is not None:
+            cmds.append(self.cmd_set_voltage_limit.format(v=v))
+        cmds.append(self.cmd_set_current.format(a=a))
+        cmds.append(self.cmd_output.format(state="ON" if a != 0.0 else "OFF"))
         for cmd in cmds:
             self._write(cmd)
         self._check_errors("; ".join(cmds))

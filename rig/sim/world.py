@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,6 +89,19 @@ EPS_T = 1e-9
 NOMINAL_V = {"lfp": 3.30, "nmc": 3.70}
 LINES = ("charge_enable", "discharge_enable", "hvc_out")
 
+class EmulatorTrip(RuntimeError):
+    """The bench emulator's protection tripped (raised by :meth:`World.advance`)."""
+
+
+class CellModelSetup(NamedTuple):
+    """A prepared cell model (:meth:`World.prepare_cell_model`); ``v``: terminal voltages, V."""
+
+    pack: object
+    thermal: object
+    rng: object
+    v: np.ndarray
+
+
 _STREAMS = ("afe_params", "afe_noise", "emulator", "daq", "chamber", "cells", "board", "spare")
 
 
@@ -123,6 +137,8 @@ class World:
         self._pack = None
         self._noise_rms = 0.0
         self._v = self._v_set.copy()  # terminal voltages now
+        self._ovp = None  # (low, high) V of the emulator's protection in cell-model mode
+        self._ovp_trip: str | None = None  # a trip not yet reported by advance()
 
         # ---- bleed hardware ------------------------------------------------------------
         r = bal.bleed_resistor_ohm
@@ -219,6 +235,7 @@ class World:
         board = self.board
         stats = self.stats
         while True:
+            self._raise_trip()
             t = self.t
             if t >= t_end - EPS_T:
                 break
@@ -242,6 +259,34 @@ class World:
             self._step(t_next - t)
             self.t = t_next
         self.t = max(self.t, t_end) if abs(self.t - t_end) < EPS_T else self.t
+        if self._mode == "model" and self._ovp is not None and self._v_stale:
+            self._check_ovp(self._pack.terminal_voltage(self._i_pack - self._i_ch))
+        self._raise_trip()
+
+    def _raise_trip(self) -> None:
+        if self._ovp_trip is not None:
+            msg, self._ovp_trip = self._ovp_trip, None
+            raise EmulatorTrip(msg)
+
+    def _check_ovp(self, v: np.ndarray | None = None) -> None:
+        """The emulator's over-voltage protection in cell-model mode: terminals outside the
+        window switch the outputs off (latched in source mode, disabled), like a real OVP."""
+        if self._ovp is None or self._mode != "model":
+            return
+        lo, hi = self._ovp
+        v = self._v if v is None else v
+        bad = ~(np.isfinite(v) & (v >= lo) & (v <= hi))
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        self._ovp_trip = (f"emulator protection tripped at t = {self.t:.1f} s: channel {i + 1} terminal voltage "
+                          f"{v[i]:.3f} V outside the hard limit [{lo:g}, {hi:g}] V in cell-model mode; outputs off")
+        self._ovp = None
+        self._mode = "source"
+        self._pack = None
+        self._cell_thermal = None
+        self._enabled = False
+        self._recompute()
 
     # ================================================================== emulator
     def set_emulator_voltages(self, v) -> None:
@@ -265,14 +310,40 @@ class World:
     def set_cell_model(self, chemistry: str, capacity_ah, soc, temperature_c: float | None = None,
                        params=None) -> None:
         """Cell-model mode: each channel is a cell (PackModel) with that capacity and SOC."""
+        self.install_cell_model(self.prepare_cell_model(chemistry, capacity_ah, soc, temperature_c, params))
+
+    def prepare_cell_model(self, chemistry: str, capacity_ah, soc, temperature_c: float | None = None,
+                           params=None) -> "CellModelSetup":
+        """Build a cell model without switching to it (nothing in the world changes).
+
+        The returned set-up carries the terminal voltages ``v`` (V) the channels would have
+        on switching, for a caller to check against its limits before
+        :meth:`install_cell_model`. The cell-spread stream is drawn from a copy, so a set-up
+        that is never installed leaves the world's random streams untouched.
+        """
+        import copy
+
         from .cells import PackModel
         temp = self.chamber.air_c if temperature_c is None else float(temperature_c)
-        self._pack = PackModel(chemistry, self.n, capacity_ah, soc, self._rngs["cells"], params=params, temperature_c=temp)
-        self._cell_thermal = CellThermal.for_params(self._pack.params, self.n, ambient_c=temp)
+        rng = copy.deepcopy(self._rngs["cells"])
+        pack = PackModel(chemistry, self.n, capacity_ah, soc, rng, params=params, temperature_c=temp)
+        thermal = CellThermal.for_params(pack.params, self.n, ambient_c=temp)
         if temperature_c is not None:
             # start every cell at the given temperature (no gradient) until the chamber moves it
-            self._cell_thermal.temperature_c[:] = temp
-        self._pack.temperature_c = self._cell_thermal.temperature_c
+            thermal.temperature_c[:] = temp
+        pack.temperature_c = thermal.temperature_c
+        self._update_currents()
+        i_board = self._i_ch.copy()
+        i_pack = self._charger_current(0.0, i_board, pack=pack)
+        return CellModelSetup(pack, thermal, rng, pack.terminal_voltage(i_pack - i_board))
+
+    def install_cell_model(self, setup: "CellModelSetup", ovp: tuple[float, float] | None = None) -> None:
+        """Switch to the prepared cell model. ``ovp``: the emulator's protection window
+        (low, high), V: terminals outside it trip the outputs off (:class:`EmulatorTrip`)."""
+        self._rngs["cells"] = setup.rng
+        self._pack = setup.pack
+        self._cell_thermal = setup.thermal
+        self._ovp = None if ovp is None else (float(ovp[0]), float(ovp[1]))
         self._mode = "model"
         self._recompute()
         self._touch()
@@ -284,6 +355,7 @@ class World:
         self._mode = "source"
         self._pack = None
         self._cell_thermal = None
+        self._ovp = None
         self._recompute()
         self._touch()
 
@@ -547,8 +619,9 @@ class World:
             return 0.0
         return i
 
-    def _charger_current(self, h: float, i_board: np.ndarray | None = None) -> float:
-        """The charger/load's current for the next ``h`` s (CC/CV regulator, gated)."""
+    def _charger_current(self, h: float, i_board: np.ndarray | None = None, pack=None) -> float:
+        """The charger/load's current for the next ``h`` s (CC/CV regulator, gated); ``pack``
+        stands in for the present cell model (a prepared one)."""
         i_set = self._chg_i
         if i_set == 0.0:
             return 0.0
@@ -557,12 +630,12 @@ class World:
         vlim = self._chg_v
         if vlim is None:
             return i_set
-        if self._mode == "source" or self._pack is None:
+        if pack is None and (self._mode == "source" or self._pack is None):
             vp = float(self._v_set.sum()) if self._enabled else 0.0
             if (i_set > 0 and vp >= vlim) or (i_set < 0 and vp <= vlim):
                 return 0.0
             return i_set
-        pk = self._pack
+        pk = self._pack if pack is None else pack
         a = math.exp(-h / pk.params.tau1_s) if h > 0 else 1.0
         r0 = pk.resistance_r0()
         r1 = pk.resistance_r1()
@@ -584,6 +657,7 @@ class World:
             self._v = self._pack.terminal_voltage(self._i_pack - self._i_ch)
             self._update_currents()
             self.afe.set_input(self.t, self._afe_input())
+            self._check_ovp()
 
     def _recompute(self) -> None:
         """Terminal voltages, bleed/channel currents, pack current from the present state."""
@@ -601,6 +675,7 @@ class World:
             self._i_pack = self._charger_current(0.0)
         self._update_currents()
         self.afe.set_input(self.t, self._afe_input())
+        self._check_ovp()
 
     def _record(self, t: float) -> None:
         if self._h_len >= HISTORY_ROWS:
