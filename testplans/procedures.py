@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rig.errors import LinkFault
+
 # --------------------------------------------------------------------------- naming
 
 
@@ -132,12 +134,42 @@ def set_cells_and_settle(emulator, clock, profile, volts) -> np.ndarray:
 def observe(clock, profile, duration_s: float) -> float:
     """Let ``duration_s`` of rig time pass while watching the link at its poll rate (a lab
     logs the bus continuously; on the bench this also keeps the board from being
-    fast-forwarded past what the plan wants to see). Returns the start time."""
+    fast-forwarded past what the plan wants to see). Returns the start time; judge the
+    window with :func:`window` (or :func:`observe_window`)."""
     t0 = clock.now()
     step = profile.link.poll_s
     while clock.now() < t0 + duration_s - 1e-9:
         clock.sleep(min(step, t0 + duration_s - clock.now()))
     return t0
+
+
+def window(link, since: float, what: str, until: float | None = None) -> list:
+    """The link samples a judgement over ``[since, until or now]`` rests on (rig time, s).
+
+    ``link.history`` checks that they cover the window at the board's update rate (a gap
+    longer than the link timeout is a LinkFault: the board was not judged); an empty set
+    is no evidence either, however short the window: LinkFault naming ``what``. Every plan
+    judgement over a window of link samples goes through here.
+    """
+    samples = link.history(since) if until is None else link.history(since, until)
+    if not samples:
+        span = f"since t={since:.3f} s" if until is None else f"in t={since:.3f}..{until:.3f} s"
+        raise LinkFault(getattr(link, "link_name", None) or getattr(link, "name", None) or "DUT link",
+                        f"board not judged: no sample from the board {span} ({what})")
+    return samples
+
+
+def observe_window(link, clock, profile, duration_s: float, what: str) -> list:
+    """:func:`observe` for ``duration_s``, then the samples that cover it (:func:`window`)."""
+    t0 = observe(clock, profile, duration_s)
+    return window(link, t0, what)
+
+
+def most_channels(samples) -> int:
+    """The largest number of channels balancing at once over ``samples`` (non-empty)."""
+    if not samples:
+        raise ValueError("most_channels: no samples (no evidence is not zero channels)")
+    return max(int(np.sum(s.balancing)) for s in samples)
 
 
 @dataclass
@@ -164,10 +196,7 @@ def board_average(link, clock, profile, window_s: float | None = None) -> BoardR
     s = profile.sampling
     if window_s is None:
         window_s = 2.0 * s.filter_samples * s.period_s
-    t0 = observe(clock, profile, window_s)
-    samples = link.history(since=t0)
-    if not samples:
-        samples = [link.latest()]
+    samples = observe_window(link, clock, profile, window_s, "the board's cell voltages to average")
     arr = np.array([np.asarray(x.cell_v, dtype=float) for x in samples])
     return BoardReading(arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]),
                         len(arr), independent_samples(profile, window_s), samples)
@@ -189,8 +218,10 @@ def wait_sample(link, clock, condition, timeout: float, what: str, poll: float |
 
     Written on ``link.history`` and ``clock.sleep`` rather than ``link.wait_for``: the
     latter's last sleep can be shorter than the float resolution of the rig time (an
-    endless loop on the bench; see the report). A silent link still raises LinkFault from
-    ``latest()``.
+    endless loop on the bench; see the report). Every look at the link covers the time
+    since the previous one, so a silent stretch longer than the link timeout while waiting
+    is a LinkFault (the board was not judged), and a None (the absence the plan measures)
+    rests on samples covering the whole wait.
     """
     start = clock.now()
     step = poll if poll is not None else getattr(link, "poll_s", None) or 0.1
@@ -202,7 +233,7 @@ def wait_sample(link, clock, condition, timeout: float, what: str, poll: float |
             seen = max(seen, s.t)
         left = timeout - (clock.now() - start)
         if left <= 1e-6:
-            link.latest()  # a silent link is a rig fault, not a board failure
+            window(link, start, what)  # the absence must rest on evidence of the whole wait
             return None
         clock.sleep(max(1e-3, min(step, left)))
 
@@ -591,7 +622,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
         cells.set(ch, rest_v)
         clock.sleep(settle_s(profile))
         # the link's view over the whole channel run
-        samples = link.history(since=t_start)
+        samples = window(link, t_start, f"{kind.name.upper()} run on cell {ch + 1}")
         r.n_samples = len(samples)
         edge_open = watch.edge(t_start, False)
         guard = s.period_s + 2 * profile.link.poll_s

@@ -27,6 +27,11 @@ Hardware
                                     balancing minimum voltage becomes X mA
     ``bleed_stuck:cell=N``          bleed switch N always conducts
     ``bleed_dead:cell=N``           bleed switch N never conducts
+    ``silent_while_balancing``      the board's link goes quiet while any bleed switch is
+                                    commanded on: no CAN frame, no Modbus reply (a transmit
+                                    task starved by balancing). Acts where the world carries
+                                    the board's telemetry, so any board model suffers it; a
+                                    plan must end "board not judged" (exit 3), never pass
 Firmware
     ``hvc_threshold:mv=X``          HVC trips X mV above the profile's threshold
     ``hvc_delay:s=X``               HVC delay is X s longer than the profile's
@@ -140,6 +145,12 @@ _CATALOG: tuple[DefectInfo, ...] = (
     DefectInfo("bleed_dead", (_CELL,),
                "Bleed switch N never conducts (open resistor or dead switch).",
                "hardware", "test_bleed_current", "BAL-002"),
+    DefectInfo("silent_while_balancing", (),
+               "The board's link goes quiet while any bleed switch is commanded on (a transmit "
+               "task starved by balancing): no CAN frame, no Modbus reply. Every plan that "
+               "watches the board while it balances must end in a rig fault, 'board not "
+               "judged' (exit 3), never in a pass.",
+               "hardware", "test_balancing_start", "BAL-001"),
     # ---------------------------------------------------------------- firmware (reference board)
     DefectInfo("hvc_threshold", (_p("mv", "mV", "threshold error"),),
                "HVC trips X mV above the profile's threshold.",
