@@ -32,7 +32,7 @@ Hardware
                                     task starved by balancing). Acts where the world carries
                                     the board's telemetry, so any board model suffers it; a
                                     plan must end "board not judged" (exit 3), never pass
-    ``telemetry_gap:t=X,s=Y``       the board's link is quiet from rig time X s for Y s
+    ``telemetry_gap:t=X,s=Y``       the board's link is quiet from rig time X for Y seconds
                                     (a dropout: a loose connector, a bus-off), then talks
                                     again; repeatable
 Firmware
@@ -156,9 +156,9 @@ _CATALOG: tuple[DefectInfo, ...] = (
                "hardware", "test_balancing_start", "BAL-001"),
     DefectInfo("telemetry_gap", (_p("t", "s", "rig time the dropout starts", minimum=0.0),
                                  _p("s", "s", "how long the link stays quiet", minimum=0.0)),
-               "The board's link is quiet from rig time X s for Y s (a loose connector, a bus-off), "
-               "then talks again. A window judged across the dropout ends in a rig fault, 'board "
-               "not judged' (exit 3), never in a pass.",
+               "The board's link is quiet from rig time t for s seconds (a loose connector, a "
+               "bus-off), then talks again; repeatable. A window judged across the dropout ends in "
+               "a rig fault, 'board not judged' (exit 3), never in a pass.",
                "hardware", "test_balancing_start", "BAL-001"),
     # ---------------------------------------------------------------- firmware (reference board)
     DefectInfo("hvc_threshold", (_p("mv", "mV", "threshold error"),),
