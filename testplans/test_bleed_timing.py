@@ -20,7 +20,9 @@ from testplans.procedures import (
     idle_currents,
     imbalance_mv,
     mean_currents,
+    most_channels,
     observe,
+    observe_window,
     on_currents,
     reference_voltages,
     settle_s,
@@ -74,9 +76,9 @@ def test_balancing_start(profile, emulator, clock, link, measure):
     # just below the start delta: must not start (watch two decision intervals + latency)
     below = b.start_delta_mv - 2.0 * profile.sampling.accuracy_mv
     cells.set(k, base + below * 1e-3)
-    t0 = observe(clock, profile, b.start_latency_max_s + 2 * b.interval_s)
-    samples = link.history(since=t0)
-    early = max((int(np.sum(s.balancing)) for s in samples), default=0)
+    samples = observe_window(link, clock, profile, b.start_latency_max_s + 2 * b.interval_s,
+                             f"no balancing below the start delta on cell {k + 1}")
+    early = most_channels(samples)
     measure("channels_balancing_below_start_delta", early, "1", limits=(0, 0),
             conditions={"cell": k + 1, "delta_mv": below, "base_v": round(base, 4)})
     # above the start delta: must start within the latency
@@ -137,8 +139,8 @@ def test_balancing_stop(profile, emulator, clock, link, measure):
     # between stop and start delta: hysteresis, keep bleeding
     mid = 0.5 * (b.stop_delta_mv + b.start_delta_mv)
     cells.set(k, base + mid * 1e-3)
-    t0 = observe(clock, profile, b.stop_latency_max_s + 2 * b.interval_s)
-    samples = link.history(since=t0)
+    samples = observe_window(link, clock, profile, b.stop_latency_max_s + 2 * b.interval_s,
+                             f"cell {k + 1} bleeding above the stop delta")
     off = sum(1 for x in samples if not x.balancing[k])
     measure("samples_not_bleeding_above_stop_delta", off, "1", limits=(0, 0),
             conditions={"cell": k + 1, "delta_mv": mid, "samples": len(samples)})
@@ -167,10 +169,10 @@ def test_no_balancing_on_plateau(profile, emulator, clock, link, measure):
     Cells(emulator, v)
     clock.sleep(settle_s(profile))
     common = float(np.median(idle_currents(emulator, clock)))
-    t0 = observe(clock, profile, b.start_latency_max_s + 2 * b.interval_s)
-    samples = link.history(since=t0)
+    samples = observe_window(link, clock, profile, b.start_latency_max_s + 2 * b.interval_s,
+                             "no balancing on the plateau")
     i_mean = mean_currents(emulator, clock, 2 * b.interval_s) * 1e3 - common * 1e3
-    worst = max((int(np.sum(s.balancing)) for s in samples), default=0)
+    worst = most_channels(samples)
     cond = {"cell": k + 1, "cell_v": round(high, 4), "delta_mv": delta}
     measure("channels_balancing_on_plateau", worst, "1", limits=(0, 0), conditions=cond)
     measure("bleed_current_on_plateau_ma", float(np.max(i_mean)), "mA", limits=(None, off_limit_ma(profile)),
@@ -190,8 +192,8 @@ def test_no_adjacent_channels(profile, emulator, clock, link, measure):
     v[low] = base
     Cells(emulator, v)
     common = float(np.median(idle_currents(emulator, clock, window_s=0.5))) * 1e3
-    t0 = observe(clock, profile, b.start_latency_max_s + 4 * b.interval_s)
-    samples = link.history(since=t0)
+    samples = observe_window(link, clock, profile, b.start_latency_max_s + 4 * b.interval_s,
+                             "balancing mask with every cell but one high")
     counts = [int(np.sum(s.balancing)) for s in samples]
     adj = [adjacent_pairs(s.balancing) for s in samples]
     # emulator: which channels conduct, sampled at several instants over two intervals
@@ -206,8 +208,8 @@ def test_no_adjacent_channels(profile, emulator, clock, link, measure):
         conducting_adj = max(conducting_adj, adjacent_pairs(on))
     cond = {"candidates": n - 1, "samples": len(samples)}
     adj_lim = None if b.allow_adjacent else 0
-    measure("max_channels_balancing_link", max(counts, default=0), "1", limits=(1, b.max_channels), conditions=cond)
-    measure("adjacent_pairs_balancing_link", max(adj, default=0), "1", limits=(0, adj_lim), conditions=cond)
+    measure("max_channels_balancing_link", max(counts), "1", limits=(1, b.max_channels), conditions=cond)
+    measure("adjacent_pairs_balancing_link", max(adj), "1", limits=(0, adj_lim), conditions=cond)
     measure("max_channels_conducting_emulator", conducting_max, "1", limits=(1, b.max_channels), conditions=cond)
     measure("adjacent_pairs_conducting_emulator", conducting_adj, "1", limits=(0, adj_lim), conditions=cond)
 

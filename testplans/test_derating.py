@@ -30,6 +30,7 @@ from testplans.procedures import (
     soak,
     top_of_charge_v,
     wait_sample,
+    window,
 )
 
 
@@ -51,7 +52,7 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
     der = b.derating
     n = emulator.n_channels
     cells = Cells(emulator, np.full(n, b.min_cell_v - 0.1))
-    window = max(60.0, 12 * b.interval_s)
+    window_s = max(60.0, 12 * b.interval_s)
     rows = []
     points = derating_points(profile, n)
     j = 0
@@ -72,15 +73,15 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
         observe(clock, profile, 2 * b.interval_s)
         clock.sleep(8 * b.resistor_thermal_tau_s)
         i_on = (on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s) - idle)[sel]
-        t0 = observe(clock, profile, window)
-        i_mean = (np.asarray(emulator.read_currents(aperture_s=window)) - idle)[sel]
-        samples = link.history(since=t0) or [link.latest()]
+        t0 = observe(clock, profile, window_s)
+        i_mean = (np.asarray(emulator.read_currents(aperture_s=window_s)) - idle)[sel]
+        samples = window(link, t0, f"bleed-resistor NTC over the duty window at {temp:g} °C")
         ntc = np.array([bleed_ntc_c(s) for s in samples])
         ts = np.array([s.t for s in samples])
         # the board re-decides its duty once per interval from the NTC at that moment, the
         # coolest point of the PWM ripple: take each interval's lowest reading
         chunks = [ntc[(ts >= t0 + j * b.interval_s) & (ts < t0 + (j + 1) * b.interval_s)]
-                  for j in range(int(window // b.interval_s))]
+                  for j in range(int(window_s // b.interval_s))]
         at_decision = [float(c.min()) for c in chunks if len(c)] or [float(ntc.min())]
         t_ntc = float(np.mean(at_decision))
         # on-current must look like a bleed (else the duty cannot be measured: None fails)

@@ -1,6 +1,6 @@
 """HVC: high-voltage cut-off, channel by channel (HVC-001..004).
 
-Lab procedure (see :func:`testplans.procedures.characterise_cutoff`): every cell but one
+Lab procedure (see :func:`testplans.cutoff.characterise_cutoff`): every cell but one
 rests on the plateau, the pack source charges, and the cell under test is ramped slowly
 (~2 mV/s) across the threshold's tolerance band until the charge FET opens (reference DAQ
 edge, 1 ms resolution). The cell is stepped back below the release band (hysteresis
@@ -10,8 +10,8 @@ the latency. The four tests judge one characterisation run.
 
 import pytest
 
-from testplans.procedures import (HVC, capture_cutoff_timing, cell_name, characterise_cutoff_on,
-                                  judge_cutoff_recovery, run_conditions)
+from testplans.cutoff import HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.procedures import cell_name
 
 
 @pytest.fixture(scope="module")

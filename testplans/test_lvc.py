@@ -8,8 +8,8 @@ threshold for the latency.
 
 import pytest
 
-from testplans.procedures import (LVC, capture_cutoff_timing, cell_name, characterise_cutoff_on,
-                                  judge_cutoff_recovery, run_conditions)
+from testplans.cutoff import LVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.procedures import cell_name
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from testplans.procedures import (
     cell_name,
     cells_text,
     mask_changes,
-    observe,
+    observe_window,
     plateau_v,
     reference_voltages,
     settle_s,
@@ -71,8 +71,7 @@ def test_balancing_noise_immunity(profile, emulator, clock, link, measure):
     emulator.set_noise(noise_v_rms(profile))
     clock.sleep(settle_s(profile))
     duration = max(120.0, 6 * b.interval_s)
-    t0 = observe(clock, profile, duration)
-    samples = link.history(since=t0)
+    samples = observe_window(link, clock, profile, duration, "balancing mask under noise")
     emulator.set_noise(0.0)
     changes = mask_changes(samples)
     rate = changes / (duration / 60.0)

@@ -6,6 +6,12 @@ bounded deque (oldest samples fall off after ``history_len``); ``wait_for`` chec
 sample that arrived while waiting, in order, so a short pulse between two polls is not
 missed.
 
+Evidence or no verdict: :meth:`LinkBase.history` is the one door through which a judgement
+reads the board's samples over a window, and by default it requires them to cover that
+window (no gap longer than the link timeout); a silent or stalled link raises
+:class:`~rig.errors.LinkFault` ("board not judged", exit 3) instead of handing back a
+thin or empty list that a plan could read as "nothing happened".
+
 The map files (CAN signal map, Modbus register map) are validated with pydantic; every
 problem becomes a :class:`~rig.errors.ConfigError` naming the file, the key
 (``cells.voltage.template``) and what is wrong.
@@ -121,6 +127,9 @@ class SampleHistory:
     def newest(self) -> BmsSample | None:
         return self._d[-1] if self._d else None
 
+    def oldest(self) -> BmsSample | None:
+        return self._d[0] if self._d else None
+
     def since(self, t: float) -> list[BmsSample]:
         """Samples with ``sample.t >= t``, oldest first."""
         out = []
@@ -193,10 +202,60 @@ class LinkBase(BmsLink):
     def _refresh(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # -- BmsLink
-    def history(self, since: float = 0.0) -> list[BmsSample]:
+    # -- evidence
+    @property
+    def max_gap_s(self) -> float:
+        """Longest stretch of a judged window without a sample, s: the link timeout (the
+        profile's ``link.timeout_s``). Longer, and the board was not observed."""
+        return self.timeout_s
+
+    def history(self, since: float = 0.0, until: float | None = None, *,
+                require_coverage: bool = True) -> list[BmsSample]:
+        """Samples stamped in ``[since, until]`` (rig time, s; ``until`` defaults to now),
+        oldest first: the evidence a judgement over that window rests on.
+
+        With ``require_coverage`` (the default) the samples must cover the window: no
+        stretch longer than :attr:`max_gap_s` from ``since`` to the first sample, between
+        two samples, or from the last sample to ``until`` (or now, if earlier). Otherwise
+        :class:`LinkFault` ("board not judged") names the gap: a silent or stalled link
+        is a fault of the rig, never a pass. A window no longer than the gap limit may
+        hold no sample (none was due yet); a caller never judges an empty list.
+        ``require_coverage=False`` returns whatever is held (diagnostics only).
+        """
         self._refresh()
-        return self._history.since(since)
+        samples = self._history.since(since)
+        if until is not None:
+            samples = [s for s in samples if s.t <= until]
+        if require_coverage:
+            end = self.clock.now() if until is None else min(float(until), self.clock.now())
+            self._check_coverage(samples, float(since), end)
+        return samples
+
+    def _check_coverage(self, samples: list[BmsSample], t0: float, t1: float) -> None:
+        """LinkFault unless ``samples`` cover ``[t0, t1]`` with no gap over ``max_gap_s``."""
+        limit = self.max_gap_s
+        times = [t0] + [s.t for s in samples] + [t1]
+        worst, at = 0.0, t0
+        for a, b in zip(times, times[1:]):
+            if b - a > worst:
+                worst, at = b - a, a
+        if worst <= limit + 1e-9:
+            return
+        held = len(self._history)
+        lost = self._history.count > held and (not samples or samples[0].t > t0 + limit)
+        if lost:
+            why = (f"the history holds only the last {held} samples (oldest t={self._history.oldest().t:.3f} s): "
+                   f"the window starts before it")
+        elif not samples:
+            why = f"no sample at all in {t1 - t0:.3f} s"
+        else:
+            why = f"no sample for {worst:.3f} s from t={at:.3f} s ({len(samples)} samples in the window)"
+        detail = self._silence_detail()
+        raise LinkFault(self.name, f"board not judged: the link did not cover the judged window "
+                                   f"t={t0:.3f}..{t1:.3f} s: {why}; longest gap allowed {limit:g} s "
+                                   f"(link timeout)" + (f"; {detail}" if detail else ""))
+
+    # -- BmsLink
 
     def wait_for(self, condition: Callable[[BmsSample], bool], timeout: float, what: str,
                  poll: float | None = None) -> BmsSample:

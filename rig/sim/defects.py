@@ -27,6 +27,14 @@ Hardware
                                     balancing minimum voltage becomes X mA
     ``bleed_stuck:cell=N``          bleed switch N always conducts
     ``bleed_dead:cell=N``           bleed switch N never conducts
+    ``silent_while_balancing``      the board's link goes quiet while any bleed switch is
+                                    commanded on: no CAN frame, no Modbus reply (a transmit
+                                    task starved by balancing). Acts where the world carries
+                                    the board's telemetry, so any board model suffers it; a
+                                    plan must end "board not judged" (exit 3), never pass
+    ``telemetry_gap:t=X,s=Y``       the board's link is quiet from rig time X for Y seconds
+                                    (a dropout: a loose connector, a bus-off), then talks
+                                    again; repeatable
 Firmware
     ``hvc_threshold:mv=X``          HVC trips X mV above the profile's threshold
     ``hvc_delay:s=X``               HVC delay is X s longer than the profile's
@@ -140,6 +148,18 @@ _CATALOG: tuple[DefectInfo, ...] = (
     DefectInfo("bleed_dead", (_CELL,),
                "Bleed switch N never conducts (open resistor or dead switch).",
                "hardware", "test_bleed_current", "BAL-002"),
+    DefectInfo("silent_while_balancing", (),
+               "The board's link goes quiet while any bleed switch is commanded on (a transmit "
+               "task starved by balancing): no CAN frame, no Modbus reply. Every plan that "
+               "watches the board while it balances must end in a rig fault, 'board not "
+               "judged' (exit 3), never in a pass.",
+               "hardware", "test_balancing_start", "BAL-001"),
+    DefectInfo("telemetry_gap", (_p("t", "s", "rig time the dropout starts", minimum=0.0),
+                                 _p("s", "s", "how long the link stays quiet", minimum=0.0)),
+               "The board's link is quiet from rig time t for s seconds (a loose connector, a "
+               "bus-off), then talks again; repeatable. A window judged across the dropout ends in "
+               "a rig fault, 'board not judged' (exit 3), never in a pass.",
+               "hardware", "test_balancing_start", "BAL-001"),
     # ---------------------------------------------------------------- firmware (reference board)
     DefectInfo("hvc_threshold", (_p("mv", "mV", "threshold error"),),
                "HVC trips X mV above the profile's threshold.",

@@ -50,6 +50,8 @@ class ModbusSlave:
         self.requests = 0
         self.replies = 0
         self.bad_frames = 0
+        self.muted = False
+        """True: the board answers nothing (a silent UART; requests are still counted)."""
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> "ModbusSlave":
@@ -170,6 +172,8 @@ class ModbusSlave:
         if pdu.dev_id not in (self.unit_id,):
             return  # another device on the bus (or a broadcast, which reads never use)
         self.requests += 1
+        if self.muted:
+            return
         fc = pdu.function_code
         want = 3 if self.plan.table == "holding" else 4
         if fc != want:

@@ -202,6 +202,8 @@ class World:
         self._can = None
         self._can_channel = None
         self._modbus = None
+        self._silent_bal = "silent_while_balancing" in self.defects  # defect: link quiet while bleeding
+        self._gaps = [(d["t"], d["t"] + d["s"]) for d in self.defects.all("telemetry_gap")]  # defect: dropouts, s
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
                       "ff_drift_used_max": 0.0}
         """Counters: events (fine steps), wakes, fast-forward windows / seconds / steps, and
@@ -593,6 +595,12 @@ class World:
     def _publish(self, tel: Telemetry) -> None:
         self.telemetry = tel
         self.telemetry_count += 1
+        if self._silent_bal or self._gaps:
+            quiet = (self._silent_bal and bool(self._cmd.any())) or any(a <= tel.t < b for a, b in self._gaps)
+            if self._modbus is not None:
+                self._modbus.muted = quiet
+            if quiet:
+                return
         if self._can is not None:
             self._can.send(tel.t, tel)
         if self._modbus is not None:

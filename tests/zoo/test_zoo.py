@@ -5,7 +5,9 @@
     and its failure message names the cause;
 (c) defects well inside spec pass;
 (d) every catalog defect has an entry (a new defect without a catching test fails the zoo);
-(e) the full plan (no -k) on 16S exits 1 for every defect, with the intended test failing.
+(e) the full plan (no -k) on 16S exits 1 for every defect, with the intended test failing;
+(f) a defect that silences the board's link is never a pass: its test ends in a rig fault,
+    "board not judged", exit 3 (``NOT_JUDGED``).
 
 Runs are subprocesses (one simulated world each), so ``pytest -n 2`` parallelises them.
 """
@@ -20,10 +22,17 @@ from .catalog_expectations import CAUGHT, PROFILES, WITHIN_SPEC, defect_name
 
 SEEDS = range(1, 11)
 
+# spec -> (plan file, test function): defects that take the board's link away. The plan
+# cannot judge the board, so the test must end in a rig fault (exit 3), never pass or fail.
+NOT_JUDGED: dict[str, tuple[str, str]] = {
+    "silent_while_balancing": ("test_bleed_timing.py", "test_balancing_start"),
+    "telemetry_gap:t=2,s=30": ("test_bleed_timing.py", "test_balancing_start"),
+}
+
 
 def test_every_catalog_defect_has_a_catching_test():
     names = {d.name for d in catalog()}
-    covered = {defect_name(s) for s in CAUGHT}
+    covered = {defect_name(s) for s in CAUGHT} | {defect_name(s) for s in NOT_JUDGED}
     missing = sorted(names - covered)
     assert not missing, f"catalog defects without a catching plan test in tests/zoo/catalog_expectations.py: {missing}"
     unknown = sorted(covered - names)
@@ -77,7 +86,23 @@ def test_catalog_names_the_same_catching_test_as_the_zoo_table():
     by_name = {d.name: d.caught_by for d in catalog()}
     wrong = {spec: (by_name[defect_name(spec)], test) for spec, (_, test, _) in CAUGHT.items()
              if by_name.get(defect_name(spec)) != test}
+    wrong.update({spec: (by_name[defect_name(spec)], test) for spec, (_, test) in NOT_JUDGED.items()
+                  if by_name.get(defect_name(spec)) != test})
     assert not wrong, f"catalog caught_by disagrees with the zoo table (catalog, zoo): {wrong}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(NOT_JUDGED))
+@pytest.mark.parametrize("board", PROFILES)
+def test_silenced_board_is_not_judged(plan_runner, board, spec):
+    plan, test = NOT_JUDGED[spec]
+    run = plan_runner(board, defects=[spec], plan=plan, test=test, cli=True)  # exit 3 is the CLI's mapping
+    end = run.test_end(test)
+    assert end is not None, f"{spec}: {test} did not run\n{run.stdout}"
+    assert run.returncode == 3 and end["outcome"] != "passed" and end.get("rig_fault"), (
+        f"{spec} on {board}: {test} {end['outcome']} (exit {run.returncode}); a silent link must be a rig fault")
+    faults = [e for e in run.events if e.get("event") == "deviation" and e.get("kind") == "rig_fault"]
+    assert faults, f"{spec} on {board}: no rig_fault deviation in the record"
 
 
 FULL_PLAN_PROFILE = "reference-16s-lfp"
