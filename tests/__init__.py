@@ -1,0 +1,1 @@
+"""bmsrig's own tests (a regular package, so ``tests.*`` never resolves to another distribution's top-level ``tests``)."""
