@@ -38,6 +38,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .errors import ConfigError, DiskFault, path_error
+
 RECORD_FILE = "record.jsonl"
 CAPTURE_DIR = "captures"
 
@@ -45,8 +47,11 @@ CAPTURE_DIR = "captures"
 TEST_OUTCOMES = ("passed", "failed", "skipped", "error")
 
 
-class RecordError(ValueError):
-    """The record is unreadable beyond a torn last line (names the file and line)."""
+class RecordError(ConfigError, ValueError):
+    """The record is unreadable beyond a torn last line (exit 2; names the file and line)."""
+
+    def __init__(self, path: object, line: int | None, problem: str):
+        super().__init__(path, f"line {line}" if line else None, problem)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -151,16 +156,25 @@ class RunRecord:
 
     def __init__(self, run_dir: Path | str):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.capture_dir = self.run_dir / CAPTURE_DIR
-        self.capture_dir.mkdir(exist_ok=True)
         self.path = self.run_dir / RECORD_FILE
         self._lock = threading.Lock()
         self._seq = 0
-        self._names: set[str] = {p.name for p in self.capture_dir.iterdir()}
-        if self.path.exists():
-            self._recover()
-        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")
+        self.fault: DiskFault | None = None
+        """The first storage failure (record or capture), None while every write succeeded."""
+        self._broken = False  # the record file itself failed: no line is written after that
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.capture_dir.mkdir(exist_ok=True)
+            self._names: set[str] = {p.name for p in self.capture_dir.iterdir()}
+            if self.path.exists():
+                self._recover()
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise path_error(exc, getattr(exc, "filename", None) or self.run_dir, "--run-dir",
+                             "cannot open the run record") from None
         _fsync_dir(self.run_dir)
 
     def _recover(self) -> None:
@@ -181,28 +195,52 @@ class RunRecord:
 
     @property
     def closed(self) -> bool:
-        return self._fh.closed
+        return self._fd is None
 
     @property
     def next_seq(self) -> int:
         return self._seq
 
+    def _fail(self, path: Path, exc: OSError) -> DiskFault:
+        fault = DiskFault(path, exc)
+        if self.fault is None:
+            self.fault = fault
+        return fault
+
     def append(self, event: str, **fields: Any) -> dict:
-        """Write one event line (flush + fsync) and return it as written (plain JSON types)."""
+        """Write one event line (write + fsync) and return it as written (plain JSON types).
+
+        Raises :class:`~rig.errors.DiskFault` when the line cannot be made durable: the
+        partial line is cut off again and the record refuses every later line, so the
+        file keeps exactly the lines fsynced before (no torn line in the middle).
+        """
         if not event or not isinstance(event, str):
             raise ValueError("event must be a non-empty string")
         for reserved in ("event", "seq", "t_wall"):
             if reserved in fields:
                 raise ValueError(f"{reserved!r} is set by the record, not by the caller")
         with self._lock:
-            if self._fh.closed:
+            if self._fd is None:
                 raise ValueError(f"{self.path}: record is closed")
+            if self._broken:
+                raise self.fault  # type: ignore[misc]
             entry = {"event": event, "seq": self._seq, "t_wall": utc_now_iso(), **fields}
             entry = jsonable(entry)
             line = json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            self._fh.write(line + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            data = (line + "\n").encode("utf-8")
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._broken = True
+                try:
+                    os.ftruncate(self._fd, self._size)  # cut the partial line off again
+                except OSError:
+                    pass  # a torn last line is what a reader tolerates
+                raise self._fail(self.path, exc) from None
+            self._size += len(data)
             self._seq += 1
         return entry
 
@@ -265,10 +303,17 @@ class RunRecord:
             fname = self._unique_name(test, name)
         rel = f"{CAPTURE_DIR}/{fname}"
         target = self.run_dir / rel
-        with open(target, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(target, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            try:
+                target.unlink()  # no half capture under its name
+            except OSError:
+                pass
+            raise self._fail(target, exc) from None
         _fsync_dir(self.capture_dir)
         self.append(
             "capture",
@@ -286,10 +331,9 @@ class RunRecord:
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)  # every line was fsynced when it was appended
 
     def __enter__(self) -> "RunRecord":
         return self
@@ -342,7 +386,9 @@ def scan_record(run_dir: Path | str) -> RecordScan:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise RecordError(f"{path}: no run record here") from None
+        raise RecordError(path, None, "no run record here") from None
+    except OSError as exc:
+        raise RecordError(path, None, f"cannot read the run record: {exc.strerror or exc}") from None
     lines = data.split(b"\n")
     ends_clean = data.endswith(b"\n") or not data
     if ends_clean:
@@ -361,7 +407,8 @@ def scan_record(run_dir: Path | str) -> RecordScan:
             if last:
                 torn = raw.decode("utf-8", "replace")[:200]
                 break
-            raise RecordError(f"{path}: line {i + 1} is not a record event: {exc}") from None
+            raise RecordError(path, i + 1, f"not a record event ({exc}); the record is corrupt in the middle, "
+                                           f"not just torn at its end: restore it from a copy") from None
         events.append(obj)
     return RecordScan(events=events, torn_tail=torn, path=path)
 
