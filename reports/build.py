@@ -43,7 +43,8 @@ def _writing(path: Path):
     try:
         yield
     except OSError as exc:
-        raise path_error(exc, exc.filename or path, "run folder", "cannot write the report file") from None
+        named = exc.filename if exc.filename and not str(exc.filename).endswith(".tmp") else path
+        raise path_error(exc, named, "run folder", "cannot write the report file") from None
 
 
 def build(

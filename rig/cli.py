@@ -130,8 +130,8 @@ def _report(run_dir: Path, verdict: int) -> int:
     """
     code = verdict
     rebuild = f"the run record is intact: rebuild with `bmsrig report {run_dir}`"
-    print(f"bmsrig: building the report of {run_dir} ...", flush=True)
     try:
+        print(f"bmsrig: building the report of {run_dir} ...", flush=True)
         from reports import build
 
         artifacts = build(run_dir)

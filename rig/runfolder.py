@@ -33,6 +33,11 @@ def _claimed_by(claim: Path) -> str:
 def claim_run_dir(run_dir: Path | str, run_id: str, key: str = "--out") -> Path:
     """Make ``run_dir`` this run's own folder, or raise ConfigError (exit 2) / DiskFault (exit 3)."""
     run_dir = Path(run_dir)
+    for above in run_dir.absolute().parents:
+        if above.exists():
+            if not above.is_dir():
+                raise ConfigError(run_dir, key, f"{above} is a file, not a folder: no run folder can go under it")
+            break
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
