@@ -7,7 +7,6 @@ SIGXFSZ ignored), so a write past the limit fails with EFBIG as on a full disk.
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ SHORT = ("-k", "channel_mapping")  # one short plan, ~26 kB of record, ~56 kB of
 
 
 def _file_size_limit(limit_bytes: int):
+    import resource  # POSIX only, like preexec_fn
+
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
@@ -122,3 +123,19 @@ def test_pytest_with_a_run_dir_owned_by_another_run_is_a_usage_error(tmp_path):
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "RUN-FIRST" in proc.stdout + proc.stderr
     assert not (out / "record.jsonl").exists()
+
+
+def test_bmsrig_report_on_a_full_disk_is_a_rig_fault_naming_the_file(tmp_path):
+    from rig.record import RunRecord
+
+    run = tmp_path / "run"
+    with RunRecord(run) as rec:
+        rec.append("run_start", run_id="RUN-R", context={"planned_tests": ["t.py::a"]})
+        rec.append("test_start", nodeid="t.py::a")
+        rec.append("test_end", nodeid="t.py::a", outcome="passed")
+        rec.append("run_end", exit_code=0, summary={"passed": 1})
+    proc = subprocess.run([*CLI, "report", str(run)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(4_000))
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert _clean(proc.stderr) and "EFBIG" in proc.stderr and str(run / "report.") in proc.stderr, proc.stderr
+    assert read_record(run)[-1]["event"] == "run_end"  # the record is untouched
