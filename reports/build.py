@@ -3,7 +3,9 @@
 Order: junit.xml, report.html, report.pdf, then manifest.json last (it hashes the others,
 record.jsonl and the captures). Each file is written to a temporary name and renamed, so
 an interrupted build never leaves a half file under the real name. A record without
-``run_end`` gives a report marked "Incomplete run".
+``run_end`` gives a report marked "Incomplete run". A file that cannot be written raises
+:class:`rig.errors.DiskFault` (storage failed: exit 3) or :class:`rig.errors.ConfigError`
+(a folder the user cannot write: exit 2), naming the file.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from rig.errors import path_error
 
 from rig.record import load_summary
 
@@ -30,6 +35,16 @@ def _write_text(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def _writing(path: Path):
+    """Turn an OS error while producing ``path`` into the rig's error naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        named = exc.filename if exc.filename and not str(exc.filename).endswith(".tmp") else path
+        raise path_error(exc, named, "run folder", "cannot write the report file") from None
 
 
 def build(
@@ -60,23 +75,27 @@ def build(
     out: dict[str, Path] = {}
     junit_path = run_dir / "junit.xml"
     tmp = run_dir / "junit.xml.tmp"
-    write_junit(summary, tmp)
-    os.replace(tmp, junit_path)
+    with _writing(junit_path):
+        write_junit(summary, tmp)
+        os.replace(tmp, junit_path)
     out["junit.xml"] = junit_path
     lap("junit")
     html = html_mod.render_html(summary, issued=issued)
     html_path = run_dir / "report.html"
-    _write_text(html_path, html)
+    with _writing(html_path):
+        _write_text(html_path, html)
     out["report.html"] = html_path
     lap("html")
     if pdf:
         pdf_path = run_dir / "report.pdf"
-        clock["pdf_pages"] = render_pdf(html, pdf_path, base_url=run_dir)
+        with _writing(pdf_path):
+            clock["pdf_pages"] = render_pdf(html, pdf_path, base_url=run_dir)
         out["report.pdf"] = pdf_path
         lap("pdf")
     from rig import __version__
 
-    out[MANIFEST_FILE] = write_manifest(run_dir, run_id=summary.run_id, generator=f"bmsrig {__version__}")
+    with _writing(run_dir / MANIFEST_FILE):
+        out[MANIFEST_FILE] = write_manifest(run_dir, run_id=summary.run_id, generator=f"bmsrig {__version__}")
     lap("manifest")
     if timings is not None:
         timings.update(clock)

@@ -1,7 +1,10 @@
 """``bmsrig``: run the qualification plans, check a rig, list defects and boards, rebuild reports.
 
 Exit codes of ``bmsrig run``: 0 all passed, 1 a test failed, 2 bad usage or configuration,
-3 rig fault (an instrument or the link failed: the board was not judged).
+3 rig fault (an instrument, the link or the storage failed: the board was not judged).
+
+One handler (:func:`main`) maps every error to its exit code; a user's mistake never shows
+a traceback. The run's own code is worked out once, by :func:`rig.errors.run_exit_code`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from .errors import BmsrigError, ConfigError
-from .lock import lock_name_for, rig_lock
+from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
+                     is_disk_error, run_exit_code)
+from .lock import check_lock_name, lock_name_for, rig_lock
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_RIG_FAULT = 0, 1, 2, 3
+__all__ = ["main", "build_parser", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_RIG_FAULT"]
 PLANS_DIR = Path(__file__).resolve().parent.parent / "testplans"
 
 
@@ -42,31 +46,43 @@ def _preflight(args):
 
         parse_defects(list(args.defect), n_cells=profile.cells)
     if args.board_model:
-        from .sim.harness import load_board_class
+        if kind != "bench":
+            raise ConfigError(env_path, "--board-model", "a board model can only be loaded on the virtual bench")
+        from .sim.harness import load_board_model
 
-        load_board_class(args.board_model, source="--board-model")
+        load_board_model(args.board_model, source="bmsrig run", key="--board-model")
     return profile, env_path, kind
 
 
 def cmd_run(args) -> int:
+    if args.lock_wait < 0:
+        raise ConfigError("bmsrig run", "--lock-wait", f"must be >= 0 s, got {args.lock_wait}")
+    if args.lock is not None:
+        check_lock_name(args.lock)
     profile, env_path, kind = _preflight(args)
     run_id = _new_run_id(profile.name)
     run_dir = Path(args.out) if args.out else Path("runs") / run_id
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(run_dir, "--out", "the run folder exists and is not empty; a run never overwrites another")
-    if args.lock_wait < 0:
-        raise ConfigError("bmsrig run", "--lock-wait", f"must be >= 0 s, got {args.lock_wait}")
     lock_name = args.lock or (None if kind == "bench" else lock_name_for(env_path))
     if lock_name is None:
-        return _run_plans(args, profile, env_path, run_id, run_dir)
+        return _claim_and_run(args, profile, env_path, run_id, run_dir)
     with rig_lock(lock_name, wait_s=args.lock_wait, run_id=run_id, rig=env_path):
-        return _run_plans(args, profile, env_path, run_id, run_dir)
+        return _claim_and_run(args, profile, env_path, run_id, run_dir)
+
+
+def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
+    from .runfolder import claim_run_dir
+
+    claim_run_dir(run_dir, run_id, key="--out")
+    verdict = _run_plans(args, profile, env_path, run_id, run_dir)
+    return _report(run_dir, verdict)
 
 
 def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
+    """Run the plans under pytest; bmsrig's exit code for them (before the report)."""
     import pytest
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from fixtures.plugin import take_state
+
     plans = [str(PLANS_DIR / p) for p in args.plans] if args.plans else [str(PLANS_DIR)]
     pytest_args = [
         *plans,
@@ -91,9 +107,31 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
         pytest_args += ["-k", args.k]
     pytest_args += ["-q"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
+    take_state()  # forget any earlier session of this process
     code = int(pytest.main(pytest_args, plugins=[]))
-    exit_code = _exit_code(code, run_dir)
+    state = take_state()
+    if state is not None and state.disk_fault is not None:
+        print(f"bmsrig: {state.disk_fault}", file=sys.stderr)
+    if state is not None and state.exit_status is not None:
+        return state.exit_status
+    return run_exit_code(code)
+
+
+VERDICTS = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_USAGE: "USAGE/CONFIG ERROR",
+            EXIT_RIG_FAULT: "RIG FAULT (board not judged)"}
+
+
+def _report(run_dir: Path, verdict: int) -> int:
+    """Build the report of a finished run and return the run's exit code.
+
+    A report that cannot be written is a rig fault (exit 3): a run never exits 0 without
+    its report. Ctrl-C while the report is built keeps the verdict's code (the record is
+    complete) and says the report was not built.
+    """
+    code = verdict
+    rebuild = f"the run record is intact: rebuild with `bmsrig report {run_dir}`"
     try:
+        print(f"bmsrig: building the report of {run_dir} ...", flush=True)
         from reports import build
 
         artifacts = build(run_dir)
@@ -101,34 +139,18 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
         if "report.pdf" in artifacts:
             print(f"  pdf    {artifacts['report.pdf']}")
         print(f"  junit  {artifacts.get('junit.xml', run_dir / 'junit.xml')}")
-    except Exception as exc:  # the record is intact; the report can be rebuilt
-        print(f"bmsrig: report not built ({type(exc).__name__}: {exc}); "
-              f"the run record is intact: rebuild with `bmsrig report {run_dir}`", file=sys.stderr)
-    verdict = {0: "PASS", 1: "FAIL", 2: "USAGE/CONFIG ERROR", 3: "RIG FAULT (board not judged)"}[exit_code]
-    print(f"bmsrig: {verdict} (exit {exit_code}) — {run_dir}")
-    return exit_code
-
-
-def _exit_code(pytest_code: int, run_dir: Path) -> int:
-    """Map pytest's exit status to bmsrig's, using the run record (read once)."""
-    try:
-        from .record import read_record
-
-        events = read_record(run_dir)
-    except Exception:
-        events = []
-    rig_fault = any((ev.get("event") == "run_end" and ev.get("rig_faults"))
-                    or (ev.get("event") == "deviation" and ev.get("kind") == "rig_fault") for ev in events)
-    any_failed = any(ev.get("event") == "test_end" and ev.get("outcome") == "failed" for ev in events)
-    if pytest_code == 0:
-        return EXIT_PASS
-    if pytest_code == 1:
-        return EXIT_RIG_FAULT if rig_fault else EXIT_FAIL
-    if pytest_code in (4, 5):  # usage error, nothing collected (e.g. -k matched nothing)
-        return EXIT_USAGE
-    if pytest_code == 2:  # interrupted: a failure already seen is a verdict; else not judged
-        return EXIT_FAIL if any_failed else EXIT_RIG_FAULT
-    return EXIT_RIG_FAULT
+    except KeyboardInterrupt:
+        print(f"bmsrig: interrupted while building the report: the report was not built; the verdict stands; "
+              f"{rebuild}", file=sys.stderr)
+    except DiskFault as exc:
+        print(f"bmsrig: report not built: {exc}", file=sys.stderr)
+        code = EXIT_RIG_FAULT
+    except Exception as exc:  # noqa: BLE001 - any failure to deliver the report is a rig fault
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        print(f"bmsrig: report not built{where}: {type(exc).__name__}: {exc}; {rebuild}", file=sys.stderr)
+        code = EXIT_RIG_FAULT
+    print(f"bmsrig: {VERDICTS[code]} (exit {code}) — {run_dir}")
+    return code
 
 
 def cmd_check(args) -> int:
@@ -251,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``bmsrig`` command; the one place an error becomes an exit code.
+
+    ConfigError / SafetyLimitError: 2. RigFault (link, instrument, storage, busy rig): 3.
+    An OS error on a path the user named: 2 naming it; a storage failure (disk full, I/O
+    error, read-only): 3. Ctrl-C while the plans run: 3 (the rig is in its safe state);
+    while the report is built after a verdict, the verdict's code (see ``_report``).
+    """
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
@@ -259,8 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bmsrig: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("bmsrig: interrupted; the rig was put in its safe state", file=sys.stderr)
+        print("bmsrig: interrupted; the rig was put in its safe state; the board was not judged", file=sys.stderr)
         return EXIT_RIG_FAULT
+    except OSError as exc:
+        where = exc.filename or "a file"
+        if is_disk_error(exc):
+            print(f"bmsrig: error: rig fault in storage: could not write {where}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_RIG_FAULT
+        print(f"bmsrig: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 A run is one folder::
 
     runs/<run-id>/
+        run.claim           which run owns the folder (rig.runfolder)
         record.jsonl        one JSON object per line (the evidence)
         captures/*.csv      time series, one column per key, header row
 
@@ -11,7 +12,12 @@ Every line carries ``event``, ``seq`` (0, 1, 2, ... in the order written) and ``
 A line is a record only once its newline is on disk: :class:`RunRecord` writes, flushes
 and fsyncs each line before it returns, so a crash or a pulled plug loses nothing that
 was appended. :func:`read_record` tolerates the one thing such a crash can leave behind,
-a torn last line.
+a torn last line; a line damaged before the end is :class:`RecordError` (exit 2, naming
+the file and line).
+
+A write the storage refuses (disk full, I/O error, read-only, file too big) raises
+:class:`rig.errors.DiskFault` (a rig fault, exit 3) naming the file; the record cuts the
+partial line off and takes no line after it, so it keeps exactly what was fsynced.
 
 Values serialise the way a lab reads them: numpy scalars and arrays as numbers and lists,
 paths as strings, dataclasses and pydantic models as objects, dates as ISO 8601 strings.
@@ -32,21 +38,24 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .errors import ConfigError, DiskFault, path_error
+
 RECORD_FILE = "record.jsonl"
 CAPTURE_DIR = "captures"
 
-#: events whose ``test`` / ``nodeid`` field ties them to a test
-TEST_OUTCOMES = ("passed", "failed", "skipped", "error")
 
 
-class RecordError(ValueError):
-    """The record is unreadable beyond a torn last line (names the file and line)."""
+class RecordError(ConfigError, ValueError):
+    """The record is unreadable beyond a torn last line (exit 2; names the file and line)."""
+
+    def __init__(self, path: object, line: int | None, problem: str):
+        super().__init__(path, f"line {line}" if line else None, problem)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -151,16 +160,25 @@ class RunRecord:
 
     def __init__(self, run_dir: Path | str):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.capture_dir = self.run_dir / CAPTURE_DIR
-        self.capture_dir.mkdir(exist_ok=True)
         self.path = self.run_dir / RECORD_FILE
         self._lock = threading.Lock()
         self._seq = 0
-        self._names: set[str] = {p.name for p in self.capture_dir.iterdir()}
-        if self.path.exists():
-            self._recover()
-        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")
+        self.fault: DiskFault | None = None
+        """The first storage failure (record or capture), None while every write succeeded."""
+        self._broken = False  # the record file itself failed: no line is written after that
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.capture_dir.mkdir(exist_ok=True)
+            self._names: set[str] = {p.name for p in self.capture_dir.iterdir()}
+            if self.path.exists():
+                self._recover()
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise path_error(exc, getattr(exc, "filename", None) or self.run_dir, "--run-dir",
+                             "cannot open the run record") from None
         _fsync_dir(self.run_dir)
 
     def _recover(self) -> None:
@@ -181,28 +199,52 @@ class RunRecord:
 
     @property
     def closed(self) -> bool:
-        return self._fh.closed
+        return self._fd is None
 
     @property
     def next_seq(self) -> int:
         return self._seq
 
+    def _fail(self, path: Path, exc: OSError) -> DiskFault:
+        fault = DiskFault(path, exc)
+        if self.fault is None:
+            self.fault = fault
+        return fault
+
     def append(self, event: str, **fields: Any) -> dict:
-        """Write one event line (flush + fsync) and return it as written (plain JSON types)."""
+        """Write one event line (write + fsync) and return it as written (plain JSON types).
+
+        Raises :class:`~rig.errors.DiskFault` when the line cannot be made durable: the
+        partial line is cut off again and the record refuses every later line, so the
+        file keeps exactly the lines fsynced before (no torn line in the middle).
+        """
         if not event or not isinstance(event, str):
             raise ValueError("event must be a non-empty string")
         for reserved in ("event", "seq", "t_wall"):
             if reserved in fields:
                 raise ValueError(f"{reserved!r} is set by the record, not by the caller")
         with self._lock:
-            if self._fh.closed:
+            if self._fd is None:
                 raise ValueError(f"{self.path}: record is closed")
+            if self._broken:
+                raise self.fault  # type: ignore[misc]
             entry = {"event": event, "seq": self._seq, "t_wall": utc_now_iso(), **fields}
             entry = jsonable(entry)
             line = json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            self._fh.write(line + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            data = (line + "\n").encode("utf-8")
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._broken = True
+                try:
+                    os.ftruncate(self._fd, self._size)  # cut the partial line off again
+                except OSError:
+                    pass  # a torn last line is what a reader tolerates
+                raise self._fail(self.path, exc) from None
+            self._size += len(data)
             self._seq += 1
         return entry
 
@@ -265,10 +307,17 @@ class RunRecord:
             fname = self._unique_name(test, name)
         rel = f"{CAPTURE_DIR}/{fname}"
         target = self.run_dir / rel
-        with open(target, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(target, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            try:
+                target.unlink()  # no half capture under its name
+            except OSError:
+                pass
+            raise self._fail(target, exc) from None
         _fsync_dir(self.capture_dir)
         self.append(
             "capture",
@@ -286,10 +335,9 @@ class RunRecord:
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)  # every line was fsynced when it was appended
 
     def __enter__(self) -> "RunRecord":
         return self
@@ -342,7 +390,9 @@ def scan_record(run_dir: Path | str) -> RecordScan:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise RecordError(f"{path}: no run record here") from None
+        raise RecordError(path, None, "no run record here") from None
+    except OSError as exc:
+        raise RecordError(path, None, f"cannot read the run record: {exc.strerror or exc}") from None
     lines = data.split(b"\n")
     ends_clean = data.endswith(b"\n") or not data
     if ends_clean:
@@ -361,7 +411,8 @@ def scan_record(run_dir: Path | str) -> RecordScan:
             if last:
                 torn = raw.decode("utf-8", "replace")[:200]
                 break
-            raise RecordError(f"{path}: line {i + 1} is not a record event: {exc}") from None
+            raise RecordError(path, i + 1, f"not a record event ({exc}); the record is corrupt in the middle, "
+                                           f"not just torn at its end: restore it from a copy") from None
         events.append(obj)
     return RecordScan(events=events, torn_tail=torn, path=path)
 
@@ -391,166 +442,5 @@ def read_capture(run_dir: Path | str, file: str) -> dict[str, np.ndarray]:
     return out
 
 
-# --------------------------------------------------------------------------- summary
-
-
-def number(x: Any) -> float | None:
-    """A recorded number back as float (``"nan"``/``"inf"`` strings included); None if absent."""
-    if x is None or isinstance(x, bool):
-        return None if x is None else float(x)
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, str):
-        try:
-            return float(x)
-        except ValueError:
-            return None
-    return None
-
-
-@dataclass
-class TestRecord:
-    """Everything the record says about one test."""
-
-    nodeid: str
-    name: str = ""
-    doc: str = ""
-    requirements: list[str] = field(default_factory=list)
-    started: bool = False
-    ended: bool = False
-    outcome: str | None = None  # passed|failed|skipped|error, None when it never ended
-    message: str = ""
-    duration_s: float | None = None
-    t_rig_start: float | None = None
-    t_rig_end: float | None = None
-    planned: bool = False
-    measurements: list[dict] = field(default_factory=list)
-    captures: list[dict] = field(default_factory=list)
-    deviations: list[dict] = field(default_factory=list)
-
-    @property
-    def failed_measurements(self) -> list[dict]:
-        return [m for m in self.measurements if m.get("verdict") != "pass"]
-
-    @property
-    def status(self) -> str:
-        """outcome, or ``not run`` (planned, never started) / ``incomplete`` (never ended)."""
-        if self.outcome:
-            return self.outcome
-        return "incomplete" if self.started else "not run"
-
-
-@dataclass
-class RecordSummary:
-    """A run's state as the record tells it."""
-
-    run_dir: Path | None
-    events: list[dict]
-    run_id: str | None = None
-    run_start: dict | None = None
-    run_end: dict | None = None
-    dut: dict | None = None
-    tests: dict[str, TestRecord] = field(default_factory=dict)
-    run_captures: list[dict] = field(default_factory=list)  # captures outside any test
-    deviations: list[dict] = field(default_factory=list)  # every deviation event, in order
-    torn_tail: str | None = None
-    first_wall: str | None = None
-    last_wall: str | None = None
-
-    @property
-    def context(self) -> dict:
-        return (self.run_start or {}).get("context") or {}
-
-    @property
-    def complete(self) -> bool:
-        """True when the record has its ``run_end``."""
-        return self.run_end is not None
-
-    @property
-    def planned_tests(self) -> list[str]:
-        return list(self.context.get("planned_tests") or [])
-
-    @property
-    def unfinished_tests(self) -> list[str]:
-        """Planned or started tests without a ``test_end``, in plan order."""
-        return [t.nodeid for t in self.tests.values() if not t.ended]
-
-    @property
-    def measurements(self) -> list[dict]:
-        return [m for t in self.tests.values() for m in t.measurements]
-
-    @property
-    def captures(self) -> list[dict]:
-        return [c for t in self.tests.values() for c in t.captures] + self.run_captures
-
-    def counts(self) -> dict[str, int]:
-        """Test outcomes plus ``incomplete`` (started, never ended) and ``not_run``."""
-        c = {k: 0 for k in (*TEST_OUTCOMES, "incomplete", "not_run")}
-        for t in self.tests.values():
-            c[t.status.replace(" ", "_")] += 1
-        return c
-
-
-def summarize(events: list[dict], run_dir: Path | None = None, torn_tail: str | None = None) -> RecordSummary:
-    """Fold the events of a record into a :class:`RecordSummary`."""
-    s = RecordSummary(run_dir=run_dir, events=events, torn_tail=torn_tail)
-
-    def test(nodeid: str | None) -> TestRecord | None:
-        if not nodeid:
-            return None
-        if nodeid not in s.tests:
-            s.tests[nodeid] = TestRecord(nodeid=nodeid, name=nodeid.rsplit("::", 1)[-1])
-        return s.tests[nodeid]
-
-    for ev in events:
-        kind = ev.get("event")
-        wall = ev.get("t_wall")
-        if wall:
-            s.first_wall = s.first_wall or wall
-            s.last_wall = wall
-        if kind == "run_start":
-            s.run_start = ev
-            s.run_id = ev.get("run_id")
-            for nodeid in (ev.get("context") or {}).get("planned_tests") or []:
-                test(nodeid).planned = True
-        elif kind == "dut_identity":
-            s.dut = ev
-        elif kind == "test_start":
-            t = test(ev.get("nodeid"))
-            if t is None:
-                continue
-            t.started = True
-            t.name = ev.get("name") or t.name
-            t.doc = ev.get("doc") or ""
-            t.requirements = list(ev.get("requirements") or [])
-            t.t_rig_start = number(ev.get("t_rig"))
-        elif kind == "measurement":
-            t = test(ev.get("test")) or test("(run)")
-            t.measurements.append(ev)
-        elif kind == "capture":
-            t = test(ev.get("test"))
-            (t.captures if t else s.run_captures).append(ev)
-        elif kind == "deviation":
-            s.deviations.append(ev)
-            t = test(ev.get("test"))
-            if t:
-                t.deviations.append(ev)
-        elif kind == "test_end":
-            t = test(ev.get("nodeid"))
-            if t is None:
-                continue
-            t.ended = True
-            t.outcome = ev.get("outcome")
-            t.message = ev.get("message") or ""
-            t.duration_s = number(ev.get("duration_s"))
-            t.t_rig_end = number(ev.get("t_rig"))
-        elif kind == "run_end":
-            s.run_end = ev
-    return s
-
-
-def load_summary(run_dir: Path | str) -> RecordSummary:
-    """Read and summarise the record in ``run_dir`` (torn last line tolerated)."""
-    scan = scan_record(run_dir)
-    folder = scan.path.parent if scan.path else Path(run_dir)
-    return summarize(scan.events, run_dir=folder, torn_tail=scan.torn_tail)
+# The summary of a record lives in rig.summary; its names stay importable from here.
+from .summary import TEST_OUTCOMES, RecordSummary, TestRecord, load_summary, number, summarize  # noqa: E402,F401

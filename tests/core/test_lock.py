@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -9,6 +12,7 @@ import textwrap
 import pytest
 
 from rig.clock import StepClock
+from rig.errors import ConfigError
 from rig.lock import RigBusy, holder, lock_name_for, rig_lock
 
 
@@ -88,3 +92,66 @@ def test_bmsrig_run_refuses_a_held_rig_with_exit_3(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "shared-bench" in proc.stderr and "RUN-A" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+# --------------------------------------------------------------------------- names, users, platforms
+
+
+@pytest.mark.parametrize("name", ["a/b", "../../etc/shadow", "..", ".hidden", "x\\y", "", "a" * 101])
+def test_a_lock_name_that_is_not_a_plain_name_is_a_config_error(name):
+    with pytest.raises(ConfigError) as exc:
+        with rig_lock(name):
+            pass
+    assert exc.value.exit_code == 2 and "--lock" in str(exc.value)
+
+
+def test_the_lock_file_is_shared_by_every_user_whatever_the_umask(tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        os.umask(0o077)
+        os.environ["BMSRIG_LOCK_DIR"] = {str(tmp_path / "locks")!r}
+        from rig.lock import rig_lock
+        with rig_lock("lab-rig-5"):
+            pass
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    mode = (tmp_path / "locks" / "lab-rig-5.lock").stat().st_mode
+    assert stat.S_IMODE(mode) & 0o666 == 0o666
+    assert stat.S_IMODE((tmp_path / "locks").stat().st_mode) == 0o1777
+
+
+def test_a_lock_file_another_user_left_read_only_still_locks(tmp_path):
+    """A lock file owned by another user, mode 0644 (as an older bmsrig or a strict umask
+    leaves it): the next user takes the lock on a read-only descriptor, and it excludes."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act without permission override")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o1777)
+    locks.chmod(0o1777)
+    f = locks / "lab-rig-6.lock"
+    f.write_text("")
+    os.chown(f, 65534, 65534)
+    f.chmod(0o644)
+    tmp_path.chmod(0o755)
+    code = textwrap.dedent(f"""
+        import os, sys
+        os.environ["BMSRIG_LOCK_DIR"] = {str(locks)!r}
+        from rig.lock import rig_lock
+        with rig_lock("lab-rig-6", run_id="RUN-RO"):
+            print("held", flush=True)
+            sys.stdin.read()
+    """)
+    drop = "-dac_override,-dac_read_search,-fowner"
+    p = subprocess.Popen(["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-c", code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline().strip()
+        assert line == "held", p.stderr.read() if p.poll() is not None else "no answer"
+        with pytest.raises(RigBusy):
+            with rig_lock("lab-rig-6"):
+                pass
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    assert p.returncode == 0 and "Traceback" not in p.stderr.read()
+
