@@ -148,6 +148,9 @@ def build_rig(
     from .drivers.sim import SimBenchDriver
 
     env_path = find_env(env)
+    from .check import check_env
+
+    check_env(env_path)  # strict YAML, known classes and arguments, limits: exit 2 before anything opens
     try:
         environment = Environment(str(env_path))
         order_drivers(environment.config.get_targets().get("main"))

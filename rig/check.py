@@ -98,8 +98,16 @@ def check_env(env_path: Path) -> str:
     except Exception as exc:
         raise ConfigError(env_path, "imports", f"{type(exc).__name__}: {exc}") from None
     check_env_arguments(raw, env_path)
+    from .build import driver_key, order_drivers
+    from .safety import LimitConfigError
+
     try:
+        order_drivers(env.config.get_targets().get("main"))
         target = env.get_target("main")
+    except LimitConfigError as exc:
+        raise ConfigError(env_path, driver_key(exc), exc.problem) from None
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(env_path, "targets.main", f"{type(exc).__name__}: {exc}") from None
     try:

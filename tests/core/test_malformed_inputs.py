@@ -332,14 +332,14 @@ CASES: list[Case] = [
          "not valid YAML"),
     Case("rig-missing-file", lambda ws: ws.check(rig=str(ws.root / "nope.yaml")), "nope.yaml", "", "no such rig description"),
     Case("rig-voltage-range-1000", lambda ws: ws.check(rig=ws.rig(**{SIM_DRV + "__voltage_range_v": [-1000, 1000]})),
-         "bad-env.yaml", "voltage_range_v", "", xfail="limits branch"),
+         "bad-env.yaml", "voltage_range_v", ""),
     Case("rig-safe-voltage-9", lambda ws: ws.check(rig=ws.rig(**{SIM_DRV + "__safe_voltage_v": 9.0})),
-         "bad-env.yaml", "safe_voltage_v", "", xfail="limits branch"),
+         "bad-env.yaml", "safe_voltage_v", ""),
     Case("rig-max-current-negative", lambda ws: ws.check(rig=ws.rig(**{SIM_DRV + "__max_current_a": -5.0})),
-         "bad-env.yaml", "max_current_a", "", xfail="limits branch"),
+         "bad-env.yaml", "max_current_a", ""),
     Case("rig-chamber-range-reversed", lambda ws: ws.check(rig=ws.rig(
-        targets__main__drivers__SimChamberDriver__temperature_range_c=[90, -40])), "bad-env.yaml", "temperature_range_c",
-         "low 90"),
+        targets__main__drivers__SimChamberDriver__temperature_range_c=[90, -40])), "bad-env.yaml",
+         "targets.main.drivers.SimChamberDriver.temperature_range_c", "is not a range"),
     Case("rig-is-a-folder", lambda ws: ws.check(rig=str(_mkdir(ws.root / "rigdir"))), "rigdir", "",
          "no such rig description"),
     Case("rig-resource-args-not-mapping", lambda ws: ws.check(rig=ws.rig(targets__main__resources__CANPort=[1, 2])),
@@ -363,14 +363,14 @@ CASES: list[Case] = [
     Case("run-decision-rule-unknown", lambda ws: ws.run(None, None, "--decision-rule", "lenient"), "bmsrig run",
          "--decision-rule", "invalid choice"),
     Case("run-board-model-unknown", lambda ws: ws.run(None, None, "--board-model", "no_such_pkg:Board"), "--board-model",
-         "", "cannot import", xfail="cli branch"),
+         "", "cannot import"),
     # ------------------------------------------------------------------ bmsrig report
     Case("report-no-folder", lambda ws: ["report", str(ws.root / "no-run")], "no-run", "record.jsonl", "no run record"),
     Case("report-empty-folder", lambda ws: ["report", str(_mkdir(ws.root / "empty-run"))], "empty-run", "record.jsonl",
          "no run record"),
     Case("report-on-a-file", lambda ws: ["report", ws.env], "sim.yaml", "record.jsonl", "no run record"),
     Case("report-corrupt-middle-line", lambda ws: ["report", str(_corrupt_run(ws.root / "corrupt-run"))], "record.jsonl",
-         "line 2", "not a record event", xfail="cli branch"),
+         "line 2", "not a record event"),
 ]
 
 _VENDOR_DUP_EXT = """
