@@ -161,8 +161,10 @@ def cmd_check(args) -> int:
     profile = load_profile(args.board)
     env_path = find_env(args.rig)
     kind = check_env(env_path)
-    check_profile_links(profile)
+    warnings = check_profile_links(profile)
     print(f"rig description {env_path}: OK ({kind})")
+    for w in warnings:
+        print(f"bmsrig: warning: {w}", file=sys.stderr)
     print(f"board profile {profile.source}: OK ({profile.name}: {profile.cells}S {profile.chemistry.upper()}, "
           f"{profile.capacity_ah:g} Ah, link {profile.link.kind})")
     return EXIT_PASS

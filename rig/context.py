@@ -8,6 +8,7 @@ The environment file says where the instruments are; the run says which board is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .clock import Clock
 from .profile import BoardProfile
@@ -20,6 +21,8 @@ class RigContext:
     defects: list[str] = field(default_factory=list)
     board_model: str | None = None
     clock: Clock | None = None
+    #: the rig's safe state (set by build_rig): what a limit trip while running calls
+    safe_state: Callable[[], None] | None = None
 
 
 def context_of(target) -> RigContext:

@@ -228,8 +228,15 @@ class BmsLink(abc.ABC):
         Raises :class:`~rig.errors.LinkFault` when nothing arrives within the link timeout.
         """
 
-    def history(self, since: float = 0.0) -> list[BmsSample]:
-        """Samples received at or after rig time ``since``, oldest first."""
+    def history(self, since: float = 0.0, until: float | None = None, *,
+                require_coverage: bool = True) -> list[BmsSample]:
+        """Samples stamped in [``since``, ``until`` (default now)], oldest first.
+
+        Evidence or no verdict: with ``require_coverage`` (the default, and what every plan
+        judgement uses) the samples must cover the window — no stretch longer than the
+        link timeout (s) at its start, between two samples or at its end — else
+        :class:`~rig.errors.LinkFault` (exit 3, the board was not judged).
+        """
 
     def wait_for(
         self, condition: Callable[[BmsSample], bool], timeout: float, what: str, poll: float | None = None

@@ -38,8 +38,8 @@ class _LinkDelegate:
     def latest(self):
         return self._get().latest()
 
-    def history(self, since=0.0):
-        return self._get().history(since)
+    def history(self, since=0.0, until=None, *, require_coverage=True):
+        return self._get().history(since, until, require_coverage=require_coverage)
 
     def wait_for(self, condition, timeout, what, poll=None):
         return self._get().wait_for(condition, timeout, what, poll)
