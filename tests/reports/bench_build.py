@@ -1,4 +1,5 @@
 """Time a full report build of a large synthetic run (not a test; run it by hand or from CI).
+``bmsrig bench report-build`` gives the same figure for a real full-plan 16S run.
 
     python tests/reports/bench_build.py [--repeat-sampling 6] [--extra-captures 4] [--runs 3]
 

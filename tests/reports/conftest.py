@@ -15,14 +15,24 @@ from reports_synthetic import make_run  # noqa: E402
 ISSUED = dt.datetime(2025, 3, 15, 9, 0, tzinfo=dt.timezone.utc)
 
 
+def _pdf_renderer_loads() -> bool:
+    """WeasyPrint loads its native libraries (else the PDF tests skip, see tests/conftest.py)."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def built_run(tmp_path_factory):
-    """A complete synthetic run (failures, skipped, rig fault, defects, expired calibration), built."""
+    """A complete synthetic run (failures, skipped, rig fault, defects, expired calibration), built
+    (without report.pdf where WeasyPrint cannot load: the tests that need it skip)."""
     import reports
 
     run_dir = make_run(tmp_path_factory.mktemp("complete") / "run")
     timings: dict = {}
-    artifacts = reports.build(run_dir, issued=ISSUED, timings=timings)
+    artifacts = reports.build(run_dir, issued=ISSUED, timings=timings, pdf=_pdf_renderer_loads())
     return run_dir, artifacts, timings
 
 

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -46,6 +45,7 @@ def _text(html: str) -> str:
 # --------------------------------------------------------------------------- artifacts, manifest
 
 
+@pytest.mark.needs_pdf_renderer
 def test_build_writes_every_artifact(built_run):
     run_dir, artifacts, _ = built_run
     assert sorted(artifacts) == sorted(ARTIFACTS)
@@ -54,6 +54,7 @@ def test_build_writes_every_artifact(built_run):
     assert not list(run_dir.glob("*.tmp"))
 
 
+@pytest.mark.needs_pdf_renderer
 def test_manifest_lists_every_file_and_verifies(built_run):
     run_dir, _, _ = built_run
     doc = json.loads((run_dir / MANIFEST_FILE).read_text())
@@ -219,23 +220,24 @@ def test_a_broken_capture_does_not_lose_the_report(tmp_path):
 # --------------------------------------------------------------------------- PDF
 
 
-def _pdf_text(path: Path) -> str | None:
-    if shutil.which("pdftotext"):
+def _pdf_text(path: Path, extractor: str) -> str:
+    """The PDF's text, pages separated by form feeds (as ``pdftotext`` writes them), from
+    poppler's ``pdftotext`` or from pypdf; skips when that extractor is not installed."""
+    if extractor == "pdftotext":
+        if not shutil.which("pdftotext"):
+            pytest.skip("pdftotext (poppler-utils) not installed; the pypdf case checks the same pages")
         return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
-    try:
-        import pypdf
-    except ImportError:
-        return None
-    return "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+    pypdf = pytest.importorskip("pypdf", reason="pypdf not installed (pip install -e .[test])")
+    return "\f".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
 
 
-def test_pdf_has_pages_run_id_on_every_page_and_end_of_report(built_run):
+@pytest.mark.needs_pdf_renderer
+@pytest.mark.parametrize("extractor", ["pdftotext", "pypdf"])
+def test_pdf_has_pages_run_id_on_every_page_and_end_of_report(built_run, extractor):
     run_dir, _, timings = built_run
     pages = timings["pdf_pages"]
     assert pages > 1
-    text = _pdf_text(run_dir / "report.pdf")
-    if text is None:
-        pytest.skip("neither pdftotext nor pypdf: page count checked by WeasyPrint only")
+    text = _pdf_text(run_dir / "report.pdf", extractor)
     per_page = text.split("\f")
     per_page = [p for p in per_page if p.strip()]
     assert len(per_page) == pages
@@ -246,6 +248,7 @@ def test_pdf_has_pages_run_id_on_every_page_and_end_of_report(built_run):
     assert "FAIL" in per_page[0] and "Expired calibration" in per_page[0]
 
 
+@pytest.mark.needs_pdf_renderer
 @pytest.mark.skipif(not shutil.which("pdftoppm"), reason="pdftoppm (poppler-utils) not installed")
 def test_pdf_first_page_renders_to_png(built_run, tmp_path):
     run_dir, _, _ = built_run
@@ -258,14 +261,20 @@ def test_pdf_first_page_renders_to_png(built_run, tmp_path):
 # --------------------------------------------------------------------------- speed
 
 
-def test_build_speed_300_measurements_10_captures(tmp_path):
-    """Guard against a slow build (a full report with PDF; see bench_build.py for figures)."""
+@pytest.mark.needs_pdf_renderer
+def test_bench_report_build_reports_the_wall_time_of_a_full_build(tmp_path):
+    """The build's speed is a figure of ``bmsrig bench report-build``, not a pass/fail limit
+    here (a wall-clock limit fails on a loaded machine): the scenario builds every artifact
+    of a large run and reports its wall time and steps."""
+    from rig.bench import SCENARIOS, report_build
+
+    assert SCENARIOS["report-build"] is report_build
     run_dir = make_run(tmp_path / "run", repeat_sampling=6, extra_captures=4)
-    t0 = time.perf_counter()
-    timings: dict = {}
-    reports.build(run_dir, timings=timings)
-    elapsed = time.perf_counter() - t0
-    n_meas = sum(1 for line in (run_dir / "record.jsonl").read_text().splitlines() if '"event":"measurement"' in line)
-    assert n_meas >= 300 and len(list((run_dir / "captures").iterdir())) == 10
-    print(f"build: {elapsed:.2f} s for {n_meas} measurements, 10 captures, {timings['pdf_pages']} pages: {timings}")
-    assert elapsed < 30.0  # generous: a shared 2-core CI box; typical figures are in the report note
+    r = report_build(run_dir)
+    res = r["result"]
+    assert r["scenario"] == "report-build" and r["wall_s"] > 0
+    assert res["build_wall_s"] == pytest.approx(r["wall_s"], abs=1e-3) and res["build_cpu_s"] > 0
+    assert res["measurements"] >= 300 and res["captures"] == 10
+    assert res["pdf_pages"] > 1 and (run_dir / "report.pdf").stat().st_size > 0
+    assert {"pdf", "html"} <= set(res["steps_s"]), res["steps_s"]
+    assert verify_manifest(run_dir) == []
