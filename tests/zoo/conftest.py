@@ -104,7 +104,7 @@ def in_default_subset(test: str, params: dict) -> bool:
     """Whether the zoo case ``test`` with parameters ``params`` runs without ``--zoo=full``."""
     if test == "test_reference_board_passes":
         return params["seed"] == default_seed(params["board"])
-    if test in ("test_defect_is_caught", "test_defect_within_spec_passes"):
+    if test in ("test_defect_is_caught", "test_defect_within_spec_passes", "test_silenced_board_is_not_judged"):
         return params["board"] == home_profile(params["spec"])
     if test == "test_full_plan_fails_each_defect_in_its_intended_test":
         return params["spec"] in full_plan_default_specs()
