@@ -28,7 +28,7 @@ from ..clock import wait_stable
 from ..context import context_of
 from ..errors import RigFault
 from ..protocols import InstrumentInfo, ThermalChamber
-from ..safety import check_limit
+from ..safety import check_limit, check_wait
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,7 @@ class VendorChamberDriver(Driver, ThermalChamber):
         return self._call("process value read", self._read_pv)
 
     def wait_stable(self, tolerance_c=0.5, dwell_s=60.0, timeout_s=7200.0):
-        if not (tolerance_c > 0 and dwell_s >= 0 and timeout_s >= 0) or not math.isfinite(timeout_s):
-            raise ValueError(f"{self._what()}: wait_stable needs tolerance > 0, dwell >= 0 and a finite timeout >= 0")
+        check_wait(self._what(), tolerance_c, dwell_s, timeout_s)
         return wait_stable(
             context_of(self.target).clock, self.read_temperature, self._sp, tolerance_c, dwell_s, timeout_s, self.poll_s,
             lambda pv: RigFault(self._what(), f"not stable within ±{tolerance_c:g} °C of {self._sp:g} °C after "
