@@ -4,7 +4,9 @@ Exit codes of ``bmsrig run``: 0 all passed, 1 a test failed, 2 bad usage or conf
 3 rig fault (an instrument, the link or the storage failed: the board was not judged).
 
 One handler (:func:`main`) maps every error to its exit code; a user's mistake never shows
-a traceback. The run's own code is worked out once, by :func:`rig.errors.run_exit_code`.
+a traceback. The run's own code is worked out once, by the plugin's session state (from
+:func:`rig.errors.run_exit_code`); the run options and their defaults are declared once, in
+:mod:`rig.options`, for this CLI and the pytest plugin alike.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
 import uuid
 from pathlib import Path
 
 from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
-                     is_disk_error, run_exit_code)
+                     is_disk_error)
 from .lock import check_lock_name, lock_name_for, rig_lock
+from .options import CHECK_OPTIONS, RUN_OPTIONS, add_argparse, forward_argv
 
 __all__ = ["main", "build_parser", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_RIG_FAULT"]
 PLANS_DIR = Path(__file__).resolve().parent.parent / "testplans"
@@ -81,7 +83,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     """Run the plans under pytest; bmsrig's exit code for them (before the report)."""
     import pytest
 
-    from fixtures.plugin import take_state
+    from fixtures.state import SessionResult
 
     plans = [str(PLANS_DIR / p) for p in args.plans] if args.plans else [str(PLANS_DIR)]
     pytest_args = [
@@ -90,31 +92,19 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "--rootdir", str(PLANS_DIR),
         "-o", "testpaths=",
-        "--rig", str(env_path),
-        "--board", str(profile.source),
-        "--seed", str(args.seed),
+        *forward_argv(args, {"rig": str(env_path), "board": str(profile.source)}),
         "--run-dir", str(run_dir),
         "--run-id", run_id,
-        "--decision-rule", args.decision_rule,
-        "--lab", args.lab, "--location", args.location,
-        "--requester", args.requester, "--operator", args.operator,
     ]
-    for d in args.defect:
-        pytest_args += ["--defect", d]
-    if args.board_model:
-        pytest_args += ["--board-model", args.board_model]
     if args.k:
         pytest_args += ["-k", args.k]
     pytest_args += ["-q"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
-    take_state()  # forget any earlier session of this process
-    code = int(pytest.main(pytest_args, plugins=[]))
-    state = take_state()
-    if state is not None and state.disk_fault is not None:
-        print(f"bmsrig: {state.disk_fault}", file=sys.stderr)
-    if state is not None and state.exit_status is not None:
-        return state.exit_status
-    return run_exit_code(code)
+    result = SessionResult()
+    code = int(pytest.main(pytest_args, plugins=[result]))
+    if result.state is not None and result.state.disk_fault is not None:
+        print(f"bmsrig: {result.state.disk_fault}", file=sys.stderr)
+    return result.exit_code(code)
 
 
 VERDICTS = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_USAGE: "USAGE/CONFIG ERROR",
@@ -230,18 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the qualification plans and write the run folder")
-    run.add_argument("--rig", default=None, help="rig description (labgrid env YAML); default: the virtual bench")
-    run.add_argument("--board", default="reference-16s-lfp", help="board profile name or YAML path")
-    run.add_argument("--defect", action="append", default=[], metavar="SPEC", help="inject a defect (bench only, repeatable)")
-    run.add_argument("--seed", type=int, default=1, help="virtual bench seed")
+    add_argparse(run, RUN_OPTIONS)
     run.add_argument("--out", default=None, help="run folder (default runs/<run-id>)")
     run.add_argument("-k", default=None, help="only tests matching this pytest -k expression")
-    run.add_argument("--board-model", default=None, help="bench: board model module:Class")
-    run.add_argument("--decision-rule", default="guarded", choices=["guarded", "simple"])
-    run.add_argument("--lab", default="bmsrig virtual lab")
-    run.add_argument("--location", default="virtual bench")
-    run.add_argument("--requester", default="not stated")
-    run.add_argument("--operator", default=os.environ.get("USER", "not stated"))
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing test")
     run.add_argument("--lock", default=None, metavar="NAME",
@@ -252,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     chk = sub.add_parser("check", help="validate a rig description and a board profile")
-    chk.add_argument("--rig", default=None)
-    chk.add_argument("--board", default="reference-16s-lfp")
+    add_argparse(chk, CHECK_OPTIONS)
     chk.set_defaults(func=cmd_check)
 
     dfx = sub.add_parser("defects", help="list the virtual bench's defect catalog")

@@ -2,7 +2,10 @@
 
 A test plan talks to these interfaces only. They are abstract base classes in labgrid's
 style (a driver inherits ``Driver`` and the protocol; ``target.get_driver(CellEmulator)``
-finds it). Units are SI at every boundary (V, A, °C, s);
+finds it). Every method is abstract: a driver that lacks one cannot be constructed
+(``TypeError`` naming the missing methods), rather than silently returning None when a plan
+calls it. An instrument that truly cannot do something implements the method and raises
+:class:`~rig.errors.RigFault` saying so. Units are SI at every boundary (V, A, °C, s);
 per-channel values are numpy arrays indexed by cell, 0-based (cell 1 is index 0). A driver
 for the virtual bench and a driver for real hardware implement the same protocol.
 """
@@ -102,29 +105,38 @@ class CellEmulator(abc.ABC):
 
     n_channels: int
 
+    @abc.abstractmethod
     def info(self) -> InstrumentInfo: ...
 
+    @abc.abstractmethod
     def set_voltages(self, volts: np.ndarray | Sequence[float] | float) -> None:
         """Set every channel (an array of n_channels, or one value for all), V."""
 
+    @abc.abstractmethod
     def set_voltage(self, channel: int, volts: float) -> None:
         """Set one channel (0-based), V."""
 
+    @abc.abstractmethod
     def enable(self, on: bool = True) -> None:
         """Switch the outputs on or off."""
 
+    @abc.abstractmethod
     def read_voltages(self) -> np.ndarray:
         """Read back terminal voltages, V, shape (n_channels,)."""
 
+    @abc.abstractmethod
     def read_currents(self, aperture_s: float | None = None) -> np.ndarray:
         """Mean channel current over the last ``aperture_s`` s (instrument default if None), A."""
 
+    @abc.abstractmethod
     def set_current_limits(self, source_a: float, sink_a: float) -> None:
         """Source and sink current limits per channel, A (both positive numbers)."""
 
+    @abc.abstractmethod
     def set_noise(self, v_rms: float) -> None:
         """Add white noise of ``v_rms`` V RMS to every channel (0 to switch off)."""
 
+    @abc.abstractmethod
     def set_cell_model(
         self,
         chemistry: str,
@@ -134,12 +146,15 @@ class CellEmulator(abc.ABC):
     ) -> None:
         """Enter cell-model mode: each channel behaves as a cell with that capacity and SOC (0..1)."""
 
+    @abc.abstractmethod
     def set_source_mode(self) -> None:
         """Leave cell-model mode; the channels hold their last voltages."""
 
+    @abc.abstractmethod
     def read_soc(self) -> np.ndarray:
         """Cell-model mode only: each modelled cell's SOC (0..1)."""
 
+    @abc.abstractmethod
     def safe_state(self) -> None:
         """Outputs to the rig's safe voltage, currents limited; never raises."""
 
@@ -151,20 +166,26 @@ class PackCurrentSource(abc.ABC):
     ``voltage_limit_v`` is the CV limit of a charger (the string voltage it will not exceed).
     """
 
+    @abc.abstractmethod
     def info(self) -> InstrumentInfo: ...
 
+    @abc.abstractmethod
     def set_current(self, amps: float, voltage_limit_v: float | None = None) -> None:
         """Request ``amps`` (+ charge, − discharge), with an optional CV limit in V."""
 
+    @abc.abstractmethod
     def read_current(self) -> float:
         """The current actually flowing, A (0 when the board's FET has opened the path)."""
 
+    @abc.abstractmethod
     def read_voltage(self) -> float:
         """String voltage at the source terminals, V."""
 
+    @abc.abstractmethod
     def off(self) -> None:
         """Zero current."""
 
+    @abc.abstractmethod
     def safe_state(self) -> None:
         """Zero current; never raises."""
 
@@ -172,20 +193,25 @@ class PackCurrentSource(abc.ABC):
 class ThermalChamber(abc.ABC):
     """A climatic chamber around the board (and, on the bench, the cells)."""
 
+    @abc.abstractmethod
     def info(self) -> InstrumentInfo: ...
 
+    @abc.abstractmethod
     def set_temperature(self, celsius: float, ramp_c_per_min: float | None = None) -> None:
         """New set point, °C, approached at ``ramp_c_per_min`` (chamber default if None)."""
 
+    @abc.abstractmethod
     def read_temperature(self) -> float:
         """Process value, °C."""
 
+    @abc.abstractmethod
     def wait_stable(self, tolerance_c: float = 0.5, dwell_s: float = 60.0, timeout_s: float = 7200.0) -> float:
         """Wait on the rig clock until |PV − SP| ≤ tolerance for ``dwell_s``; return s waited.
 
         Raises :class:`~rig.errors.RigFault` when ``timeout_s`` passes first.
         """
 
+    @abc.abstractmethod
     def safe_state(self) -> None:
         """Set point to ambient; never raises."""
 
@@ -195,20 +221,26 @@ class ReferenceDAQ(abc.ABC):
 
     n_channels: int
 
+    @abc.abstractmethod
     def info(self) -> InstrumentInfo: ...
 
+    @abc.abstractmethod
     def read_cell_voltages(self, samples: int = 1) -> np.ndarray:
         """Mean of ``samples`` readings per channel, V, shape (n_channels,)."""
 
+    @abc.abstractmethod
     def voltage_uncertainty_v(self) -> float:
         """Expanded uncertainty (k=2) of one averaged cell-voltage reading, V (from calibration)."""
 
+    @abc.abstractmethod
     def read_digital(self, line: str) -> bool:
         """Present level of a digital input."""
 
+    @abc.abstractmethod
     def edges(self, since: float = 0.0, line: str | None = None) -> list[DigitalEdge]:
         """Edges recorded at or after rig time ``since`` (all lines, or one)."""
 
+    @abc.abstractmethod
     def read_thermocouples(self) -> dict[str, float]:
         """Thermocouple temperatures by name (e.g. ``"bleed_resistors"``), °C."""
 
@@ -219,15 +251,18 @@ class BmsLink(abc.ABC):
     name: str
     n_cells: int
 
+    @abc.abstractmethod
     def identity(self) -> DutIdentity:
         """Serial, hardware revision and firmware version as read from the board."""
 
+    @abc.abstractmethod
     def latest(self) -> BmsSample:
         """The newest complete sample (reads the bus / polls the board as needed).
 
         Raises :class:`~rig.errors.LinkFault` when nothing arrives within the link timeout.
         """
 
+    @abc.abstractmethod
     def history(self, since: float = 0.0, until: float | None = None, *,
                 require_coverage: bool = True) -> list[BmsSample]:
         """Samples stamped in [``since``, ``until`` (default now)], oldest first.
@@ -238,6 +273,7 @@ class BmsLink(abc.ABC):
         :class:`~rig.errors.LinkFault` (exit 3, the board was not judged).
         """
 
+    @abc.abstractmethod
     def wait_for(
         self, condition: Callable[[BmsSample], bool], timeout: float, what: str, poll: float | None = None
     ) -> BmsSample:
@@ -246,4 +282,5 @@ class BmsLink(abc.ABC):
         Raises :class:`~rig.errors.WaitTimeout` naming ``what``.
         """
 
+    @abc.abstractmethod
     def close(self) -> None: ...

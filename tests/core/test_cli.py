@@ -183,8 +183,12 @@ def test_run_exit_code_is_worked_out_in_one_function():
     assert run_exit_code(0, disk_fault=True) == 3  # evidence not on disk: never a pass
     assert run_exit_code(2, any_failed=True) == 1 and run_exit_code(2) == 3
     assert run_exit_code(5) == 2 and run_exit_code(3) == 3
+    import inspect
+
     import rig.cli
     assert not hasattr(rig.cli, "_exit_code")  # no second copy of the rule in the CLI
+    # the CLI asks the session for its code: it calls no exit-code rule itself
+    assert "run_exit_code" not in inspect.getsource(rig.cli).split('"""', 2)[2]
 
 
 SETPRIV = shutil.which("setpriv")

@@ -68,3 +68,34 @@ def test_simple_acceptance_is_selectable(pytester, tmp_path):
     result = pytester.runpytest_subprocess("--decision-rule", "simple", "-k", "guard_band", "-p", "no:cacheprovider")
     # under simple acceptance 4.8 mV is inside ±5 mV, so the plan's `is False` assertion fails
     result.assert_outcomes(failed=1)
+
+
+SMALL_PLAN = textwrap.dedent(
+    '''
+    def test_passes():
+        assert True
+
+    def test_fails():
+        assert 1 == 2
+    '''
+)
+
+
+def test_session_state_lives_in_the_stash_and_reaches_the_caller(pytester):
+    """No module-level state: the caller of pytest.main gets the session's state and exit
+    code back through a SessionResult plugin, two sessions in one process stay apart."""
+    import fixtures.plugin as plugin
+    from fixtures.state import SessionResult
+
+    assert not hasattr(plugin, "_CURRENT") and not hasattr(plugin, "take_state")
+    assert not any(isinstance(v, (dict, list)) and not k.isupper() and not k.startswith("__")
+                   for k, v in vars(plugin).items()), "module-level mutable state in fixtures.plugin"
+    pytester.makepyfile(test_small=SMALL_PLAN)
+    first, second = SessionResult(), SessionResult()
+    r1 = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:labgrid", plugins=[first])
+    r2 = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:labgrid", "-k", "passes", plugins=[second])
+    assert first.state is not None and second.state is not None and first.state is not second.state
+    assert first.state.counts == {"passed": 1, "failed": 1, "skipped": 0, "error": 0}
+    assert second.state.counts == {"passed": 1, "failed": 0, "skipped": 0, "error": 0}
+    assert first.exit_code(r1.ret) == 1 and first.state.exit_status == 1
+    assert second.exit_code(r2.ret) == 0 and second.state.exit_status == 0
