@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rig.errors import WaitTimeout
 from testplans.procedures import (
     Cells,
     cell_name,
@@ -74,12 +75,7 @@ def ramp_until(cells: "Cells", clock, channel: int, program: Program, v_from: fl
             v = v_to
         cells.set(channel, v)
         program.add(clock.now(), v)
-    t_end = clock.now() + hold_s
-    while clock.now() < t_end - 1e-9:
-        clock.sleep(min(step_s, t_end - clock.now()))
-        if stop():
-            return True
-    return False
+    return hold_s > 0 and clock_wait(clock, stop, hold_s, step_s)
 
 
 # --------------------------------------------------------------------------- cut-off characterisation
@@ -345,16 +341,13 @@ def _wait_level(watch: _FetWatch, clock, timeout: float, step: float) -> bool:
 
 
 def clock_wait(clock, condition, timeout: float, step: float) -> bool:
-    """Poll ``condition`` on the rig clock every ``step`` s; False when ``timeout`` passes first
-    (an own loop: ``clock.wait_until`` has the same float-resolution hazard as ``wait_for``)."""
-    start = clock.now()
-    while True:
-        if condition():
-            return True
-        left = timeout - (clock.now() - start)
-        if left <= 1e-6:
-            return False
-        clock.sleep(max(1e-3, min(step, left)))
+    """Poll ``condition`` every ``step`` s with the rig clock's ``wait_until``; True when it
+    came true, False when ``timeout`` s passed first (the plan measures the absence)."""
+    try:
+        clock.wait_until(condition, timeout, "a FET level", poll=step)
+    except WaitTimeout:
+        return False
+    return True
 
 
 def run_conditions(run: CutoffRun, channel: int) -> dict:

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rig.errors import LinkFault
+from rig.errors import LinkFault, WaitTimeout
+
+_T_RES_S = 1e-6
+"""Rig times closer than this (s) are the same instant (the clock's own wait tolerance)."""
 
 # --------------------------------------------------------------------------- naming
 
@@ -114,16 +117,10 @@ class Cells:
         self.emulator.set_voltages(self.v.copy())
 
 
-def set_cells(emulator, volts) -> np.ndarray:
-    """Set every channel; returns the commanded array (V)."""
-    v = np.broadcast_to(np.asarray(volts, dtype=float), (emulator.n_channels,)).copy()
-    emulator.set_voltages(v)
-    return v
-
-
 def set_cells_and_settle(emulator, clock, profile, volts) -> np.ndarray:
-    """Set every channel and wait until the board's reported values have followed."""
-    v = set_cells(emulator, volts)
+    """Set every channel (:class:`Cells`) and wait until the board's reported values have
+    followed; returns the commanded array (V)."""
+    v = Cells(emulator, volts).v
     clock.sleep(settle_s(profile))
     return v
 
@@ -137,9 +134,9 @@ def observe(clock, profile, duration_s: float) -> float:
     fast-forwarded past what the plan wants to see). Returns the start time; judge the
     window with :func:`window` (or :func:`observe_window`)."""
     t0 = clock.now()
-    step = profile.link.poll_s
-    while clock.now() < t0 + duration_s - 1e-9:
-        clock.sleep(min(step, t0 + duration_s - clock.now()))
+    if duration_s > 0:
+        clock.wait_until(lambda: clock.now() >= t0 + duration_s - _T_RES_S, duration_s,
+                         f"{duration_s:g} s of observation", poll=profile.link.poll_s)
     return t0
 
 
@@ -213,29 +210,33 @@ def reference_voltages(daq, samples: int = 16) -> tuple[np.ndarray, float]:
 
 
 def wait_sample(link, clock, condition, timeout: float, what: str, poll: float | None = None):
-    """Wait on the rig clock for a link sample (taken from now on) satisfying ``condition``;
-    return it, or None on timeout (the plan measures the absence).
+    """Wait on the rig clock (``clock.wait_until``) for a link sample taken from now on
+    satisfying ``condition``; return it, or None on timeout (the plan measures the absence).
 
-    Written on ``link.history`` and ``clock.sleep`` rather than ``link.wait_for``: the
-    latter's last sleep can be shorter than the float resolution of the rig time (an
-    endless loop on the bench; see the report). Every look at the link covers the time
-    since the previous one, so a silent stretch longer than the link timeout while waiting
-    is a LinkFault (the board was not judged), and a None (the absence the plan measures)
-    rests on samples covering the whole wait.
+    Every look at the link covers the time since the previous one (``link.history``), so a
+    silent stretch longer than the link timeout while waiting is a LinkFault (the board was
+    not judged), and a None rests on samples covering the whole wait. ``timeout``/``poll``
+    in s (poll default: the link's poll period).
     """
     start = clock.now()
     step = poll if poll is not None else getattr(link, "poll_s", None) or 0.1
-    seen = start
-    while True:
-        for s in link.history(since=seen):
+    seen = [start]
+    found: list = []
+
+    def arrived() -> bool:
+        for s in link.history(since=seen[0]):
             if s.t >= start and condition(s):
-                return s
-            seen = max(seen, s.t)
-        left = timeout - (clock.now() - start)
-        if left <= 1e-6:
-            window(link, start, what)  # the absence must rest on evidence of the whole wait
-            return None
-        clock.sleep(max(1e-3, min(step, left)))
+                found.append(s)
+                return True
+            seen[0] = max(seen[0], s.t)
+        return False
+
+    try:
+        clock.wait_until(arrived, timeout, what, poll=step)
+    except WaitTimeout:
+        window(link, start, what)  # the absence must rest on evidence of the whole wait
+        return None
+    return found[0]
 
 
 def first_sample(samples, predicate):
@@ -312,19 +313,23 @@ def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 30
          timeout_s: float = 6 * 3600.0) -> float:
     """Chamber to ``celsius``, wait until stable, then until the board's own temperature
     reading ``reading(sample)`` (default: mean cell NTC) settles: change < ``settle_c`` over
-    ``dwell_s``. Returns that reading."""
+    ``dwell_s``. Returns that reading, °C (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s)."""
     reading = reading or cell_temperature_c
     chamber.set_temperature(celsius)
     chamber.wait_stable(tolerance_c=1.0, dwell_s=min(dwell_s, 120.0), timeout_s=timeout_s)
-    start = clock.now()
-    last = reading(link.latest())
-    while clock.now() - start < timeout_s:
-        clock.sleep(dwell_s)
-        now_t = reading(link.latest())
-        if abs(now_t - last) < settle_c:
-            return now_t
-        last = now_t
-    return last
+    seen = {"prev": reading(link.latest())}
+    seen["newest"] = seen["prev"]
+
+    def settled() -> bool:  # changed less than settle_c since the previous look, dwell_s ago
+        seen["prev"], seen["newest"] = seen["newest"], reading(link.latest())
+        return abs(seen["newest"] - seen["prev"]) < settle_c
+
+    clock.sleep(dwell_s)
+    try:
+        clock.wait_until(settled, max(timeout_s - dwell_s, 0.0), "the board's temperature to settle", poll=dwell_s)
+    except WaitTimeout:
+        pass  # not settled within the timeout: the newest reading is what the board says
+    return seen["newest"]
 
 
 def soak_board(chamber, link, clock, celsius: float) -> float:
