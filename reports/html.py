@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
+from testplans.requirements import record_requirements
 from . import plots
 from .junit import fmt_limits, fmt_num
 
@@ -225,7 +226,7 @@ def _traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
     rows = []
     for r in order:
         info = by_req.get(r)
-        text = requirements.get(r) or "(not in the board profile)"
+        text = requirements.get(r) or "(no text in testplans/requirements.yaml)"
         if not info:
             rows.append({"id": r, "text": text, "tests": [], "n": 0, "n_fail": 0, "verdict": "NOT TESTED", "cls": "muted"})
             continue
@@ -304,7 +305,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
     """Everything the report states, as plain data."""
     ctx = summary.context
     profile = ctx.get("board_profile") or {}
-    requirements = dict(profile.get("requirements") or {})
+    requirements = record_requirements(ctx)
     rig = ctx.get("rig") or {}
     lab = ctx.get("lab") or {}
     plans = ctx.get("plans") or {}

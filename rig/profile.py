@@ -196,7 +196,6 @@ class BoardProfile(_Strict):
     protection: Protection
     link: Link
     bench: BenchDut = BenchDut()
-    requirements: dict[str, str] = Field(default_factory=dict, description="requirement ID -> text")
 
     # set by load_profile, not by the YAML
     source: str | None = Field(None, exclude=True)
@@ -307,6 +306,9 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
     raw = load_yaml(path, "board profile")
     if not isinstance(raw, dict):
         raise ConfigError(path, None, f"a board profile must be a YAML mapping, got {type(raw).__name__}")
+    if "requirements" in raw:
+        raise ConfigError(path, "requirements", "requirement texts are no longer part of a board profile: they "
+                          "moved to testplans/requirements.yaml (one place for every profile); remove this section")
     try:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})
     except ValidationError as exc:
