@@ -82,3 +82,16 @@ def test_registered_labgrid_drivers_are_complete():
 
 def test_protocol_module_names_units():
     assert "SI" in protocols.__doc__ and "abstract" in protocols.__doc__
+
+
+def test_a_labgrid_driver_missing_a_method_fails_at_construction_naming_it():
+    """The way a real driver is written (labgrid Driver + protocol): one method forgotten,
+    and construction fails before the driver reaches a target, naming the method."""
+    from labgrid.driver import Driver
+
+    from rig.drivers.sim import SimDaqDriver
+
+    body = {n: getattr(SimDaqDriver, n) for n in _public_methods(ReferenceDAQ) if n != "edges"}
+    forgetful = type("ForgetfulDaqDriver", (Driver, ReferenceDAQ), body)
+    with pytest.raises(TypeError, match=r"ForgetfulDaqDriver.*edges"):
+        forgetful(target=None, name=None)
