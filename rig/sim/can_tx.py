@@ -148,8 +148,9 @@ class CanTransmitter:
                         g["slots"].append(slot)
         on = plan.sample_on_id
         if not any(key[0] == on for key in groups):
-            m = self.db.get_message_by_frame_id(on)
+            m = self.plan.handlers[on].message
             groups[(on, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
+        groups_msg = {key[0]: g["message"] for key, g in groups.items()}
         self._frames = []       # (frame id, encode, base dict, [(signal name, slot)], identity only)
         for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
             g = groups[key]
@@ -159,8 +160,8 @@ class CanTransmitter:
                 base[key[1][0]] = key[1][1]
             fields = [(sigs[s][1].name, s) for s in g["slots"]]
             self._frames.append((m.frame_id, m.encode, base, fields, g["identity"]))
-        self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=self.db.get_message_by_frame_id(fid)
-                                          .is_extended_frame, data=bytes(8)) for fid, *_ in self._frames}
+        self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
+                                          data=bytes(8)) for fid, *_ in self._frames}
         self._next_identity = -np.inf
         self._ident_cache: tuple | None = None
         self._ident_vals: dict[int, float] = {}
