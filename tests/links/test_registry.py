@@ -251,3 +251,21 @@ def test_vendor_dbc_board_runs_a_plan_on_the_bench(tmp_path):
     proc = _run(VENDOR_PROFILE, tmp_path / "run", None, "test_channel_mapping.py")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert '"serial":"VND-004711"' in (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
+
+
+def test_a_port_that_does_not_fit_the_kind_names_link_kind(tmp_path):
+    """A rig whose link port is a CANPort cannot carry a Modbus board: ConfigError on link.kind."""
+    from rig.build import ENV_DIR, build_rig
+
+    text = (ENV_DIR / "sim.yaml").read_text()
+    text = text.replace("BenchPort: {}", "CANPort: {interface: virtual, channel: not-the-bench}")
+    text = text.replace("BenchLinkDriver: {}", "LinkDriver: {}")
+    env = tmp_path / "can-rig.yaml"
+    env.write_text(text)
+    rig = build_rig(env, load_profile("reference-4s-lfp-uart"))
+    try:
+        with pytest.raises(ConfigError) as ei:
+            rig.link.latest()
+        assert ei.value.key == "link.kind" and "CANPort" in ei.value.problem and "RawSerialPort" in ei.value.problem
+    finally:
+        rig.close()
