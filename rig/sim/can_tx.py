@@ -155,9 +155,13 @@ class CanTransmitter:
         for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
             g = groups[key]
             m = g["message"]
-            base = {s.name: _rest_value(s) for s in m.signals}
-            if key[1] is not None:
-                base[key[1][0]] = key[1][1]
+            mux = key[1]
+            # the signals this frame carries: the plain ones and those of its multiplexer value
+            base = {s.name: _rest_value(s) for s in m.signals
+                    if not s.multiplexer_ids or (mux is not None and s.multiplexer_signal == mux[0]
+                                                 and mux[1] in s.multiplexer_ids)}
+            if mux is not None:
+                base[mux[0]] = mux[1]
             fields = [(sigs[s][1].name, s) for s in g["slots"]]
             self._frames.append((m.frame_id, m.encode, base, fields, g["identity"]))
         self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
