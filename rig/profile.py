@@ -2,9 +2,9 @@
 
 A profile says what the board is (chemistry, cell count, capacity), how it must behave
 (balancing and protection thresholds, derating), what the spec allows (accuracy, bleed
-current range, latencies), how to talk to it (``link.kind`` names a link kind, :mod:`rig.links.registry`; its settings
-model validates the rest of ``link:``, e.g. CAN: DBC + signal map; Modbus: register map)
-and, for the virtual bench, which board model plays the DUT.
+current range, latencies), how to talk to it (``link.kind`` names a link kind of
+:mod:`rig.links.registry`, whose settings model validates the rest of ``link:``: CAN: DBC +
+signal map; Modbus: register map) and, for the virtual bench, which board model plays the DUT.
 
 Voltages in V, deltas in mV (as datasheets state them), temperatures in °C, times in s,
 currents in A unless a key says ``_ma``. Relative paths resolve against the profile's folder.
