@@ -144,7 +144,7 @@ def build_rig(
     from labgrid.exceptions import NoDriverFoundError, NoResourceFoundError
 
     from . import labgrid as _registrations  # noqa: F401  (register our classes)
-    from .drivers.links import CanLinkDriver, ModbusLinkDriver
+    from .drivers.links import select_link_driver
     from .drivers.sim import SimBenchDriver
 
     env_path = find_env(env)
@@ -172,11 +172,10 @@ def build_rig(
         if defects:
             raise ConfigError(env_path, "--defect", "defects can only be injected on the virtual bench")
         ctx.clock = WallClock()
-    link_cls = CanLinkDriver if profile.link.kind == "can" else ModbusLinkDriver
     try:
         emulator = target.get_driver(CellEmulator)
         pack_source = target.get_driver(PackCurrentSource)
-        link = target.get_driver(link_cls)
+        link = select_link_driver(target, profile, env_path)
     except (NoDriverFoundError, NoResourceFoundError) as exc:
         raise ConfigError(env_path, "targets.main.drivers", str(exc)) from None
     rig = Rig(

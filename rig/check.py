@@ -121,17 +121,12 @@ def check_env(env_path: Path) -> str:
 
 
 def check_profile_links(profile: BoardProfile) -> list[str]:
-    """Load the profile's DBC + signal map or register map as the link will.
+    """Load the profile's link files (DBC + signal map, register map ...) as the link will:
+    its link kind (:mod:`rig.links.registry`) checks its own maps.
 
     Returns the reservations about the files that did not stop them loading (e.g. a vendor
     DBC with overlapping signals, loaded non-strictly); errors raise ConfigError.
     """
-    if profile.link.kind == "can":
-        from .links.signal_map import load_signal_map
+    from .links.registry import kind_of
 
-        plan = load_signal_map(profile.resolve(profile.link.signal_map), profile.resolve(profile.link.dbc), profile.cells)
-        return list(plan.dbc_warnings)
-    from .links.register_map import load_register_map
-
-    load_register_map(profile.resolve(profile.link.register_map), profile.cells)
-    return []
+    return list(kind_of(profile).check_maps(profile))

@@ -16,6 +16,8 @@ Resources (where a thing is)
   Vendor chamber controllers register their own resources: ``WatlowF4Port``,
   ``EZZonePort`` and ``EspecPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``, ``espec``).
 - labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
+- ``BenchPort`` — the virtual bench's board end of the DUT link, whatever the link kind
+  (used with ``BenchLinkDriver``; see :mod:`rig.links.registry`).
 
 Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
 are in :mod:`rig.drivers.sim`, the links in :mod:`rig.drivers.links`, real instruments in
@@ -61,6 +63,13 @@ class CANPort(Resource):
     interface = attr.ib(default="socketcan", validator=attr.validators.instance_of(str))
     channel = attr.ib(default="can0", converter=str)
     bitrate = attr.ib(default=0, converter=int)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class BenchPort(Resource):
+    """The virtual bench's board end of the DUT link, for every link kind (the profile's
+    ``link.kind`` decides what it is: a virtual CAN channel, a pty ...). No arguments."""
 
 
 @attr.s(eq=False)

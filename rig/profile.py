@@ -2,8 +2,9 @@
 
 A profile says what the board is (chemistry, cell count, capacity), how it must behave
 (balancing and protection thresholds, derating), what the spec allows (accuracy, bleed
-current range, latencies), how to talk to it (CAN: DBC + signal map; UART: register map)
-and, for the virtual bench, which board model plays the DUT.
+current range, latencies), how to talk to it (``link.kind`` names a link kind of
+:mod:`rig.links.registry`, whose settings model validates the rest of ``link:``: CAN: DBC +
+signal map; Modbus: register map) and, for the virtual bench, which board model plays the DUT.
 
 Voltages in V, deltas in mV (as datasheets state them), temperatures in °C, times in s,
 currents in A unless a key says ``_ma``. Relative paths resolve against the profile's folder.
@@ -13,12 +14,13 @@ Figures cited in comments come from ../shared/data/REFERENCE.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 from .chemistry import chemistry as _chemistry
 from .errors import ConfigError
+from .links.registry import LinkSettings, validate_settings
 from .yamlio import KeyedValueError as _Bad
 from .yamlio import load_yaml, validation_error
 
@@ -153,26 +155,10 @@ class Protection(_Strict):
         return self
 
 
-class Link(_Strict):
-    kind: Literal["can", "modbus"]
-    dbc: str | None = None
-    signal_map: str | None = None
-    register_map: str | None = None
-    bitrate: int = Field(500_000, gt=0, le=1_000_000, description="CAN (arbitration) bit rate, bit/s")
-    baudrate: int = Field(115_200, gt=0, le=10_000_000, description="UART baud rate, bit/s")
-    unit_id: int = Field(1, ge=1, le=247)
-    timeout_s: float = Field(2.0, gt=0, description="no sample within this is a link fault, s")
-    poll_s: float = Field(0.1, gt=0, description="telemetry period / poll interval, s")
-
-    @model_validator(mode="after")
-    def _files(self):
-        if self.kind == "can" and not (self.dbc and self.signal_map):
-            raise ValueError("a CAN link needs 'dbc' and 'signal_map'")
-        if self.kind == "modbus" and not self.register_map:
-            raise ValueError("a Modbus link needs 'register_map'")
-        if self.timeout_s <= self.poll_s:
-            raise _Bad("timeout_s", f"({self.timeout_s:g} s) must be longer than link.poll_s ({self.poll_s:g} s)")
-        return self
+def _link_settings(value: object) -> LinkSettings:
+    """The ``link:`` section, validated by the settings model of the kind it names
+    (:mod:`rig.links.registry`): errors name ``link.<key>``, an unknown kind the known ones."""
+    return validate_settings(value)
 
 
 class BenchDut(_Strict):
@@ -194,7 +180,7 @@ class BoardProfile(_Strict):
     sampling: Sampling = Sampling()
     balancing: Balancing = Balancing()
     protection: Protection
-    link: Link
+    link: Annotated[SerializeAsAny[LinkSettings], BeforeValidator(_link_settings)]
     bench: BenchDut = BenchDut()
 
     # set by load_profile, not by the YAML
@@ -313,9 +299,8 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})
     except ValidationError as exc:
         raise validation_error(BoardProfile, exc, path) from None
-    for key in ("dbc", "signal_map", "register_map"):
-        rel = getattr(profile.link, key)
-        if rel is not None and not profile.resolve(rel).is_file():
+    for key, rel in profile.link.files().items():
+        if not profile.resolve(rel).is_file():
             raise ConfigError(path, f"link.{key}", f"file not found: {profile.resolve(rel)}")
     check_bench_model(profile.bench.model, path)
     return profile

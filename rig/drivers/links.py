@@ -1,8 +1,17 @@
-"""DUT-link drivers: the BmsLink protocol over CAN (python-can + cantools) or UART (Modbus RTU).
+"""DUT-link drivers: the BmsLink protocol over whatever link kind the board profile names.
 
-The link classes themselves live in :mod:`rig.links`; these drivers bind them to labgrid
-resources (``CANPort``, ``RawSerialPort``) so the same code path opens a real interface or
-the virtual bench's bus/pty. ``@bench`` as the channel or port means "the bench's board".
+Nothing here knows CAN from Modbus: the profile's ``link.kind`` names a
+:class:`~rig.links.registry.LinkKind`, which opens its own host-side link on an
+:class:`~rig.links.registry.Endpoint` these drivers read from the rig description:
+
+- :class:`LinkDriver` — a real rig: binds a port resource (``CANPort``: interface, channel,
+  bitrate; labgrid's ``RawSerialPort``: port). The kind's ``ports`` must include the
+  resource class, else a ConfigError names ``link.kind``. ``CanLinkDriver`` and
+  ``ModbusLinkDriver`` are the same driver bound to one resource class (rig files written
+  before the registry keep working).
+- :class:`BenchLinkDriver` + resource ``BenchPort`` — the virtual bench: the endpoint is
+  the simulated board's (``world.dut_ports.endpoint()``), for every kind. A port resource
+  with ``"@bench"`` as its channel/port means the same.
 """
 
 from __future__ import annotations
@@ -12,21 +21,54 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
 from ..context import context_of
-from ..errors import ConfigError, LinkFault
+from ..errors import ConfigError
+from ..links.registry import Endpoint, LinkKind, kind_of
 from ..protocols import BmsLink
 
 BENCH = "@bench"
 
+# port resource class -> Endpoint (the profile's rate wins over RawSerialPort's default speed)
+_PORT_ENDPOINT = {
+    "CANPort": lambda r: Endpoint(address=r.channel, interface=r.interface, speed=r.bitrate),
+    "RawSerialPort": lambda r: Endpoint(address=r.port),
+}
 
-class _LinkDelegate:
-    """Forward the BmsLink protocol to the link object built on activation."""
+
+class _LinkDriverBase(Driver, BmsLink):
+    """Forward the BmsLink protocol to the link object the profile's kind opens on activation."""
 
     link = None
+
+    def accepts(self, kind: LinkKind) -> bool:
+        """True when this driver's port can carry links of ``kind``."""
+        raise NotImplementedError
+
+    def endpoint(self) -> Endpoint:
+        """Where the host link connects."""
+        raise NotImplementedError
+
+    def on_activate(self):
+        ctx = context_of(self.target)
+        profile = ctx.profile
+        kind = kind_of(profile)
+        if not self.accepts(kind):
+            port = type(self.port).__name__
+            opens = ", ".join(kind.ports) or "no real-rig port"
+            raise ConfigError(profile.source, "link.kind", f"the rig's link port is a {port} but the board profile's "
+                              f"link is {kind.name!r}, which opens: {opens}")
+        self.link = kind.open(profile, self.endpoint(), ctx.clock)
 
     def _get(self):
         if self.link is None:
             self.target.activate(self)
         return self.link
+
+    @property
+    def link_name(self) -> str:
+        """The open link's name, else the driver and its port (never opens anything)."""
+        if self.link is not None:
+            return getattr(self.link, "name", type(self).__name__)
+        return f"{type(self).__name__} on {type(self.port).__name__}"
 
     @property
     def n_cells(self):
@@ -54,107 +96,77 @@ class _LinkDelegate:
     def on_deactivate(self):
         self.close()
 
-    def _bench_world(self):
+    def _bench_endpoint(self, key: str) -> Endpoint:
         bench = getattr(self, "bench", None)
         if bench is None:
-            return None
+            raise ConfigError("rig description", key, "'@bench' needs a SimBench in the same target")
         if bench.world is None:
             self.target.activate(bench)
-        return bench.world
+        return Endpoint(address=bench.world.dut_ports.endpoint(), bench=True)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class CanLinkDriver(_LinkDelegate, Driver, BmsLink):
-    """BmsLink over CAN: python-can bus + the profile's DBC and signal map."""
+class LinkDriver(_LinkDriverBase):
+    """BmsLink of the profile's link kind over a real rig's port (``CANPort``, ``RawSerialPort``)."""
+
+    bindings = {"port": set(_PORT_ENDPOINT), "bench": {"SimBenchDriver", None}}
+
+    def accepts(self, kind: LinkKind) -> bool:
+        return type(self.port).__name__ in kind.ports
+
+    def endpoint(self) -> Endpoint:
+        cls = type(self.port).__name__
+        ep = _PORT_ENDPOINT[cls](self.port)
+        if ep.address == BENCH:
+            return self._bench_endpoint(f"{cls}.{'channel' if cls == 'CANPort' else 'port'}")
+        return ep
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class CanLinkDriver(LinkDriver):
+    """:class:`LinkDriver` bound to a ``CANPort`` (rig files written before the link registry)."""
 
     bindings = {"port": "CANPort", "bench": {"SimBenchDriver", None}}
 
-    @property
-    def link_name(self):
-        return f"CAN {self.port.interface}:{self.port.channel}"
 
-    def on_activate(self):
-        import can
+@target_factory.reg_driver
+@attr.s(eq=False)
+class ModbusLinkDriver(LinkDriver):
+    """:class:`LinkDriver` bound to a ``RawSerialPort`` (rig files written before the link registry)."""
 
-        from ..links.can_link import CanBmsLink
-
-        ctx = context_of(self.target)
-        profile = ctx.profile
-        if profile.link.kind != "can":
-            raise ConfigError(profile.source, "link.kind", f"the rig has a CAN port but the board profile's link is {profile.link.kind!r}")
-        port = self.port
-        kwargs = {}
-        if port.channel == BENCH:
-            world = self._bench_world()
-            if world is None:
-                raise ConfigError("rig description", "CANPort.channel", "'@bench' needs a SimBench in the same target")
-            interface, channel = "virtual", world.can_channel
-            kwargs["preserve_timestamps"] = True
-            frame_time = None  # timestamps are already rig (virtual) time
-        else:
-            interface, channel = port.interface, port.channel
-            kwargs["bitrate"] = port.bitrate or profile.link.bitrate
-            frame_time = _wall_to_rig(ctx.clock)
-        try:
-            bus = can.Bus(interface=interface, channel=channel, **kwargs)
-        except (can.CanError, OSError, ValueError, ImportError) as exc:
-            raise LinkFault(f"CAN {interface}:{channel}", f"cannot open the CAN interface: {exc}") from None
-        self.link = CanBmsLink(
-            name=f"CAN {interface}:{channel}",
-            bus=bus,
-            dbc_path=profile.resolve(profile.link.dbc),
-            signal_map_path=profile.resolve(profile.link.signal_map),
-            n_cells=profile.cells,
-            clock=ctx.clock,
-            timeout_s=profile.link.timeout_s,
-            poll_s=profile.link.poll_s,
-            frame_time=frame_time,
-        )
+    bindings = {"port": "RawSerialPort", "bench": {"SimBenchDriver", None}}
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class ModbusLinkDriver(_LinkDelegate, Driver, BmsLink):
-    """BmsLink over a UART: Modbus RTU (pymodbus) with the profile's register map."""
+class BenchLinkDriver(_LinkDriverBase):
+    """BmsLink of the profile's link kind to the virtual bench's board (resource ``BenchPort``)."""
 
-    bindings = {"port": "RawSerialPort", "bench": {"SimBenchDriver", None}}
+    bindings = {"port": "BenchPort", "bench": "SimBenchDriver"}
 
-    @property
-    def link_name(self):
-        return f"Modbus RTU {self.port.port}"
+    def accepts(self, kind: LinkKind) -> bool:
+        return True  # every kind has a bench counterpart
 
-    def on_activate(self):
-        from ..links.modbus_link import ModbusBmsLink
-
-        ctx = context_of(self.target)
-        profile = ctx.profile
-        if profile.link.kind != "modbus":
-            raise ConfigError(profile.source, "link.kind", f"the rig has a serial port but the board profile's link is {profile.link.kind!r}")
-        path = self.port.port
-        if path == BENCH:
-            world = self._bench_world()
-            if world is None:
-                raise ConfigError("rig description", "RawSerialPort.port", "'@bench' needs a SimBench in the same target")
-            path = world.modbus_port
-        self.link = ModbusBmsLink(
-            name=f"Modbus RTU {path}",
-            port=path,
-            register_map_path=profile.resolve(profile.link.register_map),
-            n_cells=profile.cells,
-            clock=ctx.clock,
-            baudrate=profile.link.baudrate,
-            unit_id=profile.link.unit_id,
-            timeout_s=profile.link.timeout_s,
-            poll_s=profile.link.poll_s,
-        )
+    def endpoint(self) -> Endpoint:
+        return self._bench_endpoint("BenchPort")
 
 
-def _wall_to_rig(clock):
-    """Map a python-can wall timestamp (time.time()) to rig time on a real rig."""
-    import time
-
-    def convert(ts: float) -> float:
-        return clock.now() - (time.time() - ts)
-
-    return convert
+def select_link_driver(target, profile, env_path) -> _LinkDriverBase:
+    """The target's link driver for the profile's link kind: the only one, or the only one
+    whose port fits the kind. ConfigError (``env_path``, drivers) when there is none or several."""
+    links = [d for d in target.drivers if isinstance(d, _LinkDriverBase)]
+    key = "targets.main.drivers"
+    if not links:
+        raise ConfigError(env_path, key, "no DUT link driver: add BenchLinkDriver (with a BenchPort resource) or "
+                          "LinkDriver (with a CANPort or RawSerialPort resource)")
+    if len(links) == 1:
+        return links[0]  # a port that does not fit the kind is reported on activation, naming link.kind
+    kind = kind_of(profile)
+    fit = [d for d in links if d.accepts(kind)]
+    if len(fit) == 1:
+        return fit[0]
+    names = ", ".join(type(d).__name__ for d in (fit or links))
+    problem = "several" if fit else "none of the"
+    raise ConfigError(env_path, key, f"{problem} DUT link drivers ({names}) fit the board's link kind {kind.name!r}")

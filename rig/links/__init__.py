@@ -1,10 +1,13 @@
-"""DUT links: the board's own view over CAN (signal map) or Modbus RTU (register map).
+"""DUT links: the board's own view, over whatever link kind its profile names.
 
-- :class:`~rig.links.can_link.CanBmsLink` — python-can bus + cantools DBC + signal map YAML
-- :class:`~rig.links.modbus_link.ModbusBmsLink` — pymodbus RTU on a tty + register map YAML
+The kinds are found by name in :mod:`rig.links.registry` (built-in table + entry points
+``bmsrig.links``); each built-in kind is one module under :mod:`rig.links.kinds`:
 
-Both implement :class:`rig.protocols.BmsLink`; imports are lazy (pymodbus is only loaded
-for a UART link).
+- ``can`` — :class:`~rig.links.can_link.CanBmsLink`: python-can bus + cantools DBC + signal map YAML
+- ``modbus`` — :class:`~rig.links.modbus_link.ModbusBmsLink`: pymodbus RTU on a tty + register map YAML
+
+Every link implements :class:`rig.protocols.BmsLink`; imports are lazy (pymodbus is only
+loaded for a UART link). See docs/links.md to add a kind.
 """
 
 from __future__ import annotations

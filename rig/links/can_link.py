@@ -93,8 +93,8 @@ class CanBmsLink(LinkBase):
     def from_profile(cls, profile, bus, clock, name: str = "dut-can", frame_time=None, own_bus: bool = False):
         """Build from a :class:`~rig.profile.BoardProfile` (its ``link`` section)."""
         link = profile.link
-        if link.kind != "can":
-            raise ConfigError(profile.source, "link.kind", f"expected 'can' for a CAN link, got {link.kind!r}")
+        if getattr(link, "dbc", None) is None:
+            raise ConfigError(profile.source, "link.kind", f"a CAN link needs a CAN profile, got link kind {link.kind!r}")
         dbc = profile.resolve(link.dbc)
         self = cls(name, bus, dbc, profile.resolve(link.signal_map), profile.cells, clock,
                    timeout_s=link.timeout_s, poll_s=link.poll_s, frame_time=frame_time, own_bus=own_bus)

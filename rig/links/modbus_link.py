@@ -83,8 +83,8 @@ class ModbusBmsLink(LinkBase):
     def from_profile(cls, profile, port: str, clock, name: str = "dut-uart", **kw):
         """Build from a :class:`~rig.profile.BoardProfile` (its ``link`` section)."""
         link = profile.link
-        if link.kind != "modbus":
-            raise ConfigError(profile.source, "link.kind", f"expected 'modbus' for a UART link, got {link.kind!r}")
+        if getattr(link, "register_map", None) is None:
+            raise ConfigError(profile.source, "link.kind", f"a Modbus link needs a Modbus profile, got link kind {link.kind!r}")
         return cls(name, port, profile.resolve(link.register_map), profile.cells, clock, unit_id=link.unit_id,
                    baudrate=link.baudrate, timeout_s=link.timeout_s, poll_s=link.poll_s, **kw)
 

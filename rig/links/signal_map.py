@@ -169,6 +169,7 @@ class _Resolver:
         self.slot_of: dict[tuple[int, str], int] = {}
         self.slot_names: list[tuple[str, str]] = []
         self.slot_frame: list[int] = []
+        self.slot_message: list[object] = []
 
     def find(self, name: str, key: str):
         """(message, signal) for ``Signal`` or ``Message.Signal``."""
@@ -206,6 +207,7 @@ class _Resolver:
             self.slot_of[k] = len(self.slot_names)
             self.slot_names.append((m.name, s.name))
             self.slot_frame.append(m.frame_id)
+            self.slot_message.append(m)
         return self.slot_of[k], m, s
 
     def conversion(self, sig, quantity: str, unit: str | None, scale: float, offset: float, key: str):
@@ -367,7 +369,9 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         fid = res.slot_frame[slot]
         h = handlers.get(fid)
         if h is None:
-            h = handlers[fid] = FrameHandler(db.get_message_by_frame_id(fid), {}, False)
+            # the message itself, not a lookup by id: cantools does not find an extended
+            # frame whose id fits in 11 bits by its bare id
+            h = handlers[fid] = FrameHandler(res.slot_message[slot], {}, False)
         h.slots[sname] = slot
     if on_msg.frame_id not in handlers:
         handlers[on_msg.frame_id] = FrameHandler(on_msg, {}, True)

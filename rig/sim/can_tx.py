@@ -1,172 +1,313 @@
-"""The simulated reference board's CAN transmitter: Telemetry -> reference DBC frames.
+"""The simulated board's CAN transmitter: Telemetry -> frames of the board's OWN DBC.
 
-The sim board's firmware knows its own DBC, so the signal names here are hard-wired to
-``testplans/profiles/reference-bms.dbc``. Frames go out on a python-can ``virtual`` bus
-with ``preserve_timestamps=True`` and ``timestamp`` = virtual time, so the rig's
-:class:`~rig.links.can_link.CanBmsLink` (its own virtual bus on the same channel) stamps
-samples in rig time. One telemetry cycle, in order: BMS_CellVoltages (every group),
-BMS_Temperatures (every group), BMS_BoardTemperatures, BMS_Balancing, BMS_Status (last: it
-completes a sample). BMS_Identity (3 pages) goes out on the first cycle and then every
-``identity_period_s``.
+The board's firmware speaks the DBC its profile names; the transmitter encodes through that
+DBC and the profile's signal map (the same two files the rig's
+:class:`~rig.links.can_link.CanBmsLink` decodes with), so a board with other message names,
+multiplexing, byte orders or offsets plays on the bench as it is. Frames go out on a
+python-can ``virtual`` bus with ``preserve_timestamps=True`` and ``timestamp`` = board time,
+so the rig's link (its own virtual bus on the same channel) stamps samples in rig time.
 
-Values beyond a signal's range saturate, as firmware would clamp them.
+One telemetry cycle: every frame carrying a mapped sample signal (one frame per multiplexer
+value), the map's ``sample_on`` message last (it completes a sample). Identity frames go out
+on the first cycle and then every ``identity_period_s``.
+
+Encoding is the decode path reversed: SI value -> DBC physical value through the map's
+``scale``/``offset``/``unit`` (``physical = (si - b) / a``), clamped to what the signal can
+carry (its raw bits, and the DBC's [min|max] when it states one), then cantools ``encode``.
+Only mapped signals are computed; every other signal of a frame (cells beyond the board's
+count in a multiplexed group, counters, spare bits) is sent as raw 0 (its initial value when
+the DBC gives one): never a physical 0.0 V that a signal with a positive offset cannot carry.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
 
 import numpy as np
 
-REFERENCE_DBC = Path(__file__).resolve().parents[2] / "testplans" / "profiles" / "reference-bms.dbc"
-CELLS_PER_FRAME = 3
-MAX_CELLS = 64
+from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
+
+_PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
+REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
+REFERENCE_SIGNAL_MAP = _PROFILES / "reference-bms-can.yaml"
 
 
 def _limits(sig) -> tuple[float, float]:
-    """Physical range representable by a signal's raw bits."""
-    if sig.is_signed:
-        lo, hi = -(1 << (sig.length - 1)), (1 << (sig.length - 1)) - 1
+    """Physical range a signal can carry: its raw bits, narrowed to the DBC's [min|max] when stated."""
+    if getattr(sig, "is_float", False):
+        lo, hi = -np.inf, np.inf
     else:
-        lo, hi = 0, (1 << sig.length) - 1
-    a = lo * sig.scale + sig.offset
-    b = hi * sig.scale + sig.offset
-    return (min(a, b), max(a, b))
+        if sig.is_signed:
+            rlo, rhi = -(1 << (sig.length - 1)), (1 << (sig.length - 1)) - 1
+        else:
+            rlo, rhi = 0, (1 << sig.length) - 1
+        a, b = rlo * sig.scale + sig.offset, rhi * sig.scale + sig.offset
+        lo, hi = min(a, b), max(a, b)
+    mn, mx = sig.minimum, sig.maximum
+    if mn is not None and mx is not None and mn < mx:
+        lo, hi = max(lo, mn), min(hi, mx)
+    return float(lo), float(hi)
+
+
+def _rest_value(sig) -> float:
+    """What an unmapped signal carries: its DBC initial value, else raw 0 (physical = offset)."""
+    raw = getattr(sig, "raw_initial", None)
+    return float((raw or 0) * sig.scale + sig.offset)
+
+
+def _parse_identity(text: str, p: IdentityPlan) -> dict[str, int | float]:
+    """Numbers for an identity plan's signals from the board's string (``format``/``value``)."""
+    text = str(text)
+    if p.kind == "format" and p.fmt:
+        rx, names = "", []
+        for literal, field, _spec, _conv in string.Formatter().parse(p.fmt):
+            rx += re.escape(literal)
+            if field is not None:
+                rx += rf"(?P<{field}>-?\d+(?:\.\d+)?)" if field not in names else rf"(?P={field})"
+                names.append(field)
+        m = re.fullmatch(rx, text)
+        if m:
+            return {k: (float(v) if "." in v else int(v)) for k, v in m.groupdict().items()}
+    nums = re.findall(r"\d+", text)  # free text: its numbers in order, the rest 0
+    return {name: int(nums[j]) if j < len(nums) else 0 for j, name in enumerate(p.names)}
 
 
 class CanTransmitter:
-    """Encodes the board's Telemetry into reference-DBC frames on a virtual CAN channel.
+    """Encodes the board's Telemetry into frames of ``dbc_path`` as ``signal_map_path`` maps them.
 
     ``send(t, telemetry)``: t is the board's time (virtual, s); telemetry fields as in
     ``rig.sim.harness.Telemetry`` (duck-typed): cell_v (V), temps_c (°C: cells then the
     bleed-resistor NTC), balancing (bool), hvc lvc ot ut, charge_fet discharge_fet
     (True = closed), pack_v (V), pack_a (A), serial, hw_revision, fw_version ("2.3.1"), state.
+    Without ``signal_map_path`` the reference map is used (it fits the reference DBC).
     """
 
     def __init__(self, dbc_path: str | Path | None, channel: str, n_cells: int,
-                 identity_period_s: float = 1.0, bus=None):
+                 identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None):
         import can
-        import cantools
 
+        if int(n_cells) < 1:
+            raise ValueError(f"a board has at least one cell, not {n_cells}")
         self.dbc_path = Path(dbc_path) if dbc_path else REFERENCE_DBC
-        if not 1 <= n_cells <= MAX_CELLS:
-            raise ValueError(f"the reference DBC carries 1..{MAX_CELLS} cells, not {n_cells}")
+        self.signal_map_path = Path(signal_map_path) if signal_map_path else REFERENCE_SIGNAL_MAP
         self.n_cells = n = int(n_cells)
         self.channel = channel
         self.identity_period_s = float(identity_period_s)
-        self.db = db = cantools.database.load_file(str(self.dbc_path))
+        self.db = load_dbc(self.dbc_path)
+        self.plan = plan = compile_signal_map(self.signal_map_path, self.dbc_path, n, db=self.db)
+        smap = load_signal_map(self.signal_map_path)
         self.bus = bus if bus is not None else can.Bus(interface="virtual", channel=channel, preserve_timestamps=True)
         self._own_bus = bus is None
+        self.muted = False
+        """True: the board sends nothing (the bench's silent defects; :meth:`send` still works)."""
 
-        def msg(name):
-            m = db.get_message_by_name(name)
-            frame = can.Message(arbitration_id=m.frame_id, is_extended_id=m.is_extended_frame,
-                                data=bytes(m.length), dlc=m.length)
-            return m, frame
+        # slot -> (cantools message, signal)
+        sigs = []
+        for mname, sname in plan.slot_names:
+            m = self.db.get_message_by_name(mname)
+            sigs.append((m, next(s for s in m.signals if s.name == sname)))
+        self._sig = sigs
+        lim = np.array([_limits(s) for _m, s in sigs], float).reshape(-1, 2)
+        self._lo, self._hi = lim[:, 0], lim[:, 1]
+        self._nslots = len(sigs)
 
-        self._status, self._status_frame = msg("BMS_Status")
-        self._bal, self._bal_frame = msg("BMS_Balancing")
-        self._cells, self._cells_frame = msg("BMS_CellVoltages")
-        self._temps, self._temps_frame = msg("BMS_Temperatures")
-        self._board, self._board_frame = msg("BMS_BoardTemperatures")
-        self._ident, self._ident_frame = msg("BMS_Identity")
-        self._frames_by_id = {
-            f.arbitration_id: f for f in (self._status_frame, self._bal_frame, self._cells_frame,
-                                          self._temps_frame, self._board_frame, self._ident_frame)
-        }
-        self._state_code = {str(v): int(k) for k, v in (self._status.get_signal_by_name("State").choices or {}).items()}
+        # conversions SI -> physical: (si - b) / a, vectorised per quantity
+        def lin(linear):
+            return (np.asarray(linear.slots, int), np.asarray(linear.a, float), np.asarray(linear.b, float))
 
-        groups = (n + CELLS_PER_FRAME - 1) // CELLS_PER_FRAME
-        # a group's cells beyond n_cells (and beyond the DBC's 64) are sent as 0
-        self._groups = [list(range(g * CELLS_PER_FRAME, min(MAX_CELLS, (g + 1) * CELLS_PER_FRAME)))
-                        for g in range(groups)]
-        self._vnames = [f"Cell{i + 1}_Voltage" for i in range(MAX_CELLS)]
-        self._tnames = [f"Cell{i + 1}_Temp" for i in range(MAX_CELLS)]
-        self._vlim = _limits(self._cells.get_signal_by_name("Cell1_Voltage"))
-        self._tlim = _limits(self._temps.get_signal_by_name("Cell1_Temp"))
-        sig = self._status.get_signal_by_name
-        self._pvlim = _limits(sig("PackVoltage"))
-        self._palim = _limits(sig("PackCurrent"))
-        self._counter = 0
+        self._cells = lin(plan.cell_v)
+        t_slots, t_a, t_b = lin(plan.temps)
+        self._bleed = None
+        if smap.temperatures.bleed_resistor is not None and len(t_slots):
+            self._bleed = (int(t_slots[-1]), float(t_a[-1]), float(t_b[-1]))
+            t_slots, t_a, t_b = t_slots[:-1], t_a[:-1], t_b[:-1]
+        k = min(len(t_slots), n)  # cell NTCs beyond the board's cells are not sent
+        self._temps = (t_slots[:k], t_a[:k], t_b[:k])
+        self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
+        self._state_code = {}
+        for code, name in sorted(plan.state_choices.items(), reverse=True):
+            self._state_code[str(name)] = int(code)  # the lowest code of a name wins
+
+        # frames: (frame id, multiplexer value) -> message, base values, the slots it carries
+        groups: dict[tuple[int, object], dict] = {}
+        ident = set(plan.identity_slots)
+        for slot, (m, s) in enumerate(sigs):
+            if s.multiplexer_ids:
+                keys = [(m.frame_id, (s.multiplexer_signal, s.multiplexer_ids[0]))]
+            else:
+                keys = [key for key in groups if key[0] == m.frame_id] or [(m.frame_id, self._first_mux(m))]
+            for key in keys:
+                g = groups.setdefault(key, {"message": m, "slots": [], "identity": True})
+                g["slots"].append(slot)
+                g["identity"] = g["identity"] and slot in ident
+            if not s.multiplexer_ids:  # a plain signal rides in every frame of its message
+                for key, g in groups.items():
+                    if key[0] == m.frame_id and slot not in g["slots"]:
+                        g["slots"].append(slot)
+        on = plan.sample_on_id
+        if not any(key[0] == on for key in groups):
+            m = self.plan.handlers[on].message
+            groups[(on, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
+        groups_msg = {key[0]: g["message"] for key, g in groups.items()}
+        self._frames = []       # (frame id, encode, base dict, [(signal name, slot)], identity only)
+        for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
+            g = groups[key]
+            m = g["message"]
+            mux = key[1]
+            # the signals this frame carries: the plain ones and those of its multiplexer value
+            base = {s.name: _rest_value(s) for s in m.signals
+                    if not s.multiplexer_ids or (mux is not None and s.multiplexer_signal == mux[0]
+                                                 and mux[1] in s.multiplexer_ids)}
+            if mux is not None:
+                base[mux[0]] = mux[1]
+            fields = [(sigs[s][1].name, s) for s in g["slots"]]
+            self._frames.append((m.frame_id, m.encode, base, fields, g["identity"]))
+        self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
+                                          data=bytes(8)) for fid, *_ in self._frames}
         self._next_identity = -np.inf
         self._ident_cache: tuple | None = None
-        self._ident_data: list[bytes] = []
+        self._ident_vals: dict[int, float] = {}
         self.frames_sent = 0
+
+    @staticmethod
+    def _first_mux(m):
+        """(multiplexer, its first value) of a multiplexed message, else None."""
+        for s in m.signals:
+            if s.multiplexer_ids:
+                return (s.multiplexer_signal, s.multiplexer_ids[0])
+        return None
 
     # ----------------------------------------------------------------- encoding
 
-    def _identity_pages(self, tel) -> list[bytes]:
+    def _clip(self, slots, values) -> np.ndarray:
+        return np.minimum(np.maximum(values, self._lo[slots]), self._hi[slots])
+
+    def _identity_values(self, tel) -> dict[int, int | float]:
         key = (tel.serial, tel.hw_revision, tel.fw_version)
-        if key != self._ident_cache:
-            serial = str(tel.serial).encode("ascii", errors="replace")[:14].ljust(14, b"\x00")
-            hw = str(tel.hw_revision).encode("ascii", errors="replace")[:1] or b"\x00"
-            parts = (str(tel.fw_version).split(".") + ["0", "0", "0"])[:3]
-            fw = [int(p) if p.isdigit() else 0 for p in parts]
-            enc = self._ident.encode
-            self._ident_data = [
-                enc({"IdentityPage": 0, "Serial_Part0": int.from_bytes(serial[:7], "little")}),
-                enc({"IdentityPage": 1, "Serial_Part1": int.from_bytes(serial[7:], "little")}),
-                enc({"IdentityPage": 2, "HwRevision": hw[0], "FwMajor": min(fw[0], 255),
-                     "FwMinor": min(fw[1], 255), "FwPatch": min(fw[2], 255)}),
-            ]
-            self._ident_cache = key
-        return self._ident_data
+        if key == self._ident_cache:
+            return self._ident_vals
+        out: dict[int, float] = {}
+        for name, p in self.plan.identity.items():
+            if p is None:
+                continue
+            text = str(getattr(tel, name))
+            if p.kind == "ascii":
+                raw = text.encode("ascii", errors="replace")[:sum(p.byte_lengths)].ljust(sum(p.byte_lengths), b"\x00")
+                pos = 0
+                for slot, nbytes, order in zip(p.slots, p.byte_lengths, p.byte_orders):
+                    out[slot] = int.from_bytes(raw[pos:pos + nbytes], order)  # int: 56-bit parts exceed a float
+                    pos += nbytes
+            else:
+                nums = _parse_identity(text, p)
+                for slot, label in zip(p.slots, p.names):
+                    out[slot] = nums.get(label, 0.0)
+        for slot, v in out.items():  # Python min/max: exact for ints beyond 2**53
+            out[slot] = max(min(v, self._hi[slot]), self._lo[slot])
+        self._ident_cache, self._ident_vals = key, out
+        return out
+
+    def _bits(self, vals: list, tel) -> None:
+        plan = self.plan
+        n = self.n_cells
+        bal = np.zeros(n, bool)
+        b = np.asarray(tel.balancing, bool)[:n]
+        bal[:len(b)] = b
+        act = plan.balancing_active
+        if plan.balancing_mask:
+            on = bal if act else ~bal
+            mask = 0
+            for i in np.flatnonzero(on):
+                mask |= 1 << (plan.balancing_bit_offset + int(i))
+            for slot, width in plan.balancing_mask:
+                vals[slot] = mask & ((1 << width) - 1)  # an int: 64-bit masks exceed a float's 53 bits
+                mask >>= width
+        elif plan.balancing_bits:
+            off = 0 if act else 1
+            for i, slot in enumerate(plan.balancing_bits):
+                vals[slot] = int(act if bal[i] else off)
+        acc: dict[int, int] = {}
+        refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
+        refs += [(plan.fets["charge"], tel.charge_fet), (plan.fets["discharge"], tel.discharge_fet)]
+        for ref, state in refs:
+            if ref is None:
+                continue
+            v = ref.active if state else (0 if ref.active else 1)
+            if ref.bit is None:
+                acc[ref.slot] = int(v)
+            else:
+                acc[ref.slot] = acc.get(ref.slot, 0) | ((int(v) & 1) << ref.bit)
+        for slot, v in acc.items():
+            vals[slot] = v
 
     def encode(self, t: float, tel) -> list[tuple[int, bytes]]:
         """The frames of one cycle as (frame id, data), in send order (identity included when due)."""
-        n = self.n_cells
-        out: list[tuple[int, bytes]] = []
-        if t >= self._next_identity:
-            fid = self._ident.frame_id
-            out.extend((fid, d) for d in self._identity_pages(tel))
-            self._next_identity = t + self.identity_period_s
-        pad = [0.0] * (len(self._groups) * CELLS_PER_FRAME - n)
-        cell_v = np.clip(np.asarray(tel.cell_v, float)[:n], *self._vlim).tolist() + pad
+        vals: list = [None] * self._nslots
+        slots, a, b = self._cells
+        cv = np.asarray(tel.cell_v, float)[:len(slots)]
+        for s, v in zip(slots[:len(cv)], self._clip(slots[:len(cv)], (cv - b[:len(cv)]) / a[:len(cv)])):
+            vals[s] = float(v)
         temps = np.asarray(tel.temps_c, float)
-        cell_t = np.clip(temps[:n], *self._tlim).tolist() + pad
-        bleed = float(np.clip(temps[n] if len(temps) > n else (temps[-1] if len(temps) else 25.0), *self._tlim))
-        enc_v, enc_t = self._cells.encode, self._temps.encode
-        vn, tn = self._vnames, self._tnames
-        fid_v, fid_t = self._cells.frame_id, self._temps.frame_id
-        for g, idx in enumerate(self._groups):
-            d = {"CellGroup": g}
-            for i in idx:
-                d[vn[i]] = cell_v[i]
-            out.append((fid_v, enc_v(d, strict=False)))
-        for g, idx in enumerate(self._groups):
-            d = {"TempGroup": g}
-            for i in idx:
-                d[tn[i]] = cell_t[i]
-            out.append((fid_t, enc_t(d, strict=False)))
-        out.append((self._board.frame_id, self._board.encode({"BleedResistor_Temp": bleed}, strict=False)))
-        bal = np.zeros(64, bool)
-        bal[:n] = np.asarray(tel.balancing, bool)[:n]
-        mask = int.from_bytes(np.packbits(bal, bitorder="little").tobytes(), "little")
-        out.append((self._bal.frame_id, self._bal.encode({"BalanceMask": mask}, strict=False)))
-        self._counter = (self._counter + 1) & 0xF
-        out.append((self._status.frame_id, self._status.encode({
-            "State": self._state_code.get(str(tel.state), self._state_code.get("fault", 0)),
-            "Flag_HVC": int(bool(tel.hvc)), "Flag_LVC": int(bool(tel.lvc)),
-            "Flag_OT": int(bool(tel.ot)), "Flag_UT": int(bool(tel.ut)),
-            "ChargeFET": int(bool(tel.charge_fet)), "DischargeFET": int(bool(tel.discharge_fet)),
-            "PackVoltage": float(np.clip(tel.pack_v, *self._pvlim)),
-            "PackCurrent": float(np.clip(tel.pack_a, *self._palim)),
-            "CellCount": n, "AliveCounter": self._counter,
-        }, strict=False)))
+        slots, a, b = self._temps
+        k = min(len(slots), len(temps))
+        for s, v in zip(slots[:k], self._clip(slots[:k], (temps[:k] - b[:k]) / a[:k])):
+            vals[s] = float(v)
+        if self._bleed is not None and len(temps):
+            s, a1, b1 = self._bleed
+            hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
+            vals[s] = float(np.clip((hot - b1) / a1, self._lo[s], self._hi[s]))
+        for name, (slots, a, b) in self._pack:
+            s = int(slots[0])
+            vals[s] = float(np.clip((float(getattr(tel, name)) - b[0]) / a[0], self._lo[s], self._hi[s]))
+        self._bits(vals, tel)
+        if self.plan.state_slot is not None:
+            code = self._state_code.get(str(tel.state))
+            if code is not None:
+                vals[self.plan.state_slot] = float(code)
+        for s, v in self._identity_values(tel).items():
+            vals[s] = v
+        send_identity = t >= self._next_identity
+        if send_identity:
+            self._next_identity = t + self.identity_period_s
+        out: list[tuple[int, bytes]] = []
+        for fid, enc, base, fields, identity_only in self._frames:
+            if identity_only and not send_identity:
+                continue
+            d = dict(base)
+            for name, s in fields:
+                v = vals[s]
+                if v is not None:
+                    d[name] = v
+            out.append((fid, enc(d, strict=False)))
         return out
 
     def send(self, t: float, telemetry) -> int:
         """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return frames sent."""
         frames = self.encode(t, telemetry)
         send = self.bus.send
-        frames_by_id = self._frames_by_id
+        msgs = self._can_msg
         for fid, data in frames:
-            frame = frames_by_id[fid]
+            frame = msgs[fid]
             frame.data = data
+            frame.dlc = len(data)
             frame.timestamp = t
             send(frame)  # the virtual bus copies the message for each receiver
         self.frames_sent += len(frames)
         return len(frames)
+
+    # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
+    @property
+    def address(self) -> str:
+        """The python-can ``virtual`` channel the host link opens."""
+        return self.channel
+
+    def publish(self, telemetry, t: float) -> None:
+        """One telemetry cycle at board time ``t`` (s)."""
+        self.send(t, telemetry)
+
+    def hold(self, telemetry) -> None:
+        """Nothing to hold: a CAN board streams; the next cycle carries the news."""
 
     def close(self) -> None:
         if self._own_bus and self.bus is not None:

@@ -106,6 +106,20 @@ class ModbusSlave:
         with self._lock:
             self._image = image
 
+    # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
+    @property
+    def address(self) -> str:
+        """The pty the host link opens (the slave is started if it was not)."""
+        return self.start().port
+
+    def publish(self, telemetry, t: float) -> None:
+        """One telemetry cycle at board time ``t`` (s): the register image now serves it."""
+        self.update(telemetry)
+
+    def hold(self, telemetry) -> None:
+        """Serve ``telemetry`` until the next cycle."""
+        self.update(telemetry)
+
     def registers(self) -> np.ndarray:
         """A copy of the register image (address = index)."""
         with self._lock:

@@ -59,6 +59,7 @@ from ..protocols import DigitalEdge
 from .afe import Afe
 from .defects import Defects, parse_defects
 from .harness import BoardHarness, Telemetry, load_board_model
+from .ports import DutPorts
 from .thermal import ChamberModel, CellThermal, cell_position_gradient
 
 QUIESCENT_A = 1e-3
@@ -199,11 +200,8 @@ class World:
         # ---- links ----------------------------------------------------------------------
         self.telemetry: Telemetry | None = None
         self.telemetry_count = 0
-        self._can = None
-        self._can_channel = None
-        self._modbus = None
-        self._silent_bal = "silent_while_balancing" in self.defects  # defect: link quiet while bleeding
-        self._gaps = [(d["t"], d["t"] + d["s"]) for d in self.defects.all("telemetry_gap")]  # defect: dropouts, s
+        self.dut_ports = DutPorts(profile, f"bmsrig-sim-{id(self):x}-{self.seed}", self.defects,
+                                  bleeding=lambda: bool(self._cmd.any()))
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
                       "ff_drift_used_max": 0.0}
         """Counters: events (fine steps), wakes, fast-forward windows / seconds / steps, and
@@ -496,40 +494,8 @@ class World:
         return self._conduct.copy()
 
     # ================================================================== links
-    @property
-    def can_channel(self) -> str:
-        """python-can ``virtual`` channel the board sends on (the transmitter starts now)."""
-        if self._can_channel is None:
-            self._can_channel = f"bmsrig-sim-{id(self):x}-{self.seed}"
-        if self._can is None:
-            from .can_tx import CanTransmitter
-            link = self.profile.link
-            dbc = self.profile.resolve(link.dbc) if link.dbc else None
-            self._can = CanTransmitter(dbc, self._can_channel, self.n)
-        return self._can_channel
-
-    @property
-    def modbus_port(self) -> str:
-        """tty path of the board's UART (a pty; the Modbus slave starts now)."""
-        if self._modbus is None:
-            from .modbus_slave import ModbusSlave
-            link = self.profile.link
-            rmap = self.profile.resolve(link.register_map) if link.register_map else None
-            self._modbus = ModbusSlave(rmap, self.n, link.unit_id)
-            self._modbus.start()
-            if self.telemetry is not None:
-                self._modbus.update(self.telemetry)
-        return self._modbus.port
-
     def close(self) -> None:
-        for obj in (self._can, self._modbus):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # pragma: no cover - best effort
-                    pass
-        self._can = None
-        self._modbus = None
+        self.dut_ports.close()
 
     def __enter__(self):
         return self
@@ -595,16 +561,7 @@ class World:
     def _publish(self, tel: Telemetry) -> None:
         self.telemetry = tel
         self.telemetry_count += 1
-        if self._silent_bal or self._gaps:
-            quiet = (self._silent_bal and bool(self._cmd.any())) or any(a <= tel.t < b for a, b in self._gaps)
-            if self._modbus is not None:
-                self._modbus.muted = quiet
-            if quiet:
-                return
-        if self._can is not None:
-            self._can.send(tel.t, tel)
-        if self._modbus is not None:
-            self._modbus.update(tel)
+        self.dut_ports.publish(tel, tel.t)
 
     # ================================================================== internals
     def _touch(self) -> None:

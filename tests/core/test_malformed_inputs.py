@@ -233,7 +233,8 @@ CASES: list[Case] = [
     P("timeout-below-poll", key="link.timeout_s", problem="longer than link.poll_s", link__timeout_s=0.05),
     P("can-without-dbc", key="link", problem="needs 'dbc'", link__dbc=_DELETE),
     P("dbc-missing", key="link.dbc", problem="file not found", link__dbc="missing.dbc"),
-    P("unit-id-out-of-range", key="link.unit_id", problem="less than or equal to 247", link__unit_id=300),
+    P("unit-id-out-of-range", key="link.unit_id", problem="less than or equal to 247", base=UART4, link__unit_id=300),
+    P("key-of-another-kind", key="link.unit_id", problem="unknown key", link__unit_id=3),  # unit_id is Modbus-only
     P("bench-model-no-module", key="bench.model", problem="cannot import", bench__model="no_such_pkg.board:Board"),
     P("bench-model-no-class", key="bench.model", problem="has no board model class",
       bench__model="rig.sim.reference_board:NoSuchBoard"),
@@ -315,8 +316,8 @@ CASES: list[Case] = [
          "bad-env.yaml", "targets.main.resources.CANPort.bitrat", "did you mean 'bitrate'"),
     Case("rig-unknown-driver-class", lambda ws: ws.check(rig=ws.rig(text=sub("SimDaqDriver: {}", "SimDaqDrive: {}"))),
          "bad-env.yaml", "targets.main.drivers.SimDaqDrive", "did you mean 'SimDaqDriver'"),
-    Case("rig-unknown-resource-class", lambda ws: ws.check(rig=ws.rig(text=sub("CANPort:", "CanPort:"))),
-         "bad-env.yaml", "targets.main.resources.CanPort", "unknown resource class"),
+    Case("rig-unknown-resource-class", lambda ws: ws.check(rig=ws.rig(text=sub("BenchPort:", "BenchPrt:"))),
+         "bad-env.yaml", "targets.main.resources.BenchPrt", "unknown resource class"),
     Case("rig-real-unknown-arg", lambda ws: ws.check(rig=ws.rig("example-real-rig.yaml", text=sub(
         "max_current_a: 1.0", "max_curent_a: 1.0"))), "bad-env.yaml", "ScpiCellEmulatorDriver.max_curent_a",
          "did you mean 'max_current_a'"),

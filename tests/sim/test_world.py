@@ -188,7 +188,7 @@ def test_thermocouples_and_daq():
 
 def test_unique_can_channel_per_world():
     a, b = world(seed=1), world(seed=1)
-    ca, cb = a.can_channel, b.can_channel
+    ca, cb = a.dut_ports.endpoint(), b.dut_ports.endpoint()
     assert ca != cb
     a.advance(1.0)
     a.close()

@@ -1,0 +1,77 @@
+"""The simulated board's end of the DUT link: :class:`DutPorts`.
+
+The board publishes one :class:`~rig.sim.harness.Telemetry` per cycle; ``DutPorts`` hands it
+to the bench counterpart of the profile's link kind (:mod:`rig.links.registry`: a CAN
+transmitter through the board's own DBC and signal map, a Modbus RTU slave on a pty, or a
+third-party kind's counterpart). The counterpart is created on the first :meth:`endpoint`
+call (when the rig opens the link); until then nothing is sent.
+
+Muting (bench defects): ``silent_while_balancing`` keeps the board quiet while any bleed
+switch is commanded; ``telemetry_gap:t=..,s=..`` keeps it quiet for ``s`` seconds from
+``t`` (rig time, s). A quiet board's cycles are not published and its counterpart is
+``muted`` (a polled slave stops answering).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..links.registry import BenchCounterpart, kind_of
+
+
+class DutPorts:
+    """The bench board's link endpoint(s) for ``profile``.
+
+    - ``name``: unique per bench (names the virtual CAN channel, a pty thread ...)
+    - ``defects``: the board's :class:`~rig.sim.defects.Defects` (the muting ones are read)
+    - ``bleeding``: ``() -> bool``, True while the board commands any bleed switch
+    """
+
+    def __init__(self, profile, name: str, defects=(), bleeding: Callable[[], bool] = lambda: False):
+        self.profile = profile
+        self.name = str(name)
+        self._bleeding = bleeding
+        self._silent_bal = "silent_while_balancing" in defects
+        self._gaps = [(d["t"], d["t"] + d["s"]) for d in defects.all("telemetry_gap")] if hasattr(defects, "all") else []
+        self._port: BenchCounterpart | None = None
+        self._last = None
+        self.muted = False
+        """True while a muting defect keeps the board quiet (updated on every publish)."""
+
+    @property
+    def port(self) -> BenchCounterpart | None:
+        """The counterpart, once :meth:`endpoint` created it."""
+        return self._port
+
+    def endpoint(self) -> str:
+        """The address the host link opens (virtual CAN channel, pty path ...); creates the
+        counterpart on the first call and lets it serve the last telemetry, if any."""
+        if self._port is None:
+            port = kind_of(self.profile).bench(self.profile, self.name)
+            port.muted = self.muted
+            if self._last is not None and not self.muted:
+                port.hold(self._last)
+            self._port = port
+        return self._port.address
+
+    def publish(self, tel, t: float) -> None:
+        """One telemetry cycle of the board at rig time ``t`` (s), unless a defect mutes it."""
+        self._last = tel
+        if self._silent_bal or self._gaps:
+            quiet = (self._silent_bal and bool(self._bleeding())) or any(a <= t < b for a, b in self._gaps)
+            self.muted = quiet
+            if self._port is not None:
+                self._port.muted = quiet
+            if quiet:
+                return
+        if self._port is not None:
+            self._port.publish(tel, t)
+
+    def close(self) -> None:
+        """Close the counterpart (idempotent); a later :meth:`endpoint` opens a new one."""
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # pragma: no cover - best effort
+                pass
