@@ -27,7 +27,7 @@ import socket
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
+from ..resources import CalibratedInstrument
 from ._chamber_base import VendorChamberDriver
 
 _RUNNING = ("CONSTANT", "RUN")
@@ -35,7 +35,7 @@ _RUNNING = ("CONSTANT", "RUN")
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class EspecPort(_CalibratedInstrument):
+class EspecPort(CalibratedInstrument):
     """An Espec P-300/SCP-220 controller: ``host`` (TCP) or ``serial_port`` (RS-232/485).
 
     Args:

@@ -29,13 +29,13 @@ from __future__ import annotations
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
+from ..resources import CalibratedInstrument
 from ._chamber_base import VendorChamberDriver, vendor_import
 
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class EZZonePort(_CalibratedInstrument):
+class EZZonePort(CalibratedInstrument):
     """A Watlow EZ-Zone PM on its Standard Bus port (a USB-RS485 adapter).
 
     Args:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
+from ..resources import CalibratedInstrument
 from ..errors import RigFault
 from ._chamber_base import VendorChamberDriver, vendor_import
 
@@ -38,7 +38,7 @@ def _opt_int(v):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class WatlowF4Port(_CalibratedInstrument):
+class WatlowF4Port(CalibratedInstrument):
     """A Watlow F4 on an RS-232/RS-485 serial port.
 
     Args:

@@ -214,11 +214,11 @@ def test_example_runs_over_the_fake_native_layer(tmp_path, bridge, board_profile
     from labgrid import Environment
 
     import rig.labgrid  # noqa: F401
-    from rig.context import RigContext
+    from rig.context import RigContext, attach_context
     from rig.drivers.pickering import PickeringCellEmulatorDriver
 
     target = Environment(str(EXAMPLE)).get_target("main")
-    target.bmsrig = RigContext(profile=board_profile)
+    attach_context(target, RigContext(profile=board_profile))
     try:
         emu = target.get_driver(PickeringCellEmulatorDriver)
         emu.set_voltages(3.3)
