@@ -89,11 +89,12 @@ class Limit:
             raise SafetyLimitError(instrument, quantity or self.quantity, v, self.lo, self.hi, self.unit)
         return v
 
-    def check_channels(self, instrument: str, values, n: int) -> np.ndarray:
+    def check_channels(self, instrument: str, values, n: int, label: str = "channel") -> np.ndarray:
         """One value or exactly ``n`` values, every one finite and inside -> an array of ``n``.
 
         A wrong shape is a ValueError, a value outside a SafetyLimitError naming the channel
-        (1-based); both before anything is sent.
+        (``label`` and its 1-based number: ``cell 16`` on a multi-unit emulator); both before
+        anything is sent.
         """
         try:
             arr = np.asarray(values, dtype=float)
@@ -106,7 +107,7 @@ class Limit:
         bad = ~(np.isfinite(arr) & (arr >= self.lo) & (arr <= self.hi))
         if bad.any():
             i = int(np.argmax(bad))
-            raise SafetyLimitError(instrument, f"channel {i + 1} {self.quantity.removeprefix('channel ')}", float(arr[i]), self.lo, self.hi, self.unit)
+            raise SafetyLimitError(instrument, f"{label} {i + 1} {self.quantity.removeprefix('channel ')}", float(arr[i]), self.lo, self.hi, self.unit)
         return arr.copy()
 
 

@@ -30,7 +30,7 @@ import attr
 from labgrid.factory import target_factory
 
 from ..resources import CalibratedInstrument
-from ._chamber_base import VendorChamberDriver, vendor_import
+from ._chamber_base import VendorChamberDriver, rated_chamber, vendor_import
 
 
 @target_factory.reg_resource
@@ -54,7 +54,7 @@ class EZZoneChamberDriver(VendorChamberDriver):
 
     bindings = {"res": "EZZonePort"}
     vendor = "Watlow EZ-Zone"
-    library_range_c = (0.0, 250.0)
+    RATED = rated_chamber(0.0, 250.0)  # the library drops readings outside 0..250 °C
 
     def _where(self):
         return f"{self.res.port}, Standard Bus"
