@@ -176,12 +176,12 @@ def test_sim_chamber_refuses(sim_rig, method, args):
     _walk(sim_rig.chamber, method, args, lambda: _world_state(sim_rig))
 
 
-def _assign_all(drv, family):
-    attrs, (method, args) = ASSIGNMENTS[family]
+def _assign_all(drv, family, assignments=None, widen=None):
+    attrs, (method, args) = (assignments or ASSIGNMENTS)[family]
     for name in attrs:
         old = getattr(drv, name)
         with pytest.raises(AttributeError, match="hard limit"):
-            setattr(drv, name, WIDEN[name])
+            setattr(drv, name, {**WIDEN, **(widen or {})}[name])
         assert getattr(drv, name) == old
     with pytest.raises(AttributeError):
         drv.limits = None
@@ -191,6 +191,13 @@ def _assign_all(drv, family):
     with pytest.raises(dataclasses.FrozenInstanceError):
         drv.limits[key].hi = 1e9
     return method, args
+
+
+def _assign_walk_family(drv, family_entry, widen, state):
+    """Every limit attribute of ``family_entry`` refused a wider value, then the command
+    beyond the old limit refused with ``state()`` unchanged (used by the vendor walk too)."""
+    method, args = _assign_all(drv, "x", {"x": family_entry}, widen)
+    _walk(drv, method, args, state)
 
 
 def test_sim_limits_cannot_be_widened(sim_rig):
