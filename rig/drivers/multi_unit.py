@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import math
 
-import attr
 import numpy as np
 
 from ..errors import RigFault
