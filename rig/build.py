@@ -168,6 +168,11 @@ def build_rig(
     if target is None:
         raise ConfigError(env_path, "targets.main", "the rig description has no target 'main'")
 
+    try:
+        fix_limits(env_path, target)  # the run context is there: limits for this profile, before anything opens
+    except ConfigError:
+        target.cleanup()
+        raise
     # The clock is known before any driver activates: the wall clock on hardware, the bench's
     # virtual clock once SimBenchDriver (activated first, here) runs.
     kind = "bench" if any(isinstance(d, SimBenchDriver) for d in target.drivers) else "hardware"
@@ -200,11 +205,6 @@ def build_rig(
         bench_info=bench.info() if bench is not None else None,
     )
     ctx.safe_state = rig.safe_state  # what a limit trip while running calls
-    try:
-        fix_limits(env_path, target)
-    except ConfigError:
-        target.cleanup()
-        raise
     if rig.emulator.n_channels != profile.cells:
         raise ConfigError(
             env_path, "cell emulator", f"{rig.emulator.n_channels} channels but the board profile has {profile.cells} cells"

@@ -78,3 +78,20 @@ def test_the_board_measures_what_the_modules_output(rig, board_profile):
     assert bridge.calls[mark:] == []
     rig.safe_state()
     np.testing.assert_allclose([mods[k].set_v[ch - 1] for k, ch in rig.emulator.cells], 3.3)
+
+
+def test_a_safe_level_beyond_the_boards_cell_is_refused_at_build(tmp_path, board_profile, monkeypatch):
+    """4.2 V lies inside the rig file's [0, 4.5] V but not inside an LFP cell's 4.0 V: the
+    rig is not built for this board (checked before any driver activates)."""
+    from rig.errors import ConfigError
+
+    bridge = FakeClientBridge({(m["bus"], m["device"]): FakeModule() for m in MODULES})
+    monkeypatch.setattr(ctypes.cdll, "LoadLibrary", bridge.load_library)
+    env = _env(tmp_path)
+    raw = yaml.safe_load(env.read_text())
+    raw["targets"]["main"]["drivers"]["PickeringCellEmulatorDriver"]["safe_voltage_v"] = 4.2
+    env.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"drivers\.PickeringCellEmulatorDriver\.safe_voltage_v: safe-state value 4\.2 V "
+                                          r"is outside the hard limit voltage_range_v \[2, 4\] V"):
+        build_rig(env, board_profile)
+    assert bridge.calls == []  # refused before any driver activated: the chassis was not even contacted
