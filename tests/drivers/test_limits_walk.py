@@ -11,6 +11,8 @@ wider value: refused, and the old limit still holds.
 A guard test checks that every public method of each driver appears in its walk (or is
 declared to take no value), so a new method cannot slip past. ``WALK_COUNT`` is the number
 of beyond-limit commands tried (printed by ``python -m tests.drivers.test_limits_walk``).
+The vendor drivers (BS1200, Pickering, Watlow F4, EZ-Zone, Espec) have the same walk in
+``test_limits_walk_vendors``.
 """
 
 from __future__ import annotations
