@@ -46,6 +46,8 @@ def _wire(rig, sim):
     world = rig.target.get_driver(SimBenchDriver).world
     cells = rig.emulator.cells  # per board cell: (box ID, unit channel 1..12)
     advance = world.advance
+    for unit in sim.units.values():  # the units' current limits as a lab sets them up: the full 0.5 A
+        unit.source_a[:] = unit.sink_a[:] = 0.5
 
     def wired(dt):
         sim.sync()
