@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .clock import Clock, WallClock
-from .context import RigContext
+from .context import RigContext, with_context
 from .errors import ConfigError, RigFault
 from .profile import BoardProfile
 from .safety import FixedLimits, LimitConfigError
@@ -151,9 +151,13 @@ def build_rig(
     from .check import check_env
 
     check_env(env_path)  # strict YAML, known classes and arguments, limits: exit 2 before anything opens
+    ctx = RigContext(profile=profile, seed=seed, defects=list(defects), board_model=board_model)
     try:
         environment = Environment(str(env_path))
-        order_drivers(environment.config.get_targets().get("main"))
+        main = environment.config.get_targets().get("main")
+        order_drivers(main)
+        if isinstance(main, dict):
+            with_context(main, ctx)  # the RunContext resource exists before any driver is created
         target = environment.get_target("main")
     except ConfigError:
         raise
@@ -164,14 +168,20 @@ def build_rig(
     if target is None:
         raise ConfigError(env_path, "targets.main", "the rig description has no target 'main'")
 
-    ctx = RigContext(profile=profile, seed=seed, defects=list(defects), board_model=board_model)
-    target.bmsrig = ctx
-    bench = _optional(target, SimBenchDriver)
-    kind = "bench" if bench is not None else "hardware"
+    try:
+        fix_limits(env_path, target)  # the run context is there: limits for this profile, before anything opens
+    except ConfigError:
+        target.cleanup()
+        raise
+    # The clock is known before any driver activates: the wall clock on hardware, the bench's
+    # virtual clock once SimBenchDriver (activated first, here) runs.
+    kind = "bench" if any(isinstance(d, SimBenchDriver) for d in target.drivers) else "hardware"
     if kind == "hardware":
         if defects:
+            target.cleanup()
             raise ConfigError(env_path, "--defect", "defects can only be injected on the virtual bench")
         ctx.clock = WallClock()
+    bench = _optional(target, SimBenchDriver)
     try:
         emulator = target.get_driver(CellEmulator)
         pack_source = target.get_driver(PackCurrentSource)
@@ -194,11 +204,6 @@ def build_rig(
         bench_info=bench.info() if bench is not None else None,
     )
     ctx.safe_state = rig.safe_state  # what a limit trip while running calls
-    try:
-        fix_limits(env_path, target)
-    except ConfigError:
-        target.cleanup()
-        raise
     if rig.emulator.n_channels != profile.cells:
         raise ConfigError(
             env_path, "cell emulator", f"{rig.emulator.n_channels} channels but the board profile has {profile.cells} cells"

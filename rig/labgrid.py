@@ -15,6 +15,9 @@ Resources (where a thing is)
   :mod:`rig.drivers.pickering`.
   Vendor chamber controllers register their own resources: ``WatlowF4Port``,
   ``EZZonePort`` and ``EspecPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``, ``espec``).
+- ``RunContext`` — not written in a rig file: the run's context (board profile, seed,
+  defects, clock), added by :func:`rig.build.build_rig`; drivers find it with
+  :func:`rig.context.context_of`.
 - labgrid's own ``RawSerialPort`` carries the UART link (``port: "@bench"`` on the bench).
 - ``BenchPort`` — the virtual bench's board end of the DUT link, whatever the link kind
   (used with ``BenchLinkDriver``; see :mod:`rig.links.registry`).
@@ -29,6 +32,12 @@ from __future__ import annotations
 import attr
 from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
+
+from .context import RunContext
+from .resources import CalibratedInstrument
+
+# The run context, added by rig.build.build_rig to the target before its drivers are created.
+target_factory.reg_resource(RunContext)
 
 
 def _opt_float(value):
@@ -72,18 +81,9 @@ class BenchPort(Resource):
     ``link.kind`` decides what it is: a virtual CAN channel, a pty ...). No arguments."""
 
 
-@attr.s(eq=False)
-class _CalibratedInstrument(Resource):
-    """Common identity of a real instrument, for the report (ISO/IEC 17025 7.8.2)."""
-
-    model = attr.ib(default="", converter=str)
-    serial = attr.ib(default="", converter=str)
-    calibration_due = attr.ib(default=None)
-
-
 @target_factory.reg_resource
 @attr.s(eq=False)
-class ScpiInstrument(_CalibratedInstrument):
+class ScpiInstrument(CalibratedInstrument):
     """A SCPI instrument reached through pyvisa (cell emulator, pack supply/load).
 
     Args:
@@ -97,7 +97,7 @@ class ScpiInstrument(_CalibratedInstrument):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class NiDaqDevice(_CalibratedInstrument):
+class NiDaqDevice(CalibratedInstrument):
     """An NI-DAQmx device (reference cell voltages, digital inputs, thermocouples).
 
     Args:
@@ -115,7 +115,7 @@ class NiDaqDevice(_CalibratedInstrument):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class ModbusChamberPort(_CalibratedInstrument):
+class ModbusChamberPort(CalibratedInstrument):
     """A climatic chamber controller speaking Modbus (TCP host:port or an RTU serial port)."""
 
     host = attr.ib(default="", converter=str)

@@ -32,6 +32,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .context import find_context
 from .errors import RigFault, SafetyLimitError
 
 
@@ -88,11 +89,12 @@ class Limit:
             raise SafetyLimitError(instrument, quantity or self.quantity, v, self.lo, self.hi, self.unit)
         return v
 
-    def check_channels(self, instrument: str, values, n: int) -> np.ndarray:
+    def check_channels(self, instrument: str, values, n: int, label: str = "channel") -> np.ndarray:
         """One value or exactly ``n`` values, every one finite and inside -> an array of ``n``.
 
         A wrong shape is a ValueError, a value outside a SafetyLimitError naming the channel
-        (1-based); both before anything is sent.
+        (``label`` and its 1-based number: ``cell 16`` on a multi-unit emulator); both before
+        anything is sent.
         """
         try:
             arr = np.asarray(values, dtype=float)
@@ -105,7 +107,7 @@ class Limit:
         bad = ~(np.isfinite(arr) & (arr >= self.lo) & (arr <= self.hi))
         if bad.any():
             i = int(np.argmax(bad))
-            raise SafetyLimitError(instrument, f"channel {i + 1} {self.quantity.removeprefix('channel ')}", float(arr[i]), self.lo, self.hi, self.unit)
+            raise SafetyLimitError(instrument, f"{label} {i + 1} {self.quantity.removeprefix('channel ')}", float(arr[i]), self.lo, self.hi, self.unit)
         return arr.copy()
 
 
@@ -201,7 +203,7 @@ class FixedLimits:
     lie in), and calls :meth:`_fix_limits` at the end of ``__attrs_post_init__``. From then
     on the attributes it names cannot be assigned or deleted. :attr:`limits` are the
     effective limits: the rig file's, narrowed by :meth:`_narrow_limits` for the board
-    profile once the run context is attached (the cell emulator intersects its voltage range
+    profile once the run context (:class:`rig.context.RunContext`) is on the target (the cell emulator intersects its voltage range
     with the chemistry's absolute range).
     """
 
@@ -237,7 +239,7 @@ class FixedLimits:
         d = self.__dict__
         if "_effective_limits" in d:
             return d["_effective_limits"]
-        profile = getattr(getattr(self.target, "bmsrig", None), "profile", None)
+        profile = getattr(find_context(self.target), "profile", None)
         if profile is None:
             return d["_base_limits"]
         eff = self._narrow_limits(d["_base_limits"], profile)
@@ -261,12 +263,11 @@ class FixedLimits:
 def trip(target, source: str, message: str, fallback: Callable[[], None] | None = None) -> LimitTrip:
     """Put the rig in its safe state and return the :class:`LimitTrip` for the caller to raise.
 
-    The run's safe state (``target.bmsrig.safe_state``, set by :func:`rig.build.build_rig`)
-    when there is one, else every driver of ``target`` that has a ``safe_state``, else
+    The run's safe state (``safe_state`` of the target's run context, set by
+    :func:`rig.build.build_rig`) when there is one, else every driver of ``target`` that has a ``safe_state``, else
     ``fallback`` (the tripping instrument's own safe state).
     """
-    ctx = getattr(target, "bmsrig", None)
-    safe = getattr(ctx, "safe_state", None)
+    safe = getattr(find_context(target), "safe_state", None)
     if safe is not None:
         actions = [safe]
     else:

@@ -4,12 +4,15 @@ A vendor driver (:mod:`rig.drivers.watlow_f4`, :mod:`rig.drivers.watlow_ezzone`,
 :mod:`rig.drivers.espec`) subclasses :class:`VendorChamberDriver` and provides the I/O
 hooks ``_open``, ``_close_link``, ``_write_setpoint``, ``_write_ramp``, ``_read_pv``,
 ``_read_sp`` and ``_identity``. Every command passes :meth:`VendorChamberDriver.set_temperature`,
-which checks the hard limits with :func:`rig.safety.check_limit` before a hook runs, so a
+which checks the hard limits (:attr:`FixedLimits.limits`) before a hook runs, so a
 command beyond a limit never reaches the vendor library.
 
-The limits (``temperature_range_c`` as a (lo, hi) tuple in °C, ``max_ramp_c_per_min`` in
-°C/min, ``ambient_c`` in °C) are set once at construction from the rig description; a later
-assignment raises :class:`attr.exceptions.FrozenAttributeError`.
+The hard limits are :class:`rig.safety.FixedLimits` like every other instrument driver's:
+each vendor driver declares the set-point range its controller path can carry as its rated
+range (``RATED``); the rig description narrows it (``temperature_range_c`` [lo, hi] °C,
+``max_ramp_c_per_min`` °C/min); the safe-state set point ``ambient_c`` (°C) must lie inside,
+checked when the driver is built and again by :func:`rig.build.build_rig`. The limit
+attributes cannot be assigned after construction (AttributeError, nothing changes).
 
 Vendor libraries are imported lazily, on activation, by :func:`vendor_import`: a missing one
 is a :class:`~rig.errors.RigFault` naming the pip extra to install, not a traceback.
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 
 import attr
 from labgrid.driver.common import Driver
@@ -28,20 +30,9 @@ from ..clock import wait_stable
 from ..context import context_of
 from ..errors import RigFault
 from ..protocols import InstrumentInfo, ThermalChamber
-from ..safety import check_limit, check_wait
+from ..safety import FixedLimits, Limit, LimitConfigError, check_wait, limit_pair, limit_scalar, safe_value
 
 log = logging.getLogger(__name__)
-
-
-def celsius_range(v) -> tuple[float, float]:
-    """``[lo, hi]`` in °C -> a (lo, hi) tuple of floats; lo must not exceed hi."""
-    try:
-        lo, hi = (float(x) for x in v)
-    except (TypeError, ValueError):
-        raise ValueError(f"a range is two numbers [lo, hi], got {v!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"range [{lo:g}, {hi:g}] must be finite with its low end at or below its high end")
-    return (lo, hi)
 
 
 def vendor_import(module: str, package: str, extra: str, who: str):
@@ -53,40 +44,45 @@ def vendor_import(module: str, package: str, extra: str, who: str):
                             f"install it with: pip install 'bmsrig[{extra}]'") from None
 
 
-_frozen = attr.setters.frozen
+#: the largest ramp-rate limit a vendor chamber driver accepts, °C/min
+RATED_RAMP = Limit("ramp rate", 0.0, 30.0, "°C/min")
+
+
+def rated_chamber(lo_c: float, hi_c: float) -> dict[str, Limit]:
+    """``RATED`` of a vendor chamber driver whose controller path carries [lo_c, hi_c] °C."""
+    return {"temperature_range_c": Limit("set point", lo_c, hi_c, "°C"), "max_ramp_c_per_min": RATED_RAMP}
 
 
 @attr.s(eq=False)
-class VendorChamberDriver(Driver, ThermalChamber):
+class VendorChamberDriver(FixedLimits, Driver, ThermalChamber):
     """Base of the vendor chamber drivers (see the module docstring).
 
     Args:
-        temperature_range_c ([lo, hi]): hard limit of the set point, °C
-        max_ramp_c_per_min (float): hard limit of a requested ramp rate, °C/min
+        temperature_range_c ([lo, hi]): hard limit of the set point, °C (inside the driver's rated range)
+        max_ramp_c_per_min (float): hard limit of a requested ramp rate, °C/min (> 0, at most 30)
         ambient_c (float): the set point of the safe state, °C (inside the range)
         poll_s (float): rig-clock interval between process-value reads in ``wait_stable``, s
     """
 
-    temperature_range_c = attr.ib(default=(-40.0, 90.0), converter=celsius_range, on_setattr=_frozen)
-    max_ramp_c_per_min = attr.ib(default=5.0, converter=float, on_setattr=_frozen)
-    ambient_c = attr.ib(default=25.0, converter=float, on_setattr=_frozen)
+    temperature_range_c = attr.ib(default=(-40.0, 90.0), converter=lambda v: limit_pair(v, "temperature_range_c"))
+    max_ramp_c_per_min = attr.ib(default=5.0, converter=lambda v: limit_scalar(v, "max_ramp_c_per_min"))
+    ambient_c = attr.ib(default=25.0, converter=lambda v: safe_value(v, "ambient_c"))
     poll_s = attr.ib(default=5.0, converter=float)
     role = "thermal chamber"
     vendor = "chamber controller"
-    #: the widest set-point range the vendor library can carry, °C (checked at construction)
-    library_range_c: tuple[float, float] = (-273.0, 1000.0)
+    #: the set-point range the controller path can carry, °C, and the ramp-rate limit (subclasses narrow it)
+    RATED = rated_chamber(-273.0, 1000.0)
+    SAFE_VALUES = {"ambient_c": "temperature_range_c"}
+    #: further attributes fixed with the limits (a subclass adds e.g. its ramp register)
+    FIXED_ALSO: tuple[str, ...] = ()
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
-        lo, hi = self.temperature_range_c
-        llo, lhi = self.library_range_c
-        if lo < llo or hi > lhi:
-            raise ValueError(f"{self.role}: temperature_range_c [{lo:g}, {hi:g}] °C exceeds what the {self.vendor} "
-                             f"driver can carry, [{llo:g}, {lhi:g}] °C")
-        if not lo <= self.ambient_c <= hi:
-            raise ValueError(f"{self.role}: ambient_c {self.ambient_c:g} °C is outside temperature_range_c [{lo:g}, {hi:g}] °C")
-        if not (math.isfinite(self.max_ramp_c_per_min) and self.max_ramp_c_per_min > 0):
-            raise ValueError(f"{self.role}: max_ramp_c_per_min must be a finite number > 0")
+        if not self.max_ramp_c_per_min > 0:
+            raise LimitConfigError("max_ramp_c_per_min", f"must be > 0 °C/min, got {self.max_ramp_c_per_min:g}")
+        self._fix_limits({"temperature_range_c": Limit("set point", *self.temperature_range_c, "°C"),
+                          "max_ramp_c_per_min": Limit("ramp rate", 0.0, self.max_ramp_c_per_min, "°C/min")},
+                         ("ambient_c",) + tuple(self.FIXED_ALSO))
         if not self.poll_s > 0:
             raise ValueError(f"{self.role}: poll_s must be > 0")
         self.lib = None
@@ -171,14 +167,16 @@ class VendorChamberDriver(Driver, ThermalChamber):
             notes = f"{notes}; firmware {ident['firmware']}" if notes else f"firmware {ident['firmware']}"
         return InstrumentInfo(role=self.role, model=model, serial=self.res.serial or ident.get("serial", ""),
                               calibration_due=self.res.calibration_due, notes=notes,
-                              extra={f"controller_{k}": v for k, v in ident.items()})
+                              extra={**{f"controller_{k}": v for k, v in ident.items()},
+                                     "hard limits": self.limits.describe()})
 
     # ------------------------------------------------------------------ protocol
     def set_temperature(self, celsius, ramp_c_per_min=None):
-        lo, hi = self.temperature_range_c
-        celsius = check_limit(self._what(), "set point", celsius, lo, hi, "°C")
+        """Set point, °C, and optionally a ramp rate, °C/min: both checked before anything is sent."""
+        celsius = self.limits["temperature_range_c"].check(self._what(), celsius)
         if ramp_c_per_min is not None:
-            ramp_c_per_min = check_limit(self._what(), "ramp rate", ramp_c_per_min, 0.0, self.max_ramp_c_per_min, "°C/min")
+            ramp_c_per_min = self.limits["max_ramp_c_per_min"].check(self._what(), ramp_c_per_min)
+        if ramp_c_per_min is not None:
             if not self._call("ramp write", self._write_ramp, ramp_c_per_min):
                 log.warning("%s: this controller path cannot set a ramp rate; the requested %g °C/min is not enforced",
                             self._what(), ramp_c_per_min)

@@ -42,9 +42,8 @@ from labgrid.resource.common import Resource
 
 from ..errors import RigFault
 from ..protocols import CellEmulator, InstrumentInfo
-from ..safety import check_limit
-from .multi_unit import (MappedCellEmulator, earliest_due, frozen, import_vendor, mapping_text, unit_list,
-                         volt_pair)
+from ..safety import limit_pair, limit_scalar, safe_value
+from .multi_unit import MappedCellEmulator, earliest_due, import_vendor, mapping_text, rated_emulator, unit_list
 
 CHANNELS_PER_UNIT = 12
 VOLTAGE_CAPABILITY_V = (0.0, 5.0)   # set-point range of a BS1200 channel (bs1200 documentation)
@@ -130,18 +129,18 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
     """
 
     bindings = {"port": "BS1200Bus"}
-    voltage_range_v = frozen(default=(0.0, 4.5), converter=volt_pair)
-    max_current_a = frozen(default=0.5, converter=float)
-    safe_voltage_v = frozen(default=3.3, converter=float)
-    settle_s = frozen(default=0.01, converter=float)
-    readback_timeout_s = frozen(default=0.5, converter=float)
-    current_sign = frozen(default=1, converter=int, validator=attr.validators.in_([1, -1]))
+    voltage_range_v = attr.ib(default=(0.0, 4.5), converter=lambda v: limit_pair(v, "voltage_range_v"))
+    max_current_a = attr.ib(default=0.5, converter=lambda v: limit_scalar(v, "max_current_a"))
+    safe_voltage_v = attr.ib(default=3.3, converter=lambda v: safe_value(v, "safe_voltage_v"))
+    settle_s = attr.ib(default=0.01, converter=float)
+    readback_timeout_s = attr.ib(default=0.5, converter=float)
+    current_sign = attr.ib(default=1, converter=int, validator=attr.validators.in_([1, -1]))
     cell_model_period_s = attr.ib(default=0.25, converter=float)
     role = "cell emulator"
+    RATED = rated_emulator(VOLTAGE_CAPABILITY_V, CURRENT_CAPABILITY_A)
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
-        self._validate_limits(VOLTAGE_CAPABILITY_V, CURRENT_CAPABILITY_A)
         self.cells = [(u["box_id"], ch) for u in self.port.units for ch in u["channels"]] if self.port else []
         self._lib = None
         self._bus = None
@@ -149,6 +148,7 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
         self._arrived: dict[int, float] = {}
         self._last_command = 0.0
         self._current_history: deque[tuple[float, dict[int, np.ndarray]]] = deque()
+        self._fix_emulator_limits(("settle_s", "readback_timeout_s", "current_sign"))
 
     # -- session -------------------------------------------------------------------------
     def _what(self):
@@ -243,11 +243,11 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
 
     # -- vendor hooks --------------------------------------------------------------------
     def _send_voltages(self, volts):
-        lo, hi = self.voltage_range_v
+        lim = self.limits["voltage_range_v"]
         codes = {}
         for i, v in volts.items():  # quantise, and check what will actually be sent
             code = round(v / VOLT_CODE_V)
-            check_limit(self._what(), f"cell {i + 1} voltage (0.1 mV code)", code * VOLT_CODE_V, lo, hi, "V")
+            lim.check(self._what(), code * VOLT_CODE_V, f"cell {i + 1} voltage (0.1 mV code)")
             codes[i] = code
         self._library()
         self._last_command = time.monotonic()
@@ -328,5 +328,6 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
             calibration_due=earliest_due([u["calibration_due"] for u in res.units]),
             notes=f"{res.interface} {res.channel} @ {res.bitrate} bit/s; {mapping}; firmware not reported over CAN",
             extra={"units": units, "channel_map": mapping, "firmware": None,
-                   "limits": {"voltage_range_v": list(self.voltage_range_v), "max_current_a": self.max_current_a}},
+                   "limits": {"voltage_range_v": list(self.voltage_range_v), "max_current_a": self.max_current_a},
+                   "hard limits": self.limits.describe()},
         )

@@ -27,15 +27,15 @@ import socket
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
-from ._chamber_base import VendorChamberDriver
+from ..resources import CalibratedInstrument
+from ._chamber_base import VendorChamberDriver, rated_chamber
 
 _RUNNING = ("CONSTANT", "RUN")
 
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class EspecPort(_CalibratedInstrument):
+class EspecPort(CalibratedInstrument):
     """An Espec P-300/SCP-220 controller: ``host`` (TCP) or ``serial_port`` (RS-232/485).
 
     Args:
@@ -100,7 +100,7 @@ class EspecChamberDriver(VendorChamberDriver):
 
     bindings = {"res": "EspecPort"}
     vendor = "Espec P-300/SCP-220"
-    library_range_c = (-999.9, 999.9)  # the command's S%0.1f field
+    RATED = rated_chamber(-999.9, 999.9)  # the command's S%0.1f field
 
     def _where(self):
         return f"{self.res.host}:{self.res.port}" if self.res.host else self.res.serial_port

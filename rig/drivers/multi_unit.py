@@ -7,10 +7,14 @@ consecutively across that list (cell 1 is the first listed channel of the first 
 resulting mapping is stated in the file and shown in :meth:`MappedCellEmulator.info` notes,
 so the report says which instrument channel drove which cell.
 
-:class:`MappedCellEmulator` holds everything the vendor drivers share: hard limits checked
-before any vendor call (every path: set points, cell-model ticks, safe state), limits fixed
-at construction (``frozen`` attributes refuse later assignment), channel validation, the
-cell-model loop, and the safe state. A vendor driver implements ``_send_voltages``,
+:class:`MappedCellEmulator` holds everything the vendor drivers share: hard limits as
+:class:`rig.safety.FixedLimits` like every other cell emulator's (each vendor driver declares
+its instrument's rated range in ``RATED``; the rig description narrows it; the channel
+voltage is intersected with the board chemistry's absolute range by
+:func:`rig.safety.narrow_to_chemistry`; the safe-state voltage is checked against the
+result when the rig is built; the limit attributes cannot be assigned afterwards), checked
+before any vendor call on every path (set points, cell-model ticks, safe state), channel
+validation, the cell-model loop, and the safe state. A vendor driver implements ``_send_voltages``,
 ``_send_enable``, ``_send_current_limits``, ``_read_voltages`` and ``_read_currents``.
 """
 
@@ -19,27 +23,18 @@ from __future__ import annotations
 import importlib
 import math
 
-import attr
 import numpy as np
 
 from ..errors import RigFault
-from ..safety import check_limit
+from ..safety import APERTURE, FixedLimits, Limit, channel_index, narrow_to_chemistry
+
+_NOISE = Limit("injected noise", 0.0, math.inf, "V rms")
 
 
-def frozen(**kwargs):
-    """An attrs field set once at construction; assigning it later raises FrozenAttributeError."""
-    return attr.ib(on_setattr=attr.setters.frozen, **kwargs)
-
-
-def volt_pair(value) -> tuple[float, float]:
-    """``[lo, hi]`` -> ``(lo, hi)`` floats, lo <= hi, both finite."""
-    try:
-        lo, hi = (float(x) for x in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a [low, high] pair of numbers, got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"range [{lo:g}, {hi:g}] must be finite with its low end not above its high end")
-    return (lo, hi)
+def rated_emulator(volts: tuple[float, float], amps: float) -> dict[str, Limit]:
+    """``RATED`` of a vendor cell emulator: channel set-point range, V, and current limit, A."""
+    return {"voltage_range_v": Limit("channel voltage", *volts, "V"),
+            "max_current_a": Limit("current limit", 0.0, amps, "A")}
 
 
 def import_vendor(module: str, extra: str, what: str):
@@ -129,15 +124,27 @@ def earliest_due(dates: list[str | None]) -> str | None:
     return known[0] if known else None
 
 
-class MappedCellEmulator:
+class MappedCellEmulator(FixedLimits):
     """The CellEmulator protocol over ``self.cells``: per board cell, (unit key, unit channel).
 
-    Subclasses set ``role`` and the frozen attributes ``voltage_range_v``, ``max_current_a``,
-    ``safe_voltage_v``, ``cell_model_period_s`` and build ``self.cells`` on activation.
+    Subclasses (listed before labgrid's ``Driver``) set ``role``, ``RATED`` (see
+    :func:`rated_emulator`), the limit fields ``voltage_range_v`` ([lo, hi] V, converted by
+    :func:`rig.safety.limit_pair`), ``max_current_a`` (A, :func:`rig.safety.limit_scalar`),
+    ``safe_voltage_v`` (V, :func:`rig.safety.safe_value`) and ``cell_model_period_s`` (s), build ``self.cells`` and call :meth:`_fix_emulator_limits` at the
+    end of ``__attrs_post_init__``.
     """
 
     cells: list = []
     _cell_loop = None
+    SAFE_VALUES = {"safe_voltage_v": "voltage_range_v"}
+
+    def _fix_emulator_limits(self, fixed_also=()) -> None:
+        self._fix_limits({"voltage_range_v": Limit("channel voltage", *self.voltage_range_v, "V"),
+                          "max_current_a": Limit("current limit", 0.0, self.max_current_a, "A")},
+                         ("safe_voltage_v",) + tuple(fixed_also))
+
+    def _narrow_limits(self, base, profile):
+        return narrow_to_chemistry(base, profile)
 
     # -- vendor hooks ------------------------------------------------------------------
     def _send_voltages(self, volts: dict[int, float]) -> None:  # cell index -> V (checked)
@@ -163,26 +170,15 @@ class MappedCellEmulator:
     def n_channels(self) -> int:
         return len(self.cells)
 
-    def _check_voltage(self, index: int, volts: float) -> float:
-        lo, hi = self.voltage_range_v
-        return check_limit(self._what(), f"cell {index + 1} voltage", volts, lo, hi, "V")
-
     def set_voltages(self, volts):
         """Every cell (one value or n_channels values), V. All checked before anything is sent."""
-        n = self.n_channels
-        try:
-            arr = np.broadcast_to(np.asarray(volts, dtype=float), (n,))
-        except ValueError:
-            raise ValueError(f"{self._what()}: need one value or {n}, got shape {np.shape(volts)}") from None
-        checked = {i: self._check_voltage(i, v) for i, v in enumerate(arr)}
-        self._send_voltages(checked)
+        arr = self.limits["voltage_range_v"].check_channels(self._what(), volts, self.n_channels, "cell")
+        self._send_voltages({i: float(v) for i, v in enumerate(arr)})
 
     def set_voltage(self, channel, volts):
         """One cell, 0-based index, V."""
-        channel = int(channel)
-        if not 0 <= channel < self.n_channels:
-            raise IndexError(f"{self._what()}: channel index {channel} outside 0..{self.n_channels - 1}")
-        self._send_voltages({channel: self._check_voltage(channel, volts)})
+        i = channel_index(channel, self.n_channels, self._what())
+        self._send_voltages({i: self.limits["voltage_range_v"].check(self._what(), volts, f"cell {i + 1} voltage")})
 
     def enable(self, on=True):
         self._send_enable(bool(on))
@@ -191,28 +187,36 @@ class MappedCellEmulator:
         return np.asarray(self._read_voltages(), dtype=float)
 
     def read_currents(self, aperture_s=None):
-        if aperture_s is not None and not (math.isfinite(float(aperture_s)) and float(aperture_s) > 0):
-            raise ValueError(f"{self._what()}: aperture must be > 0 s, got {aperture_s}")
-        return np.asarray(self._read_currents(None if aperture_s is None else float(aperture_s)), dtype=float)
+        """Per-cell current, A; averaged over ``aperture_s`` s where the instrument can."""
+        if aperture_s is not None:
+            aperture_s = APERTURE.check(self._what(), aperture_s)
+            if not aperture_s > 0:
+                raise ValueError(f"{self._what()}: aperture must be > 0 s, got {aperture_s}")
+        return np.asarray(self._read_currents(aperture_s), dtype=float)
 
     def set_current_limits(self, source_a, sink_a):
         """Source and sink limits per channel, A, each within [0, max_current_a]."""
-        src = check_limit(self._what(), "source current limit", source_a, 0.0, self.max_current_a, "A")
-        snk = check_limit(self._what(), "sink current limit", sink_a, 0.0, self.max_current_a, "A")
+        lim = self.limits["max_current_a"]
+        src = lim.check(self._what(), source_a, "source current limit")
+        snk = lim.check(self._what(), sink_a, "sink current limit")
         self._send_current_limits(src, snk)
 
     def set_noise(self, v_rms):
-        if float(v_rms) != 0.0:
+        if _NOISE.check(self._what(), v_rms) != 0.0:
             raise RigFault(self._what(), "this emulator has no noise injection; add an AWG driver to the rig")
 
     def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
-        """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels."""
+        """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels.
+
+        SOC, capacity, temperature and the model's first terminal voltages are checked against
+        the hard limits (by the loop's constructor) before anything is switched or sent."""
         from ..cellmodel import CellModelLoop
         from ..context import context_of
 
+        loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
+                             temperature_c=temperature_c, period_s=self.cell_model_period_s)  # checks the set-up
         self.set_source_mode()
-        self._cell_loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
-                                        temperature_c=temperature_c, period_s=self.cell_model_period_s).start()
+        self._cell_loop = loop.start()
 
     def set_source_mode(self):
         if self._cell_loop is not None:
@@ -244,17 +248,3 @@ class MappedCellEmulator:
             self._send_enable(False)
         except Exception:
             pass
-
-    def _validate_limits(self, volt_capability: tuple[float, float] | None, current_capability: float | None):
-        lo, hi = self.voltage_range_v
-        if volt_capability is not None and (lo < volt_capability[0] or hi > volt_capability[1]):
-            raise ValueError(
-                f"{self.role}: voltage_range_v [{lo:g}, {hi:g}] V exceeds what the instrument can output "
-                f"[{volt_capability[0]:g}, {volt_capability[1]:g}] V"
-            )
-        if not lo <= self.safe_voltage_v <= hi:
-            raise ValueError(f"{self.role}: safe_voltage_v {self.safe_voltage_v:g} V is outside voltage_range_v [{lo:g}, {hi:g}] V")
-        if not (math.isfinite(self.max_current_a) and self.max_current_a >= 0):
-            raise ValueError(f"{self.role}: max_current_a must be >= 0 A, got {self.max_current_a:g}")
-        if current_capability is not None and self.max_current_a > current_capability:
-            raise ValueError(f"{self.role}: max_current_a {self.max_current_a:g} A exceeds the instrument's {current_capability:g} A")

@@ -23,6 +23,7 @@ import numpy as np
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
+from ..context import find_context
 from ..errors import RigFault
 from ..protocols import DigitalEdge, InstrumentInfo, ReferenceDAQ
 from ..safety import FixedLimits, Limit, LimitConfigError, limit_pair
@@ -109,8 +110,7 @@ class NiDaqDriver(FixedLimits, Driver, ReferenceDAQ):
             self._nidaqmx = None
             raise self._fault("device not reachable (NI-DAQmx runtime missing or wrong device name)", exc) from None
         self._edges, self._levels = [], {}
-        ctx = getattr(self.target, "bmsrig", None)
-        self._clock = getattr(ctx, "clock", None)
+        self._clock = getattr(find_context(self.target), "clock", None)
         if self.res.digital_lines:
             self.poll_digital()  # the levels edges are measured from
             if self.poll_on_clock and self._clock is not None and hasattr(self._clock, "add_listener"):
@@ -240,8 +240,7 @@ class NiDaqDriver(FixedLimits, Driver, ReferenceDAQ):
 
     def _now(self):
         if self._clock is None:
-            ctx = getattr(self.target, "bmsrig", None)
-            self._clock = getattr(ctx, "clock", None)
+            self._clock = getattr(find_context(self.target), "clock", None)
         if self._clock is None:
             raise RigFault(self._source(), "no rig clock to timestamp edges (target not built by rig.build)")
         return self._clock.now()

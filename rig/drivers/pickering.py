@@ -33,10 +33,12 @@ from labgrid.resource.common import Resource
 
 from ..errors import RigFault
 from ..protocols import CellEmulator, InstrumentInfo
-from .multi_unit import (MappedCellEmulator, earliest_due, frozen, import_vendor, mapping_text, unit_list,
-                         volt_pair)
+from ..safety import limit_pair, limit_scalar, safe_value
+from .multi_unit import MappedCellEmulator, earliest_due, import_vendor, mapping_text, rated_emulator, unit_list
 
 CHANNELS_PER_MODULE = 6
+VOLTAGE_CAPABILITY_V = (0.0, 7.0)   # output range of a 41-752A channel (Pickering data sheet)
+CURRENT_CAPABILITY_A = 0.3          # source capability and sink setting range of a channel, A (data sheet)
 CAL_STORES = (0, 1)  # user, factory
 
 
@@ -95,23 +97,24 @@ class PickeringCellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
     """
 
     bindings = {"chassis": "PickeringLxi"}
-    voltage_range_v = frozen(default=(0.0, 4.5), converter=volt_pair)
-    max_current_a = frozen(default=0.3, converter=float)
-    safe_voltage_v = frozen(default=3.3, converter=float)
-    readback = frozen(default="measure", validator=attr.validators.in_(["measure", "setpoint"]))
-    current_sign = frozen(default=1, converter=int, validator=attr.validators.in_([1, -1]))
+    voltage_range_v = attr.ib(default=(0.0, 4.5), converter=lambda v: limit_pair(v, "voltage_range_v"))
+    max_current_a = attr.ib(default=0.3, converter=lambda v: limit_scalar(v, "max_current_a"))
+    safe_voltage_v = attr.ib(default=3.3, converter=lambda v: safe_value(v, "safe_voltage_v"))
+    readback = attr.ib(default="measure", validator=attr.validators.in_(["measure", "setpoint"]))
+    current_sign = attr.ib(default=1, converter=int, validator=attr.validators.in_([1, -1]))
     cell_model_period_s = attr.ib(default=0.25, converter=float)
     role = "cell emulator"
+    RATED = rated_emulator(VOLTAGE_CAPABILITY_V, CURRENT_CAPABILITY_A)
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
-        self._validate_limits(None, None)
         mods = self.chassis.modules if self.chassis else ()
         self.cells = [(k, ch) for k, m in enumerate(mods) for ch in m["channels"]]
         self._pilxi = None
         self._session = None
         self._cards: list = []
         self._identity: list[dict] = []
+        self._fix_emulator_limits(("readback", "current_sign"))
 
     def _what(self):
         res = self.chassis
@@ -268,5 +271,6 @@ class PickeringCellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
             calibration_due=earliest_due([m["calibration_due"] for m in mods]),
             notes=notes,
             extra={"modules": mods, "channel_map": mapping,
-                   "limits": {"voltage_range_v": list(self.voltage_range_v), "max_current_a": self.max_current_a}},
+                   "limits": {"voltage_range_v": list(self.voltage_range_v), "max_current_a": self.max_current_a},
+                   "hard limits": self.limits.describe()},
         )

@@ -29,13 +29,13 @@ from __future__ import annotations
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
-from ._chamber_base import VendorChamberDriver, vendor_import
+from ..resources import CalibratedInstrument
+from ._chamber_base import VendorChamberDriver, rated_chamber, vendor_import
 
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class EZZonePort(_CalibratedInstrument):
+class EZZonePort(CalibratedInstrument):
     """A Watlow EZ-Zone PM on its Standard Bus port (a USB-RS485 adapter).
 
     Args:
@@ -54,7 +54,7 @@ class EZZoneChamberDriver(VendorChamberDriver):
 
     bindings = {"res": "EZZonePort"}
     vendor = "Watlow EZ-Zone"
-    library_range_c = (0.0, 250.0)
+    RATED = rated_chamber(0.0, 250.0)  # the library drops readings outside 0..250 °C
 
     def _where(self):
         return f"{self.res.port}, Standard Bus"

@@ -25,9 +25,9 @@ from __future__ import annotations
 import attr
 from labgrid.factory import target_factory
 
-from ..labgrid import _CalibratedInstrument
+from ..resources import CalibratedInstrument
 from ..errors import RigFault
-from ._chamber_base import VendorChamberDriver, vendor_import
+from ._chamber_base import VendorChamberDriver, rated_chamber, vendor_import
 
 _SENSOR_BREAK_C = (-3276.8, 3276.7)  # 0x8000 / 0x7FFF read as signed 0.1 °C
 
@@ -38,7 +38,7 @@ def _opt_int(v):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class WatlowF4Port(_CalibratedInstrument):
+class WatlowF4Port(CalibratedInstrument):
     """A Watlow F4 on an RS-232/RS-485 serial port.
 
     Args:
@@ -64,7 +64,8 @@ class WatlowF4ChamberDriver(VendorChamberDriver):
     bindings = {"res": "WatlowF4Port"}
     ramp_register = attr.ib(default=None, converter=_opt_int)
     vendor = "Watlow F4"
-    library_range_c = (-3276.7, 3276.7)  # signed 16-bit register, 0.1 °C
+    RATED = rated_chamber(-3276.7, 3276.7)  # signed 16-bit register, 0.1 °C
+    FIXED_ALSO = ("ramp_register",)
 
     def _where(self):
         return f"{self.res.port}, Modbus address {self.res.address}"

@@ -2,7 +2,7 @@
 
 Each test writes a small rig description (``imports: [rig.labgrid]``, our resources and
 drivers) and gets its target with the run context attached the way :func:`rig.build.build_rig`
-attaches it (``target.bmsrig = RigContext(...)``). Instruments are stood in for by what
+attaches it (a ``RunContext`` resource holding a ``RigContext``). Instruments are stood in for by what
 this machine can run for real: pyvisa-sim devices, a fake NI-DAQmx interpreter under the
 real nidaqmx Task code, and a pymodbus TCP server on the loopback.
 """
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from rig.clock import StepClock
-from rig.context import RigContext
+from rig.context import RigContext, attach_context
 
 DATA = Path(__file__).parent / "data"
 SCPI_BENCH = DATA / "scpi-bench.yaml"
@@ -67,7 +67,7 @@ def make_target(tmp_path, board_profile, step_clock):
             sort_keys=False,
         ))
         target = Environment(str(env_path)).get_target("main")
-        target.bmsrig = RigContext(profile=board_profile, clock=clock or step_clock)
+        attach_context(target, RigContext(profile=board_profile, clock=clock or step_clock))
         targets.append(target)
         return target
 

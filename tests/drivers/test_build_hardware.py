@@ -16,6 +16,7 @@ import yaml
 
 from rig.build import build_rig
 from rig.clock import WallClock
+from rig.context import context_of
 
 from .chamber_server import PV_REG, SP_REG, ChamberServer
 from .fake_daqmx import FakeDaqmx
@@ -28,8 +29,10 @@ def chamber_server():
     srv.stop()
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["as-written", "drivers-reversed"])
 def test_build_rig_hardware_path_with_emulated_instruments(tmp_path, scpi_library, chamber_server, board_profile,
-                                                           monkeypatch):
+                                                           monkeypatch, reverse):
+    """The same rig whatever order its drivers are listed (and so activated) in."""
     import nidaqmx.utils
 
     daq_dev = FakeDaqmx()
@@ -60,12 +63,16 @@ def test_build_rig_hardware_path_with_emulated_instruments(tmp_path, scpi_librar
             ],
         }},
     }
+    if reverse:
+        env["targets"]["main"]["drivers"].reverse()
+        env["targets"]["main"]["resources"].reverse()
     env_path = tmp_path / "real-rig.yaml"
     env_path.write_text(yaml.safe_dump(env, sort_keys=False))
 
     rig = build_rig(env_path, board_profile)
     try:
         assert rig.kind == "hardware" and isinstance(rig.clock, WallClock) and rig.seed is None
+        assert not hasattr(rig.target, "bmsrig") and context_of(rig.target).clock is rig.clock
         roles = {i.role: i for i in rig.instruments()}
         assert set(roles) == {"cell emulator", "pack current source", "thermal chamber", "reference DAQ"}
         assert roles["cell emulator"].extra["idn"].startswith("BMSRIG-SIM,CS16")

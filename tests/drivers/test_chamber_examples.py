@@ -48,7 +48,8 @@ def test_a_range_the_library_cannot_carry_is_a_config_error(tmp_path):
     bad.write_text(yaml.safe_dump(env, sort_keys=False))
     proc = _cli("check", "--rig", str(bad))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert f"{bad}: targets.main: ValueError: thermal chamber: temperature_range_c [-20, 85] °C exceeds" in proc.stderr
+    assert (f"{bad}: targets.main.drivers.EZZoneChamberDriver.temperature_range_c: set point [-20, 85] °C is "
+            "outside the rated range [0, 250] °C") in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

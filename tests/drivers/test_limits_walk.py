@@ -11,6 +11,8 @@ wider value: refused, and the old limit still holds.
 A guard test checks that every public method of each driver appears in its walk (or is
 declared to take no value), so a new method cannot slip past. ``WALK_COUNT`` is the number
 of beyond-limit commands tried (printed by ``python -m tests.drivers.test_limits_walk``).
+The vendor drivers (BS1200, Pickering, Watlow F4, EZ-Zone, Espec) have the same walk in
+``test_limits_walk_vendors``.
 """
 
 from __future__ import annotations
@@ -176,12 +178,12 @@ def test_sim_chamber_refuses(sim_rig, method, args):
     _walk(sim_rig.chamber, method, args, lambda: _world_state(sim_rig))
 
 
-def _assign_all(drv, family):
-    attrs, (method, args) = ASSIGNMENTS[family]
+def _assign_all(drv, family, assignments=None, widen=None):
+    attrs, (method, args) = (assignments or ASSIGNMENTS)[family]
     for name in attrs:
         old = getattr(drv, name)
         with pytest.raises(AttributeError, match="hard limit"):
-            setattr(drv, name, WIDEN[name])
+            setattr(drv, name, {**WIDEN, **(widen or {})}[name])
         assert getattr(drv, name) == old
     with pytest.raises(AttributeError):
         drv.limits = None
@@ -191,6 +193,13 @@ def _assign_all(drv, family):
     with pytest.raises(dataclasses.FrozenInstanceError):
         drv.limits[key].hi = 1e9
     return method, args
+
+
+def _assign_walk_family(drv, family_entry, widen, state):
+    """Every limit attribute of ``family_entry`` refused a wider value, then the command
+    beyond the old limit refused with ``state()`` unchanged (used by the vendor walk too)."""
+    method, args = _assign_all(drv, "x", {"x": family_entry}, widen)
+    _walk(drv, method, args, state)
 
 
 def test_sim_limits_cannot_be_widened(sim_rig):

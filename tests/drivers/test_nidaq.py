@@ -3,7 +3,7 @@
 NI's runtime is not on this machine (nor in CI), so ``nidaqmx.utils._select_interpreter``
 is patched to return :class:`~tests.drivers.fake_daqmx.FakeDaqmx`; everything above it —
 ``Task``, channel collections, timing, ``Task.read`` shaping the samples — is nidaqmx's own.
-The rig is built from a labgrid environment YAML with the run's clock in ``target.bmsrig``.
+The rig is built from a labgrid environment YAML with the run's clock in its ``RunContext`` resource.
 """
 
 from __future__ import annotations

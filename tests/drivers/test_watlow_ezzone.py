@@ -76,7 +76,7 @@ def test_wait_stable_on_the_rig_clock(chamber, ez, step_clock):
 
 def test_range_the_library_cannot_carry_is_refused_at_construction(ez, make_target):
     # the library drops any reading below 0 °C as a garbled frame
-    with pytest.raises(Exception, match=r"temperature_range_c \[-20, 120\] °C exceeds what the Watlow EZ-Zone driver can carry, \[0, 250\] °C"):
+    with pytest.raises(Exception, match=r"temperature_range_c: set point \[-20, 120\] °C is outside the rated range \[0, 250\] °C"):
         make_target(*_env(ez.port, temperature_range_c=[-20.0, 120.0]))
 
 
