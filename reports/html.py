@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from rig.identity import UNIDENTIFIED, gate_exit_code, identity_problems
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from . import plots
 from .junit import fmt_limits, fmt_num
@@ -47,7 +48,8 @@ RULE_RISK = {
     "below.",
 }
 
-VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "INCOMPLETE": "incomplete", "ERROR": "error", "NO TESTS": "incomplete"}
+VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "INCOMPLETE": "incomplete", "ERROR": "error", "NO TESTS": "incomplete",
+                 UNIDENTIFIED: "error"}
 
 
 def rule_name(rule: Any) -> str | None:
@@ -139,6 +141,16 @@ def _near_limit(m: dict) -> bool:
 
 
 def overall_verdict(summary: RecordSummary) -> str:
+    """PASS / FAIL / INCOMPLETE / ERROR / NO TESTS; a judged run (PASS or FAIL) of a board
+    whose serial or firmware was not read is UNIDENTIFIED (:mod:`rig.identity`)."""
+    verdict = results_verdict(summary)
+    if verdict in ("PASS", "FAIL") and identity_problems(summary.dut):
+        return UNIDENTIFIED
+    return verdict
+
+
+def results_verdict(summary: RecordSummary) -> str:
+    """The verdict the results alone give (before the identity gate)."""
     tests = list(summary.tests.values())
     if any(t.status == "failed" or t.failed_measurements for t in tests):
         return "FAIL"
@@ -268,6 +280,11 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
         if ins["expired"]:
             rows.append({"kind": "calibration", "test": "—",
                          "message": f"{ins['role']} {ins['model']} s/n {ins['serial']}: calibration due {ins['due']} had expired on the date of test."})
+    missing = identity_problems(summary.dut)
+    if missing:
+        rows.append({"kind": "identity", "test": "—",
+                     "message": "The item tested is not identified (" + "; ".join(missing) + "): no statement of "
+                     "conformity is made; the results below cannot be attributed to an item."})
     if ctx.get("defects"):
         rows.append({"kind": "defects", "test": "—",
                      "message": "Defects were injected on the virtual bench: " + ", ".join(ctx["defects"])})
@@ -382,7 +399,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "verdict": verdict,
         "verdict_cls": VERDICT_CLASS.get(verdict, "incomplete"),
         "complete": summary.complete,
-        "exit_code": (summary.run_end or {}).get("exit_code"),
+        "exit_code": _exit_code(summary),
         "banners": banners,
         "counts": counts,
         "n_tests": len(summary.tests),
@@ -418,6 +435,12 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
     }
 
 
+def _exit_code(summary: RecordSummary) -> int | None:
+    """The run's exit code: the recorded one after the identity gate (None when not recorded)."""
+    code = (summary.run_end or {}).get("exit_code")
+    return gate_exit_code(int(code), summary.dut) if isinstance(code, int) else code
+
+
 def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
     spec = f"board profile {profile!r}" if profile else "the board profile"
     rule = " and ".join(f"{r} acceptance" for r in rules) or "the decision rule stated"
@@ -425,6 +448,9 @@ def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
         return f"The item tested conforms to the requirements of {spec} that were tested, under {rule}."
     if verdict == "FAIL":
         return f"The item tested does not conform to {spec}: at least one result failed under {rule} (failures listed on page 1)."
+    if verdict == UNIDENTIFIED:
+        return ("No statement of conformity is made: the item tested is not identified (its serial number or "
+                "firmware version was not read), so the results cannot be attributed to an item (see Deviations).")
     if verdict == "INCOMPLETE":
         return "No statement of conformity is made: the run is incomplete. The results shown are those recorded before it stopped."
     if verdict == "ERROR":

@@ -1,7 +1,8 @@
 """``bmsrig``: run the qualification plans, check a rig, list defects and boards, rebuild reports.
 
 Exit codes of ``bmsrig run``: 0 all passed, 1 a test failed, 2 bad usage or configuration,
-3 rig fault (an instrument, the link or the storage failed: the board was not judged).
+3 rig fault (an instrument, the link or the storage failed: the board was not judged),
+4 board not identified (serial or firmware not read: no statement of conformity, rig.identity).
 
 One handler (:func:`main`) maps every error to its exit code; a user's mistake never shows
 a traceback. The run's own code is worked out once, by :func:`rig.errors.run_exit_code`.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
                      is_disk_error, run_exit_code)
+from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
 
 __all__ = ["main", "build_parser", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_RIG_FAULT"]
@@ -73,7 +75,7 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     from .runfolder import claim_run_dir
 
     claim_run_dir(run_dir, run_id, key="--out")
-    verdict = _run_plans(args, profile, env_path, run_id, run_dir)
+    verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
     return _report(run_dir, verdict)
 
 
@@ -118,7 +120,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
 
 
 VERDICTS = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_USAGE: "USAGE/CONFIG ERROR",
-            EXIT_RIG_FAULT: "RIG FAULT (board not judged)"}
+            EXIT_RIG_FAULT: "RIG FAULT (board not judged)", EXIT_UNIDENTIFIED: "UNIDENTIFIED (no statement of conformity)"}
 
 
 def _report(run_dir: Path, verdict: int) -> int:

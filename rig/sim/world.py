@@ -204,6 +204,7 @@ class World:
         self._modbus = None
         self._silent_bal = "silent_while_balancing" in self.defects  # defect: link quiet while bleeding
         self._gaps = [(d["t"], d["t"] + d["s"]) for d in self.defects.all("telemetry_gap")]  # defect: dropouts, s
+        self._no_identity = "no_identity" in self.defects  # defect: serial and firmware not reported
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
                       "ff_drift_used_max": 0.0}
         """Counters: events (fine steps), wakes, fast-forward windows / seconds / steps, and
@@ -517,8 +518,11 @@ class World:
             rmap = self.profile.resolve(link.register_map) if link.register_map else None
             self._modbus = ModbusSlave(rmap, self.n, link.unit_id)
             self._modbus.start()
-            if self.telemetry is not None:
-                self._modbus.update(self.telemetry)
+            b = self.profile.bench  # identity registers hold from power-on, before the first sample
+            self._modbus.update(self.telemetry or Telemetry(
+                np.zeros(self.n), np.zeros(self.n + 1), np.zeros(self.n, bool), charge_fet=False, discharge_fet=False,
+                serial="" if self._no_identity else b.serial, hw_revision=b.hw_revision,
+                fw_version="" if self._no_identity else b.fw_version))
         return self._modbus.port
 
     def close(self) -> None:
@@ -593,6 +597,8 @@ class World:
             self.daq_edges.append(DigitalEdge(self.t, line, level))
 
     def _publish(self, tel: Telemetry) -> None:
+        if self._no_identity:
+            tel.serial = tel.fw_version = ""
         self.telemetry = tel
         self.telemetry_count += 1
         if self._silent_bal or self._gaps:
