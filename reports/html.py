@@ -317,8 +317,10 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
     return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
 
 
-def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> dict:
-    """Everything the report states, as plain data."""
+def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
+                   signature: dict | None = None) -> dict:
+    """Everything the report states, as plain data. ``signature``: ``{"algorithm",
+    "fingerprint"}`` of the key that signs the manifest, or ``{"reason"}`` why none does."""
     ctx = summary.context
     profile = ctx.get("board_profile") or {}
     requirements = dict(profile.get("requirements") or {})
@@ -431,6 +433,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "deviations": _deviations(summary, instruments, ctx),
         "trace": _traceability(summary, requirements),
         "approver": ctx.get("approver"),
+        "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
+                      **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
     }
 
@@ -475,6 +479,7 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> str:
+def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
+                signature: dict | None = None) -> str:
     """The report as one self-contained HTML string."""
-    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots))
+    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature))

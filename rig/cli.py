@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
                      is_disk_error, run_exit_code)
+from .cli_results import add_subcommands
 from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
 
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--json", action="store_true")
     ben.add_argument("names", nargs="*", help="scenario names (default: all)")
     ben.set_defaults(func=cmd_bench)
+    add_subcommands(sub)  # verify, index, history, compare (rig/cli_results.py)
     return ap
 
 

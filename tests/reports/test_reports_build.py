@@ -16,7 +16,7 @@ from reports import verify_manifest
 from reports.manifest import MANIFEST_FILE
 from reports_synthetic import EXPIRED_DUE, RUN_ID, VALID_DUE, make_run
 
-ARTIFACTS = ["junit.xml", "report.html", "report.pdf", "manifest.json"]
+ARTIFACTS = ["junit.xml", "report.html", "report.pdf", "manifest.json", "manifest.sig"]
 
 
 def _text(html: str) -> str:
