@@ -25,8 +25,9 @@ from . import html as html_mod
 from .junit import write_junit
 from .manifest import MANIFEST_FILE, write_manifest
 from .pdf import render_pdf
+from .summary_json import SUMMARY_FILE, write_summary
 
-ARTIFACTS = ("junit.xml", "report.html", "report.pdf", MANIFEST_FILE, "manifest.sig")
+ARTIFACTS = ("junit.xml", SUMMARY_FILE, "report.html", "report.pdf", MANIFEST_FILE, "manifest.sig")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -95,6 +96,12 @@ def build(
             signature = {"fingerprint": signer.fingerprint}
         except ConfigError as exc:
             signature = {"reason": f"the signing key could not be loaded ({exc})"}
+    names = ["junit.xml", SUMMARY_FILE, "report.html", MANIFEST_FILE] + (["report.pdf"] if pdf else []) \
+        + (["manifest.sig"] if signer is not None else []) + [c["file"] for c in summary.captures if c.get("file")]
+    summary_path = run_dir / SUMMARY_FILE
+    with _writing(summary_path):
+        out[SUMMARY_FILE] = write_summary(summary, summary_path, signature, names)
+    lap("summary")
     html = html_mod.render_html(summary, issued=issued, signature=signature)
     html_path = run_dir / "report.html"
     with _writing(html_path):

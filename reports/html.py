@@ -16,10 +16,11 @@ from typing import Any
 
 import jinja2
 
-from rig.identity import UNIDENTIFIED, gate_exit_code, identity_problems
+from rig.identity import UNIDENTIFIED, identity_problems
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from . import plots
 from .junit import fmt_limits, fmt_num
+from .verdict import gated_exit_code, overall_verdict, results_verdict, traceability  # noqa: F401 (re-exported)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -140,29 +141,6 @@ def _near_limit(m: dict) -> bool:
     return (lo is not None and v < lo + u) or (hi is not None and v > hi - u)
 
 
-def overall_verdict(summary: RecordSummary) -> str:
-    """PASS / FAIL / INCOMPLETE / ERROR / NO TESTS; a judged run (PASS or FAIL) of a board
-    whose serial or firmware was not read is UNIDENTIFIED (:mod:`rig.identity`)."""
-    verdict = results_verdict(summary)
-    if verdict in ("PASS", "FAIL") and identity_problems(summary.dut):
-        return UNIDENTIFIED
-    return verdict
-
-
-def results_verdict(summary: RecordSummary) -> str:
-    """The verdict the results alone give (before the identity gate)."""
-    tests = list(summary.tests.values())
-    if any(t.status == "failed" or t.failed_measurements for t in tests):
-        return "FAIL"
-    if not summary.complete:
-        return "INCOMPLETE"
-    if any(t.status in ("error", "incomplete", "not run") for t in tests):
-        return "ERROR"
-    if not any(t.status == "passed" for t in tests):
-        return "NO TESTS"
-    return "PASS"
-
-
 def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict]:
     rows = []
     for ins in instruments or []:
@@ -216,45 +194,6 @@ def _conditions(summary: RecordSummary, ctx: dict) -> dict:
         "defects": list(ctx.get("defects") or []),
         "ambient": ctx.get("ambient_c"),
     }
-
-
-def _traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
-    by_req: dict[str, dict] = {}
-    order = list(requirements)
-    for t in summary.tests.values():
-        reqs = list(t.requirements) + [m.get("requirement") for m in t.measurements if m.get("requirement")]
-        for r in dict.fromkeys(reqs):
-            row = by_req.setdefault(r, {"tests": {}, "n": 0, "n_fail": 0})
-            row["tests"][t.nodeid] = t.status
-            if r not in order:
-                order.append(r)
-        for m in t.measurements:
-            r = m.get("requirement") or (t.requirements[0] if len(t.requirements) == 1 else None)
-            if r:
-                row = by_req.setdefault(r, {"tests": {t.nodeid: t.status}, "n": 0, "n_fail": 0})
-                row["n"] += 1
-                row["n_fail"] += m.get("verdict") != "pass"
-    rows = []
-    for r in order:
-        info = by_req.get(r)
-        text = requirements.get(r) or "(not in the board profile)"
-        if not info:
-            rows.append({"id": r, "text": text, "tests": [], "n": 0, "n_fail": 0, "verdict": "NOT TESTED", "cls": "muted"})
-            continue
-        statuses = set(info["tests"].values())
-        if info["n_fail"] or "failed" in statuses:
-            verdict, cls = "FAIL", "fail"
-        elif statuses & {"error", "incomplete", "not run"}:
-            verdict, cls = "NOT JUDGED", "incomplete"
-        elif statuses <= {"skipped"}:
-            verdict, cls = "NOT TESTED (skipped)", "muted"
-        else:
-            verdict, cls = "PASS", "pass"
-        rows.append({
-            "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
-            "verdict": verdict, "cls": cls,
-        })
-    return rows
 
 
 def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> list[dict]:
@@ -401,7 +340,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "verdict": verdict,
         "verdict_cls": VERDICT_CLASS.get(verdict, "incomplete"),
         "complete": summary.complete,
-        "exit_code": _exit_code(summary),
+        "exit_code": gated_exit_code(summary),
         "banners": banners,
         "counts": counts,
         "n_tests": len(summary.tests),
@@ -431,18 +370,12 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "tests": tests,
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
-        "trace": _traceability(summary, requirements),
+        "trace": traceability(summary, requirements),
         "approver": ctx.get("approver"),
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
                       **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
     }
-
-
-def _exit_code(summary: RecordSummary) -> int | None:
-    """The run's exit code: the recorded one after the identity gate (None when not recorded)."""
-    code = (summary.run_end or {}).get("exit_code")
-    return gate_exit_code(int(code), summary.dut) if isinstance(code, int) else code
 
 
 def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:

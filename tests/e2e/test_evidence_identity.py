@@ -107,3 +107,5 @@ def test_no_identity_defect_gives_the_identity_verdict(tmp_path, board):
     assert identity_problems(_dut(out))
     html = (out / "report.html").read_text()
     assert f'id="overall-verdict">{verdict}<' in html and "conforms to the requirements" not in html
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["verdict"], summary["exit_code"], summary["board"]["identified"]) == (verdict, 4, False)

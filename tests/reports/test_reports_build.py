@@ -16,7 +16,7 @@ from reports import verify_manifest
 from reports.manifest import MANIFEST_FILE
 from reports_synthetic import EXPIRED_DUE, RUN_ID, VALID_DUE, make_run
 
-ARTIFACTS = ["junit.xml", "report.html", "report.pdf", "manifest.json", "manifest.sig"]
+ARTIFACTS = ["junit.xml", "summary.json", "report.html", "report.pdf", "manifest.json", "manifest.sig"]
 
 
 def _text(html: str) -> str:
@@ -61,7 +61,7 @@ def test_manifest_lists_every_file_and_verifies(built_run):
     paths = {e["path"] for e in doc["files"]}
     captures = {f"captures/{p.name}" for p in (run_dir / "captures").iterdir()}
     assert len(captures) == 6
-    assert {"record.jsonl", "junit.xml", "report.html", "report.pdf"} | captures == paths
+    assert {"record.jsonl", "junit.xml", "summary.json", "report.html", "report.pdf"} | captures == paths
     assert all(len(e["sha256"]) == 64 and e["size"] > 0 for e in doc["files"])
     assert doc["run_id"] == RUN_ID and doc["algorithm"] == "sha256"
     assert verify_manifest(run_dir) == []
