@@ -19,7 +19,8 @@ import jinja2
 from rig.identity import UNIDENTIFIED, identity_problems
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from . import plots
-from .junit import fmt_limits, fmt_num
+from .conditions import cond_text, conditions_section, observed_text
+from .fmt import clean_text, fmt_limits, fmt_value_u
 from .verdict import gated_exit_code, overall_verdict, results_verdict, traceability  # noqa: F401 (re-exported)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -95,17 +96,6 @@ def _fmt_duration(s: float | None) -> str:
     return f"{h} h {rem // 60:02d} min"
 
 
-def _cond_text(cond: dict | None) -> str:
-    if not cond:
-        return ""
-    parts = []
-    for k, v in cond.items():
-        if isinstance(v, float):
-            v = f"{v:g}"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
-
-
 def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
     rule = rule_name(m.get("decision_rule")) or default_rule
     limits = m.get("limits") or [None, None]
@@ -116,14 +106,16 @@ def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
         lo, hi = number(lo), number(hi)
         acc = [lo, hi] if rule == "simple" else [None if lo is None else lo + u, None if hi is None else hi - u]
     verdict = str(m.get("verdict") or "?").upper()
+    value, u = fmt_value_u(m.get("value"), m.get("uncertainty"))
+    observed = observed_text(m.get("conditions"))
     return {
         "i": i,
         "name": m.get("name") or "",
-        "conditions": _cond_text(m.get("conditions")),
-        "value": fmt_num(m.get("value")),
-        "unit": "" if (m.get("unit") or "") == "1" else m.get("unit"),
+        "conditions": cond_text(m.get("conditions")) + (f" (observed: {observed})" if observed else ""),
+        "value": value,
+        "unit": "" if (m.get("unit") or "") == "1" or m.get("value") is None else m.get("unit"),
         "limits": fmt_limits(limits),
-        "uncertainty": fmt_num(m.get("uncertainty")) if number(m.get("uncertainty")) else "0",
+        "uncertainty": u,
         "acceptance": fmt_limits(acc),
         "rule": rule or "",
         "verdict": verdict,
@@ -171,35 +163,10 @@ def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict
     return rows
 
 
-def _conditions(summary: RecordSummary, ctx: dict) -> dict:
-    temps: set[float] = set()
-    others: dict[str, set] = {}
-    for m in summary.measurements:
-        for k, v in (m.get("conditions") or {}).items():
-            if k in ("temp_c", "chamber_c", "chamber_temp_c") and number(v) is not None:
-                temps.add(round(float(number(v)), 2))
-            elif k != "cell":
-                others.setdefault(k, set()).add(v if isinstance(v, (str, int, float, bool)) else str(v))
-    other_rows = []
-    for k, vals in sorted(others.items()):
-        nums = sorted(number(v) for v in vals if number(v) is not None and not isinstance(v, bool))
-        if len(nums) == len(vals) and len(vals) > 6:
-            other_rows.append((k, f"{len(vals)} values, {nums[0]:g} … {nums[-1]:g}"))
-        else:
-            other_rows.append((k, ", ".join(sorted(f"{v:g}" if isinstance(v, float) else str(v) for v in vals))))
-    return {
-        "chamber_temps": [f"{t:g} °C" for t in sorted(temps)],
-        "other": other_rows,
-        "seed": ctx.get("seed"),
-        "defects": list(ctx.get("defects") or []),
-        "ambient": ctx.get("ambient_c"),
-    }
-
-
 def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> list[dict]:
     rows = []
     for d in summary.deviations:
-        rows.append({"kind": d.get("kind") or "note", "test": d.get("test") or "—", "message": d.get("message") or ""})
+        rows.append({"kind": d.get("kind") or "note", "test": d.get("test") or "—", "message": clean_text(d.get("message"))})
     noted = {(r["test"], r["kind"]) for r in rows}
     for t in summary.tests.values():
         if t.status == "skipped" and (t.nodeid, "skipped") not in noted:
@@ -290,7 +257,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
-            "requirements": t.requirements, "message": t.message,
+            "requirements": t.requirements, "message": clean_text(t.message),
             "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
             "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
             "deviations": t.deviations,
@@ -363,7 +330,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "planned": len(summary.planned_tests),
         },
         "rig": {"env": rig.get("env") or "—", "kind": rig.get("kind") or "—", "instruments": instruments},
-        "conditions": _conditions(summary, ctx),
+        "conditions": conditions_section(summary, ctx),
         "rules": [{"name": r, "text": RULE_TEXT.get(r, f"Decision rule {r!r} (as recorded)."), "risk": RULE_RISK.get(r, "")} for r in rules_used],
         "near_limit": sum(_near_limit(m) for m in measurements if rule_name(m.get("decision_rule")) == "simple"),
         "conformity": _conformity(verdict, profile.get("name"), rules_used),
