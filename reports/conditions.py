@@ -34,11 +34,13 @@ INDEX_KEYS = {"cell"}
 
 
 def _span(vals: list) -> str:
+    """Distinct values as written in the report, in numeric order; more than 6 as a range."""
     nums = sorted({n for n in (number(v) for v in vals if not isinstance(v, bool)) if n is not None})
-    if len(nums) == len(set(map(str, vals))) and nums:
-        if len(nums) > 6:
-            return f"{len(nums)} values, {fmt_plain(nums[0])} … {fmt_plain(nums[-1])}"
-        return ", ".join(fmt_plain(n) for n in nums)
+    if nums and len(nums) == len({str(v) for v in vals}):
+        texts = list(dict.fromkeys(fmt_plain(n) for n in nums))
+        if len(texts) > 6:
+            return f"{len(texts)} values, {texts[0]} … {texts[-1]}"
+        return ", ".join(texts)
     return ", ".join(sorted({str(v) for v in vals}))
 
 
