@@ -158,13 +158,13 @@ def _report(run_dir: Path, verdict: int) -> int:
 
 def cmd_check(args) -> int:
     from .build import find_env
-    from .check import check_env, check_profile_links
+    from .check import check_calibration, check_env, check_profile_links
     from .profile import load_profile
 
     profile = load_profile(args.board)
     env_path = find_env(args.rig)
     kind = check_env(env_path)
-    warnings = check_profile_links(profile)
+    warnings = check_calibration(env_path) + check_profile_links(profile)  # expired calibration: ConfigError, exit 2
     print(f"rig description {env_path}: OK ({kind})")
     for w in warnings:
         print(f"bmsrig: warning: {w}", file=sys.stderr)
