@@ -1,6 +1,6 @@
 """Build every artifact of a run from its record: ``build(run_dir) -> {name: path}``.
 
-Order: junit.xml, summary.json, report.html, report.pdf, then manifest.json (it hashes the
+Order: junit.xml, report.html, report.pdf, summary.json, then manifest.json (it hashes the
 others, record.jsonl and the captures) and manifest.sig last (the lab key's Ed25519
 signature over the manifest, :mod:`rig.signing`; the report prints the key's fingerprint). Each file is written to a temporary name and renamed, so
 an interrupted build never leaves a half file under the real name. A record without
@@ -98,10 +98,6 @@ def build(
             signature = {"reason": f"the signing key could not be loaded ({exc})"}
     names = ["junit.xml", SUMMARY_FILE, "report.html", MANIFEST_FILE] + (["report.pdf"] if pdf else []) \
         + (["manifest.sig"] if signer is not None else []) + [c["file"] for c in summary.captures if c.get("file")]
-    summary_path = run_dir / SUMMARY_FILE
-    with _writing(summary_path):
-        out[SUMMARY_FILE] = write_summary(summary, summary_path, signature, names)
-    lap("summary")
     html = html_mod.render_html(summary, issued=issued, signature=signature)
     html_path = run_dir / "report.html"
     with _writing(html_path):
@@ -114,6 +110,10 @@ def build(
             clock["pdf_pages"] = render_pdf(html, pdf_path, base_url=run_dir)
         out["report.pdf"] = pdf_path
         lap("pdf")
+    summary_path = run_dir / SUMMARY_FILE
+    with _writing(summary_path):
+        out[SUMMARY_FILE] = write_summary(summary, summary_path, signature, names)
+    lap("summary")
     from rig import __version__
 
     with _writing(run_dir / MANIFEST_FILE):

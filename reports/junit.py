@@ -8,7 +8,6 @@ Layout (Jenkins / Ant JUnit dialect, the one CI servers read)::
         <testcase classname="testplans.test_hvc" name="test_trip[16]" time="...">
           <properties>
             <property name="requirement" value="HVC-001"/>
-            <property name="measurement" value="trip_v=3.651 V [3.64, 3.66] U=0.002 pass"/>
             <property name="measurements.json" value='[{"name": "trip_v", "value": 3.651, ...}]'/>
           <failure type="MeasurementFailure" message="2 measurements out of limits: ...">
           <skipped message="..."/>       skipped tests
@@ -23,7 +22,8 @@ properties carry ``verdict`` and ``exit_code`` (after the identity gate).
 Per-testcase ``<properties>`` are what Jenkins' JUnit plugin, GitLab and most readers take
 for test metadata; note that the xunit-plugin schema (junit-10.xsd) only allows
 ``<properties>`` under ``<testsuite>``. ``testcase_properties=False`` leaves them out
-(requirement and measurement lines are then in ``<system-out>`` only) for a runner that
+(requirements are then in ``<system-out>`` only; the measurements always are, one human-readable
+line each, ``trip_v=3.651 V [3.64, 3.66] U=0.002 pass``) for a runner that
 validates against that schema strictly.
 """
 
@@ -104,8 +104,6 @@ def _testcase(t: TestRecord, testcase_properties: bool, run_complete: bool) -> t
         reqs = list(dict.fromkeys(t.requirements + [m["requirement"] for m in t.measurements if m.get("requirement")]))
         for r in reqs:
             ET.SubElement(props, "property", {"name": "requirement", "value": _clean(r)})
-        for m in t.measurements:
-            ET.SubElement(props, "property", {"name": "measurement", "value": _clean(describe_measurement(m))})
         if t.measurements:
             doc = plain([measurement_dict(m) for m in t.measurements])
             ET.SubElement(props, "property", {"name": "measurements.json",

@@ -2,8 +2,9 @@
 
 One JSON object (``format: bmsrig-summary/1``): run id, board identity (and whether it
 identifies the item, :mod:`rig.identity`), verdict and exit code (after the identity gate),
-counts, per test its outcome and measurements, per requirement its verdict, its
-measurements and the worst margin, the artifacts' paths (relative to the run folder) and
+counts, per test its outcome and measurements, per requirement its verdict, the worst
+margin and its measurements as references ``{test, index, name, unit, verdict, margin}``
+(``index`` into that test's ``measurements``), the artifacts' paths (relative to the run folder) and
 the signing key's fingerprint. A measurement is ``{name, value, unit, limits: {low, high},
 acceptance: {low, high}, uncertainty: {U, k}, decision_rule, verdict, margin, requirement,
 conditions}``; an open limit or a non-finite value is ``null``. ``margin`` is the distance
@@ -97,12 +98,13 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
     tests, by_req = [], {}
     for t in summary.tests.values():
         ms = []
-        for raw in t.measurements:
+        for i, raw in enumerate(t.measurements):
             m = measurement_dict(raw)
             ms.append(m)
             req = m["requirement"] or (t.requirements[0] if len(t.requirements) == 1 else None)
             if req:
-                by_req.setdefault(req, []).append({**m, "test": t.nodeid})
+                by_req.setdefault(req, []).append({"test": t.nodeid, "index": i, "name": m["name"], "unit": m["unit"],
+                                                   "verdict": m["verdict"], "margin": m["margin"]})
         tests.append({"nodeid": t.nodeid, "name": t.name, "outcome": t.status, "requirements": t.requirements,
                       "duration_s": _finite(t.duration_s), "message": t.message, "measurements": ms,
                       "captures": [c.get("file") for c in t.captures if c.get("file")]})
@@ -111,7 +113,7 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
         ms = by_req.get(row["id"], [])
         reqs[row["id"]] = {"text": row["text"], "verdict": row["verdict"], "tests": dict(row["tests"]),
                            "n_measurements": row["n"], "n_failed": row["n_fail"], "worst": _worst(ms),
-                           "measurements": [{k: v for k, v in m.items() if k != "requirement"} for m in ms]}
+                           "measurements": ms}
     start = summary.run_start or {}
     return {
         "format": FORMAT,
