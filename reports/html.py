@@ -21,7 +21,7 @@ from rig.record import RecordSummary, TestRecord, number, parse_iso, read_captur
 from . import plots
 from .conditions import cond_text, conditions_section, observed_text
 from .fmt import clean_text, fmt_limits, fmt_value_u
-from .verdict import gated_exit_code, overall_verdict, results_verdict, traceability  # noqa: F401 (re-exported)
+from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
