@@ -16,10 +16,13 @@ from typing import Any
 
 import jinja2
 
+from rig.identity import UNIDENTIFIED, identity_problems
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from testplans.requirements import record_requirements
 from . import plots
-from .junit import fmt_limits, fmt_num
+from .conditions import cond_text, conditions_section, observed_text
+from .fmt import clean_text, fmt_limits, fmt_value_u
+from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -48,7 +51,8 @@ RULE_RISK = {
     "below.",
 }
 
-VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "INCOMPLETE": "incomplete", "ERROR": "error", "NO TESTS": "incomplete"}
+VERDICT_CLASS = {"PASS": "pass", "FAIL": "fail", "INCOMPLETE": "incomplete", "ERROR": "error", "NO TESTS": "incomplete",
+                 UNIDENTIFIED: "error"}
 
 
 def rule_name(rule: Any) -> str | None:
@@ -93,17 +97,6 @@ def _fmt_duration(s: float | None) -> str:
     return f"{h} h {rem // 60:02d} min"
 
 
-def _cond_text(cond: dict | None) -> str:
-    if not cond:
-        return ""
-    parts = []
-    for k, v in cond.items():
-        if isinstance(v, float):
-            v = f"{v:g}"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
-
-
 def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
     rule = rule_name(m.get("decision_rule")) or default_rule
     limits = m.get("limits") or [None, None]
@@ -114,14 +107,16 @@ def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
         lo, hi = number(lo), number(hi)
         acc = [lo, hi] if rule == "simple" else [None if lo is None else lo + u, None if hi is None else hi - u]
     verdict = str(m.get("verdict") or "?").upper()
+    value, u = fmt_value_u(m.get("value"), m.get("uncertainty"))
+    observed = observed_text(m.get("conditions"))
     return {
         "i": i,
         "name": m.get("name") or "",
-        "conditions": _cond_text(m.get("conditions")),
-        "value": fmt_num(m.get("value")),
-        "unit": "" if (m.get("unit") or "") == "1" else m.get("unit"),
+        "conditions": cond_text(m.get("conditions")) + (f" (observed: {observed})" if observed else ""),
+        "value": value,
+        "unit": "" if (m.get("unit") or "") == "1" or m.get("value") is None else m.get("unit"),
         "limits": fmt_limits(limits),
-        "uncertainty": fmt_num(m.get("uncertainty")) if number(m.get("uncertainty")) else "0",
+        "uncertainty": u,
         "acceptance": fmt_limits(acc),
         "rule": rule or "",
         "verdict": verdict,
@@ -137,19 +132,6 @@ def _near_limit(m: dict) -> bool:
         return False
     lo, hi = [number(x) for x in (list(m.get("limits") or []) + [None, None])[:2]]
     return (lo is not None and v < lo + u) or (hi is not None and v > hi - u)
-
-
-def overall_verdict(summary: RecordSummary) -> str:
-    tests = list(summary.tests.values())
-    if any(t.status == "failed" or t.failed_measurements for t in tests):
-        return "FAIL"
-    if not summary.complete:
-        return "INCOMPLETE"
-    if any(t.status in ("error", "incomplete", "not run") for t in tests):
-        return "ERROR"
-    if not any(t.status == "passed" for t in tests):
-        return "NO TESTS"
-    return "PASS"
 
 
 def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict]:
@@ -182,74 +164,10 @@ def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict
     return rows
 
 
-def _conditions(summary: RecordSummary, ctx: dict) -> dict:
-    temps: set[float] = set()
-    others: dict[str, set] = {}
-    for m in summary.measurements:
-        for k, v in (m.get("conditions") or {}).items():
-            if k in ("temp_c", "chamber_c", "chamber_temp_c") and number(v) is not None:
-                temps.add(round(float(number(v)), 2))
-            elif k != "cell":
-                others.setdefault(k, set()).add(v if isinstance(v, (str, int, float, bool)) else str(v))
-    other_rows = []
-    for k, vals in sorted(others.items()):
-        nums = sorted(number(v) for v in vals if number(v) is not None and not isinstance(v, bool))
-        if len(nums) == len(vals) and len(vals) > 6:
-            other_rows.append((k, f"{len(vals)} values, {nums[0]:g} … {nums[-1]:g}"))
-        else:
-            other_rows.append((k, ", ".join(sorted(f"{v:g}" if isinstance(v, float) else str(v) for v in vals))))
-    return {
-        "chamber_temps": [f"{t:g} °C" for t in sorted(temps)],
-        "other": other_rows,
-        "seed": ctx.get("seed"),
-        "defects": list(ctx.get("defects") or []),
-        "ambient": ctx.get("ambient_c"),
-    }
-
-
-def _traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
-    by_req: dict[str, dict] = {}
-    order = list(requirements)
-    for t in summary.tests.values():
-        reqs = list(t.requirements) + [m.get("requirement") for m in t.measurements if m.get("requirement")]
-        for r in dict.fromkeys(reqs):
-            row = by_req.setdefault(r, {"tests": {}, "n": 0, "n_fail": 0})
-            row["tests"][t.nodeid] = t.status
-            if r not in order:
-                order.append(r)
-        for m in t.measurements:
-            r = m.get("requirement") or (t.requirements[0] if len(t.requirements) == 1 else None)
-            if r:
-                row = by_req.setdefault(r, {"tests": {t.nodeid: t.status}, "n": 0, "n_fail": 0})
-                row["n"] += 1
-                row["n_fail"] += m.get("verdict") != "pass"
-    rows = []
-    for r in order:
-        info = by_req.get(r)
-        text = requirements.get(r) or "(no text in testplans/requirements.yaml)"
-        if not info:
-            rows.append({"id": r, "text": text, "tests": [], "n": 0, "n_fail": 0, "verdict": "NOT TESTED", "cls": "muted"})
-            continue
-        statuses = set(info["tests"].values())
-        if info["n_fail"] or "failed" in statuses:
-            verdict, cls = "FAIL", "fail"
-        elif statuses & {"error", "incomplete", "not run"}:
-            verdict, cls = "NOT JUDGED", "incomplete"
-        elif statuses <= {"skipped"}:
-            verdict, cls = "NOT TESTED (skipped)", "muted"
-        else:
-            verdict, cls = "PASS", "pass"
-        rows.append({
-            "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
-            "verdict": verdict, "cls": cls,
-        })
-    return rows
-
-
 def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> list[dict]:
     rows = []
     for d in summary.deviations:
-        rows.append({"kind": d.get("kind") or "note", "test": d.get("test") or "—", "message": d.get("message") or ""})
+        rows.append({"kind": d.get("kind") or "note", "test": d.get("test") or "—", "message": clean_text(d.get("message"))})
     noted = {(r["test"], r["kind"]) for r in rows}
     for t in summary.tests.values():
         if t.status == "skipped" and (t.nodeid, "skipped") not in noted:
@@ -269,6 +187,11 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
         if ins["expired"]:
             rows.append({"kind": "calibration", "test": "—",
                          "message": f"{ins['role']} {ins['model']} s/n {ins['serial']}: calibration due {ins['due']} had expired on the date of test."})
+    missing = identity_problems(summary.dut)
+    if missing:
+        rows.append({"kind": "identity", "test": "—",
+                     "message": "The item tested is not identified (" + "; ".join(missing) + "): no statement of "
+                     "conformity is made; the results below cannot be attributed to an item."})
     if ctx.get("defects"):
         rows.append({"kind": "defects", "test": "—",
                      "message": "Defects were injected on the virtual bench: " + ", ".join(ctx["defects"])})
@@ -301,8 +224,10 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
     return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
 
 
-def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> dict:
-    """Everything the report states, as plain data."""
+def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
+                   signature: dict | None = None) -> dict:
+    """Everything the report states, as plain data. ``signature``: ``{"algorithm",
+    "fingerprint"}`` of the key that signs the manifest, or ``{"reason"}`` why none does."""
     ctx = summary.context
     profile = ctx.get("board_profile") or {}
     requirements = record_requirements(ctx)
@@ -333,7 +258,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
-            "requirements": t.requirements, "message": t.message,
+            "requirements": t.requirements, "message": clean_text(t.message),
             "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
             "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
             "deviations": t.deviations,
@@ -383,7 +308,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "verdict": verdict,
         "verdict_cls": VERDICT_CLASS.get(verdict, "incomplete"),
         "complete": summary.complete,
-        "exit_code": (summary.run_end or {}).get("exit_code"),
+        "exit_code": gated_exit_code(summary),
         "banners": banners,
         "counts": counts,
         "n_tests": len(summary.tests),
@@ -406,15 +331,17 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "planned": len(summary.planned_tests),
         },
         "rig": {"env": rig.get("env") or "—", "kind": rig.get("kind") or "—", "instruments": instruments},
-        "conditions": _conditions(summary, ctx),
+        "conditions": conditions_section(summary, ctx),
         "rules": [{"name": r, "text": RULE_TEXT.get(r, f"Decision rule {r!r} (as recorded)."), "risk": RULE_RISK.get(r, "")} for r in rules_used],
         "near_limit": sum(_near_limit(m) for m in measurements if rule_name(m.get("decision_rule")) == "simple"),
         "conformity": _conformity(verdict, profile.get("name"), rules_used),
         "tests": tests,
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
-        "trace": _traceability(summary, requirements),
+        "trace": traceability(summary, requirements),
         "approver": ctx.get("approver"),
+        "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
+                      **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
     }
 
@@ -426,6 +353,9 @@ def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
         return f"The item tested conforms to the requirements of {spec} that were tested, under {rule}."
     if verdict == "FAIL":
         return f"The item tested does not conform to {spec}: at least one result failed under {rule} (failures listed on page 1)."
+    if verdict == UNIDENTIFIED:
+        return ("No statement of conformity is made: the item tested is not identified (its serial number or "
+                "firmware version was not read), so the results cannot be attributed to an item (see Deviations).")
     if verdict == "INCOMPLETE":
         return "No statement of conformity is made: the run is incomplete. The results shown are those recorded before it stopped."
     if verdict == "ERROR":
@@ -450,6 +380,7 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True) -> str:
+def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
+                signature: dict | None = None) -> str:
     """The report as one self-contained HTML string."""
-    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots))
+    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature))

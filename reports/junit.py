@@ -8,26 +8,36 @@ Layout (Jenkins / Ant JUnit dialect, the one CI servers read)::
         <testcase classname="testplans.test_hvc" name="test_trip[16]" time="...">
           <properties>
             <property name="requirement" value="HVC-001"/>
-            <property name="measurement" value="trip_v=3.651 V [3.64, 3.66] U=0.002 pass"/>
+            <property name="measurements.json" value='[{"name": "trip_v", "value": 3.651, ...}]'/>
           <failure type="MeasurementFailure" message="2 measurements out of limits: ...">
           <skipped message="..."/>       skipped tests
           <error type="RigFault" message="..."/>  rig faults (outcome error) and unfinished tests
           <system-out>  the measurement table as text
 
+``measurements.json`` is the machine-readable form: a JSON list, one object per measurement
+(``name value unit limits{low,high} acceptance{low,high} uncertainty{U,k} decision_rule
+verdict margin requirement conditions``, the same objects as ``summary.json``). The suite's
+properties carry ``verdict`` and ``exit_code`` (after the identity gate).
+
 Per-testcase ``<properties>`` are what Jenkins' JUnit plugin, GitLab and most readers take
 for test metadata; note that the xunit-plugin schema (junit-10.xsd) only allows
 ``<properties>`` under ``<testsuite>``. ``testcase_properties=False`` leaves them out
-(requirement and measurement lines are then in ``<system-out>`` only) for a runner that
+(requirements are then in ``<system-out>`` only; the measurements always are, one human-readable
+line each, ``trip_v=3.651 V [3.64, 3.66] U=0.002 pass``) for a runner that
 validates against that schema strictly.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rig.record import RecordSummary, TestRecord, number
+
+from .summary_json import measurement_dict, plain
+from .verdict import gated_exit_code, overall_verdict
 
 # characters XML 1.0 cannot carry at all (a stray control byte from a UART must not break CI)
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -94,8 +104,10 @@ def _testcase(t: TestRecord, testcase_properties: bool, run_complete: bool) -> t
         reqs = list(dict.fromkeys(t.requirements + [m["requirement"] for m in t.measurements if m.get("requirement")]))
         for r in reqs:
             ET.SubElement(props, "property", {"name": "requirement", "value": _clean(r)})
-        for m in t.measurements:
-            ET.SubElement(props, "property", {"name": "measurement", "value": _clean(describe_measurement(m))})
+        if t.measurements:
+            doc = plain([measurement_dict(m) for m in t.measurements])
+            ET.SubElement(props, "property", {"name": "measurements.json",
+                                              "value": _clean(json.dumps(doc, separators=(",", ":"), default=str))})
         for c in t.captures:
             ET.SubElement(props, "property", {"name": "capture", "value": _clean(c.get("file"))})
         if len(props) == 0:
@@ -166,6 +178,7 @@ def build_junit(summary: RecordSummary, testcase_properties: bool = True) -> ET.
     if ctx.get("hostname"):
         suite.set("hostname", _clean(ctx["hostname"]))
     props = ET.SubElement(suite, "properties")
+    verdict, code = overall_verdict(summary), gated_exit_code(summary)
     dut = summary.dut or {}
     profile = ctx.get("board_profile") or {}
     rule = ctx.get("decision_rule")
@@ -175,6 +188,8 @@ def build_junit(summary: RecordSummary, testcase_properties: bool = True) -> ET.
     run_props = [
         ("run_id", run_id),
         ("complete", "true" if summary.complete else "false"),
+        ("verdict", verdict),
+        ("exit_code", code),
         ("dut.serial", dut.get("serial")),
         ("dut.hw_revision", dut.get("hw_revision")),
         ("dut.fw_version", dut.get("fw_version")),

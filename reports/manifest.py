@@ -1,9 +1,11 @@
 """manifest.json: SHA-256 and size of every file of a run, written last.
 
 The manifest lists every regular file under the run folder (``record.jsonl``, captures,
-``junit.xml``, ``report.html``, ``report.pdf`` and anything else a run left there) except
-itself. :func:`verify_manifest` re-hashes them and lists every difference: a changed or
-missing file, and a file that is not in the manifest.
+``junit.xml``, ``report.html``, ``report.pdf``, ``summary.json`` and anything else a run
+left there) except itself and its signature (``manifest.sig``, :mod:`rig.signing`).
+:func:`verify_manifest` re-hashes them and lists every difference: a changed or missing
+file, a file that is not in the manifest, and an entry whose path leaves the run folder
+(absolute, ``..``, or a symbolic link pointing out), which is never opened.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from rig.record import utc_now_iso
 
 MANIFEST_FILE = "manifest.json"
+SIG_FILE = "manifest.sig"
 FORMAT = "bmsrig-manifest/1"
 
 
@@ -33,7 +36,7 @@ def _files(run_dir: Path) -> list[str]:
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for f in sorted(files):
             rel = (Path(root) / f).relative_to(run_dir).as_posix()
-            if rel != MANIFEST_FILE and not rel.endswith(".tmp"):
+            if rel not in (MANIFEST_FILE, SIG_FILE) and not rel.endswith(".tmp"):
                 out.append(rel)
     return sorted(out)
 
@@ -64,6 +67,22 @@ def write_manifest(run_dir: Path, run_id: str | None = None, generator: str | No
     return target
 
 
+def _escapes(root: Path, rel: object) -> str | None:
+    """Why a manifest path is not a file inside the run folder ``root`` (None when it is)."""
+    if not isinstance(rel, str) or not rel:
+        return "empty or not a path"
+    pure = Path(rel)
+    if pure.is_absolute() or rel.startswith(("/", "\\")) or ":" in pure.parts[0]:
+        return "absolute path outside the run folder"
+    if ".." in pure.parts or "\\" in rel:
+        return "path escapes the run folder"
+    try:
+        (root / pure).resolve().relative_to(root)
+    except ValueError:
+        return "a symbolic link pointing outside the run folder"
+    return None
+
+
 def verify_manifest(run_dir: Path, allow_extra: bool = False) -> list[str]:
     """Every mismatch between ``manifest.json`` and the files; an empty list means intact.
 
@@ -81,9 +100,14 @@ def verify_manifest(run_dir: Path, allow_extra: bool = False) -> list[str]:
         return [f"{MANIFEST_FILE}: unreadable ({exc})"]
     problems = []
     listed = set()
+    root = run_dir.resolve()
     for e in entries:
-        rel = e.get("path", "")
+        rel = e.get("path", "") if isinstance(e, dict) else ""
         listed.add(rel)
+        escape = _escapes(root, rel)
+        if escape:
+            problems.append(f"{rel}: rejected: {escape}")
+            continue
         p = run_dir / rel
         if not p.is_file():
             problems.append(f"{rel}: missing")

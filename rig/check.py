@@ -130,3 +130,55 @@ def check_profile_links(profile: BoardProfile) -> list[str]:
     from .links.registry import kind_of
 
     return list(kind_of(profile).check_maps(profile))
+
+
+CALIBRATION_WARN_DAYS = 30
+
+
+def _calibration_entries(node, key: str):
+    """Every ``calibration_due`` under ``node`` as (YAML key path, due value, identification)."""
+    if isinstance(node, dict):
+        if "calibration_due" in node:
+            who = " ".join(str(node[k]) for k in ("model", "serial") if node.get(k)) or key.rsplit(".", 1)[-1]
+            yield f"{key}.calibration_due", node["calibration_due"], who
+        for k, v in node.items():
+            if k != "calibration_due":
+                yield from _calibration_entries(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _calibration_entries(v, f"{key}[{i}]")
+
+
+def check_calibration(env_path: Path, today=None, warn_days: int = CALIBRATION_WARN_DAYS) -> list[str]:
+    """Every instrument calibration due date in the rig description against ``today``
+    (a ``datetime.date``; default: today, UTC).
+
+    Returns a warning per calibration due within ``warn_days`` days; raises
+    :class:`ConfigError` naming the file, the key, the instrument and the date when any has
+    expired (or a due date is not a date). Calibration kept by the instrument itself (read at
+    run time) is not checked here.
+    """
+    import datetime as _dt
+
+    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    raw = load_yaml(env_path, "rig description")
+    expired, warnings = [], []
+    for key, due, who in _calibration_entries((raw or {}).get("targets") if isinstance(raw, dict) else None, "targets"):
+        if due is None or due == "":
+            continue
+        if isinstance(due, _dt.datetime):
+            due = due.date()
+        if not isinstance(due, _dt.date):
+            try:
+                due = _dt.date.fromisoformat(str(due).strip())
+            except ValueError:
+                raise ConfigError(env_path, key, f"{due!r} is not a date (YYYY-MM-DD)") from None
+        days = (due - today).days
+        if days < 0:
+            expired.append((key, f"{who}: calibration expired on {due.isoformat()} ({-days} days before {today.isoformat()})"))
+        elif days <= warn_days:
+            warnings.append(f"{env_path}: {key}: {who}: calibration due on {due.isoformat()}, in {days} days")
+    if expired:
+        raise ConfigError(env_path, expired[0][0], "; ".join(p for _, p in expired)
+                          + ": recalibrate before running (results would not be traceable)")
+    return warnings

@@ -1,7 +1,8 @@
 """``bmsrig``: run the qualification plans, check a rig, list defects and boards, rebuild reports.
 
 Exit codes of ``bmsrig run``: 0 all passed, 1 a test failed, 2 bad usage or configuration,
-3 rig fault (an instrument, the link or the storage failed: the board was not judged).
+3 rig fault (an instrument, the link or the storage failed: the board was not judged),
+4 board not identified (serial or firmware not read: no statement of conformity, rig.identity).
 
 One handler (:func:`main`) maps every error to its exit code; a user's mistake never shows
 a traceback. The run's own code is worked out once, by the plugin's session state (from
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
                      is_disk_error)
+from .cli_results import add_subcommands
+from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
 from .options import CHECK_OPTIONS, RUN_OPTIONS, add_argparse, forward_argv
 
@@ -75,7 +78,7 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     from .runfolder import claim_run_dir
 
     claim_run_dir(run_dir, run_id, key="--out")
-    verdict = _run_plans(args, profile, env_path, run_id, run_dir)
+    verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
     return _report(run_dir, verdict)
 
 
@@ -108,7 +111,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
 
 
 VERDICTS = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_USAGE: "USAGE/CONFIG ERROR",
-            EXIT_RIG_FAULT: "RIG FAULT (board not judged)"}
+            EXIT_RIG_FAULT: "RIG FAULT (board not judged)", EXIT_UNIDENTIFIED: "UNIDENTIFIED (no statement of conformity)"}
 
 
 def _report(run_dir: Path, verdict: int) -> int:
@@ -145,13 +148,13 @@ def _report(run_dir: Path, verdict: int) -> int:
 
 def cmd_check(args) -> int:
     from .build import find_env
-    from .check import check_env, check_profile_links
+    from .check import check_calibration, check_env, check_profile_links
     from .profile import load_profile
 
     profile = load_profile(args.board)
     env_path = find_env(args.rig)
     kind = check_env(env_path)
-    warnings = check_profile_links(profile)
+    warnings = check_calibration(env_path) + check_profile_links(profile)  # expired calibration: ConfigError, exit 2
     print(f"rig description {env_path}: OK ({kind})")
     for w in warnings:
         print(f"bmsrig: warning: {w}", file=sys.stderr)
@@ -251,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--json", action="store_true")
     ben.add_argument("names", nargs="*", help="scenario names (default: all)")
     ben.set_defaults(func=cmd_bench)
+    add_subcommands(sub)  # verify, index, history, compare (rig/cli_results.py)
     return ap
 
 

@@ -4,6 +4,8 @@
   defect on every profile, the full plan per defect). The default runs a representative
   subset in which every catalog defect is still caught on at least one profile; items
   marked ``zoo_full`` are deselected from it (see ``tests/zoo/conftest.py``).
+- Runs sign their manifest with a lab key: the suite's runs use a key made for the session
+  (``BMSRIG_KEY_DIR``), never the user's own under ``~/.config/bmsrig``.
 - ``needs_pdf_renderer``: the test needs WeasyPrint to load its native libraries (Pango,
   HarfBuzz, fontconfig: system packages, not pip-installable); skipped with the loader's
   error as the reason when they are missing.
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 
 import pytest
 
 ZOO_MODES = ("default", "full")
+
+os.environ.setdefault("BMSRIG_KEY_DIR", tempfile.mkdtemp(prefix="bmsrig-test-keys-"))
 
 
 def pytest_addoption(parser):

@@ -54,6 +54,9 @@ Firmware
     ``no_derating``                 ignores the bleed-resistor NTC: full duty when hot
     ``derating_late:c=X``           derating starts (and reaches zero) X °C later
     ``no_temp_compensation``        the minimum cell voltage is not temperature compensated
+    ``no_identity``                 the board does not report its serial and firmware version
+                                    (acts where the world carries its telemetry): no
+                                    statement of conformity, verdict UNIDENTIFIED, exit 4
 """
 
 from __future__ import annotations
@@ -208,6 +211,10 @@ _CATALOG: tuple[DefectInfo, ...] = (
                "The balancing minimum voltage is not temperature compensated "
                "(balances hot cells it should not).",
                "firmware", "test_temperature_compensation", "BAL-009"),
+    DefectInfo("no_identity", (),
+               "The board does not report its serial number and firmware version: the run ends "
+               "UNIDENTIFIED (exit 4), no statement of conformity, whatever its results.",
+               "firmware", "test_* (any run: verdict UNIDENTIFIED)", "identity"),
 )
 
 _BY_NAME = {d.name: d for d in _CATALOG}

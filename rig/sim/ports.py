@@ -10,6 +10,10 @@ Muting (bench defects): ``silent_while_balancing`` keeps the board quiet while a
 switch is commanded; ``telemetry_gap:t=..,s=..`` keeps it quiet for ``s`` seconds from
 ``t`` (rig time, s). A quiet board's cycles are not published and its counterpart is
 ``muted`` (a polled slave stops answering).
+
+Power-on identity: until the board's first cycle, the counterpart holds a cycle carrying only
+the board's identity (``bench:`` serial, HW revision, FW version; blank with the
+``no_identity`` defect), so a polled board answers its identity registers from the start.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class DutPorts:
         self._bleeding = bleeding
         self._silent_bal = "silent_while_balancing" in defects
         self._gaps = [(d["t"], d["t"] + d["s"]) for d in defects.all("telemetry_gap")] if hasattr(defects, "all") else []
+        self._no_identity = "no_identity" in defects
         self._port: BenchCounterpart | None = None
         self._last = None
         self.muted = False
@@ -49,10 +54,22 @@ class DutPorts:
         if self._port is None:
             port = kind_of(self.profile).bench(self.profile, self.name)
             port.muted = self.muted
-            if self._last is not None and not self.muted:
-                port.hold(self._last)
+            if not self.muted:
+                port.hold(self._last if self._last is not None else self.power_on())
             self._port = port
         return self._port.address
+
+    def power_on(self):
+        """The cycle a board holds before its first sample: identity only, cells and
+        temperatures 0, FETs open."""
+        import numpy as np
+
+        from .harness import Telemetry
+
+        n, bench = self.profile.cells, self.profile.bench
+        return Telemetry(np.zeros(n), np.zeros(n + 1), np.zeros(n, bool), charge_fet=False, discharge_fet=False,
+                         serial="" if self._no_identity else bench.serial, hw_revision=bench.hw_revision,
+                         fw_version="" if self._no_identity else bench.fw_version)
 
     def publish(self, tel, t: float) -> None:
         """One telemetry cycle of the board at rig time ``t`` (s), unless a defect mutes it."""

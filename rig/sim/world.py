@@ -202,6 +202,7 @@ class World:
         self.telemetry_count = 0
         self.dut_ports = DutPorts(profile, f"bmsrig-sim-{id(self):x}-{self.seed}", self.defects,
                                   bleeding=lambda: bool(self._cmd.any()))
+        self._no_identity = "no_identity" in self.defects  # defect: serial and firmware not reported
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
                       "ff_drift_used_max": 0.0}
         """Counters: events (fine steps), wakes, fast-forward windows / seconds / steps, and
@@ -559,6 +560,8 @@ class World:
             self.daq_edges.append(DigitalEdge(self.t, line, level))
 
     def _publish(self, tel: Telemetry) -> None:
+        if self._no_identity:
+            tel.serial = tel.fw_version = ""
         self.telemetry = tel
         self.telemetry_count += 1
         self.dut_ports.publish(tel, tel.t)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reports_synthetic import make_run  # noqa: E402
+
+# the reports sign their manifest: a throw-away lab key, never the user's ~/.config/bmsrig
 
 ISSUED = dt.datetime(2025, 3, 15, 9, 0, tzinfo=dt.timezone.utc)
 

@@ -16,7 +16,7 @@ from reports import verify_manifest
 from reports.manifest import MANIFEST_FILE
 from reports_synthetic import EXPIRED_DUE, RUN_ID, VALID_DUE, make_run
 
-ARTIFACTS = ["junit.xml", "report.html", "report.pdf", "manifest.json"]
+ARTIFACTS = ["junit.xml", "summary.json", "report.html", "report.pdf", "manifest.json", "manifest.sig"]
 
 
 def _text(html: str) -> str:
@@ -61,7 +61,7 @@ def test_manifest_lists_every_file_and_verifies(built_run):
     paths = {e["path"] for e in doc["files"]}
     captures = {f"captures/{p.name}" for p in (run_dir / "captures").iterdir()}
     assert len(captures) == 6
-    assert {"record.jsonl", "junit.xml", "report.html", "report.pdf"} | captures == paths
+    assert {"record.jsonl", "junit.xml", "summary.json", "report.html", "report.pdf"} | captures == paths
     assert all(len(e["sha256"]) == 64 and e["size"] > 0 for e in doc["files"])
     assert doc["run_id"] == RUN_ID and doc["algorithm"] == "sha256"
     assert verify_manifest(run_dir) == []
@@ -128,7 +128,7 @@ def test_html_states_identity_method_rig_and_conditions(html):
         "REF16-000123", "2.3.1", "reference-16s-lfp", "read from the board",
         "testplans/test_qualification.py", "ab" * 32, "3f9c2e1d" * 5,
         "CE-00042", "Virtual DAQ-970", VALID_DUE,
-        "-10 °C, 25 °C, 45 °C", "adc_offset:cell=5,mv=8", "Date of issue", "2025-03-15 09:00 UTC",
+        "-10, 25, 45 °C", "adc_offset:cell=5,mv=8", "Date of issue", "2025-03-15 09:00 UTC",
         "End of report",
     ):
         assert needle in text, needle
@@ -159,7 +159,7 @@ def test_html_results_have_unit_limits_uncertainty_acceptance_verdict(html):
     rows = re.findall(r"<tr><td>\d+</td><td>hvc_trip_v</td>.*?</tr>", html)
     assert len(rows) == 1
     cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
-    assert cells[1:] == ["hvc_trip_v", "cell=7", "3.6512 V", "0.0008", "[3.64, 3.66]", "[3.6408, 3.6592]", "PASS"]
+    assert cells[1:] == ["hvc_trip_v", "cell=7", "3.65120 V", "0.00080", "3.64 … 3.66", "3.6408 … 3.6592", "PASS"]
 
 
 def test_html_traceability_matrix(html):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import copy
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -63,8 +65,10 @@ def test_testcases_carry_requirements_measurements_and_verdicts(built_run):
     assert hvc.get("classname") == "testplans.test_qualification"
     reqs = [p.get("value") for p in hvc.find("properties") if p.get("name") == "requirement"]
     assert reqs == ["HVC-001", "HVC-002", "HVC-003"]
-    meas = [p.get("value") for p in hvc.find("properties") if p.get("name") == "measurement"]
-    assert meas[0].startswith("hvc_trip_v=3.6512 V [3.64, 3.66]") and " pass" in meas[0]
+    meas = json.loads(next(p.get("value") for p in hvc.find("properties") if p.get("name") == "measurements.json"))
+    assert (meas[0]["name"], meas[0]["value"], meas[0]["unit"], meas[0]["verdict"]) == ("hvc_trip_v", 3.6512, "V", "pass")
+    assert meas[0]["limits"] == {"low": 3.64, "high": 3.66}
+    assert "hvc_trip_v=3.6512 V [3.64, 3.66]" in hvc.find("system-out").text  # the human line stays in system-out
 
     hot = cases["test_sampling_accuracy[45C]"]
     failure = hot.find("failure")

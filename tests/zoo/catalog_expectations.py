@@ -51,6 +51,13 @@ WITHIN_SPEC: dict[str, tuple[str, str]] = {
     "derating_late:c=1": ("test_derating.py", "test_derating"),
 }
 
+# spec -> (plan file, test function, run verdict): a board that does not identify itself. Its
+# tests are judged as usual, but the run's verdict is the identity verdict (exit 4) and the
+# report makes no statement of conformity (rig/identity.py; tests/e2e/test_evidence_identity.py).
+IDENTITY: dict[str, tuple[str, str, str]] = {
+    "no_identity": ("test_channel_mapping.py", "test_cell_mapping", "UNIDENTIFIED"),
+}
+
 PROFILES = ("reference-16s-lfp", "reference-32s-lfp", "reference-4s-lfp-uart")
 
 

@@ -1,0 +1,82 @@
+"""The run's verdicts from its record, shared by the report, junit.xml and summary.json.
+
+- :func:`overall_verdict`: PASS / FAIL / INCOMPLETE / ERROR / NO TESTS, or UNIDENTIFIED when
+  a judged run's board did not identify itself (:mod:`rig.identity`);
+- :func:`gated_exit_code`: the recorded exit code after the identity gate;
+- :func:`traceability`: per requirement its tests, measurements and verdict.
+"""
+
+from __future__ import annotations
+
+from rig.identity import UNIDENTIFIED, gate_exit_code, identity_problems
+from rig.record import RecordSummary
+
+
+def overall_verdict(summary: RecordSummary) -> str:
+    """PASS / FAIL / INCOMPLETE / ERROR / NO TESTS; a judged run (PASS or FAIL) of a board
+    whose serial or firmware was not read is UNIDENTIFIED (:mod:`rig.identity`)."""
+    verdict = results_verdict(summary)
+    if verdict in ("PASS", "FAIL") and identity_problems(summary.dut):
+        return UNIDENTIFIED
+    return verdict
+
+
+def results_verdict(summary: RecordSummary) -> str:
+    """The verdict the results alone give (before the identity gate)."""
+    tests = list(summary.tests.values())
+    if any(t.status == "failed" or t.failed_measurements for t in tests):
+        return "FAIL"
+    if not summary.complete:
+        return "INCOMPLETE"
+    if any(t.status in ("error", "incomplete", "not run") for t in tests):
+        return "ERROR"
+    if not any(t.status == "passed" for t in tests):
+        return "NO TESTS"
+    return "PASS"
+
+
+def traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
+    """Per requirement (profile order, then any the record adds): its text, ``tests``
+    [(nodeid, status)], ``n`` measurements, ``n_fail`` failed, ``verdict`` and CSS ``cls``."""
+    by_req: dict[str, dict] = {}
+    order = list(requirements)
+    for t in summary.tests.values():
+        reqs = list(t.requirements) + [m.get("requirement") for m in t.measurements if m.get("requirement")]
+        for r in dict.fromkeys(reqs):
+            row = by_req.setdefault(r, {"tests": {}, "n": 0, "n_fail": 0})
+            row["tests"][t.nodeid] = t.status
+            if r not in order:
+                order.append(r)
+        for m in t.measurements:
+            r = m.get("requirement") or (t.requirements[0] if len(t.requirements) == 1 else None)
+            if r:
+                row = by_req.setdefault(r, {"tests": {t.nodeid: t.status}, "n": 0, "n_fail": 0})
+                row["n"] += 1
+                row["n_fail"] += m.get("verdict") != "pass"
+    rows = []
+    for r in order:
+        info = by_req.get(r)
+        text = requirements.get(r) or "(not in the board profile)"
+        if not info:
+            rows.append({"id": r, "text": text, "tests": [], "n": 0, "n_fail": 0, "verdict": "NOT TESTED", "cls": "muted"})
+            continue
+        statuses = set(info["tests"].values())
+        if info["n_fail"] or "failed" in statuses:
+            verdict, cls = "FAIL", "fail"
+        elif statuses & {"error", "incomplete", "not run"}:
+            verdict, cls = "NOT JUDGED", "incomplete"
+        elif statuses <= {"skipped"}:
+            verdict, cls = "NOT TESTED (skipped)", "muted"
+        else:
+            verdict, cls = "PASS", "pass"
+        rows.append({
+            "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
+            "verdict": verdict, "cls": cls,
+        })
+    return rows
+
+
+def gated_exit_code(summary: RecordSummary) -> int | None:
+    """The run's exit code: the recorded one after the identity gate (None when not recorded)."""
+    code = (summary.run_end or {}).get("exit_code")
+    return gate_exit_code(int(code), summary.dut) if isinstance(code, int) else code
