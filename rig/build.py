@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .chemistry import chemistry
 from .clock import Clock, WallClock
 from .context import RigContext
 from .errors import ConfigError, RigFault
@@ -24,9 +25,6 @@ from .protocols import (
 ENV_DIR = Path(__file__).resolve().parent / "envs"
 DEFAULT_ENV = ENV_DIR / "sim.yaml"
 
-# Resting cell voltage a rig returns to between tests: on the plateau, far from every
-# threshold (LFP table 3.27 V at 60 % SOC; NMC 3.76 V at 25 %, REFERENCE.md OCV tables).
-BASELINE_CELL_V = {"lfp": 3.30, "nmc": 3.70}
 
 
 def find_env(name_or_path: str | Path | None) -> Path:
@@ -62,7 +60,10 @@ class Rig:
 
     @property
     def baseline_cell_v(self) -> float:
-        return BASELINE_CELL_V[self.profile.chemistry]
+        """Resting cell voltage a rig returns to between tests, V: the chemistry's nominal, on
+        the plateau far from every threshold (LFP table 3.27 V at 60 % SOC; NMC 3.76 V at
+        25 %, REFERENCE.md OCV tables)."""
+        return chemistry(self.profile.chemistry).nominal_v
 
     def instruments(self) -> list[InstrumentInfo]:
         out = [self.bench_info] if self.bench_info else []
