@@ -99,6 +99,8 @@ class World:
         self._modbus = None
         self._silent_bal = "silent_while_balancing" in self.defects  # defect: link quiet while bleeding
         self._gaps = [(d["t"], d["t"] + d["s"]) for d in self.defects.all("telemetry_gap")]  # defect: dropouts, s
+
+        # ---- the present state ------------------------------------------------------------
         circuit.solve()
         self.afe.reset(0.0, circuit.afe_input())
 
