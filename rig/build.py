@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .chemistry import chemistry
 from .clock import Clock, WallClock
 from .context import RigContext, with_context
+from .env_drivers import driver_key, order_drivers
 from .errors import ConfigError, RigFault
 from .profile import BoardProfile
 from .safety import FixedLimits, LimitConfigError
@@ -24,9 +26,6 @@ from .protocols import (
 ENV_DIR = Path(__file__).resolve().parent / "envs"
 DEFAULT_ENV = ENV_DIR / "sim.yaml"
 
-# Resting cell voltage a rig returns to between tests: on the plateau, far from every
-# threshold (LFP table 3.27 V at 60 % SOC; NMC 3.76 V at 25 %, REFERENCE.md OCV tables).
-BASELINE_CELL_V = {"lfp": 3.30, "nmc": 3.70}
 
 
 def find_env(name_or_path: str | Path | None) -> Path:
@@ -62,7 +61,10 @@ class Rig:
 
     @property
     def baseline_cell_v(self) -> float:
-        return BASELINE_CELL_V[self.profile.chemistry]
+        """Resting cell voltage a rig returns to between tests, V: the chemistry's nominal, on
+        the plateau far from every threshold (LFP table 3.27 V at 60 % SOC; NMC 3.76 V at
+        25 %, REFERENCE.md OCV tables)."""
+        return chemistry(self.profile.chemistry).nominal_v
 
     def instruments(self) -> list[InstrumentInfo]:
         out = [self.bench_info] if self.bench_info else []
@@ -220,60 +222,6 @@ def fix_limits(env_path, target) -> None:
                 drv.limits
             except LimitConfigError as exc:
                 raise ConfigError(env_path, f"targets.main.drivers.{type(drv).__name__}.{exc.key}", exc.problem) from None
-
-
-def driver_key(exc: LimitConfigError) -> str:
-    """``targets.main.drivers.<Driver>.<key>`` for a limit refused while a driver was built."""
-    from labgrid.driver.common import Driver
-
-    tb, name = exc.__traceback__, None
-    while tb is not None:
-        obj = tb.tb_frame.f_locals.get("self")
-        if isinstance(obj, Driver):
-            name = type(obj).__name__
-        tb = tb.tb_next
-    return f"targets.main.drivers.{name}.{exc.key}" if name else f"targets.main.drivers.{exc.key}"
-
-
-def order_drivers(main) -> None:
-    """Order the drivers of target ``main`` so that every driver comes after the drivers it
-    binds to (labgrid binds in file order): a key-sorted rig file builds the same rig."""
-    from labgrid.factory import target_factory
-
-    if not isinstance(main, dict) or not main.get("drivers"):
-        return
-    drivers = main["drivers"]
-    items = list(drivers.items()) if isinstance(drivers, dict) else list(drivers)
-
-    def cls_of(item):
-        if isinstance(drivers, dict):
-            return item[0]
-        return next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
-
-    present = {cls_of(i) for i in items}
-
-    def needs(item):
-        cls = target_factory.drivers.get(cls_of(item))
-        out = set()
-        for want in getattr(cls, "bindings", {}).values():
-            for name in ([want] if isinstance(want, str) else list(want)):
-                if name in present and name != cls_of(item):
-                    out.add(name)
-        return out
-
-    ordered, placed, rest = [], set(), items
-    while rest:
-        ready = [i for i in rest if needs(i) <= placed]
-        if not ready:  # a cycle: leave the rest as written (labgrid reports it)
-            ready = rest
-        for i in ready:
-            ordered.append(i)
-            placed.add(cls_of(i))
-        rest = [i for i in rest if all(i is not r for r in ready)]
-    if isinstance(drivers, dict):
-        main["drivers"] = dict(ordered)
-    else:
-        main["drivers"] = ordered
 
 
 def _labgrid_key(exc: Exception) -> str | None:

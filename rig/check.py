@@ -98,7 +98,7 @@ def check_env(env_path: Path) -> str:
     except Exception as exc:
         raise ConfigError(env_path, "imports", f"{type(exc).__name__}: {exc}") from None
     check_env_arguments(raw, env_path)
-    from .build import driver_key, order_drivers
+    from .env_drivers import driver_key, order_drivers
     from .safety import LimitConfigError
 
     try:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .record_scan import scan_record
+
 #: the outcomes a test_end event can carry
 TEST_OUTCOMES = ("passed", "failed", "skipped", "error")
 
@@ -171,8 +173,6 @@ def summarize(events: list[dict], run_dir: Path | None = None, torn_tail: str | 
 
 def load_summary(run_dir: Path | str) -> RecordSummary:
     """Read and summarise the record in ``run_dir`` (torn last line tolerated)."""
-    from .record import scan_record
-
     scan = scan_record(run_dir)
     folder = scan.path.parent if scan.path else Path(run_dir)
     return summarize(scan.events, run_dir=folder, torn_tail=scan.torn_tail)

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 from .base import format_fields, load_yaml_mapping, unit_factor, validate_model
 from .register_map_schema import (  # noqa: F401  (re-exported)
-    _WORDS,
+    WORDS,
     MAX_READ,
     Bit,
     Bitfield,
@@ -79,7 +79,7 @@ class BitField_:
 
 
 def _words(t: str, count: int | None) -> int:
-    return count if t == "ascii" else _WORDS[t]
+    return count if t == "ascii" else WORDS[t]
 
 
 def blocks(addresses: set[int], max_block: int) -> list[tuple[int, int]]:
@@ -314,7 +314,7 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         if s.max_cells is not None and n_cells > s.max_cells:
             raise ConfigError(P, key, f"the profile has {n_cells} cells but this register map has room for "
                               f"{s.max_cells} (max_cells)")
-        w = _WORDS[s.type]
+        w = WORDS[s.type]
         stride = s.stride or w
         if stride < w:
             raise ConfigError(P, key + ".stride", f"stride {stride} is smaller than a {s.type} ({w} registers)")

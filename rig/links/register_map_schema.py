@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 RegType = Literal["uint16", "int16", "uint32", "int32", "ascii"]
-_WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2}
+WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2}
 MAX_READ = 125  # Modbus limit for function 03/04
 
 

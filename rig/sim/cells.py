@@ -275,6 +275,10 @@ class PackModel:
         """Open-circuit voltage per cell now, V."""
         return self._curve.ocv(self.soc, self._temp)
 
+    def ocv_slope(self) -> np.ndarray:
+        """dOCV/dSOC per cell now (SOC as a fraction 0..1), V."""
+        return self._curve.slope(self.soc, self._temp)
+
     def resistance_r0(self) -> np.ndarray:
         """Series resistance per cell now (temperature and SOC), Ω."""
         self._check_temperature()

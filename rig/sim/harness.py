@@ -29,15 +29,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..profile import BoardProfile
-    from .world import World
+from .stepping import FF_DT_MAX_C, FF_DV_CAP_V, FF_DV_MAX_V
 
 
 @dataclass
@@ -74,15 +70,16 @@ class Telemetry:
 
 
 class BoardHarness:
-    """What a board model may touch. Created by the :class:`~rig.sim.world.World`."""
+    """What a board model may touch. Created by the :class:`~rig.sim.world.World` around
+    its :class:`~rig.sim.board_io.BoardIO` (the bench's side of every call here)."""
 
-    def __init__(self, world: "World", rng: np.random.Generator):
-        self._world = world
-        self.n_cells: int = world.n
-        self.profile: "BoardProfile" = world.profile
+    def __init__(self, io, profile, rng: np.random.Generator):
+        self._io = io
+        self.n_cells: int = io.n
+        self.profile = profile
+        """The board's :class:`~rig.profile.BoardProfile`."""
         self.rng: np.random.Generator = rng
         """The board's own seeded generator (independent of the world's noise streams)."""
-        from .world import FF_DT_MAX_C, FF_DV_CAP_V, FF_DV_MAX_V
         self.ff_drift_limit_v: float = FF_DV_MAX_V
         """Default largest terminal-voltage move inside one fast-forward window, V (the
         world ends the window before any channel moves further)."""
@@ -93,42 +90,41 @@ class BoardHarness:
 
     def now(self) -> float:
         """Rig time, s."""
-        return self._world.t
+        return self._io.now()
 
     def read_cell_voltages(self) -> np.ndarray:
         """AFE conversion of every channel now, V (offset, gain, noise, tempco, RC filter,
         quantisation, IR drop on a channel whose bleed switch is on)."""
-        return self._world._afe_convert()
+        return self._io.convert_cells()
 
     def read_temperatures(self) -> dict:
         """NTC readings, °C: ``{"cells": ndarray (one per cell), "board": float,
         "bleed_resistor": float}``."""
-        return self._world._ntc_readings()
+        return self._io.ntc_readings()
 
     def read_pack_current(self) -> float:
         """Shunt current, A (+ charge)."""
-        return self._world._shunt_current()
+        return self._io.shunt_current()
 
     def read_pack_voltage(self) -> float:
         """Stack voltage as the board measures it (sum of the conversions' truth), V."""
-        return self._world.pack_voltage()
+        return self._io.stack_voltage()
 
     def set_bleed(self, mask) -> None:
         """Bleed switch commands, bool array (n,). Hardware defects may override a switch."""
-        self._world._set_bleed(mask)
+        self._io.set_bleed(mask)
 
     def set_fets(self, charge: bool, discharge: bool) -> None:
         """Charge and discharge FETs (True = closed, conducting)."""
-        self._world._set_fets(bool(charge), bool(discharge))
+        self._io.set_fets(bool(charge), bool(discharge))
 
     def set_output(self, line: str, level: bool) -> None:
         """A digital output of the board (e.g. ``"hvc_out"``), seen by the reference DAQ."""
-        self._world._set_line(line, bool(level))
+        self._io.set_line(line, bool(level))
 
     def publish(self, telemetry: Telemetry) -> None:
         """Hand a telemetry snapshot to the link (stamped with the present rig time)."""
-        telemetry.t = self._world.t
-        self._world._publish(telemetry)
+        self._io.publish(telemetry)
 
 
 def load_board_model(spec: str, source: str | None = None, key: str = "bench.model"):

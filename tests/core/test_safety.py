@@ -130,7 +130,7 @@ def _rig_file(tmp_path, mutate=None, sort_keys=False, name="rig.yaml"):
 def test_a_key_sorted_rig_file_builds_the_same_rig(tmp_path):
     path = _rig_file(tmp_path, sort_keys=True)
     text = path.read_text()
-    assert text.index("CANPort") < text.index("SimBench:")  # really sorted: the link's port first
+    assert text.index("BenchPort") < text.index("SimBench:")  # really sorted: the link's port first
     rig = build_rig(path, load_profile("reference-16s-lfp"), seed=2)
     try:
         assert rig.kind == "bench" and rig.emulator.n_channels == 16

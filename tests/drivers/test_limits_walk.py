@@ -148,10 +148,10 @@ def _world(rig):
 
 def _world_state(rig):
     w = _world(rig)
-    return {"setpoints": w.emulator_setpoints().tolist(), "mode": w.mode, "enabled": w._enabled,
-            "noise": w._noise_rms, "charger": (w._chg_i, w._chg_v), "chamber": (w.chamber_setpoint(),),
+    return {"setpoints": w.emulator_setpoints().tolist(), "mode": w.mode, "enabled": w.emulator.enabled,
+            "noise": w.emulator.noise_rms, "charger": (w.power.i_set, w.power.v_limit), "chamber": (w.chamber_setpoint(),),
             "chamber_model": repr(sorted(vars(w.chamber).items()))[:2000], "t": w.t,
-            "cells_rng": w._rngs["cells"].bit_generator.state["state"]}
+            "cells_rng": w.rngs["cells"].bit_generator.state["state"]}
 
 
 def _walk(drv, method, args, state):

@@ -186,3 +186,17 @@ def test_copy_set_soc_and_argument_checks():
     nmc = PackModel("nmc", 2, 3.0, 0.5, np.random.default_rng(0))
     assert nmc.ocv() == pytest.approx(ocv("nmc", [0.5, 0.5]))
     assert nmc.resistance_r0() == pytest.approx([25e-3, 25e-3], rel=1e-12)
+
+
+def test_ocv_slope_is_the_derivative_of_the_ocv():
+    pack = lfp_pack(n=3, soc=[0.234, 0.467, 0.973])  # inside segments of the table
+    slope = pack.ocv_slope()
+    ds = 1e-6
+    base = pack.soc.copy()
+    pack.set_soc(base + ds)
+    hi = pack.ocv()
+    pack.set_soc(base - ds)
+    lo = pack.ocv()
+    assert slope.shape == (3,) and np.all(slope > 0.0)
+    assert np.allclose(slope, (hi - lo) / (2 * ds), rtol=1e-3)
+    assert slope[2] > 5 * slope[1]  # the LFP knee is steeper than the plateau

@@ -1,0 +1,79 @@
+"""The board's bleed hardware as built, and the current each emulator channel sources.
+
+Bleed current per channel = V_terminal / R_eff while the switch conducts (R_eff = the
+profile's resistor, or the ``bleed_current`` defect's). Hardware defects act here:
+``bleed_stuck`` (a switch that always conducts), ``bleed_dead`` (a channel that never
+bleeds). The channel current an emulator measures is the bleed plus the board's quiescent
+draw (``QUIESCENT_A`` per channel, while the emulator's outputs are on). Units: V, A, Ω.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+QUIESCENT_A = 1e-3
+"""Board supply current drawn from every channel, A."""
+
+
+class BleedHardware:
+    """Bleed switches and resistors of ``n`` channels (defects applied), and the channel
+    currents: ``i_bleed`` (A), ``i_ch`` = bleed + quiescent (A), both updated in place."""
+
+    def __init__(self, n: int, balancing, defects):
+        self.n = n
+        r = balancing.bleed_resistor_ohm
+        d = defects.get("bleed_current")
+        if d is not None:
+            r = balancing.min_cell_v / max(d["ma"] * 1e-3, 1e-12) if d["ma"] > 0 else math.inf
+        self.resistor_ohm = r
+        """Bleed resistor as built, Ω (inf: no bleed at all)."""
+        self.g = np.full(n, 0.0 if math.isinf(r) else 1.0 / r)
+        """Conductance per channel while its switch conducts, S."""
+        self.stuck = np.zeros(n, bool)
+        for d in defects.all("bleed_stuck"):
+            self.stuck[d.index()] = True
+        for d in defects.all("bleed_dead"):
+            self.g[d.index()] = 0.0
+        self.cmd = np.zeros(n, bool)
+        """The board's switch commands."""
+        self.conduct = self.stuck.copy()
+        """Which switches conduct (commands after hardware defects)."""
+        self.any_conduct = bool(self.conduct.any())
+        self.i_bleed = np.zeros(n)
+        self.i_ch = np.zeros(n)
+        self.iq = QUIESCENT_A
+
+    def command(self, mask) -> None:
+        """The board's switch commands (bool array (n,)); :meth:`apply` makes them conduct."""
+        m = np.asarray(mask, bool)
+        if m.shape != (self.n,):
+            raise ValueError(f"set_bleed: mask must have shape ({self.n},), got {m.shape}")
+        self.cmd = m.copy()
+
+    def apply(self) -> bool:
+        """Make the present commands conduct (stuck switches always do); True when that changed."""
+        conduct = self.cmd | self.stuck
+        if np.array_equal(conduct, self.conduct):
+            return False
+        self.conduct = conduct
+        self.any_conduct = bool(conduct.any())
+        return True
+
+    def update(self, v: np.ndarray, powered: bool) -> None:
+        """Channel currents at terminal voltages ``v`` (V); ``powered``: the board draws its
+        quiescent current (the emulator's outputs are on)."""
+        if self.any_conduct:
+            np.multiply(v, self.g, out=self.i_bleed)
+            self.i_bleed *= self.conduct
+        else:
+            self.i_bleed[:] = 0.0
+        np.add(self.i_bleed, self.iq if powered else 0.0, out=self.i_ch)
+
+    def average(self, duty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For a fast-forward at bleed ``duty`` (0..1 per channel; stuck switches at 1): the
+        mean conductance per channel (S) and the share of time each switch conducts."""
+        duty = np.clip(duty, 0.0, 1.0)
+        duty = np.where(self.stuck, 1.0, duty)
+        return self.g * duty, (self.g > 0) * duty
