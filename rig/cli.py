@@ -48,9 +48,9 @@ def _preflight(args):
     if args.board_model:
         if kind != "bench":
             raise ConfigError(env_path, "--board-model", "a board model can only be loaded on the virtual bench")
-        from .sim.harness import load_board_model
+        from .sim.boards import load_board
 
-        load_board_model(args.board_model, source="bmsrig run", key="--board-model")
+        load_board(args.board_model, source="bmsrig run", key="--board-model")
     return profile, env_path, kind
 
 
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1, help="virtual bench seed")
     run.add_argument("--out", default=None, help="run folder (default runs/<run-id>)")
     run.add_argument("-k", default=None, help="only tests matching this pytest -k expression")
-    run.add_argument("--board-model", default=None, help="bench: board model module:Class")
+    run.add_argument("--board-model", default=None, help="bench: board model, a registered name or module:Class")
     run.add_argument("--decision-rule", default="guarded", choices=["guarded", "simple"])
     run.add_argument("--lab", default="bmsrig virtual lab")
     run.add_argument("--location", default="virtual bench")
