@@ -50,7 +50,10 @@ def registered() -> dict[str, str]:
 def _import(mod_name: str):
     """Import ``mod_name``; when it is not found and the working directory is not on
     ``sys.path`` (a console script) but holds the module's top-level package, retry with
-    the working directory first on the path, as ``python -m`` and pytest do."""
+    the working directory first on the path, as ``python -m`` and pytest do (also when
+    another distribution ships a top-level package of the same name, e.g. ``tests``)."""
+    top = mod_name.split(".")[0]
+    had_top = top in sys.modules
     try:
         return importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
@@ -58,15 +61,19 @@ def _import(mod_name: str):
         if not (mod_name == missing or mod_name.startswith(missing + ".")):
             raise  # the module exists; something it imports does not
         cwd = os.getcwd()
-        top = mod_name.split(".")[0]
         on_path = {os.path.abspath(p or os.curdir) for p in sys.path}
         here = Path(cwd, top)
         if cwd in on_path or not (here.is_dir() or here.with_suffix(".py").is_file()):
             raise
         loaded = sys.modules.get(top)
-        if loaded is not None and getattr(loaded, "__file__", None):
+        if loaded is not None and had_top:
             raise ModuleNotFoundError(
-                f"{exc}; '{top}' is already imported from {loaded.__file__}, not from {here}", name=exc.name) from None
+                f"{exc}; '{top}' is already imported from {getattr(loaded, '__file__', None)}, not from {here}",
+                name=exc.name) from None
+        # the failed attempt may have imported another distribution's package of that name
+        # (a top-level ``tests``): forget it, the working directory's comes first now
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
         sys.path.insert(0, cwd)
         importlib.invalidate_caches()
         return importlib.import_module(mod_name)

@@ -9,8 +9,9 @@ Two layers:
 
 - **hardware** defects act in the world and the board's AFE (:mod:`rig.sim.world`,
   :mod:`rig.sim.afe`): any board model plugged into the harness suffers them.
-- **firmware** defects act in the reference firmware model
-  (:mod:`rig.sim.reference_board`); a third-party board model may ignore them.
+- **firmware** defects act in the reference firmware model (:mod:`rig.sim.reference`),
+  which receives them typed, once, as :class:`BoardDefects` (SI units;
+  :func:`board_defects`); a third-party board model may ignore them.
 
 Every entry names the plan test expected to catch it (``caught_by``) and the requirement
 it violates, so the project can prove each plan catches what it exists to catch.

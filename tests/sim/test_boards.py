@@ -135,3 +135,24 @@ def test_toy_board_passes_the_hvc_and_mapping_plans(tmp_path):
     junit = (out / "junit.xml").read_text()
     assert 'failures="0"' in junit and "test_hvc_threshold" in junit
 
+
+
+def test_the_working_directory_wins_over_another_distributions_top_level_package(tmp_path, monkeypatch):
+    """Another installed distribution ships a top-level package of the same name (as some
+    ship ``tests``): ``tests.sim.toy_board:ToyBoard`` from a console script failed with
+    ModuleNotFoundError 'tests.sim'; the working directory's package is meant."""
+    site, cwd = tmp_path / "site", tmp_path / "cwd"
+    (site / "bmsrig_shadow_pkg").mkdir(parents=True)
+    (site / "bmsrig_shadow_pkg" / "__init__.py").write_text("")
+    (cwd / "bmsrig_shadow_pkg" / "sim").mkdir(parents=True)
+    (cwd / "bmsrig_shadow_pkg" / "__init__.py").write_text("")
+    (cwd / "bmsrig_shadow_pkg" / "sim" / "__init__.py").write_text("")
+    (cwd / "bmsrig_shadow_pkg" / "sim" / "board.py").write_text("from tests.sim.toy_board import ToyBoard as Board\n")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "path", [str(site)] + [p for p in sys.path if os.path.abspath(p or os.curdir) != str(cwd)])
+    try:
+        assert load_board("bmsrig_shadow_pkg.sim.board:Board") is ToyBoard
+        assert sys.modules["bmsrig_shadow_pkg"].__file__.startswith(str(cwd))
+    finally:
+        for name in [m for m in sys.modules if m.startswith("bmsrig_shadow_pkg")]:
+            del sys.modules[name]
