@@ -309,6 +309,13 @@ class Window:
         return q, masks[q], dj, (float(off[j]) if dj > 0 else None)
 
 
+def cadence_fits(period_s: float, first_cycle: int, lead: int, until: float) -> bool:
+    """Whether a window of this cadence can end by ``until`` (s) at all: the resume cycle
+    ``first_cycle − lead`` starts no later than ``until``. A board may ask this before
+    building the rest of its declaration (the tail of every ``advance`` runs fine)."""
+    return math.floor((until + EPS) / period_s) + lead >= first_cycle
+
+
 def plan_window(state: QuietState, until: float, now: float, drift_limit_v: float, drift_cap_v: float,
                 allowance_v: Optional[float] = None, n_cells: Optional[int] = None) -> Optional[Window]:
     """The bench's answer to a declaration: a :class:`Window` ending no later than
@@ -329,10 +336,9 @@ def plan_window(state: QuietState, until: float, now: float, drift_limit_v: floa
     if D <= lead:
         return None
     first = dec.first_cycle
-    k_res_max = math.floor((until + EPS) / P)  # the last cycle the board may resume in
-    K_max = k_res_max + lead
-    if K_max < first:
+    if not cadence_fits(P, first, lead, until):
         return None
+    K_max = math.floor((until + EPS) / P) + lead  # the last decision cycle the window may reach
     n_dec = (K_max - first) // D  # decisions skipped entirely
     n_dec = int(min(n_dec, dec.limit))
     bleeding = len(dec.masks) > 0
@@ -374,5 +380,5 @@ def plan_window(state: QuietState, until: float, now: float, drift_limit_v: floa
 __all__ = [
     "EPS", "NOISE_GUARD_SPREADS", "STATIC_GUARD_V", "MIN_DRIFT_V", "QUIET_MARGIN_C", "THERMAL_TOL_C",
     "pwm_hot_spot_c", "derating_fixed_point", "DeratingLoop", "noise_guard_v", "Level", "Condition", "Gate",
-    "Decisions", "QuietState", "is_quiet", "drift_allowance_v", "Window", "plan_window",
+    "Decisions", "QuietState", "is_quiet", "drift_allowance_v", "Window", "cadence_fits", "plan_window",
 ]

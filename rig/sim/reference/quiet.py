@@ -81,9 +81,10 @@ class Quiet:
         return ff.drift_allowance_v(self.protection_levels(), self.noise_guard_v(), self.balancing_gate(),
                                     self.h.ff_drift_limit_v)
 
-    def quiet_state(self) -> ff.QuietState | None:
+    def quiet_state(self, until: float | None = None) -> ff.QuietState | None:
         """The declaration to the bench right after a conversion (None when the board is
-        not settled or is bleeding outside a balancing decision)."""
+        not settled, is bleeding outside a balancing decision, or no window of its cadence
+        could end by ``until``, s)."""
         if self.filled < self.fs or self.temps is None:
             return None
         if self.mask.any() and not self.balancing:
@@ -97,6 +98,9 @@ class Quiet:
             return pre  # not quiet: the rest of the declaration would not be read
         c = self.k - 1  # the cycle just converted
         D = self.D
+        first = c + ((self.dec_phase - c) % D or D)
+        if until is not None and not ff.cadence_fits(self.period, first, self.fs - 1, until):
+            return None
         strat = self.strategy_duty(self.pack_state(self.i_pack))
         limit = math.inf
         if strat != self.strategy_duty(self.state):
@@ -119,7 +123,7 @@ class Quiet:
                                        b.resistor_thermal_c_per_w, b.resistor_thermal_tau_s, self.interval,
                                        strat, float(self.temps["bleed_resistor"]))
         decisions = ff.Decisions(
-            period_s=self.period, offset_s=self.mute, first_cycle=c + ((self.dec_phase - c) % D or D), every=D,
+            period_s=self.period, offset_s=self.mute, first_cycle=first, every=D,
             interval_s=self.interval, lead=self.fs - 1, limit=limit, present=present, masks=masks or (),
             first_mask=self.parity + 1, strategy=strat, derating=derating,
             on_share=1.0 if self.no_mute else (1.0 - self.mute / self.period))
@@ -132,7 +136,7 @@ class Quiet:
         now = self.h.now()
         if self.window is not None or self.last_conversion_t is None or abs(now - self.last_conversion_t) > EPS:
             return None
-        state = self.quiet_state()
+        state = self.quiet_state(until)
         if state is None:
             return None
         w = ff.plan_window(state, until, now, self.h.ff_drift_limit_v, self.h.ff_drift_cap_v, n_cells=self.n)
