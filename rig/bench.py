@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from .sim.fastforward import derating_fixed_point
+
 PROFILE = "reference-16s-lfp"
 CV_CELL_V = 3.47
 """CV hold per cell for the top-of-charge scenarios, V (high cells sit around 3.45–3.5 V)."""
@@ -68,7 +70,8 @@ def predicted_duty(profile, v_cell: float, n_candidates: int) -> dict:
       is bled every other interval (0.5); ``max_channels`` caps a set;
     - measurement pauses: ``1 − mute_s / period_s``;
     - derating: the fixed point of ``d = duty_at(T)`` with the hot spot at
-      ``T = T_board + c_per_w · P · d`` (mean power of the alternating sets).
+      ``T = T_board + c_per_w · P · d`` (mean power of the alternating sets), solved by
+      :func:`rig.sim.fastforward.derating_fixed_point` (the bench's fast-forward uses it too).
     """
     b, s = profile.balancing, profile.sampling
     n_odd = min(math.ceil(n_candidates / 2), b.max_channels)
@@ -77,16 +80,7 @@ def predicted_duty(profile, v_cell: float, n_candidates: int) -> dict:
     mute = 1.0 - s.mute_s / s.period_s
     i_bleed = v_cell / b.bleed_resistor_ohm
     p_avg = 0.5 * (n_odd + n_even) * v_cell * i_bleed * mute
-    lo, hi = 0.0, 1.0
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if b.derating.duty_at(25.0 + b.resistor_thermal_c_per_w * p_avg * mid) > mid:
-            lo = mid
-        else:
-            hi = mid
-    derating = 0.5 * (lo + hi)
-    if b.derating.duty_at(25.0 + b.resistor_thermal_c_per_w * p_avg) >= 1.0:
-        derating = 1.0
+    derating = derating_fixed_point(b.derating.duty_at, lambda d: 25.0 + b.resistor_thermal_c_per_w * p_avg * d)
     return {"i_bleed_a": i_bleed, "alternation": alternation, "mute": mute, "derating": derating,
             "duty": alternation * mute * derating}
 

@@ -53,9 +53,9 @@ def _preflight(args):
     if args.board_model:
         if kind != "bench":
             raise ConfigError(env_path, "--board-model", "a board model can only be loaded on the virtual bench")
-        from .sim.harness import load_board_model
+        from .sim.boards import load_board
 
-        load_board_model(args.board_model, source="bmsrig run", key="--board-model")
+        load_board(args.board_model, source="bmsrig run", key="--board-model")
     return profile, env_path, kind
 
 

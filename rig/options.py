@@ -67,7 +67,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--defect", "inject a defect on the virtual bench (repeatable), e.g. hvc_delay:s=3",
            default=(), action="append", metavar="SPEC"),
     Option("--seed", "virtual bench seed (default %(default)s)", default=1, type=int),
-    Option("--board-model", "bench only: board model as module:Class (overrides the profile)"),
+    Option("--board-model", "bench only: board model, a registered name (bmsrig.boards) or module:Class (overrides the profile)"),
     Option("--decision-rule", "guarded (ILAC-G8, default) or simple acceptance",
            default="guarded", choices=tuple(sorted(DECISION_RULES))),
     Option("--lab", "lab name for the report (default: %(default)s)", default="bmsrig virtual lab"),

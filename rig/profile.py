@@ -164,8 +164,8 @@ def _link_settings(value: object) -> LinkSettings:
 class BenchDut(_Strict):
     """How the virtual bench plays this board."""
 
-    model: str = Field("rig.sim.reference_board:ReferenceBoard", pattern=r"^[\w.]+:\w+$",
-                       description="board model class, module:Class")
+    model: str = Field("rig.sim.reference_board:ReferenceBoard", pattern=r"^([\w.]+:\w+|[\w-]+)$",
+                       description="board model: a registered name (reference) or module:Class")
     serial: str = "SIM-0001"
     hw_revision: str = "B"
     fw_version: str = "1.4.2"
@@ -272,10 +272,11 @@ def find_profile(name_or_path: str) -> Path:
 
 
 def check_bench_model(spec: str, file: object, key: str = "bench.model") -> type:
-    """Import the board model class ``module:Class``; ConfigError (file, key) if it is not one."""
-    from .sim.harness import load_board_model
+    """The board model class named by ``spec`` (a registered name or ``module:Class``,
+    :func:`rig.sim.boards.load_board`); ConfigError (file, key) if it is not one."""
+    from .sim.boards import load_board
 
-    cls = load_board_model(spec, source=str(file), key=key)
+    cls = load_board(spec, source=str(file), key=key)
     if not isinstance(cls, type):
         raise ConfigError(file, key, f"board model {spec!r} is a {type(cls).__name__}, not a class")
     return cls

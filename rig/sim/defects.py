@@ -9,8 +9,9 @@ Two layers:
 
 - **hardware** defects act in the world and the board's AFE (:mod:`rig.sim.world`,
   :mod:`rig.sim.afe`): any board model plugged into the harness suffers them.
-- **firmware** defects act in the reference firmware model
-  (:mod:`rig.sim.reference_board`); a third-party board model may ignore them.
+- **firmware** defects act in the reference firmware model (:mod:`rig.sim.reference`),
+  which receives them typed, once, as :class:`BoardDefects` (SI units;
+  :func:`board_defects`); a third-party board model may ignore them.
 
 Every entry names the plan test expected to catch it (``caught_by``) and the requirement
 it violates, so the project can prove each plan catches what it exists to catch.
@@ -55,8 +56,9 @@ Firmware
     ``derating_late:c=X``           derating starts (and reaches zero) X °C later
     ``no_temp_compensation``        the minimum cell voltage is not temperature compensated
     ``no_identity``                 the board does not report its serial and firmware version
-                                    (acts where the world carries its telemetry): no
-                                    statement of conformity, verdict UNIDENTIFIED, exit 4
+                                    (the board model blanks them; the bench's power-on
+                                    identity too): no statement of conformity, verdict
+                                    UNIDENTIFIED, exit 4
 """
 
 from __future__ import annotations
@@ -303,8 +305,101 @@ class Defects:
                                       f"parameter '{p.name}': cell {d.params[p.name]} is out of range: "
                                       f"this board has cells 1..{n_cells}")
 
+    @property
+    def board(self) -> "BoardDefects":
+        """The firmware defects as a typed value (:class:`BoardDefects`), built once."""
+        cached = getattr(self, "_board", None)
+        if cached is None:
+            cached = self._board = BoardDefects.from_defects(self)
+        return cached
+
     def __repr__(self) -> str:
         return f"Defects({self.specs!r})"
+
+
+@dataclass(frozen=True)
+class BoardDefects:
+    """The firmware defects a board model suffers, typed and in SI units (built once from
+    the specs by :meth:`from_defects`; the default value is a good board).
+
+    - ``hvc_threshold_shift_v``: HVC trips this much above the profile's threshold, V
+    - ``hvc_extra_delay_s``: added to the HVC delay, s
+    - ``hvc_hysteresis_v``: HVC hysteresis actually used, V (None: the profile's)
+    - ``hvc_flag_missing``: the charge FET opens but the link never shows the flag
+    - ``lvc_threshold_shift_v``: LVC trips this much below the profile's threshold, V
+    - ``balance_start_delta_v`` / ``balance_stop_delta_v``: deltas actually used, V (None:
+      the profile's)
+    - ``balance_mid_soc``: ignores the minimum cell voltage
+    - ``balance_during_sampling``: no mute around conversions
+    - ``balance_adjacent``: bleeds every candidate (no non-adjacent rule, no channel limit)
+    - ``balance_chatter``: decides every cycle on the raw sample, start delta only
+    - ``no_derating``: full duty however hot; ``derating_shift_c``: the derating curve
+      starts this much later, °C
+    - ``no_temp_compensation``: the minimum cell voltage is not temperature compensated
+    - ``no_identity``: the board reports no serial and no firmware version (blank)
+    """
+
+    hvc_threshold_shift_v: float = 0.0
+    hvc_extra_delay_s: float = 0.0
+    hvc_hysteresis_v: float | None = None
+    hvc_flag_missing: bool = False
+    lvc_threshold_shift_v: float = 0.0
+    balance_start_delta_v: float | None = None
+    balance_stop_delta_v: float | None = None
+    balance_mid_soc: bool = False
+    balance_during_sampling: bool = False
+    balance_adjacent: bool = False
+    balance_chatter: bool = False
+    no_derating: bool = False
+    derating_shift_c: float = 0.0
+    no_temp_compensation: bool = False
+    no_identity: bool = False
+
+    @classmethod
+    def from_defects(cls, defects: "Defects | BoardDefects | Iterable[str] | None") -> "BoardDefects":
+        """The typed firmware defects of ``defects`` (a :class:`Defects`, specs, or already
+        a :class:`BoardDefects`); hardware defects are not in it (they act in the world)."""
+        if isinstance(defects, BoardDefects):
+            return defects
+        if not isinstance(defects, Defects):
+            defects = parse_defects(defects)
+        d = defects
+
+        def param(name, key, scale=1.0):
+            x = d.get(name)
+            return None if x is None else x[key] * scale
+
+        return cls(
+            hvc_threshold_shift_v=param("hvc_threshold", "mv", 1e-3) or 0.0,
+            hvc_extra_delay_s=param("hvc_delay", "s") or 0.0,
+            hvc_hysteresis_v=param("hvc_hysteresis", "mv", 1e-3),
+            hvc_flag_missing="hvc_flag_missing" in d,
+            lvc_threshold_shift_v=param("lvc_threshold", "mv", 1e-3) or 0.0,
+            balance_start_delta_v=param("balance_start_delta", "mv", 1e-3),
+            balance_stop_delta_v=param("balance_stop_delta", "mv", 1e-3),
+            balance_mid_soc="balance_mid_soc" in d,
+            balance_during_sampling="balance_during_sampling" in d,
+            balance_adjacent="balance_adjacent" in d,
+            balance_chatter="balance_chatter" in d,
+            no_derating="no_derating" in d,
+            derating_shift_c=param("derating_late", "c") or 0.0,
+            no_temp_compensation="no_temp_compensation" in d,
+            no_identity="no_identity" in d,
+        )
+
+    @property
+    def any(self) -> bool:
+        """True when any firmware defect is set."""
+        return self != BoardDefects()
+
+
+def board_defects(defects) -> BoardDefects:
+    """The typed firmware defects a board model receives: ``defects`` is the run's
+    :class:`Defects` (its cached :attr:`Defects.board`), a :class:`BoardDefects`, specs or
+    None."""
+    if isinstance(defects, Defects):
+        return defects.board
+    return BoardDefects.from_defects(defects)
 
 
 def parse_defect(spec: str, source: str = "--defect") -> Defect:

@@ -27,7 +27,6 @@ V, A, °C, s; arrays indexed 0-based by cell.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,26 +126,4 @@ class BoardHarness:
         self._io.publish(telemetry)
 
 
-def load_board_model(spec: str, source: str | None = None, key: str = "bench.model"):
-    """Import a board model class from ``module:Class``.
-
-    Raises :class:`ConfigError` naming ``source`` (the profile file, or ``--board-model``)
-    and ``key`` when the spec is malformed, the module cannot be imported, the class is
-    missing or lacks ``wake``.
-    """
-    src = source or "--board-model"
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigError(src, key, f"board model {spec!r} must be 'module:Class' (e.g. rig.sim.reference_board:ReferenceBoard)")
-    mod_name, cls_name = (s.strip() for s in spec.split(":"))
-    if not mod_name or not cls_name:
-        raise ConfigError(src, key, f"board model {spec!r} must be 'module:Class'")
-    try:
-        module = importlib.import_module(mod_name)
-    except Exception as exc:  # ImportError, or an error inside the module
-        raise ConfigError(src, key, f"cannot import board model module '{mod_name}': {type(exc).__name__}: {exc}") from None
-    cls = getattr(module, cls_name, None)
-    if cls is None:
-        raise ConfigError(src, key, f"module '{mod_name}' has no board model class '{cls_name}'")
-    if not callable(getattr(cls, "wake", None)):
-        raise ConfigError(src, key, f"board model '{spec}' has no wake(now) method")
-    return cls
+from .boards import load_board as load_board_model  # noqa: E402  (the registry: rig.sim.boards)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..links.registry import BenchCounterpart, kind_of
+from .defects import board_defects
 
 
 class DutPorts:
@@ -37,7 +38,7 @@ class DutPorts:
         self._bleeding = bleeding
         self._silent_bal = "silent_while_balancing" in defects
         self._gaps = [(d["t"], d["t"] + d["s"]) for d in defects.all("telemetry_gap")] if hasattr(defects, "all") else []
-        self._no_identity = "no_identity" in defects
+        self._no_identity = board_defects(defects).no_identity
         self._port: BenchCounterpart | None = None
         self._last = None
         self.muted = False

@@ -41,7 +41,8 @@ from .circuit import Circuit
 from .daq import ReferenceDaq
 from .defects import Defects, parse_defects
 from .emulator import CellModelSetup, ChannelEmulator, EmulatorTrip, build_cell_model
-from .harness import BoardHarness, Telemetry, load_board_model
+from .boards import load_board
+from .harness import BoardHarness, Telemetry
 from .ports import DutPorts
 from .power import PowerPath
 from .stepping import SimTime, Stepper
@@ -97,7 +98,6 @@ class World:
         self.telemetry_count = 0
         self.dut_ports = DutPorts(profile, f"bmsrig-sim-{id(self):x}-{self.seed}", self.defects,
                                   bleeding=lambda: bool(self.bleed.cmd.any()))
-        self._no_identity = "no_identity" in self.defects  # defect: serial and firmware not reported
 
         # ---- the present state ------------------------------------------------------------
         circuit.solve()
@@ -106,7 +106,7 @@ class World:
         # ---- the board --------------------------------------------------------------------
         spec = board_model or profile.bench.model
         source = "--board-model" if board_model else (profile.source or "<profile>")
-        cls = load_board_model(spec, source=source, key="--board-model" if board_model else "bench.model")
+        cls = load_board(spec, source=source, key="--board-model" if board_model else "bench.model")
         self.harness = BoardHarness(self.board_io, profile, rngs["board"])
         self.board = cls(self.harness, profile, self.defects)
         self.stepping.attach(self.board)
@@ -308,8 +308,6 @@ class World:
         self.close()
 
     def _publish(self, tel: Telemetry) -> None:
-        if self._no_identity:
-            tel.serial = tel.fw_version = ""
         self.telemetry = tel
         self.telemetry_count += 1
         self.dut_ports.publish(tel, tel.t)

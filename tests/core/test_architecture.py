@@ -49,7 +49,6 @@ MAX_LINES = 500
 KNOWN_CYCLES: dict[str, str] = {
 }
 KNOWN_LONG: dict[str, str] = {
-    "rig.sim.reference_board": "the reference board model: firmware, defects and fast-forward maths in one module",
 }
 KNOWN_PRIVATE: dict[str, str] = {
     "reports.html": "plots._profile_get",

@@ -50,6 +50,42 @@ def test_parse_and_get():
     assert "hvc_flag_missing" in d and d.get("no_derating") is None
 
 
+def test_board_defects_are_typed_in_si_units_and_built_once():
+    from rig.sim.defects import BoardDefects, board_defects
+
+    d = parse_defects(["hvc_threshold:mv=20", "hvc_delay:s=2", "hvc_hysteresis:mv=50", "lvc_threshold:mv=30",
+                       "balance_start_delta:mv=40", "balance_stop_delta:mv=5", "derating_late:c=7",
+                       "no_temp_compensation", "adc_offset:cell=5,mv=8"])
+    fd = board_defects(d)
+    assert fd is d.board is board_defects(d)  # built once per defect set
+    assert fd.hvc_threshold_shift_v == pytest.approx(0.020) and fd.hvc_extra_delay_s == 2.0
+    assert fd.hvc_hysteresis_v == pytest.approx(0.050) and fd.lvc_threshold_shift_v == pytest.approx(0.030)
+    assert fd.balance_start_delta_v == pytest.approx(0.040) and fd.balance_stop_delta_v == pytest.approx(0.005)
+    assert fd.derating_shift_c == 7.0 and fd.no_temp_compensation and not fd.no_derating
+    assert fd.any and not BoardDefects().any and not board_defects(parse_defects(["adc_offset:cell=5,mv=8"])).any
+    with pytest.raises(Exception):
+        fd.no_derating = True  # frozen
+    assert board_defects(["balance_chatter"]).balance_chatter and board_defects(None) == BoardDefects()
+
+
+def test_every_firmware_defect_sets_a_board_defects_field():
+    from rig.sim.defects import board_defects
+
+    good = board_defects(None)
+    for info in catalog():
+        if info.layer != "firmware":
+            continue
+        spec = info.name + (":" + ",".join(f"{p.name}=3" for p in info.params) if info.params else "")
+        assert board_defects([spec]) != good, spec
+
+
+def test_reference_board_reads_the_typed_value():
+    w = world(defects=["hvc_threshold:mv=20", "balance_stop_delta:mv=5"])
+    b = w.board
+    assert b.hvc_thr == pytest.approx(PROFILE.protection.hvc.threshold_v + 0.020)
+    assert b.stop_v == pytest.approx(0.005) and b.firmware_defects is w.defects.board
+
+
 # ---------------------------------------------------------------- hardware
 
 

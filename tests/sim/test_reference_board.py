@@ -142,3 +142,22 @@ def test_derating_duty_curve_from_profile():
     assert b.board.derating_duty(PROFILE.balancing.derating.start_c - 1) == 1.0
     assert b.board.derating_duty(70.0) == pytest.approx(0.5)
     assert b.board.derating_duty(PROFILE.balancing.derating.zero_c + 1) == 0.0
+
+
+def test_reference_board_declares_its_state_and_the_bench_plans_the_window():
+    from rig.sim import fastforward as ff
+
+    w = _bal([0, 2, 4])
+    b = w.board
+    w.advance(60.0)
+    state = b.quiet_state()
+    assert state is not None and state.levels and state.gate is not None
+    assert ff.is_quiet(state)  # balancing three non-adjacent cells at rest: decisions alternate two masks
+    dec = state.decisions
+    assert len(dec.masks) == 2 and dec.every == b.D and dec.lead == PROFILE.sampling.filter_samples - 1
+    assert dec.derating is not None and dec.on_share == pytest.approx(1 - PROFILE.sampling.mute_s / PROFILE.sampling.period_s)
+    assert b.drift_allowance_v() == ff.drift_allowance_v(b.protection_levels(), b.noise_guard_v(), b.balancing_gate(),
+                                                          w.harness.ff_drift_limit_v)
+    ff_s = w.stats["ff_s"]
+    w.advance(1800.0)
+    assert w.stats["ff_s"] > ff_s + 1500.0  # the bench jumps while the board balances

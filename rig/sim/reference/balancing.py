@@ -1,0 +1,156 @@
+"""The reference firmware's balancing (decided every ``balancing.interval_s``, at a conversion).
+
+- pack state from the shunt: rest (|I| ≤ rest_current_a), discharge, float (0 < I <
+  float_current_a), charge; the strategy duty of that state multiplies the bleed duty;
+- only if Vmax ≥ ``min_cell_v_at(mean cell NTC)`` and Vmax − Vmin > start delta (or,
+  already balancing, > stop delta);
+- candidates: cells more than stop delta above Vmin; at most ``max_channels``; never
+  adjacent unless ``allow_adjacent``: odd and even channel sets alternate each interval,
+  highest voltage first, then non-adjacent cells of the other parity fill free slots;
+- duty = strategy × derating(bleed-resistor NTC) (``derating.duty_at``), applied as on/off
+  PWM within the interval (on from the decision for duty × interval).
+
+The reported ``balancing`` mask is the decision (cells selected this interval), not the
+instantaneous switch state. Units: V, A, s, °C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Balancing:
+    """Balancing part of :class:`~rig.sim.reference.firmware.ReferenceBoard` (a mixin)."""
+
+    def setup_balancing(self, b, fd) -> None:
+        """Settings from the profile's ``balancing`` section ``b`` and the typed firmware
+        defects ``fd`` (:class:`~rig.sim.defects.BoardDefects`)."""
+        self.start_v = fd.balance_start_delta_v if fd.balance_start_delta_v is not None else b.start_delta_mv * 1e-3
+        self.stop_v = fd.balance_stop_delta_v if fd.balance_stop_delta_v is not None else b.stop_delta_mv * 1e-3
+        self.ignore_min_v = fd.balance_mid_soc
+        self.no_mute = fd.balance_during_sampling
+        self.bleed_all = fd.balance_adjacent
+        self.chatter = fd.balance_chatter
+        self.no_derating = fd.no_derating
+        self.derate_shift = fd.derating_shift_c
+        self.temp_comp = not fd.no_temp_compensation
+        self.max_ch = b.max_channels
+        self.allow_adjacent = b.allow_adjacent
+        self.st = b.strategies
+        self.r_bleed = b.bleed_resistor_ohm
+        self.balancing = False
+        self.mask = np.zeros(self.n, bool)
+        self.duty = 0.0
+        self.parity = 0
+        self.pwm_off_at = None
+        self.state = "rest"
+        self.toggles = 0
+        self._sel_k = None  # the cycle selections() was computed for
+        self._sel = None
+
+    def pack_state(self, i: float) -> str:
+        """``rest`` / ``discharge`` / ``float`` / ``charge`` from the shunt current ``i``, A."""
+        st = self.st
+        if abs(i) <= st.rest_current_a:
+            return "rest"
+        if i < 0:
+            return "discharge"
+        if i < st.float_current_a:
+            return "float"
+        return "charge"
+
+    def strategy_duty(self, state: str) -> float:
+        st = self.st
+        return {"rest": st.rest, "charge": st.charge, "float": st.float_, "discharge": st.discharge}[state]
+
+    def min_cell_v(self) -> float:
+        """The balancing minimum cell voltage at the mean cell NTC, V."""
+        b = self.profile.balancing
+        if not self.temp_comp:
+            return b.min_cell_v
+        return b.min_cell_v_at(float(np.mean(self.temps["cells"])))
+
+    def derating_duty(self, t_ntc: float) -> float:
+        """Derating duty (0..1) at bleed-resistor NTC ``t_ntc``, °C."""
+        if self.no_derating:
+            return 1.0
+        return self.profile.balancing.derating.duty_at(t_ntc - self.derate_shift)
+
+    def active(self, v: np.ndarray, was_active: bool, strat: float) -> bool:
+        """Whether balancing runs on filtered voltages ``v``."""
+        vmax, vmin = float(v.max()), float(v.min())
+        if strat <= 0.0:
+            return False
+        if not self.ignore_min_v and vmax < self.min_cell_v():
+            return False
+        delta = vmax - vmin
+        if self.chatter:
+            return delta > self.start_v
+        return delta > self.stop_v if was_active else delta > self.start_v
+
+    def select(self, v: np.ndarray, parity: int) -> np.ndarray:
+        """The channels to bleed this interval for filtered voltages ``v``."""
+        return self.select_truncated(v, parity)[0]
+
+    def selections(self) -> tuple[tuple[np.ndarray, bool], tuple[np.ndarray, bool]]:
+        """``select_truncated(self.v, q)`` for both parities, computed once per conversion
+        (the filtered voltages change only there)."""
+        if self._sel_k != self.k:
+            self._sel = (self.select_truncated(self.v, 0), self.select_truncated(self.v, 1))
+            self._sel_k = self.k
+        return self._sel
+
+    def select_truncated(self, v: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
+        """``(mask, truncated)``: truncated when ``max_channels`` left out a candidate that
+        could otherwise have been bled (then the voltage order decided the mask)."""
+        n = self.n
+        vmin = float(v.min())
+        cand = (v - vmin) > self.stop_v
+        sel = np.zeros(n, bool)
+        if not cand.any():
+            return sel, False
+        if self.bleed_all:
+            return cand, False
+        order = np.argsort(-v, kind="stable")
+        if self.allow_adjacent:
+            for i in order:
+                if cand[i] and sel.sum() < self.max_ch:
+                    sel[i] = True
+            return sel, int(cand.sum()) > self.max_ch
+        count = 0
+        truncated = False
+        for pass_parity in (parity, 1 - parity):
+            for i in order:
+                if not cand[i] or sel[i] or (i % 2) != pass_parity:
+                    continue
+                if (i > 0 and sel[i - 1]) or (i < n - 1 and sel[i + 1]):
+                    continue
+                if count >= self.max_ch:
+                    truncated = True
+                    break
+                sel[i] = True
+                count += 1
+        return sel, truncated
+
+    def decide(self, now: float, v: np.ndarray, advance_parity: bool = True) -> None:
+        """Take a balancing decision on voltages ``v`` (sets mask, duty, PWM off time)."""
+        self.state = self.pack_state(self.i_pack)
+        strat = self.strategy_duty(self.state)
+        active = self.active(v, self.balancing, strat)
+        if active:
+            if self.balancing and advance_parity:
+                self.parity ^= 1  # odd/even sets alternate each interval
+            mask = self.select(v, self.parity)
+            duty = strat * self.derating_duty(float(self.temps["bleed_resistor"]))
+        else:
+            mask = np.zeros(self.n, bool)
+            duty = 0.0
+        self.balancing = active and bool(mask.any())
+        if not np.array_equal(mask, self.mask):
+            self.toggles += 1
+        self.mask = mask
+        self.duty = duty
+        if advance_parity or self.chatter:
+            self.pwm_off_at = (now + duty * self.interval) if (self.balancing and duty > 0.0) else None
+            if self.pwm_off_at is not None and duty >= 1.0:
+                self.pwm_off_at = now + self.interval + self.period  # on through the interval

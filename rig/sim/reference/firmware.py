@@ -1,0 +1,160 @@
+"""The reference BMS firmware model, configured only from the board profile.
+
+Cycle (every ``sampling.period_s``, cycle k at ``t_k = k · period``):
+
+1. ``t_k``: mute balancing (all bleed switches off; skipped when nothing bleeds);
+2. ``t_k + mute_s``: convert every channel (the input filter has settled), push the sample
+   into a moving average of ``filter_samples``, run protection on the raw conversion
+   (:mod:`.protection`), take a balancing decision when one is due (:mod:`.balancing`),
+   restore the bleed switches, publish telemetry.
+
+Fast-forward: the board declares its state to the bench (:mod:`.quiet`,
+:mod:`rig.sim.fastforward`). Firmware defects arrive typed
+(:class:`rig.sim.defects.BoardDefects`). Units: V, A, s, °C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..defects import board_defects
+from ..harness import BoardHarness, Telemetry
+from .balancing import Balancing
+from .protection import Protection
+from .quiet import Quiet
+
+EPS = 1e-9
+
+
+class ReferenceBoard(Protection, Balancing, Quiet):
+    """The reference firmware. ``ReferenceBoard(harness, profile, defects)``; ``defects``:
+    the run's :class:`~rig.sim.defects.Defects` (or a :class:`~rig.sim.defects.BoardDefects`)."""
+
+    def __init__(self, harness: BoardHarness, profile, defects):
+        self.h = harness
+        self.profile = profile
+        self.defects = defects
+        self.firmware_defects = fd = board_defects(defects)
+        self.n = n = harness.n_cells
+        s = profile.sampling
+        self.period = s.period_s
+        self.mute = s.mute_s
+        self.fs = s.filter_samples
+        self.interval = profile.balancing.interval_s
+        self.D = max(1, int(round(self.interval / s.period_s)))  # cycles per decision
+        self.dec_phase = (self.fs - 1) % self.D
+        self.setup_protection(profile.protection, fd)
+        self.setup_balancing(profile.balancing, fd)
+
+        # state
+        self.k = 0  # present cycle
+        self.mute_done = False
+        self.samples = np.zeros((self.fs, n))  # the filter's raw conversions (ring)
+        self.filled = 0
+        self.pos = 0
+        self.v = np.zeros(n)  # filtered
+        self.raw = np.zeros(n)
+        self.temps = None
+        self.i_pack = 0.0
+        self.sw = np.zeros(n, bool)  # switches as applied
+        self.window = None  # the fast-forward window the board sleeps through
+        self.last_conversion_t = None
+        harness.set_bleed(self.sw)
+        harness.set_fets(True, True)
+        harness.set_output("hvc_out", False)
+
+    # ------------------------------------------------------------------ schedule helpers
+    def t_mute(self, k: int) -> float:
+        return k * self.period
+
+    def t_conv(self, k: int) -> float:
+        return k * self.period + self.mute
+
+    def desired(self, now: float) -> np.ndarray:
+        """The bleed switches the PWM wants at ``now``."""
+        if self.mask.any() and self.pwm_off_at is not None and now < self.pwm_off_at - EPS:
+            return self.mask
+        return np.zeros(self.n, bool)
+
+    def apply_switches(self, sw: np.ndarray) -> None:
+        if not np.array_equal(sw, self.sw):
+            self.sw = sw.copy()
+            self.h.set_bleed(self.sw)
+
+    # ------------------------------------------------------------------ firmware
+    def wake(self, now: float) -> float:
+        if self.window is not None:
+            self.resume(now)
+        k = self.k
+        # 1. mute
+        if not self.mute_done and now >= self.t_mute(k) - EPS:
+            if not self.no_mute and self.sw.any():
+                self.apply_switches(np.zeros(self.n, bool))
+            self.mute_done = True
+        # 2. conversion
+        if now >= self.t_conv(k) - EPS:
+            self._convert(now, k)
+            self.k = k = k + 1
+            self.mute_done = False
+        # 3. protection timers
+        self.run_timers(now)
+        # 4. PWM end
+        if self.pwm_off_at is not None and now >= self.pwm_off_at - EPS:
+            self.pwm_off_at = None
+            if not self._in_mute(now):
+                self.apply_switches(self.desired(now))
+        # next wake
+        nxt = self.t_conv(k)
+        if not self.mute_done and not self.no_mute and (self.sw.any() or self._will_bleed(k)):
+            nxt = self.t_mute(k)
+        for t in (*self.protection_timers(), self.pwm_off_at):
+            if t is not None and now + EPS < t < nxt:
+                nxt = t
+        if nxt <= now + EPS:
+            nxt = now + 1e-6
+        return nxt
+
+    def _will_bleed(self, k: int) -> bool:
+        return bool(self.mask.any()) and self.pwm_off_at is not None and self.pwm_off_at > self.t_mute(k) + EPS
+
+    def _in_mute(self, now: float) -> bool:
+        return self.mute_done and not self.no_mute and now < self.t_conv(self.k) - EPS
+
+    def _convert(self, now: float, k: int) -> None:
+        h = self.h
+        raw = h.read_cell_voltages()
+        self.raw = raw
+        self.samples[self.pos] = raw
+        self.pos = (self.pos + 1) % self.fs
+        if self.filled < self.fs:
+            self.filled += 1
+            self.v = self.samples[: self.filled].mean(axis=0) if self.filled < self.fs else self.samples.mean(axis=0)
+        else:
+            self.v = self.samples.mean(axis=0)
+        self.temps = h.read_temperatures()
+        self.i_pack = h.read_pack_current()
+        self.last_conversion_t = now
+        self.protect(now)
+        if self.chatter or (k % self.D == self.dec_phase):
+            self.decide(now, raw if self.chatter else self.v, advance_parity=(k % self.D == self.dec_phase))
+        self.apply_switches(self.desired(now))
+        self.publish(now)
+
+    def publish(self, now: float) -> None:
+        """Publish a telemetry snapshot of the present state."""
+        t = self.temps
+        if t is None:
+            return
+        b = self.profile.bench
+        self.h.publish(Telemetry(
+            cell_v=self.v.copy(),
+            temps_c=np.append(t["cells"], t["bleed_resistor"]),
+            balancing=self.mask & (self.duty > 0.0),
+            hvc=self.hvc.active and not self.hvc_flag_missing,
+            lvc=self.lvc.active, ot=self.ot, ut=self.ut,
+            charge_fet=self.fet_c, discharge_fet=self.fet_d,
+            pack_v=float(self.v.sum()), pack_a=float(self.i_pack),
+            serial="" if self.firmware_defects.no_identity else b.serial, hw_revision=b.hw_revision,
+            fw_version="" if self.firmware_defects.no_identity else b.fw_version,
+            state=self.state,
+        ))

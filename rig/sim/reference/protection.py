@@ -1,0 +1,146 @@
+"""The reference firmware's protection: HVC/LVC comparators with delay and recovery, OT/UT.
+
+- HVC: any cell ≥ ``hvc.threshold_v`` at every (raw) conversion for ``hvc.delay_s`` -> charge
+  FET open, HVC flag, ``hvc_out`` high. The trip happens at exactly ``t_cross + delay`` (a
+  wake is scheduled there), so latency resolves to the millisecond. Recovery: every cell ≤
+  threshold − hysteresis for ``recovery_s``.
+- LVC: the same downwards with the discharge FET.
+- OT/UT: hottest cell NTC ≥ ``ot_charge_c`` / coldest ≤ ``ut_charge_c`` opens the charge FET
+  (``OTUT_HYSTERESIS_C`` recovery hysteresis).
+
+Units: V, s, °C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-9
+OTUT_HYSTERESIS_C = 2.0
+
+
+class Cutoff:
+    """One protection comparator with delay and recovery (state only): ``active`` (latched),
+    ``trip_at`` / ``recover_at`` (pending timer instants, s, or None)."""
+
+    __slots__ = ("active", "trip_at", "recover_at")
+
+    def __init__(self):
+        self.active = False
+        self.trip_at = None
+        self.recover_at = None
+
+    def timers(self) -> tuple:
+        """The pending timer instants (s, or None)."""
+        return self.trip_at, self.recover_at
+
+    def compare(self, now: float, over: bool, back: bool, delay: float, recovery: float) -> None:
+        """Start or cancel the trip/recovery timer from one conversion's comparison."""
+        if not self.active:
+            if over:
+                if self.trip_at is None:
+                    self.trip_at = now + delay
+            else:
+                self.trip_at = None
+        else:
+            if back:
+                if self.recover_at is None:
+                    self.recover_at = now + recovery
+            else:
+                self.recover_at = None
+
+    def expire(self, now: float) -> bool:
+        """Fire a timer that is due; True when the latch changed."""
+        changed = False
+        if self.trip_at is not None and now >= self.trip_at - EPS:
+            self.active, self.trip_at, self.recover_at = True, None, None
+            changed = True
+        if self.recover_at is not None and now >= self.recover_at - EPS:
+            self.active, self.recover_at = False, None
+            changed = True
+        return changed
+
+
+class Protection:
+    """Protection part of :class:`~rig.sim.reference.firmware.ReferenceBoard` (a mixin:
+    it uses the board's ``h``, ``raw``/``v``, ``temps`` and the thresholds set in
+    :meth:`setup_protection`)."""
+
+    PROTECTION_ON_RAW = True
+    """Protection comparators run on every raw conversion (as AFE protection does, e.g.
+    BQ76952); the moving average only feeds the reported values and balancing. With the
+    profile's 4-sample filter, a filtered comparator would add up to 4 periods (1 s) of
+    detection lag on a step, breaking the profile's own latency spec (delay 1 s, latency
+    1.5 s)."""
+
+    def setup_protection(self, p, fd) -> None:
+        """Thresholds from the profile's ``protection`` section ``p`` and the typed firmware
+        defects ``fd`` (:class:`~rig.sim.defects.BoardDefects`)."""
+        self.hvc_thr = p.hvc.threshold_v + fd.hvc_threshold_shift_v
+        self.hvc_delay = p.hvc.delay_s + fd.hvc_extra_delay_s
+        hyst_v = fd.hvc_hysteresis_v if fd.hvc_hysteresis_v is not None else p.hvc.hysteresis_mv * 1e-3
+        self.hvc_rec_v = self.hvc_thr - hyst_v
+        self.hvc_recovery = p.hvc.recovery_s
+        self.hvc_flag_missing = fd.hvc_flag_missing
+        self.lvc_thr = p.lvc.threshold_v - fd.lvc_threshold_shift_v
+        self.lvc_delay = p.lvc.delay_s
+        self.lvc_rec_v = self.lvc_thr + p.lvc.hysteresis_mv * 1e-3
+        self.lvc_recovery = p.lvc.recovery_s
+        self.ot_c = p.ot_charge_c
+        self.ut_c = p.ut_charge_c
+        self.hvc, self.lvc = Cutoff(), Cutoff()
+        self.ot = self.ut = False
+        self.fet_c = self.fet_d = True
+
+    def protect(self, now: float) -> None:
+        """Run the comparators on the conversion just taken."""
+        v = self.raw if self.PROTECTION_ON_RAW else self.v
+        vmax, vmin = float(v.max()), float(v.min())
+        self.hvc.compare(now, vmax >= self.hvc_thr, vmax <= self.hvc_rec_v, self.hvc_delay, self.hvc_recovery)
+        self.lvc.compare(now, vmin <= self.lvc_thr, vmin >= self.lvc_rec_v, self.lvc_delay, self.lvc_recovery)
+        cells = self.temps["cells"]
+        tmax, tmin = float(np.max(cells)), float(np.min(cells))
+        ot = self.ot
+        if not ot and tmax >= self.ot_c:
+            ot = True
+        elif ot and tmax <= self.ot_c - OTUT_HYSTERESIS_C:
+            ot = False
+        ut = self.ut
+        if not ut and tmin <= self.ut_c:
+            ut = True
+        elif ut and tmin >= self.ut_c + OTUT_HYSTERESIS_C:
+            ut = False
+        if (ot, ut) != (self.ot, self.ut):
+            self.ot, self.ut = ot, ut
+            self.drive_fets()
+
+    def run_timers(self, now: float) -> None:
+        """Fire due protection timers (FETs and telemetry follow at once)."""
+        changed = False
+        for c in (self.hvc, self.lvc):
+            if c.expire(now):
+                changed = True
+        if changed:
+            self.drive_fets()
+            self.publish(now)
+
+    def protection_timers(self) -> tuple:
+        """Every pending protection timer instant (s, or None)."""
+        return (*self.hvc.timers(), *self.lvc.timers())
+
+    def temperature_edges(self) -> tuple:
+        """``(reading, edge)`` pairs of the OT/UT comparators, °C (the edge that would
+        change each one now)."""
+        cells = self.temps["cells"]
+        tmax, tmin = float(np.max(cells)), float(np.min(cells))
+        ot_edge = self.ot_c - OTUT_HYSTERESIS_C if self.ot else self.ot_c
+        ut_edge = self.ut_c + OTUT_HYSTERESIS_C if self.ut else self.ut_c
+        return (tmax, ot_edge), (tmin, ut_edge)
+
+    def drive_fets(self) -> None:
+        c = not (self.hvc.active or self.ot or self.ut)
+        d = not self.lvc.active
+        self.h.set_output("hvc_out", self.hvc.active)
+        if (c, d) != (self.fet_c, self.fet_d):
+            self.fet_c, self.fet_d = c, d
+            self.h.set_fets(c, d)

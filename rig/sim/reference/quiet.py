@@ -1,0 +1,165 @@
+"""The reference firmware's declaration to the bench's fast-forward (:mod:`rig.sim.fastforward`).
+
+Right after a conversion the board declares: settled once the filter is full; its pending
+HVC/LVC timers; its OT/UT temperature edges; the protection levels against the least
+favourable raw conversion in the filter (the trip level; for a latched cut-off the
+recovery level) with the noise guard of those conversions; the balancing gate (minimum
+cell voltage, start/stop delta, each candidate's lead, the voltage order when
+``max_channels`` truncates); its decision cadence (a window ends ``filter_samples``
+cycles before a decision, so that on resume the filter refills and the board decides on
+schedule) and the bleed plan of the decisions it lets the bench skip (odd/even
+alternation, strategy, derating loop). The bench computes the window; this module only
+states the firmware's rules. Units: V, s, °C, W.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .. import fastforward as ff
+
+EPS = ff.EPS
+FF_MAX_S = 3600.0
+"""Longest fast-forward window while balancing, s (re-sample and re-decide at least this often)."""
+CHATTER_BUSY_V = 0.010
+"""With ``balance_chatter``: not quiet while Vmax − Vmin is this close to the start delta, V."""
+
+
+class Quiet:
+    """Fast-forward part of :class:`~rig.sim.reference.firmware.ReferenceBoard` (a mixin)."""
+
+    def noise_guard_v(self) -> float:
+        """What a protection comparator must keep clear of beyond the drift, V
+        (:func:`rig.sim.fastforward.noise_guard_v` of the filter's raw conversions)."""
+        return ff.noise_guard_v(self.samples)
+
+    def protection_levels(self) -> tuple[ff.Level, ...]:
+        """The levels that would change a protection comparator, against the least
+        favourable raw conversion in the filter."""
+        buf = self.samples
+        if self.hvc.active:  # the cell the latch waits on, at its lowest conversion
+            hvc = ff.Level(self.hvc_rec_v, float(buf.min(axis=0).max()), rising=False)
+        else:
+            hvc = ff.Level(self.hvc_thr, float(buf.max()), rising=True)
+        if self.lvc.active:
+            lvc = ff.Level(self.lvc_rec_v, float(buf.max(axis=0).min()), rising=True)
+        else:
+            lvc = ff.Level(self.lvc_thr, float(buf.min()), rising=False)
+        return hvc, lvc
+
+    def balancing_gate(self) -> ff.Gate | None:
+        """Balancing as a resolved decision (None when the pack state keeps it off or the
+        board decides every cycle)."""
+        if not (self.strategy_duty(self.pack_state(self.i_pack)) > 0.0 and not self.chatter):
+            return None
+        v = self.v
+        vmax, vmin = float(v.max()), float(v.min())
+        conds = []
+        if not self.ignore_min_v:
+            shift = 0.0
+            if self.temp_comp:
+                shift = self.profile.balancing.temp_comp_mv_per_c * 1e-3 * self.h.ff_drift_limit_c
+            conds.append(ff.Condition(vmax, self.min_cell_v(), inclusive=True, slack=shift))
+        level = self.stop_v if self.balancing else self.start_v
+        conds.append(ff.Condition(vmax - vmin, level, share=0.5))
+        hold = []
+        if all(c.holds for c in conds):  # active: the candidate set must hold too
+            lead = v - vmin
+            hold.append(0.5 * float(np.min(np.abs(lead - self.stop_v))))
+            if any(truncated for _, truncated in self.selections()):
+                cand = np.sort(v[lead > self.stop_v])
+                hold.append(0.5 * float(np.min(np.diff(cand))))
+        return ff.Gate(tuple(conds), tuple(hold))
+
+    def drift_allowance_v(self) -> float:
+        """How far any cell may drift in a window before a decision of this board could
+        change, V (< 0 when one is imminent): protection exactly, balancing resolved to at
+        least the world's default drift limit (:func:`rig.sim.fastforward.drift_allowance_v`)."""
+        return ff.drift_allowance_v(self.protection_levels(), self.noise_guard_v(), self.balancing_gate(),
+                                    self.h.ff_drift_limit_v)
+
+    def quiet_state(self, until: float | None = None) -> ff.QuietState | None:
+        """The declaration to the bench right after a conversion (None when the board is
+        not settled, is bleeding outside a balancing decision, or no window of its cadence
+        could end by ``until``, s)."""
+        if self.filled < self.fs or self.temps is None:
+            return None
+        if self.mask.any() and not self.balancing:
+            return None
+        busy = False
+        if self.chatter:
+            busy = abs(float(self.v.max() - self.v.min()) - self.start_v) < CHATTER_BUSY_V
+        pre = ff.QuietState(at=self.last_conversion_t, busy=busy, timers=self.protection_timers(),
+                            temperature_edges=self.temperature_edges())
+        if not ff.is_quiet(pre):
+            return pre  # not quiet: the rest of the declaration would not be read
+        c = self.k - 1  # the cycle just converted
+        D = self.D
+        first = c + ((self.dec_phase - c) % D or D)
+        if until is not None and not ff.cadence_fits(self.period, first, self.fs - 1, until):
+            return None
+        strat = self.strategy_duty(self.pack_state(self.i_pack))
+        limit = math.inf
+        if strat != self.strategy_duty(self.state):
+            limit = 0
+        par_masks = tuple(mask for mask, _ in self.selections())
+        would = self.active(self.v, self.balancing, strat) and bool(par_masks[self.parity ^ 1].any())
+        if would != self.balancing:
+            limit = 0  # the next decision changes something: let the firmware take it for real
+        present = masks = None
+        derating = None
+        if self.balancing:
+            limit = min(limit, max(0, int(FF_MAX_S / self.interval) - 1))
+            masks = par_masks
+            if self.pwm_off_at is not None:
+                present = (self.mask, self.pwm_off_at)
+            b = self.profile.balancing
+            v = self.v
+            p_full = float(np.mean([np.sum(v[m] ** 2) for m in masks])) / self.r_bleed * (1.0 - self.mute / self.period)
+            derating = ff.DeratingLoop(self.derating_duty, p_full, float(self.temps["board"]),
+                                       b.resistor_thermal_c_per_w, b.resistor_thermal_tau_s, self.interval,
+                                       strat, float(self.temps["bleed_resistor"]))
+        decisions = ff.Decisions(
+            period_s=self.period, offset_s=self.mute, first_cycle=first, every=D,
+            interval_s=self.interval, lead=self.fs - 1, limit=limit, present=present, masks=masks or (),
+            first_mask=self.parity + 1, strategy=strat, derating=derating,
+            on_share=1.0 if self.no_mute else (1.0 - self.mute / self.period))
+        return dataclasses.replace(pre, decisions=decisions, levels=self.protection_levels(),
+                                   guard_v=self.noise_guard_v(), gate=self.balancing_gate())
+
+    def fast_forward(self, until: float):
+        """Quiet stretch: ``(t_resume, duty, drift_limit_v)`` from the bench's
+        :func:`rig.sim.fastforward.plan_window`, or None. Right after a conversion only."""
+        now = self.h.now()
+        if self.window is not None or self.last_conversion_t is None or abs(now - self.last_conversion_t) > EPS:
+            return None
+        state = self.quiet_state(until)
+        if state is None:
+            return None
+        w = ff.plan_window(state, until, now, self.h.ff_drift_limit_v, self.h.ff_drift_cap_v, n_cells=self.n)
+        if w is None:
+            return None
+        self.window = w
+        self.apply_switches(np.zeros(self.n, bool))
+        return w.answer()
+
+    def resume(self, now: float) -> None:
+        """Wake after a window: take the last decision the window stood in for, restart the
+        filter, re-enter the schedule."""
+        w = self.window
+        self.window = None
+        last = w.last_decision(now)
+        if last is not None:
+            self.parity, self.mask, self.duty, self.pwm_off_at = last
+        if self.pwm_off_at is not None and self.pwm_off_at <= now + EPS:
+            self.pwm_off_at = None
+        self.k = max(self.k, math.ceil(now / self.period - 1e-6))
+        self.mute_done = False
+        self.filled = 0
+        self.pos = 0
+        self.last_conversion_t = None
+        if now < self.t_mute(self.k) - EPS:
+            self.apply_switches(self.desired(now))
