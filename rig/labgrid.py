@@ -24,7 +24,9 @@ Resources (where a thing is)
 
 Drivers (how to talk to it) implement the protocols in :mod:`rig.protocols`; the sim drivers
 are in :mod:`rig.drivers.sim`, the links in :mod:`rig.drivers.links`, real instruments in
-:mod:`rig.drivers.scpi`, :mod:`rig.drivers.nidaq` and :mod:`rig.drivers.chamber_modbus`.
+the other modules of :mod:`rig.drivers`. Every module of that package is imported (and so
+registered) by :func:`register_drivers`; a driver outside the package is named in the rig
+file's ``imports:`` as labgrid allows.
 """
 
 from __future__ import annotations
@@ -127,14 +129,22 @@ class ModbusChamberPort(CalibratedInstrument):
     scale = attr.ib(default=10.0, converter=float)
 
 
-# Register the drivers (importing the modules runs their @reg_driver decorators).
-from .drivers import sim as _sim_drivers  # noqa: E402,F401
-from .drivers import links as _link_drivers  # noqa: E402,F401
-from .drivers import scpi as _scpi_drivers  # noqa: E402,F401
-from .drivers import nidaq as _nidaq_drivers  # noqa: E402,F401
-from .drivers import chamber_modbus as _chamber_drivers  # noqa: E402,F401
-from .drivers import bs1200 as _bs1200_drivers  # noqa: E402,F401
-from .drivers import pickering as _pickering_drivers  # noqa: E402,F401
-from .drivers import watlow_f4 as _watlow_f4_drivers  # noqa: E402,F401
-from .drivers import watlow_ezzone as _ezzone_drivers  # noqa: E402,F401
-from .drivers import espec as _espec_drivers  # noqa: E402,F401
+def register_drivers() -> list[str]:
+    """Import every driver module of :mod:`rig.drivers` (their ``@reg_driver`` decorators
+    register them with labgrid's factory): a new driver is one module there, nothing to list.
+    Modules whose name starts with ``_`` are shared bases, imported by the drivers that use
+    them. Vendor libraries are imported lazily by the drivers, so this needs none of them.
+    Returns the module names, in import order."""
+    import importlib
+    import pkgutil
+
+    from . import drivers
+
+    names = sorted(m.name for m in pkgutil.iter_modules(drivers.__path__) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{drivers.__name__}.{name}")
+    return names
+
+
+DRIVER_MODULES = register_drivers()
+"""The driver modules registered on import (``rig.drivers.<name>``)."""
