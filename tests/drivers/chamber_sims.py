@@ -27,22 +27,70 @@ import tty
 
 
 class Thermal:
-    """PV → SP at ``ramp`` °C/min (``default_ramp`` when no ramp was set). Temperatures in °C."""
+    """PV → SP at ``ramp`` °C/min (``default_ramp`` when no ramp was set). Temperatures in °C.
+
+    :meth:`couple` hands the controller's thermal state to the virtual bench's world instead:
+    the process value is then the world's chamber air temperature, the set point the world's
+    chamber target, and every set-point or ramp write the controller receives is a
+    ``World.set_chamber`` call (the bench's chamber model does the physics, in rig time).
+    """
 
     def __init__(self, pv_c: float, sp_c: float, default_ramp_c_per_min: float):
-        self.pv, self.sp = float(pv_c), float(sp_c)
-        self.ramp: float | None = None
+        self._world = None  # a callable returning the bench's World when coupled
+        self._pv, self._sp = float(pv_c), float(sp_c)
+        self._ramp: float | None = None
         self.default_ramp = float(default_ramp_c_per_min)
         self.writes: list[tuple] = []
         self.auto_advance_s = 0.0  # controller time passed per request (a rig in another process)
 
+    def couple(self, world) -> None:
+        """Let the bench world ``world()`` be the chamber (a callable: the world is built when the
+        bench activates and gone when it deactivates; while it returns None the controller
+        keeps its own state)."""
+        self._world = world
+
+    def _w(self):
+        return self._world() if self._world is not None else None
+
+    @property
+    def pv(self) -> float:
+        w = self._w()
+        return float(w.chamber_temperature()) if w is not None else self._pv
+
+    @pv.setter
+    def pv(self, celsius: float) -> None:
+        self._pv = float(celsius)
+
+    @property
+    def sp(self) -> float:
+        w = self._w()
+        return float(w.chamber_setpoint()) if w is not None else self._sp
+
+    @sp.setter
+    def sp(self, celsius: float) -> None:
+        self._sp = float(celsius)
+        w = self._w()
+        if w is not None:
+            w.set_chamber(self._sp, self._ramp or None)
+
+    @property
+    def ramp(self) -> float | None:
+        return self._ramp
+
+    @ramp.setter
+    def ramp(self, c_per_min: float | None) -> None:
+        self._ramp = c_per_min
+        w = self._w()
+        if w is not None:  # the ramp applies from now on, toward the present target
+            w.set_chamber(w.chamber_setpoint(), c_per_min or None)
+
     def tick(self) -> None:
-        if self.auto_advance_s:
+        if self.auto_advance_s and self._world is None:
             self.advance(self.auto_advance_s)
 
     def advance(self, dt: float) -> None:
         rate = (self.ramp or self.default_ramp) / 60.0
-        self.pv += max(-rate * dt, min(rate * dt, self.sp - self.pv))
+        self._pv += max(-rate * dt, min(rate * dt, self._sp - self._pv))
 
     def on_step(self, t0: float, t1: float) -> None:
         self.advance(t1 - t0)
