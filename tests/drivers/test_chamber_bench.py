@@ -3,9 +3,9 @@
 The rig is the virtual bench (``rig/envs/sim.yaml``) with the bench's chamber driver replaced
 by a vendor chamber driver talking to its simulated controller (tests/drivers/chamber_sims.py)
 at the wire: the Watlow F4 through ``watlow-f4`` (minimalmodbus, Modbus RTU on a pty), the
-EZ-Zone PM through ``watlow`` (Standard Bus on a pty), the Espec P-300 over TCP. The
-controller is coupled to the bench's world (:meth:`Thermal.couple`): its process value is the
-world's chamber air temperature, and every set point (and F4 ramp register) it receives is a
+EZ-Zone PM through ``watlow`` (Standard Bus on a pty), the Espec P-300 over TCP, the
+Watlow F4T over Modbus TCP (float registers). The controller is coupled to the bench's world
+(:meth:`Thermal.couple`): its process value is the world's chamber air temperature, and every set point (and F4 ramp register) it receives is a
 ``World.set_chamber`` call, so the bench's chamber model heats and cools the board's cells in
 rig time while every command and reading passes the vendor library and the wire.
 
@@ -24,23 +24,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .chamber_sims import EspecSim, EZZoneSim, F4Sim
+from .chamber_sims import EspecSim, EZZoneSim, F4Sim, F4TSim
 
 ENVS = Path(__file__).resolve().parents[2] / "rig" / "envs"
-KINDS = {"watlow-f4": "watlow_f4", "ezzone": "watlow", "espec": "socket"}  # kind -> library to import
-MODEL = {"watlow-f4": "Watlow F4 (simulated)", "ezzone": "Watlow EZ-Zone PM (simulated)", "espec": "Espec P300"}
+KINDS = {"watlow-f4": "watlow_f4", "ezzone": "watlow", "espec": "socket", "watlow-f4t": "pymodbus"}  # -> library
+MODEL = {"watlow-f4": "Watlow F4 (simulated)", "ezzone": "Watlow EZ-Zone PM (simulated)", "espec": "Espec P300",
+         "watlow-f4t": "Watlow F4T (simulated)"}
 #: the chamber plans of the shipped plan set (every test marked ``needs("chamber")``) each
 #: controller path can carry: the EZ-Zone's library reads 0..250 °C only, so the sampling
 #: accuracy at the profile's cold point (-10 °C on reference-16s-lfp) is refused by the hard
 #: limit before anything is sent (a SafetyLimitError, the test fails): not a plan it allows
 CHAMBER_PLANS = {"watlow-f4": ("temperature_compensation", "derating", "sampling_accuracy_over_temperature"),
                  "ezzone": ("temperature_compensation", "derating"),
-                 "espec": ("temperature_compensation", "derating", "sampling_accuracy_over_temperature")}
+                 "espec": ("temperature_compensation", "derating", "sampling_accuracy_over_temperature"),
+                 "watlow-f4t": ("temperature_compensation", "derating", "sampling_accuracy_over_temperature")}
 # the bench chamber's own limits (rig/envs/sim.yaml), inside what each controller path carries
 LIMITS = {"watlow-f4": {"temperature_range_c": [-40.0, 90.0], "max_ramp_c_per_min": 5.0, "ambient_c": 25.0,
                         "ramp_register": 301},
           "ezzone": {"temperature_range_c": [0.0, 90.0], "max_ramp_c_per_min": 5.0, "ambient_c": 25.0},
-          "espec": {"temperature_range_c": [-40.0, 90.0], "max_ramp_c_per_min": 5.0, "ambient_c": 25.0}}
+          "espec": {"temperature_range_c": [-40.0, 90.0], "max_ramp_c_per_min": 5.0, "ambient_c": 25.0},
+          "watlow-f4t": {"temperature_range_c": [-40.0, 90.0], "max_ramp_c_per_min": 5.0, "ambient_c": 25.0}}
 
 
 def start_sim(kind):
@@ -51,6 +54,10 @@ def start_sim(kind):
     if kind == "ezzone":
         sim = EZZoneSim().start()
         return sim, {"EZZonePort": {"port": sim.port, "model": MODEL[kind]}}, {"EZZoneChamberDriver": LIMITS[kind]}
+    if kind == "watlow-f4t":
+        sim = F4TSim().start()
+        return (sim, {"WatlowF4TPort": {"host": "127.0.0.1", "port": sim.port, "model": MODEL[kind]}},
+                {"WatlowF4TChamberDriver": LIMITS[kind]})
     sim = EspecSim().start()
     return sim, {"EspecPort": {"host": "127.0.0.1", "port": sim.port}}, {"EspecChamberDriver": LIMITS[kind]}
 
