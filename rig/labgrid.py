@@ -14,7 +14,8 @@ Resources (where a thing is)
   emulator), defined with their drivers in :mod:`rig.drivers.bs1200` and
   :mod:`rig.drivers.pickering`.
   Vendor chamber controllers register their own resources: ``WatlowF4Port``,
-  ``EZZonePort`` and ``EspecPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``, ``espec``).
+  ``EZZonePort``, ``EspecPort`` and ``WatlowF4TPort`` (:mod:`rig.drivers.watlow_f4`, ``watlow_ezzone``,
+  ``espec``, ``watlow_f4t``).
 - ``RunContext`` — not written in a rig file: the run's context (board profile, seed,
   defects, clock), added by :func:`rig.build.build_rig`; drivers find it with
   :func:`rig.context.context_of`.

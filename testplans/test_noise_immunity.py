@@ -31,7 +31,7 @@ def noise_v_rms(profile) -> float:
 
 
 @pytest.mark.requirement("ACC-002")
-@pytest.mark.needs("daq")
+@pytest.mark.needs("daq", "noise_injection")
 def test_sampling_noise(profile, emulator, clock, link, daq, measure):
     """With noise injected, 95 % of reported values stay within ±accuracy of the reference:
     |mean error| + 2 × scatter of the reported values ≤ accuracy, every channel."""
@@ -58,6 +58,7 @@ def test_sampling_noise(profile, emulator, clock, link, daq, measure):
 
 
 @pytest.mark.requirement("ACC-002")
+@pytest.mark.needs("noise_injection")
 def test_balancing_noise_immunity(profile, emulator, clock, link, measure):
     """One cell held exactly at the start delta above the others (top of charge), with noise,
     for two minutes: the balancing mask changes at most max_toggles_per_min times a minute."""

@@ -1,9 +1,9 @@
 """What every vendor chamber driver shares: hard limits, wait-stable, safe state, info.
 
 A vendor driver (:mod:`rig.drivers.watlow_f4`, :mod:`rig.drivers.watlow_ezzone`,
-:mod:`rig.drivers.espec`) subclasses :class:`VendorChamberDriver` and provides the I/O
-hooks ``_open``, ``_close_link``, ``_write_setpoint``, ``_write_ramp``, ``_read_pv``,
-``_read_sp`` and ``_identity``. Every command passes :meth:`VendorChamberDriver.set_temperature`,
+:mod:`rig.drivers.espec`, :mod:`rig.drivers.watlow_f4t`) subclasses :class:`VendorChamberDriver`
+and provides the I/O hooks ``_open``, ``_close_link``, ``_write_setpoint``, ``_write_ramp``,
+``_read_pv``, ``_read_sp`` and ``_identity``. Every command passes :meth:`VendorChamberDriver.set_temperature`,
 which checks the hard limits (:attr:`FixedLimits.limits`) before a hook runs, so a
 command beyond a limit never reaches the vendor library.
 

@@ -23,6 +23,13 @@ Readbacks: a BS1200 broadcasts its voltage and current readbacks every CAN write
 never predates the last set point. Set points are quantised to the unit's 0.1 mV code
 (rounded, not truncated as the library alone would).
 
+Current averages are taken over the rig clock (the run context's clock): each unit's current
+readback is stamped with the rig time it arrived at and integrated into a per-channel charge
+(a readback stands for the interval since the previous one), so ``read_currents(aperture_s)``
+is the mean over the last ``aperture_s`` s of rig time. On hardware the rig clock is the wall
+clock; on the virtual bench it is the bench's virtual time, which a wall-clock average would
+not follow.
+
 Identity: the CAN protocol carries no model, serial, firmware or calibration data, so they
 come from the rig description; ``info()`` adds each unit's board temperatures read from its
 status frame. Firmware is reported as unknown.
@@ -40,6 +47,7 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
 
+from ..context import find_context
 from ..errors import RigFault
 from ..protocols import CellEmulator, InstrumentInfo
 from ..safety import limit_pair, limit_scalar, safe_value
@@ -52,7 +60,8 @@ VOLT_CODE_V = 1e-4                  # one set-point / readback code, V
 # Readback frame bases (arbitration ID = base + box ID), as the library decodes them.
 _V_FRAMES = (288, 304, 320)
 _I_FRAMES = (384, 400, 416)
-HISTORY_S = 120.0  # current readbacks kept for read_currents(aperture_s), s (longer apertures: this much)
+HISTORY_S = 3600.0    # rig time of current readbacks kept for read_currents(aperture_s), s (longer: this much)
+HISTORY_STEP_S = 0.05  # time resolution of the kept charge history, s (the latest readback is always exact)
 
 
 def _bs1200_units(value):
@@ -147,7 +156,10 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
         self._cond = threading.Condition()
         self._arrived: dict[int, float] = {}
         self._last_command = 0.0
-        self._current_history: deque[tuple[float, dict[int, np.ndarray]]] = deque()
+        self._last_command_rig = -np.inf
+        # per box: (rig time s, cumulative charge per unit channel A*s, latest current A), oldest first
+        self._charge: dict[int, deque[tuple[float, np.ndarray, np.ndarray]]] = {}
+        self._stamp_clock = None
         self._fix_emulator_limits(("settle_s", "readback_timeout_s", "current_sign"))
 
     # -- session -------------------------------------------------------------------------
@@ -189,24 +201,66 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
             except Exception:
                 pass
 
+    def _rig_clock(self):
+        ctx = find_context(self.target) if self.target is not None else None
+        return ctx.clock if ctx is not None else None
+
+    def _rig_now(self) -> float:
+        """Rig time, s: the run's clock; monotonic wall time outside a run."""
+        clock = self._rig_clock()
+        return clock.now() if clock is not None else time.monotonic()
+
     def _on_frame(self, msg):
         """Runs in the notifier thread after the library cached the frame."""
         now = time.monotonic()
         with self._cond:
             self._arrived[msg.arbitration_id] = now
             box = msg.arbitration_id & 0x0F
-            # one snapshot per publish period: when the last current group (cells 9-12) arrives
+            # one readback per publish period: when the last current group (cells 9-12) arrives
             if msg.arbitration_id - box == _I_FRAMES[-1] and self._lib is not None and box in self._lib.box_ids:
                 try:
                     amps = np.asarray(self._lib.readback_I_all(box), dtype=float)
                 except Exception:
                     amps = None
                 if amps is not None:
-                    self._current_history.append((now, {box: amps}))
-                    horizon = now - HISTORY_S
-                    while self._current_history and self._current_history[0][0] < horizon:
-                        self._current_history.popleft()
+                    self._integrate(box, amps)
             self._cond.notify_all()
+
+    def _integrate(self, box: int, amps: np.ndarray) -> None:
+        """Add a current readback (A per unit channel) at the rig time now to the box's charge history."""
+        clock = self._rig_clock()
+        if clock is not self._stamp_clock:  # a new time base (the run's clock arrived): start over
+            self._charge.clear()
+            self._stamp_clock = clock
+        t = clock.now() if clock is not None else time.monotonic()
+        hist = self._charge.setdefault(box, deque())
+        if not hist:
+            hist.append((t, np.zeros_like(amps), amps))
+            return
+        t_prev, q_prev, _ = hist[-1]
+        q = q_prev + amps * max(0.0, t - t_prev)  # this readback stands for (t_prev, t]
+        if len(hist) >= 2 and hist[-1][0] - hist[-2][0] < HISTORY_STEP_S:
+            hist.pop()  # keep the history at HISTORY_STEP_S resolution; the latest point stays exact
+        hist.append((max(t, t_prev), q, amps))
+        while len(hist) > 2 and hist[0][0] < t - HISTORY_S:
+            hist.popleft()
+
+    def _mean_current(self, box: int, since: float) -> np.ndarray | None:
+        """Mean current per unit channel of ``box`` from rig time ``since`` to its latest readback, A."""
+        hist = self._charge.get(box)
+        if not hist:
+            return None
+        t1, q1, latest = hist[-1]
+        t0 = max(since, hist[0][0])
+        if not t1 - t0 > 1e-9:
+            return latest
+        j = len(hist) - 1  # from the newest back (apertures are mostly recent): hist[j-1][0] <= t0 < hist[j][0]
+        while j > 1 and hist[j - 1][0] > t0:
+            j -= 1
+        ta, qa, _ = hist[j - 1]
+        tb, qb, _ = hist[j]
+        q0 = qa + (qb - qa) * ((t0 - ta) / (tb - ta)) if tb > ta else qb
+        return (q1 - q0) / (t1 - t0)
 
     def _wait_readbacks(self, bases, after: float, what: str):
         """Wait until every unit's frames ``bases`` have arrived later than ``after`` (monotonic s)."""
@@ -250,7 +304,7 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
             lim.check(self._what(), code * VOLT_CODE_V, f"cell {i + 1} voltage (0.1 mV code)")
             codes[i] = code
         self._library()
-        self._last_command = time.monotonic()
+        self._mark_command()
         for box, chans in self._by_box(sorted(codes)).items():
             # the library truncates volts/1e-4: hand it the code's midpoint so it lands on the code
             values = {ch: (codes[i] + 0.5) * VOLT_CODE_V for i, ch in chans}
@@ -260,9 +314,13 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
                 for ch, v in values.items():
                     self._call("set_cell_V", box, ch, v)
 
+    def _mark_command(self):
+        self._last_command = time.monotonic()
+        self._last_command_rig = self._rig_now()
+
     def _send_enable(self, on):
         self._library()
-        self._last_command = time.monotonic()
+        self._mark_command()
         for box, chans in self._by_box(range(self.n_channels)).items():
             if not on or len(chans) == CHANNELS_PER_UNIT:
                 self._call("cell_enable_all", box, on)  # off: every output of the unit, mapped or not
@@ -272,7 +330,7 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
 
     def _send_current_limits(self, source_a, sink_a):
         self._library()
-        self._last_command = time.monotonic()
+        self._mark_command()
         for box in self._by_box(range(self.n_channels)):
             self._call("set_I_all", box, sink_a, source_a)
 
@@ -296,16 +354,16 @@ class BS1200CellEmulatorDriver(MappedCellEmulator, Driver, CellEmulator):
         latest = self._read(_I_FRAMES, "readback_I_all") * self.current_sign
         if aperture_s is None:
             return latest
-        since = max(time.monotonic() - aperture_s, self._last_command + self.settle_s)
+        # the mean over the last aperture_s of rig time, not before the last command had settled
+        since = max(self._rig_now() - aperture_s, self._last_command_rig + self.settle_s)
+        out = latest.copy()
         with self._cond:
-            snaps = [(t, s) for t, s in self._current_history if t >= since]
-        sums, counts = np.zeros(self.n_channels), np.zeros(self.n_channels)
-        for _, snap in snaps:
-            for box, amps in snap.items():
-                for i, ch in self._by_box(range(self.n_channels)).get(box, []):
-                    sums[i] += amps[ch - 1] * self.current_sign
-                    counts[i] += 1
-        return np.where(counts > 0, sums / np.maximum(counts, 1), latest)
+            for box, chans in self._by_box(range(self.n_channels)).items():
+                mean = self._mean_current(box, since)
+                if mean is not None:
+                    for i, ch in chans:
+                        out[i] = mean[ch - 1] * self.current_sign
+        return out
 
     # -- identity ------------------------------------------------------------------------
     def info(self) -> InstrumentInfo:

@@ -13,7 +13,7 @@ commands and reply formats of that library's ``p300.py``/``especinteract.py``:
 
 The TCP port of the controller's serial-to-Ethernet forwarder is 10001 by default; on RS-232/485
 the link is 9600 8N1 (pyserial, provided by labgrid's pyserial-labgrid). Nothing to install.
-The Watlow F4T, the other half of ``chamberconnectlibrary``, is not covered here.
+The Watlow F4T, the other half of ``chamberconnectlibrary``, is :mod:`rig.drivers.watlow_f4t`.
 
 Ramp: the P-300 ramps only inside programs, so a requested ramp is checked against the hard
 limit and logged as not enforced. A set point outside the chamber's own range is answered

@@ -136,6 +136,8 @@ class MappedCellEmulator(FixedLimits):
 
     cells: list = []
     _cell_loop = None
+    #: the instrument cannot add noise to its outputs: plans that need it are skipped, not failed
+    noise_injection = False
     SAFE_VALUES = {"safe_voltage_v": "voltage_range_v"}
 
     def _fix_emulator_limits(self, fixed_also=()) -> None:

@@ -18,11 +18,13 @@ Every command frame received is kept in ``received`` (the tests' proof of what r
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import uuid
 
 import can
+import can.interfaces.virtual
 import numpy as np
 
 N = 12
@@ -85,7 +87,7 @@ class SimBS1200Bus:
         self.period_s = period_s
         self.received: list[can.Message] = []
         self.publishing = True
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # publish() inside paused()
         self._stop = threading.Event()
         self._seen = threading.Condition()
         self._bus = can.Bus(interface="virtual", channel=self.channel)
@@ -128,12 +130,37 @@ class SimBS1200Bus:
 
     def _tx_loop(self):
         while not self._stop.wait(self.period_s):
-            if not self.publishing:
-                continue
-            with self._lock:
-                frames = [f for u in self.units.values() for f in u.frames()]
-            for f in frames:
+            if self.publishing:
+                self.publish()
+
+    def publish(self) -> None:
+        """Send every unit's status and readback frames now (what the units do every period)."""
+        with self._lock:  # built and sent under the lock: nothing is sent while paused()
+            for f in [f for u in self.units.values() for f in u.frames()]:
                 self._bus.send(f)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Hold the units' periodic publishing (and their command handling) inside the block."""
+        with self._lock:
+            yield
+
+    def flush_receivers(self, timeout: float = 2.0) -> None:
+        """Return once every other receiver on the channel (the driver) has handled every frame sent before this call.
+
+        A marker goes out last; a receiver's queue is empty only once its reader took the
+        marker, and a python-can Notifier takes a frame only after its listeners have handled
+        the one before. Waits on each queue's condition (notified on every ``get``).
+        """
+        self._sync_count += 1
+        self._probe.send(can.Message(arbitration_id=SYNC_ID, is_extended_id=False,
+                                     data=self._sync_count.to_bytes(4, "little")))
+        with can.interfaces.virtual.channels_lock:
+            queues = [q for q in can.interfaces.virtual.channels[self.channel] if q is not self._probe.queue and q is not self._bus.queue]
+        for q in queues:
+            with q.not_full:
+                if not q.not_full.wait_for(lambda: not q.queue, timeout=timeout):
+                    raise AssertionError("a receiver on the simulated BS1200 bus did not take its frames in time")
 
     def sync(self, timeout: float = 2.0) -> None:
         """Return once every frame sent on the bus before this call has been processed.

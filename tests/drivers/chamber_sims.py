@@ -6,6 +6,8 @@
 - :class:`EZZoneSim` — a Watlow EZ-Zone PM: Watlow Standard Bus (BACnet MS/TP framing:
   preamble ``55 FF``, header with CRC-8, body with CRC-16) on a pseudo-terminal; parameter
   4001 (PV) read, 7001 (closed-loop set point) read and written, IEEE floats in °F.
+- :class:`F4TSim` — a Watlow F4T: Modbus TCP (pymodbus framing), float registers of loop 1.
+- :class:`F4TSim` — a Watlow F4T: Modbus TCP (pymodbus's framing), float registers of loop 1.
 - :class:`EspecSim` — an Espec P-300 / SCP-220: its ASCII command set over TCP
   (``TEMP?``, ``TEMP, S<sp>``, ``MON?``, ``ROM?``, ``TYPE?``, ``MODE,<mode>``), CR LF.
 
@@ -27,22 +29,70 @@ import tty
 
 
 class Thermal:
-    """PV → SP at ``ramp`` °C/min (``default_ramp`` when no ramp was set). Temperatures in °C."""
+    """PV → SP at ``ramp`` °C/min (``default_ramp`` when no ramp was set). Temperatures in °C.
+
+    :meth:`couple` hands the controller's thermal state to the virtual bench's world instead:
+    the process value is then the world's chamber air temperature, the set point the world's
+    chamber target, and every set-point or ramp write the controller receives is a
+    ``World.set_chamber`` call (the bench's chamber model does the physics, in rig time).
+    """
 
     def __init__(self, pv_c: float, sp_c: float, default_ramp_c_per_min: float):
-        self.pv, self.sp = float(pv_c), float(sp_c)
-        self.ramp: float | None = None
+        self._world = None  # a callable returning the bench's World when coupled
+        self._pv, self._sp = float(pv_c), float(sp_c)
+        self._ramp: float | None = None
         self.default_ramp = float(default_ramp_c_per_min)
         self.writes: list[tuple] = []
         self.auto_advance_s = 0.0  # controller time passed per request (a rig in another process)
 
+    def couple(self, world) -> None:
+        """Let the bench world ``world()`` be the chamber (a callable: the world is built when the
+        bench activates and gone when it deactivates; while it returns None the controller
+        keeps its own state)."""
+        self._world = world
+
+    def _w(self):
+        return self._world() if self._world is not None else None
+
+    @property
+    def pv(self) -> float:
+        w = self._w()
+        return float(w.chamber_temperature()) if w is not None else self._pv
+
+    @pv.setter
+    def pv(self, celsius: float) -> None:
+        self._pv = float(celsius)
+
+    @property
+    def sp(self) -> float:
+        w = self._w()
+        return float(w.chamber_setpoint()) if w is not None else self._sp
+
+    @sp.setter
+    def sp(self, celsius: float) -> None:
+        self._sp = float(celsius)
+        w = self._w()
+        if w is not None:
+            w.set_chamber(self._sp, self._ramp or None)
+
+    @property
+    def ramp(self) -> float | None:
+        return self._ramp
+
+    @ramp.setter
+    def ramp(self, c_per_min: float | None) -> None:
+        self._ramp = c_per_min
+        w = self._w()
+        if w is not None:  # the ramp applies from now on, toward the present target
+            w.set_chamber(w.chamber_setpoint(), c_per_min or None)
+
     def tick(self) -> None:
-        if self.auto_advance_s:
+        if self.auto_advance_s and self._world is None:
             self.advance(self.auto_advance_s)
 
     def advance(self, dt: float) -> None:
         rate = (self.ramp or self.default_ramp) / 60.0
-        self.pv += max(-rate * dt, min(rate * dt, self.sp - self.pv))
+        self._pv += max(-rate * dt, min(rate * dt, self._sp - self._pv))
 
     def on_step(self, t0: float, t1: float) -> None:
         self.advance(t1 - t0)
@@ -362,3 +412,117 @@ class EspecSerialSim(_PtyServer):
         if addr != str(self.address):
             return end + 2, None  # another controller on the bus
         return end + 2, self.chamber.answer(cmd).encode("ascii") + b"\r\n"
+
+
+# ----------------------------------------------------------------------------- Watlow F4T
+
+
+class F4TSim(Thermal):
+    """A Watlow F4T on Modbus TCP (127.0.0.1, an ephemeral port): frames decoded and built by
+    pymodbus's ``FramerSocket``; holding registers of control loop 1 as the F4T documents them
+    (floats in two registers, low word first): constant set point 2782, current set point 2810,
+    process value 2820, range 2774/2776, control mode 2730 (62 off, 10 auto). Functions 03, 06, 16."""
+
+    MODE, RMIN, RMAX, SP, SP_NOW, PV = 2730, 2774, 2776, 2782, 2810, 2820
+
+    def __init__(self, pv_c=25.0, sp_c=25.0, default_ramp_c_per_min=2.0, address=1, range_c=(-70.0, 180.0)):
+        Thermal.__init__(self, pv_c, sp_c, default_ramp_c_per_min)
+        self.address, self.range_c = address, range_c
+        self.mode = 62  # off until a set point switches the loop to auto
+        self.received: list[tuple[int, int]] = []  # (function code, address) of every request
+        self._sock: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    def start(self):
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name="f4t-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Close the listener and the connection being served (the controller goes away)."""
+        sock, self._sock = self._sock, None
+        for s in (sock, self._conn):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+        if sock is not None:
+            self._thread.join(2.0)
+
+    def _serve(self):
+        from pymodbus.framer import FramerSocket
+        from pymodbus.pdu import DecodePDU
+
+        while self._sock is not None:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            framer = FramerSocket(DecodePDU(is_server=True))
+            self._conn = conn
+            with conn:
+                buf = b""
+                while self._sock is not None:
+                    try:
+                        data = conn.recv(1024)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    buf += data
+                    while buf:
+                        used, pdu = framer.handleFrame(buf, 0, 0)
+                        if used == 0:
+                            break
+                        buf = buf[used:]
+                        if pdu is not None:
+                            reply = self.handle(pdu)
+                            reply.transaction_id = pdu.transaction_id
+                            conn.sendall(framer.buildFrame(reply))
+
+    @staticmethod
+    def _f(value):
+        lo, hi = struct.unpack("<HH", struct.pack("<f", float(value)))
+        return [lo, hi]
+
+    def _registers(self) -> dict[int, int]:
+        regs = {self.MODE: self.mode}
+        for base, value in ((self.RMIN, self.range_c[0]), (self.RMAX, self.range_c[1]), (self.SP, self.sp),
+                            (self.SP_NOW, self.sp), (self.PV, self.pv)):
+            regs[base], regs[base + 1] = self._f(value)
+        return regs
+
+    def handle(self, pdu):
+        from pymodbus.pdu import ExceptionResponse
+        from pymodbus.pdu.register_message import (ReadHoldingRegistersResponse, WriteMultipleRegistersResponse,
+                                                   WriteSingleRegisterResponse)
+
+        fc = pdu.function_code
+        self.received.append((fc, pdu.address))
+        self.tick()
+        if pdu.dev_id != self.address:
+            return ExceptionResponse(fc, exception_code=11, device_id=pdu.dev_id)
+        if fc == 3:
+            regs = self._registers()
+            addrs = range(pdu.address, pdu.address + pdu.count)
+            if not all(a in regs for a in addrs):
+                return ExceptionResponse(fc, exception_code=2, device_id=self.address)
+            return ReadHoldingRegistersResponse(registers=[regs[a] for a in addrs], dev_id=self.address)
+        if fc == 6 and pdu.address == self.MODE and pdu.registers[0] in (62, 10, 54):
+            self.writes.append(("mode", pdu.registers[0]))
+            self.mode = pdu.registers[0]
+            return WriteSingleRegisterResponse(address=pdu.address, registers=pdu.registers, dev_id=self.address)
+        if fc == 16 and pdu.address == self.SP and len(pdu.registers) == 2:
+            value = struct.unpack("<f", struct.pack("<HH", *pdu.registers))[0]
+            if not self.range_c[0] <= value <= self.range_c[1]:
+                return ExceptionResponse(fc, exception_code=3, device_id=self.address)
+            self.writes.append(("sp", value))
+            self.sp = value
+            return WriteMultipleRegistersResponse(address=pdu.address, count=2, dev_id=self.address)
+        return ExceptionResponse(fc, exception_code=2 if fc in (6, 16) else 1, device_id=self.address)

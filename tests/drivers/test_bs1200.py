@@ -255,3 +255,44 @@ def test_example_maps_sixteen_cells_over_two_units(tmp_path):
         assert "cells 1-12 = box 1 ch 1-12; cells 13-16 = box 2 ch 1-4" in emu.info().notes
     finally:
         target.cleanup()
+
+
+def test_current_average_is_over_the_rig_clock_not_wall_time(emulator, sim, step_clock):
+    """``read_currents(aperture_s)`` averages over rig time: 300 s of rig time at 40 mA, then
+    100 s at 0 mA, passed in milliseconds of wall time, average to 30 mA over 400 s and to
+    40 mA over the 300 s before the last 100 s is excluded, whatever the wall-time spacing of
+    the readbacks. (A wall-time average took the readbacks of the last wall seconds instead:
+    all of them, mostly at 0 mA here.)"""
+    emulator.set_current_limits(source_a=0.25, sink_a=0.25)
+    emulator.set_voltages(3.3)
+    emulator.enable(True)
+    sim.sync()
+
+    def run(amps, seconds, pieces=3):
+        """``seconds`` of rig time at ``amps`` on cell 6, the units publishing after each piece."""
+        for _ in range(pieces):
+            with sim.paused():
+                sim.flush_receivers()
+                step_clock.sleep(seconds / pieces)
+                sim.units[1].load_a[5] = amps
+                sim.publish()
+                sim.flush_receivers()
+
+    run(0.040, 300.0)
+    for _ in range(20):  # plenty of readbacks at 0 mA within wall time, no rig time passing
+        sim.units[1].load_a[5] = 0.0
+        sim.publish()
+    run(0.0, 100.0)
+    sim.flush_receivers()
+    assert emulator.read_currents(aperture_s=400.0)[5] == pytest.approx(0.030, abs=2e-4)
+    assert emulator.read_currents(aperture_s=100.0)[5] == pytest.approx(0.0, abs=2e-4)
+    assert emulator.read_currents(aperture_s=250.0)[5] == pytest.approx(0.040 * 150 / 250, abs=2e-4)
+    assert emulator.read_currents(aperture_s=1e-4)[5] == pytest.approx(0.0, abs=2e-4)  # the latest readback
+
+
+def test_the_emulator_says_it_has_no_noise_injection(emulator):
+    """Plans marked ``needs("noise_injection")`` are skipped with the reason on this emulator."""
+    assert emulator.noise_injection is False
+    emulator.set_noise(0.0)  # switching noise off is fine
+    with pytest.raises(RigFault, match="no noise injection"):
+        emulator.set_noise(0.002)

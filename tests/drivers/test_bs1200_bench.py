@@ -39,8 +39,22 @@ def _env(tmp_path, channel):
     return path
 
 
+#: the pack source's current flows through the units' channels in series (+ charge: they sink it)
+THROUGH_STRING = True
+#: the last piece of every advance, s: its mean current is what a short-aperture read sees
+TAIL_S = 1e-4
+
+
 def _wire(rig, sim):
-    """Couple the simulated units' outputs to the bench's cell inputs (see the module docstring)."""
+    """Couple the simulated units' outputs to the bench's cell inputs (see the module docstring).
+
+    Readbacks follow the bench's rig time: each advance of the world runs in two pieces (all
+    but the last ``TAIL_S``, then that tail), and after each piece the units publish the
+    world's mean channel currents over it at once, and the step waits until the driver has
+    handled them. So the driver stamps every readback with the rig time it stands for, its
+    rig-time averages are the world's, and a short aperture sees the current at the end
+    of the step. The units' periodic publishing is paused while the world moves.
+    """
     from rig.drivers.sim import SimBenchDriver
 
     world = rig.target.get_driver(SimBenchDriver).world
@@ -49,14 +63,24 @@ def _wire(rig, sim):
     for unit in sim.units.values():  # the units' current limits as a lab sets them up: the full 0.5 A
         unit.source_a[:] = unit.sink_a[:] = 0.5
 
-    def wired(dt):
-        sim.sync()
-        world.set_emulator_voltages([sim.units[b].set_v[ch - 1] for b, ch in cells])
-        world.set_emulator_enabled(all(sim.units[b].enabled[ch - 1] for b, ch in cells))
-        advance(dt)
-        amps = world.channel_currents()
+    def load(amps):
         for i, (b, ch) in enumerate(cells):
             sim.units[b].load_a[ch - 1] = amps[i]
+
+    def wired(dt):
+        sim.sync()  # every command sent so far has reached the units
+        with sim.paused():
+            sim.flush_receivers()  # the driver has stamped what the units sent before the world moves
+            world.set_emulator_voltages([sim.units[b].set_v[ch - 1] for b, ch in cells])
+            world.set_emulator_enabled(all(sim.units[b].enabled[ch - 1] for b, ch in cells))
+            tail = min(TAIL_S, dt / 2)
+            for piece in (dt - tail, tail):
+                if piece <= 0:
+                    continue
+                advance(piece)
+                load(world.channel_currents(piece) - (world.pack_current() if THROUGH_STRING else 0.0))
+                sim.publish()
+                sim.flush_receivers()
 
     world.advance = wired
 
@@ -133,7 +157,8 @@ def run_on_the_bench(argv: list[str]) -> int:
 @pytest.mark.slow
 def test_bmsrig_run_with_the_bs1200_on_the_bench(tmp_path):
     """``bmsrig run`` passes the channel-mapping test of the plan through the BS1200 driver
-    and library; the record lists the BS1200 units as the cell emulator."""
+    and library and skips the noise tests with the reason (no noise injection on a BS1200);
+    the record lists the BS1200 units as the cell emulator."""
     import json
     import subprocess
     import sys
@@ -142,9 +167,15 @@ def test_bmsrig_run_with_the_bs1200_on_the_bench(tmp_path):
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "tests.drivers.test_bs1200_bench", str(out), "--board",
-                           "reference-16s-lfp", "-k", "channel_mapping"], capture_output=True, text=True, timeout=600)
+                           "reference-16s-lfp", "-k", "channel_mapping or noise"], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     events = read_record(out)
+    ends = {e["nodeid"].split("::")[-1]: e for e in events if e["event"] == "test_end"}
+    assert ends["test_cell_mapping"]["outcome"] == "passed"
+    for name in ("test_sampling_noise", "test_balancing_noise_immunity"):  # the BS1200 cannot inject noise
+        assert ends[name]["outcome"] == "skipped", ends[name]
+        assert "no noise injection (cell emulator BS1200CellEmulatorDriver)" in ends[name]["message"]
     start = json.dumps([e for e in events if e["event"] == "run_start"][0])
     assert '"role": "cell emulator", "model": "Bloomy BS1200 (simulated) x2"' in start
     assert "cells 1-12 = box 1 ch 1-12; cells 13-16 = box 2 ch 1-4" in start

@@ -25,7 +25,7 @@ from .chamber_sims import EspecSim, EZZoneSim, F4Sim
 
 ENVS = Path(__file__).resolve().parents[2] / "rig" / "envs"
 CLI = [sys.executable, "-m", "rig.cli"]
-EXAMPLES = ["example-watlow-f4.yaml", "example-ezzone.yaml", "example-espec.yaml"]
+EXAMPLES = ["example-watlow-f4.yaml", "example-ezzone.yaml", "example-espec.yaml", "example-watlow-f4t.yaml"]
 
 
 def _cli(*args, timeout=600):

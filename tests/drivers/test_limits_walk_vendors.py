@@ -6,7 +6,8 @@ simulated instrument at the wire.
 - Pickering 41-752A (``pilxi``) — the fake ClientBridge native layer: every native call;
 - Watlow F4 (``watlow-f4``, Modbus RTU on a pty) and Watlow EZ-Zone (``watlow``, Standard
   Bus on a pty) — every request frame the simulated controller received;
-- Espec P-300 (ASCII over TCP) — every command line the simulated controller received.
+- Espec P-300 (ASCII over TCP) — every command line the simulated controller received;
+- Watlow F4T (Modbus TCP, float registers) — every request the simulated controller received.
 
 Every command is tried beyond both ends of every limit, with NaN, ±inf and wrong shapes
 (the same cases as the main walk: the emulators on an LFP board, whose cell range narrows
@@ -34,6 +35,7 @@ PICKERING_EMULATOR = emulator_cases(N_CELLS, 0.3, float("inf"))
 F4_CHAMBER = chamber_cases(-40.0, 85.0, 3.0)
 EZZONE_CHAMBER = chamber_cases(5.0, 120.0, 3.0)
 ESPEC_CHAMBER = chamber_cases(-40.0, 85.0, 3.0)
+F4T_CHAMBER = chamber_cases(-40.0, 85.0, 3.0)
 
 EMULATOR_ATTRS = ["voltage_range_v", "max_current_a", "safe_voltage_v"]
 CHAMBER_ATTRS = ["temperature_range_c", "max_ramp_c_per_min", "ambient_c"]
@@ -43,11 +45,12 @@ ASSIGNMENTS = {  # driver family -> (limit attributes, a command beyond the old 
     "watlow f4": (CHAMBER_ATTRS + ["ramp_register"], ("set_temperature", (150.0,))),
     "ezzone": (CHAMBER_ATTRS, ("set_temperature", (150.0,))),
     "espec": (CHAMBER_ATTRS, ("set_temperature", (150.0,))),
+    "watlow f4t": (CHAMBER_ATTRS, ("set_temperature", (150.0,))),
 }
 WIDEN = {"settle_s": 0.0, "current_sign": -1, "readback": "setpoint", "ramp_register": 999}
 N_ASSIGNMENTS = sum(len(a) + 4 for a, _ in ASSIGNMENTS.values())  # + limits, its mapping, a Limit's field, the command
 VENDOR_WALK_COUNT = (len(BS1200_EMULATOR) + len(PICKERING_EMULATOR) + len(F4_CHAMBER) + len(EZZONE_CHAMBER)
-                     + len(ESPEC_CHAMBER) + N_ASSIGNMENTS)
+                     + len(ESPEC_CHAMBER) + len(F4T_CHAMBER) + N_ASSIGNMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +213,20 @@ def espec(build, clock):
         sim.stop()
 
 
+@pytest.fixture(scope="module")
+def f4t(build, clock):
+    from .chamber_sims import F4TSim
+    from .test_watlow_f4t import _env
+
+    sim = F4TSim(pv_c=25.0, sp_c=25.0).start()
+    try:
+        chamber = build(*_env(sim.port), clock).get_driver(ThermalChamber)
+        chamber.set_temperature(30.0)
+        yield chamber, sim, sim.received
+    finally:
+        sim.stop()
+
+
 def _wire(sim, requests):
     return len(requests), list(sim.writes), sim.sp, sim.ramp
 
@@ -232,16 +249,25 @@ def test_espec_refuses_without_a_command(espec, method, args):
     _walk(chamber, method, args, lambda: _wire(sim, requests))
 
 
-@pytest.mark.parametrize("family", ["watlow f4", "ezzone", "espec"])
+@pytest.mark.parametrize("method, args", F4T_CHAMBER, ids=_ids(F4T_CHAMBER))
+def test_watlow_f4t_refuses_without_a_request(f4t, method, args):
+    chamber, sim, requests = f4t
+    _walk(chamber, method, args, lambda: _wire(sim, requests))
+
+
+FIXTURE = {"watlow f4": "f4", "ezzone": "ezzone", "espec": "espec", "watlow f4t": "f4t"}
+
+
+@pytest.mark.parametrize("family", list(FIXTURE))
 def test_chamber_limits_cannot_be_widened(request, family):
-    chamber, sim, requests = request.getfixturevalue({"watlow f4": "f4", "ezzone": "ezzone", "espec": "espec"}[family])
+    chamber, sim, requests = request.getfixturevalue(FIXTURE[family])
     _assign_walk_family(chamber, ASSIGNMENTS[family], WIDEN, lambda: _wire(sim, requests))
     assert sim.sp == 30.0
 
 
-@pytest.mark.parametrize("family", ["watlow f4", "ezzone", "espec"])
+@pytest.mark.parametrize("family", list(FIXTURE))
 def test_chamber_safe_state_sends_the_checked_ambient(request, family):
-    chamber, sim, _ = request.getfixturevalue({"watlow f4": "f4", "ezzone": "ezzone", "espec": "espec"}[family])
+    chamber, sim, _ = request.getfixturevalue(FIXTURE[family])
     with pytest.raises(AttributeError):
         chamber.ambient_c = 150.0  # "chamber ambient 150 °C, sent on SIGTERM"
     chamber.safe_state()
@@ -267,6 +293,7 @@ def test_emulator_safe_state_sends_the_checked_safe_level(bs1200, pickering):
     ("rig.drivers.watlow_f4:WatlowF4ChamberDriver", F4_CHAMBER),
     ("rig.drivers.watlow_ezzone:EZZoneChamberDriver", EZZONE_CHAMBER),
     ("rig.drivers.espec:EspecChamberDriver", ESPEC_CHAMBER),
+    ("rig.drivers.watlow_f4t:WatlowF4TChamberDriver", F4T_CHAMBER),
 ])
 def test_the_vendor_walk_covers_every_public_method(cls_path, cases):
     import importlib
