@@ -294,6 +294,24 @@ def on_currents(emulator, clock, profile, reads: int = 6, span_s: float | None =
     return best
 
 
+def bleed_currents(i_on, i_mean, idle, min_bleed_a: float):
+    """Bleed currents with what every channel carries alike taken out, A.
+
+    ``i_on``: :func:`on_currents` (instantaneous, bleed switches conducting), ``i_mean``: the
+    mean over a window, ``idle``: the board's supply draw per channel before the test (A,
+    channel sourcing is positive). While a charger drives the string, every channel of a real
+    emulator also sinks the string current (its sign opposes a bleed), so the common level
+    is taken from the channels that do not bleed (their median) in each reading; with half
+    the channels or more bleeding, from ``idle`` alone. A channel bleeds when it stands more
+    than ``min_bleed_a`` / 2 above that level. Returns ``(on, mean, bleeding)``.
+    """
+    i_on, i_mean, idle = (np.asarray(x, dtype=float) for x in (i_on, i_mean, idle))
+    bleeding = (i_on - np.median(i_on)) > 0.5 * min_bleed_a
+    if 0 < bleeding.sum() < 0.5 * bleeding.size:
+        return i_on - np.median(i_on[~bleeding]), i_mean - np.median(i_mean[~bleeding]), bleeding
+    return i_on - idle, i_mean - idle, (i_on - idle) > 0.5 * min_bleed_a
+
+
 def mean_currents(emulator, clock, window_s: float) -> np.ndarray:
     """Mean channel currents over the next ``window_s`` of rig time, A."""
     clock.sleep(window_s)
