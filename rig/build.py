@@ -136,8 +136,10 @@ def build_rig(
     seed: int = 1,
     defects: list[str] | tuple[str, ...] = (),
     board_model: str | None = None,
+    coordinator: str | None = None,
 ) -> Rig:
     """Build the rig an environment file describes, for the board ``profile``.
+    ``coordinator``: labgrid coordinator address (HOST[:PORT]) for RemotePlace resources.
 
     Raises ConfigError (exit 2) for a bad environment and RigFault (exit 3) when an
     instrument or the link cannot be opened.
@@ -156,6 +158,8 @@ def build_rig(
     ctx = RigContext(profile=profile, seed=seed, defects=list(defects), board_model=board_model)
     try:
         environment = Environment(str(env_path))
+        if coordinator:  # labgrid's --lg-coordinator: where the rig's RemotePlace resources are served
+            environment.config.set_option("coordinator_address", str(coordinator))
         main = environment.config.get_targets().get("main")
         order_drivers(main)
         if isinstance(main, dict):

@@ -5,6 +5,9 @@ import textwrap
 
 import pytest
 
+from rig.build import DEFAULT_ENV
+from rig.record import read_record
+
 pytest_plugins = ["pytester"]
 
 PLAN = textwrap.dedent(
@@ -99,3 +102,37 @@ def test_session_state_lives_in_the_stash_and_reaches_the_caller(pytester):
     assert second.state.counts == {"passed": 1, "failed": 0, "skipped": 0, "error": 0}
     assert first.exit_code(r1.ret) == 1 and first.state.exit_status == 1
     assert second.exit_code(r2.ret) == 0 and second.state.exit_status == 0
+
+
+RIG_PLAN = """
+    def test_reads_the_board(link):
+        assert link.latest().cell_v.size > 0
+"""
+
+
+def test_lg_env_names_the_rig_it_is_never_ignored(pytester, tmp_path):
+    """``pytest --lg-env hardware.yaml``: the session drives that rig (here it cannot be
+    reached, so the test errors with a rig fault) and never falls back to the virtual bench."""
+    env = tmp_path / "hardware.yaml"
+    env.write_text((DEFAULT_ENV.parent / "example-real-rig.yaml").read_text())
+    pytester.makepyfile(test_plan=RIG_PLAN)
+    run_dir = tmp_path / "run"
+    result = pytester.runpytest_subprocess("--lg-env", str(env), "--run-dir", str(run_dir), "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0 and outcomes.get("errors", 0) == 1, result.stdout.str()[-2000:]
+    start = next(e for e in read_record(run_dir) if e["event"] == "run_start")
+    assert str(env) in json.dumps(start)
+
+
+def test_lg_env_and_a_different_rig_is_a_usage_error(pytester, tmp_path):
+    pytester.makepyfile(test_plan=RIG_PLAN)
+    result = pytester.runpytest_subprocess("--lg-env", str(DEFAULT_ENV.parent / "example-real-rig.yaml"),
+                                           "--rig", str(DEFAULT_ENV), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "two different rig descriptions" in result.stderr.str()
+
+
+def test_lg_env_naming_the_bench_runs_the_bench(pytester, tmp_path):
+    pytester.makepyfile(test_plan=RIG_PLAN)
+    result = pytester.runpytest_subprocess("--lg-env", str(DEFAULT_ENV), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
