@@ -88,3 +88,22 @@ def test_floor_constraints_pin_every_declared_dependency_at_its_floor():
         return tuple(parts + [0] * (4 - len(parts)))
     wrong = {n: (pins[n], floors[n]) for n in floors if padded(pins[n]) != padded(floors[n])}
     assert not wrong, f"constraints-floor.txt pin != pyproject.toml floor (pin, floor): {wrong}"
+
+
+def test_the_installed_distribution_registers_the_link_kinds_and_board_models():
+    """What a third party sees after ``pip install``: the entry points pyproject declares."""
+    from importlib.metadata import entry_points
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    links = {ep.name: ep.value for ep in entry_points(group="bmsrig.links")}
+    boards = {ep.name: ep.value for ep in entry_points(group="bmsrig.boards")}
+    assert {"can", "modbus"} <= set(links) and "reference" in boards
+    assert links["can"] == declared["bmsrig.links"]["can"] and boards["reference"] == declared["bmsrig.boards"]["reference"]
+
+    from rig.links.registry import LinkKind
+    from rig.sim.boards import load_board
+
+    for name in ("can", "modbus"):
+        kind = next(ep for ep in entry_points(group="bmsrig.links") if ep.name == name).load()
+        assert isinstance(kind, LinkKind) and kind.name == name
+    assert load_board("reference").__name__ == "ReferenceBoard"
