@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from rig.identity import UNIDENTIFIED, identity_problems
+from rig.labconfig import NOT_STATED, lab_facts
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from testplans.requirements import record_requirements
 from . import plots
@@ -245,6 +246,9 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
     if not rules_used and default_rule:
         rules_used = [default_rule]
     verdict = overall_verdict(summary)
+    labcfg = lab_facts(ctx.get("lab_config"))
+    if labcfg["customer"] == NOT_STATED and ctx.get("requester") not in (None, "", NOT_STATED):
+        labcfg["customer"] = ctx["requester"]
 
     tests = []
     idx = 0
@@ -286,6 +290,11 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
                             "expired before the date of test. Results depending on it are not traceable."))
     if summary.torn_tail:
         banners.append(("incomplete", "Torn record", "The last line of the record was torn when the run was killed; it is ignored."))
+    if not labcfg["authorised"]:
+        banners.append(("note", "Not authorised",
+                        "No approver and authorisation statement are stated (lab configuration "
+                        + ("file " + labcfg["source"] if labcfg["source"] else "not given: --lab-config or $BMSRIG_LAB")
+                        + "): this report is not authorised for issue."))
     if rig.get("kind") == "bench":
         banners.append(("note", "Virtual bench", "The DUT was the simulated board of the virtual bench, not hardware."))
 
@@ -300,7 +309,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "title": ctx.get("title") or "BMS board test report",
         "lab": {"name": lab.get("name") or "—", "location": lab.get("location") or "—",
                 "accreditation": lab.get("accreditation")},
-        "requester": ctx.get("requester") or "—",
+        "requester": labcfg["customer"],
+        "labcfg": labcfg,
         "operator": ctx.get("operator") or "—",
         "test_start": _fmt_wall(start_wall),
         "test_end": _fmt_wall(end_wall) + ("" if summary.complete else " (last record; run interrupted)"),
@@ -339,7 +349,6 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
         "trace": traceability(summary, requirements),
-        "approver": ctx.get("approver"),
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
                       **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),

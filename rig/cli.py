@@ -39,8 +39,10 @@ def _preflight(args):
     """Validate everything a user typed before any instrument moves. Raises ConfigError."""
     from .build import find_env
     from .check import check_env
+    from .labconfig import load_lab_config
     from .profile import load_profile
 
+    load_lab_config(args.lab_config)
     profile = load_profile(args.board)
     env_path = find_env(args.rig)
     kind = check_env(env_path)
