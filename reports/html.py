@@ -123,7 +123,21 @@ def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
         "verdict": verdict,
         "cls": "pass" if verdict == "PASS" else "fail",
         "requirement": m.get("requirement") or "",
+        "u_zero": u == "0" and m.get("value") is not None, "u_note": 0,
+        "u_reason": clean_text(m.get("u_reason")) if m.get("u_reason") else "",
     }
+
+
+def u_notes(rows: list[dict]) -> list[str]:
+    """The reasons a U of 0 is stated in ``rows``, numbered in order of first use: sets each
+    such row's ``u_note`` (1-based) and returns the reasons (the notes under the table)."""
+    notes: list[str] = []
+    for r in rows:
+        if r["u_zero"] and r["u_reason"]:
+            if r["u_reason"] not in notes:
+                notes.append(r["u_reason"])
+            r["u_note"] = notes.index(r["u_reason"]) + 1
+    return notes
 
 
 def _near_limit(m: dict) -> bool:
@@ -263,7 +277,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
             "requirements": t.requirements, "message": clean_text(t.message),
-            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
+            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows), "u_notes": u_notes(rows),
             "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
             "deviations": t.deviations,
         })

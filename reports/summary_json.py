@@ -6,7 +6,7 @@ counts, per test its outcome and measurements, per requirement its verdict, the 
 margin and its measurements as references ``{test, index, name, unit, verdict, margin}``
 (``index`` into that test's ``measurements``), the artifacts' paths (relative to the run folder) and
 the signing key's fingerprint. A measurement is ``{name, value, unit, limits: {low, high},
-acceptance: {low, high}, uncertainty: {U, k}, decision_rule, verdict, margin, requirement,
+acceptance: {low, high}, uncertainty: {U, k[, reason]}, decision_rule, verdict, margin, requirement,
 conditions}``; an open limit or a non-finite value is ``null``. ``margin`` is the distance
 from the value to the nearest acceptance limit in the value's unit (negative: outside).
 """
@@ -60,7 +60,7 @@ def measurement_dict(m: dict) -> dict:
         "unit": m.get("unit") or "",
         "limits": _pair(m.get("limits")),
         "acceptance": _pair(m.get("acceptance") or m.get("limits")),
-        "uncertainty": {"U": u, "k": 2},
+        "uncertainty": {"U": u, "k": 2, **({"reason": str(m["u_reason"])} if m.get("u_reason") else {})},
         "decision_rule": m.get("decision_rule"),
         "verdict": m.get("verdict"),
         "margin": margin(m),

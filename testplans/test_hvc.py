@@ -11,7 +11,7 @@ the latency. The four tests judge one characterisation run.
 import pytest
 
 from testplans.cutoff import HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
-from testplans.procedures import cell_name
+from testplans.procedures import EXACT_COUNT, cell_name
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,11 @@ def test_hvc_flag(profile, hvc_run, measure):
     for r in hvc_run.channels:
         cond = run_conditions(hvc_run, r.channel)
         name = cell_name(r.channel)
-        measure(f"{name}_hvc_link_samples", r.n_samples, "1", limits=(1, None), conditions=cond)
-        measure(f"{name}_hvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_hvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_hvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag), conditions=cond)
+        measure(f"{name}_hvc_link_samples", r.n_samples, "1", limits=(1, None), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag),
+                uncertainty=profile.link.poll_s, conditions=cond)  # U: one link poll period
 
 
 @pytest.mark.requirement("HVC-004")

@@ -103,3 +103,17 @@ def test_without_a_lab_file_each_field_is_not_stated_and_the_report_not_authoris
     assert any(head == "Not authorised" for _, head, _ in ctx["banners"])
     html = render_html(summary, with_plots=False)
     assert 'id="lab-approver">not stated<' in html and "Not authorised</span>" in html
+
+
+def test_a_u_of_0_shows_its_reason_or_is_flagged(built_run):
+    from reports.html import _measurement_row, u_notes
+
+    rows = [_measurement_row(1, {"name": "n", "value": 3, "unit": "1", "limits": [0, 5], "uncertainty": 0,
+                                 "verdict": "pass", "u_reason": "a count: exact"}, "guarded"),
+            _measurement_row(2, {"name": "v", "value": 3.2, "unit": "mV", "limits": [0, 5], "uncertainty": 0,
+                                 "verdict": "pass"}, "guarded"),
+            _measurement_row(3, {"name": "w", "value": 3.2, "unit": "mV", "limits": [0, 5], "uncertainty": 0.4,
+                                 "verdict": "pass", "u_reason": "unused"}, "guarded")]
+    assert u_notes(rows) == ["a count: exact"]
+    assert [r["u_note"] for r in rows] == [1, 0, 0]
+    assert [r["u_zero"] for r in rows] == [True, True, False]
