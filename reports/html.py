@@ -235,7 +235,11 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
         cols = read_capture(summary.run_dir, c["file"])
         return plots.capture_svg(kind, name, cols, c.get("units") or {}, c.get("meta") or {}, profile, prefix)
 
-    caption = f"{name}" + (f" ({kind})" if kind else "") + f" — {c.get('file')}, {c.get('rows', '?')} rows"
+    meta = c.get("meta") or {}
+    shows = ", ".join(x for x in ((f"cell {meta['cell']}" if meta.get("cell") is not None else ""),
+                                  (f"illustrates {meta['measurement']}" if meta.get("measurement") else "")) if x)
+    caption = f"{name}" + (f" ({kind})" if kind else "") + (f", {shows}" if shows else "") \
+        + f" — {c.get('file')}, {c.get('rows', '?')} rows"
     return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
 
 

@@ -10,7 +10,7 @@ the latency. The four tests judge one characterisation run.
 
 import pytest
 
-from testplans.cutoff import HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.cutoff import LATENCY_U_S, HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
 from testplans.procedures import EXACT_COUNT, cell_name
 
 
@@ -42,7 +42,7 @@ def test_hvc_latency(profile, hvc_run, measure, capture):
     for r in hvc_run.channels:
         cond = run_conditions(hvc_run, r.channel)
         measure(f"{cell_name(r.channel)}_hvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s),
-                uncertainty=1e-3, conditions=cond)
+                uncertainty=LATENCY_U_S, conditions=cond)
         measure(f"{cell_name(r.channel)}_charge_current_after_hvc_a", r.current_after_trip_a, "A",
                 limits=(-i_lim, i_lim), uncertainty=1e-3, conditions=cond)
     capture_cutoff_timing(hvc_run, cut, capture)

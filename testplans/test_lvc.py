@@ -8,7 +8,7 @@ threshold for the latency.
 
 import pytest
 
-from testplans.cutoff import LVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.cutoff import LATENCY_U_S, LVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
 from testplans.procedures import EXACT_COUNT, cell_name
 
 
@@ -34,7 +34,7 @@ def test_lvc_threshold(profile, lvc_run, measure, capture):
             err = tol + 5.0  # tripped above the whole tolerance band
         measure(f"{name}_lvc_trip_error_mv", err, "mV", limits=(-tol, tol),
                 uncertainty=lvc_run.u_threshold_v * 1e3, conditions=cond)
-        measure(f"{name}_lvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s), uncertainty=1e-3,
+        measure(f"{name}_lvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s), uncertainty=LATENCY_U_S,
                 conditions=cond)
         measure(f"{name}_discharge_current_after_lvc_a", r.current_after_trip_a, "A", limits=(-i_lim, i_lim),
                 uncertainty=1e-3, conditions=cond)
