@@ -23,6 +23,7 @@ from testplans.requirements import record_requirements
 from . import plots
 from .conditions import cond_text, conditions_section, observed_text
 from .fmt import clean_text, fmt_limits, fmt_value_u
+from .tables import annex_tables, layout_test, slug, worst_by_requirement
 from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -276,16 +277,26 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         for m in t.measurements:
             idx += 1
             rows.append(_measurement_row(idx, m, default_rule))
+        notes = u_notes(rows)
+        tslug = slug(t.nodeid)
+        layout = layout_test(rows, t.measurements, tslug)
+        tplots = _plots_for(t, summary, profile, ids) if with_plots else []
+        for k, p in enumerate(tplots, 1):
+            p["anchor"] = f"p-{tslug}-{k}"
         tests.append({
-            "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
+            "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status, "slug": tslug,
+            "raw": t.measurements, "main_rows": layout["main"], "series": layout["series"],
+            "annex_tables": annex_tables(layout["series"]),
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
             "requirements": t.requirements, "message": clean_text(t.message),
-            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows), "u_notes": u_notes(rows),
-            "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
+            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows), "u_notes": notes,
+            "plots": tplots,
             "deviations": t.deviations,
         })
     run_plots = [_capture_plot(c, summary, profile, ids) for c in summary.run_captures] if with_plots else []
+    for k, p in enumerate(run_plots, 1):
+        p["anchor"] = f"p-run-{k}"
     failures = [t for t in tests if t["status"] in ("failed", "error") or t["n_fail"]]
     failures.sort(key=lambda t: (t["status"] != "failed", t["nodeid"]))
     for t in failures:
@@ -366,11 +377,18 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "tests": tests,
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
-        "trace": traceability(summary, requirements),
+        "trace": _with_worst(traceability(summary, requirements), worst_by_requirement(tests)),
+        "annex": [t for t in tests if t["series"]],
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
                       **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
     }
+
+
+def _with_worst(trace: list[dict], worst: dict) -> list[dict]:
+    for row in trace:
+        row["worst"] = worst.get(row["id"])
+    return trace
 
 
 def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:

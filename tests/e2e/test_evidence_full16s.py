@@ -1,6 +1,9 @@
-"""End to end: a full plan run records no measured value with U = 0 unless it states why
-(``u_reason``: a count is exact, no scatter was seen), and the report shows the reason."""
+"""End to end on a full 16S plan run: no measured value with U = 0 unless it states why
+(``u_reason``: a count is exact, no scatter was seen) and the report shows the reason; the
+PDF is at most 25 pages (worst cases up front, per-cell tables in Annex A); every link of
+the HTML resolves."""
 
+import re
 import subprocess
 import sys
 
@@ -38,3 +41,25 @@ def test_the_report_states_each_reason_for_a_u_of_0(full_16s):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "(no reason)" not in html
     assert 'class="small muted u-notes">U = 0: <sup>1</sup> a count of discrete events' in html
+
+
+@pytest.mark.needs_pdf_renderer
+def test_the_16s_pdf_is_at_most_25_pages(full_16s):
+    from pypdf import PdfReader
+
+    proc, out = full_16s
+    assert len(PdfReader(str(out / "report.pdf")).pages) <= 25
+
+
+def test_every_link_resolves_and_each_measurement_has_an_anchor(full_16s):
+    proc, out = full_16s
+    html = (out / "report.html").read_text(encoding="utf-8")
+    ids = set(re.findall(r'\sid="([^"]+)"', html))
+    hrefs = set(re.findall(r'href="#([^"]+)"', html))
+    assert hrefs and hrefs <= ids, sorted(hrefs - ids)[:10]
+    n = sum(1 for e in read_record(out) if e["event"] == "measurement")
+    assert all(f"m-{i}" in ids for i in range(1, n + 1))
+    assert 'id="contents"' in html and 'id="annex-a"' in html
+    # worst case per requirement on the first page, linked to its measurement
+    front = html[:html.index('id="contents"')]
+    assert re.search(r'<a href="#m-\d+">#\d+</a> cell\d\d_\w+ = ', front)
