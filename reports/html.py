@@ -23,7 +23,8 @@ from testplans.requirements import record_requirements
 from . import plots
 from .conditions import cond_text, conditions_section, observed_text
 from .fmt import clean_text, fmt_limits, fmt_value_u
-from .tables import annex_tables, layout_test, slug, worst_by_requirement
+from .anchors import has_measurement_plot, slug
+from .tables import annex_tables, layout_test, worst_by_requirement
 from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -217,7 +218,7 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
 def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict, ids) -> list[dict]:
     out = []
     acc = plots._profile_get(profile, "sampling", "accuracy_mv")
-    if any(str(m.get("name", "")).startswith("sampling_error") and "cell" in (m.get("conditions") or {}) for m in t.measurements):
+    if has_measurement_plot(t.measurements):
         prefix = f"plot{next(ids)}"
         svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc), prefix) or "",
                              "sampling error")

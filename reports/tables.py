@@ -13,19 +13,12 @@ or its section 7 row), ``p-<slug>-<k>`` the test's k-th plot.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from .conditions import cond_text
 from .summary_json import margin
 
 CELL_RE = re.compile(r"^cell(\d+)_(.+)$")
-
-
-def slug(nodeid: str) -> str:
-    """A stable HTML id fragment for a test: readable name plus a short hash (unique)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", nodeid.split("::", 1)[-1]).strip("-").lower()[:48]
-    return f"{name}-{hashlib.sha1(nodeid.encode()).hexdigest()[:6]}"
 
 
 def split_cell(name: str) -> tuple[int | None, str]:

@@ -103,7 +103,9 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     ]
     if args.k:
         pytest_args += ["-k", args.k]
-    pytest_args += ["-q"] if not args.verbose else ["-v"]
+    # the operator reads failures from the rig's own summary (reports.console), not from
+    # pytest's tracebacks: -v gives pytest's full report back
+    pytest_args += ["-q", "--tb=no", "-rN", "--disable-warnings"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
     result = SessionResult()
     code = int(pytest.main(pytest_args, plugins=[result]))
@@ -134,6 +136,10 @@ def _report(run_dir: Path, verdict: int) -> int:
         if "report.pdf" in artifacts:
             print(f"  pdf    {artifacts['report.pdf']}")
         print(f"  junit  {artifacts.get('junit.xml', run_dir / 'junit.xml')}")
+        if verdict != EXIT_PASS:
+            from reports.console import print_failures
+
+            print_failures(run_dir, sys.stdout)
     except KeyboardInterrupt:
         print(f"bmsrig: interrupted while building the report: the report was not built; the verdict stands; "
               f"{rebuild}", file=sys.stderr)
