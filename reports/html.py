@@ -24,7 +24,7 @@ from . import plots
 from .conditions import cond_text, conditions_section, observed_text
 from .fmt import clean_text, fmt_limits, fmt_value_u
 from .anchors import has_measurement_plot, slug
-from .tables import annex_tables, layout_test, worst_by_requirement
+from .tables import annex_tables, layout_test, trend_rows, worst_by_requirement
 from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -246,7 +246,7 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
 
 
 def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
-                   signature: dict | None = None) -> dict:
+                   signature: dict | None = None, trend: dict | None = None) -> dict:
     """Everything the report states, as plain data. ``signature``: ``{"algorithm",
     "fingerprint"}`` of the key that signs the manifest, or ``{"reason"}`` why none does."""
     ctx = summary.context
@@ -380,6 +380,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "deviations": _deviations(summary, instruments, ctx),
         "trace": _with_worst(traceability(summary, requirements), worst_by_requirement(tests)),
         "annex": [t for t in tests if t["series"]],
+        "trend": trend_rows(trend),
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
                       **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
@@ -427,6 +428,6 @@ def _env() -> jinja2.Environment:
 
 
 def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
-                signature: dict | None = None) -> str:
+                signature: dict | None = None, trend: dict | None = None) -> str:
     """The report as one self-contained HTML string."""
-    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature))
+    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature, trend))

@@ -149,3 +149,20 @@ def annex_tables(series: list[dict], max_cols: int = 9) -> list[dict]:
         tables.append({"groups": [{k: v for k, v in g.items() if k != "series"} for g in groups],
                        "columns": [sr["columns"][c] for sr, c in chunk], "cells": rows})
     return tables
+
+
+def trend_rows(trend: dict | None) -> dict | None:
+    """The results database's trend (:func:`rig.results_db.trend`) as report text: per key
+    measurement its earlier values (oldest first, "—" where a run lacks it) and this run's."""
+    if not trend or not trend.get("rows"):
+        return None
+    from .fmt import fmt_limits, fmt_plain
+
+    runs = [{"run_id": r.get("run_id") or "", "date": str(r.get("started") or "")[:10],
+             "fw": r.get("fw_version") or "—", "verdict": r.get("verdict") or ""} for r in trend.get("runs") or []]
+    rows = [{"requirement": r["requirement"], "name": r["name"],
+             "unit": "" if r.get("unit") in (None, "1") else r["unit"], "limits": fmt_limits(r.get("limits")),
+             "vals": ["—" if v is None else fmt_plain(v, 4) for v in r.get("values") or []],
+             "current": "—" if r.get("current") is None else fmt_plain(r["current"], 4),
+             "cls": "pass" if r.get("verdict") == "pass" else "fail"} for r in trend["rows"]]
+    return {"runs": runs, "rows": rows}

@@ -77,6 +77,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--lab-config", "lab configuration YAML: customer, item received date, method document, preparer, "
            "approver, authorisation (default: $BMSRIG_LAB; none: 'not stated', report not authorised)",
            metavar="PATH"),
+    Option("--junit-by", "junit.xml testcases: one per test function (default) or one per requirement",
+           default="test", choices=("test", "requirement")),
 )
 """Options both ``bmsrig run`` and the pytest plugin take, with the same defaults."""
 
