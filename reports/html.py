@@ -223,7 +223,8 @@ def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict, ids) -> lis
         svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc), prefix) or "",
                              "sampling error")
         if svg:
-            out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)", "svg": svg})
+            out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)",
+                        "svg": svg, "measurement": None, "m_i": None})
     for c in t.captures:
         out.append(_capture_plot(c, summary, profile, ids))
     return out
@@ -242,7 +243,8 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
                                   (f"illustrates {meta['measurement']}" if meta.get("measurement") else "")) if x)
     caption = f"{name}" + (f" ({kind})" if kind else "") + (f", {shows}" if shows else "") \
         + f" — {c.get('file')}, {c.get('rows', '?')} rows"
-    return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
+    return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name),
+            "measurement": meta.get("measurement"), "m_i": None}
 
 
 def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
@@ -282,6 +284,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         tslug = slug(t.nodeid)
         layout = layout_test(rows, t.measurements, tslug)
         tplots = _plots_for(t, summary, profile, ids) if with_plots else []
+        for p in tplots:  # a plot that illustrates one measurement links to its table cell
+            p["m_i"] = next((r["i"] for r in rows if p.get("measurement") and r["name"] == p["measurement"]), None)
         for k, p in enumerate(tplots, 1):
             p["anchor"] = f"p-{tslug}-{k}"
         tests.append({

@@ -25,10 +25,12 @@ def test_each_timing_plot_names_its_cell_and_agrees_with_the_table(cutoff_run):
     titles = re.findall(r"(HVC|LVC) timing, cell (\d+) — latency ([0-9.]+) s", html)
     assert {k for k, _, _ in titles} == {"HVC", "LVC"}, titles
     for kind, cell, value in titles:
-        row = re.search(rf"cell{int(cell):02d}_{kind.lower()}_latency_s</td><td>[^<]*</td><td>([0-9.]+) s</td>", html)
-        assert row, f"no table row for {kind} cell {cell}"
-        assert row.group(1) == value, f"{kind} cell {cell}: plot {value} s, table {row.group(1)} s"
-        assert f"cell {cell}, illustrates cell{int(cell):02d}_{kind.lower()}_latency_s" in html
+        name = f"cell{int(cell):02d}_{kind.lower()}_latency_s"
+        link = re.search(rf"illustrates {name} — [^<]*rows — value in the table: <a class=\"pg m-link\" href=\"#(m-\d+)\">", html)
+        assert link, f"the {kind} plot does not link to its table value"
+        cell_text = re.search(rf'id="{link.group(1)}"[^>]*>([0-9.]+) ±', html)
+        assert cell_text, f"no table value for {name}"
+        assert cell_text.group(1) == value, f"{kind} cell {cell}: plot {value} s, table {cell_text.group(1)} s"
 
 
 def test_a_title_without_the_measurement_still_names_the_cell():
