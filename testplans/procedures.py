@@ -53,9 +53,9 @@ def poll_s(profile) -> float:
     return max(profile.link.poll_s, profile.sampling.period_s)
 
 
-EXACT_COUNT = "a count of discrete events or samples: exact, no measurement uncertainty"
+EXACT_COUNT = "exact count"
 """The ``u_reason`` of a count: why its expanded uncertainty is 0."""
-NO_SCATTER = "the board's reported values did not scatter: no repeatability component"
+NO_SCATTER = "no scatter in the board's readings"
 """The ``u_reason`` of a U estimated from the board's scatter when there was none."""
 
 

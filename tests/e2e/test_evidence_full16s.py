@@ -40,7 +40,7 @@ def test_the_report_states_each_reason_for_a_u_of_0(full_16s):
     proc, out = full_16s
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "(no reason)" not in html
-    assert 'class="small muted u-notes">U = 0: <sup>1</sup> a count of discrete events' in html
+    assert 'class="small muted u-notes">U = 0: <sup>1</sup> exact count' in html
 
 
 @pytest.mark.needs_pdf_renderer
