@@ -292,6 +292,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status, "slug": tslug,
             "raw": t.measurements, "main_rows": layout["main"], "series": layout["series"],
             "annex_tables": annex_tables(layout["series"]),
+            "annex_notes": [(k, notes[k - 1]) for k in sorted({v["u_note"] for sr in layout["series"] for row in sr["cells"]
+                                                                for v in row["vals"] if v and v["u_note"]})],
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
             "requirements": t.requirements, "message": clean_text(t.message),

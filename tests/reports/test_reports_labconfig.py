@@ -117,3 +117,13 @@ def test_a_u_of_0_shows_its_reason_or_is_flagged(built_run):
     assert u_notes(rows) == ["a count: exact"]
     assert [r["u_note"] for r in rows] == [1, 0, 0]
     assert [r["u_zero"] for r in rows] == [True, True, False]
+
+
+def test_the_annex_lists_only_the_u_reasons_its_tables_use(built_run):
+    summary = load_summary(built_run[0])
+    ctx = report_context(summary, with_plots=False)
+    for t in ctx["tests"]:
+        used = {v["u_note"] for sr in t["series"] for row in sr["cells"] for v in row["vals"] if v and v["u_note"]}
+        assert {k for k, _ in t["annex_notes"]} == used
+        for k, text in t["annex_notes"]:
+            assert t["u_notes"][k - 1] == text
