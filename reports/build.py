@@ -57,13 +57,16 @@ def build(
     timings: dict | None = None,
     sign: bool = True,
     key_dir: Path | str | None = None,
+    trend: dict | None = None,
 ) -> dict[str, Path]:
     """Rebuild junit.xml, report.html, report.pdf (unless ``pdf=False``) and manifest.json.
 
     ``issued`` is the report's date of issue (default: now, UTC). ``timings``, if given,
     receives the seconds each step took. ``sign``: sign the manifest with the key in
     ``key_dir`` (default ``$BMSRIG_KEY_DIR`` or ``~/.config/bmsrig``, created on first use);
-    a key that cannot be loaded leaves the run unsigned, the report saying why. Returns artifact name -> path. Raises
+    a key that cannot be loaded leaves the run unsigned, the report saying why. ``trend``:
+    earlier runs' key measurements from the results database (:func:`rig.results_db.load_trend`),
+    shown in the report when given. Returns artifact name -> path. Raises
     :class:`rig.record.RecordError` when there is no readable record.
     """
     run_dir = Path(run_dir)
@@ -98,7 +101,7 @@ def build(
             signature = {"reason": f"the signing key could not be loaded ({exc})"}
     names = ["junit.xml", SUMMARY_FILE, "report.html", MANIFEST_FILE] + (["report.pdf"] if pdf else []) \
         + (["manifest.sig"] if signer is not None else []) + [c["file"] for c in summary.captures if c.get("file")]
-    html = html_mod.render_html(summary, issued=issued, signature=signature)
+    html = html_mod.render_html(summary, issued=issued, signature=signature, trend=trend)
     html_path = run_dir / "report.html"
     with _writing(html_path):
         _write_text(html_path, html)

@@ -17,11 +17,14 @@ from typing import Any
 import jinja2
 
 from rig.identity import UNIDENTIFIED, identity_problems
+from rig.labconfig import NOT_STATED, lab_facts
 from rig.record import RecordSummary, TestRecord, number, parse_iso, read_capture
 from testplans.requirements import record_requirements
 from . import plots
 from .conditions import cond_text, conditions_section, observed_text
 from .fmt import clean_text, fmt_limits, fmt_value_u
+from .anchors import has_measurement_plot, slug
+from .tables import annex_tables, layout_test, trend_rows, worst_by_requirement
 from .verdict import gated_exit_code, overall_verdict, traceability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -122,7 +125,21 @@ def _measurement_row(i: int, m: dict, default_rule: str | None) -> dict:
         "verdict": verdict,
         "cls": "pass" if verdict == "PASS" else "fail",
         "requirement": m.get("requirement") or "",
+        "u_zero": u == "0" and m.get("value") is not None, "u_note": 0,
+        "u_reason": clean_text(m.get("u_reason")) if m.get("u_reason") else "",
     }
+
+
+def u_notes(rows: list[dict]) -> list[str]:
+    """The reasons a U of 0 is stated in ``rows``, numbered in order of first use: sets each
+    such row's ``u_note`` (1-based) and returns the reasons (the notes under the table)."""
+    notes: list[str] = []
+    for r in rows:
+        if r["u_zero"] and r["u_reason"]:
+            if r["u_reason"] not in notes:
+                notes.append(r["u_reason"])
+            r["u_note"] = notes.index(r["u_reason"]) + 1
+    return notes
 
 
 def _near_limit(m: dict) -> bool:
@@ -201,12 +218,13 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
 def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict, ids) -> list[dict]:
     out = []
     acc = plots._profile_get(profile, "sampling", "accuracy_mv")
-    if any(str(m.get("name", "")).startswith("sampling_error") and "cell" in (m.get("conditions") or {}) for m in t.measurements):
+    if has_measurement_plot(t.measurements):
         prefix = f"plot{next(ids)}"
         svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc), prefix) or "",
                              "sampling error")
         if svg:
-            out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)", "svg": svg})
+            out.append({"caption": "Sampling error per channel against the ± accuracy band (from the measurements)",
+                        "svg": svg, "measurement": None, "m_i": None})
     for c in t.captures:
         out.append(_capture_plot(c, summary, profile, ids))
     return out
@@ -220,12 +238,17 @@ def _capture_plot(c: dict, summary: RecordSummary, profile: dict, ids) -> dict:
         cols = read_capture(summary.run_dir, c["file"])
         return plots.capture_svg(kind, name, cols, c.get("units") or {}, c.get("meta") or {}, profile, prefix)
 
-    caption = f"{name}" + (f" ({kind})" if kind else "") + f" — {c.get('file')}, {c.get('rows', '?')} rows"
-    return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name)}
+    meta = c.get("meta") or {}
+    shows = ", ".join(x for x in ((f"cell {meta['cell']}" if meta.get("cell") is not None else ""),
+                                  (f"illustrates {meta['measurement']}" if meta.get("measurement") else "")) if x)
+    caption = f"{name}" + (f" ({kind})" if kind else "") + (f", {shows}" if shows else "") \
+        + f" — {c.get('file')}, {c.get('rows', '?')} rows"
+    return {"caption": caption, "svg": plots.safe_svg(render, c.get("file") or name),
+            "measurement": meta.get("measurement"), "m_i": None}
 
 
 def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
-                   signature: dict | None = None) -> dict:
+                   signature: dict | None = None, trend: dict | None = None) -> dict:
     """Everything the report states, as plain data. ``signature``: ``{"algorithm",
     "fingerprint"}`` of the key that signs the manifest, or ``{"reason"}`` why none does."""
     ctx = summary.context
@@ -245,6 +268,9 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
     if not rules_used and default_rule:
         rules_used = [default_rule]
     verdict = overall_verdict(summary)
+    labcfg = lab_facts(ctx.get("lab_config"))
+    if labcfg["customer"] == NOT_STATED and ctx.get("requester") not in (None, "", NOT_STATED):
+        labcfg["customer"] = ctx["requester"]
 
     tests = []
     idx = 0
@@ -254,16 +280,30 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         for m in t.measurements:
             idx += 1
             rows.append(_measurement_row(idx, m, default_rule))
+        notes = u_notes(rows)
+        tslug = slug(t.nodeid)
+        layout = layout_test(rows, t.measurements, tslug)
+        tplots = _plots_for(t, summary, profile, ids) if with_plots else []
+        for p in tplots:  # a plot that illustrates one measurement links to its table cell
+            p["m_i"] = next((r["i"] for r in rows if p.get("measurement") and r["name"] == p["measurement"]), None)
+        for k, p in enumerate(tplots, 1):
+            p["anchor"] = f"p-{tslug}-{k}"
         tests.append({
-            "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status,
+            "nodeid": t.nodeid, "name": t.name, "doc": t.doc, "status": t.status, "slug": tslug,
+            "raw": t.measurements, "main_rows": layout["main"], "series": layout["series"],
+            "annex_tables": annex_tables(layout["series"]),
+            "annex_notes": [(k, notes[k - 1]) for k in sorted({v["u_note"] for sr in layout["series"] for row in sr["cells"]
+                                                                for v in row["vals"] if v and v["u_note"]})],
             "cls": {"passed": "pass", "failed": "fail", "error": "error", "skipped": "muted"}.get(t.status, "incomplete"),
             "duration": _fmt_duration(t.duration_s),
             "requirements": t.requirements, "message": clean_text(t.message),
-            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows),
-            "plots": _plots_for(t, summary, profile, ids) if with_plots else [],
+            "measurements": rows, "n_fail": sum(r["cls"] == "fail" for r in rows), "u_notes": notes,
+            "plots": tplots,
             "deviations": t.deviations,
         })
     run_plots = [_capture_plot(c, summary, profile, ids) for c in summary.run_captures] if with_plots else []
+    for k, p in enumerate(run_plots, 1):
+        p["anchor"] = f"p-run-{k}"
     failures = [t for t in tests if t["status"] in ("failed", "error") or t["n_fail"]]
     failures.sort(key=lambda t: (t["status"] != "failed", t["nodeid"]))
     for t in failures:
@@ -286,6 +326,11 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
                             "expired before the date of test. Results depending on it are not traceable."))
     if summary.torn_tail:
         banners.append(("incomplete", "Torn record", "The last line of the record was torn when the run was killed; it is ignored."))
+    if not labcfg["authorised"]:
+        banners.append(("note", "Not authorised",
+                        "No approver and authorisation statement are stated (lab configuration "
+                        + ("file " + labcfg["source"] if labcfg["source"] else "not given: --lab-config or $BMSRIG_LAB")
+                        + "): this report is not authorised for issue."))
     if rig.get("kind") == "bench":
         banners.append(("note", "Virtual bench", "The DUT was the simulated board of the virtual bench, not hardware."))
 
@@ -300,7 +345,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "title": ctx.get("title") or "BMS board test report",
         "lab": {"name": lab.get("name") or "—", "location": lab.get("location") or "—",
                 "accreditation": lab.get("accreditation")},
-        "requester": ctx.get("requester") or "—",
+        "requester": labcfg["customer"],
+        "labcfg": labcfg,
         "operator": ctx.get("operator") or "—",
         "test_start": _fmt_wall(start_wall),
         "test_end": _fmt_wall(end_wall) + ("" if summary.complete else " (last record; run interrupted)"),
@@ -338,12 +384,19 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "tests": tests,
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
-        "trace": traceability(summary, requirements),
-        "approver": ctx.get("approver"),
+        "trace": _with_worst(traceability(summary, requirements), worst_by_requirement(tests)),
+        "annex": [t for t in tests if t["series"]],
+        "trend": trend_rows(trend),
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
                       **(signature or {})},
         "generator": f"bmsrig {ctx.get('bmsrig_version') or ''}".strip(),
     }
+
+
+def _with_worst(trace: list[dict], worst: dict) -> list[dict]:
+    for row in trace:
+        row["worst"] = worst.get(row["id"])
+    return trace
 
 
 def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
@@ -381,6 +434,6 @@ def _env() -> jinja2.Environment:
 
 
 def render_html(summary: RecordSummary, issued: _dt.datetime | None = None, with_plots: bool = True,
-                signature: dict | None = None) -> str:
+                signature: dict | None = None, trend: dict | None = None) -> str:
     """The report as one self-contained HTML string."""
-    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature))
+    return _env().get_template("report.html.j2").render(**report_context(summary, issued, with_plots, signature, trend))

@@ -21,7 +21,9 @@ properties carry ``verdict`` and ``exit_code`` (after the identity gate).
 
 Per-testcase ``<properties>`` are what Jenkins' JUnit plugin, GitLab and most readers take
 for test metadata; note that the xunit-plugin schema (junit-10.xsd) only allows
-``<properties>`` under ``<testsuite>``. ``testcase_properties=False`` leaves them out
+``<properties>`` under ``<testsuite>``. With ``--junit-by requirement`` (recorded in the run's context as ``junit_by``) the suite
+holds one testcase per requirement instead (:mod:`reports.junit_req`).
+``testcase_properties=False`` leaves them out
 (requirements are then in ``<system-out>`` only; the measurements always are, one human-readable
 line each, ``trip_v=3.651 V [3.64, 3.66] U=0.002 pass``) for a runner that
 validates against that schema strictly.
@@ -158,15 +160,19 @@ def build_junit(summary: RecordSummary, testcase_properties: bool = True) -> ET.
     ctx = summary.context
     run_id = summary.run_id or "unknown-run"
     cases, totals = [], {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    total_time = 0.0
-    for t in summary.tests.values():
-        tc, result = _testcase(t, testcase_properties, summary.complete)
+    total_time = sum(number(t.duration_s) or 0.0 for t in summary.tests.values())
+    if ctx.get("junit_by") == "requirement":
+        from .junit_req import requirement_cases
+
+        made = requirement_cases(summary, _clean, describe_measurement)
+    else:
+        made = [_testcase(t, testcase_properties, summary.complete) for t in summary.tests.values()]
+    for tc, result in made:
         cases.append(tc)
         totals["tests"] += 1
         totals["failures"] += result == "failed"
         totals["errors"] += result == "error"
         totals["skipped"] += result == "skipped"
-        total_time += number(t.duration_s) or 0.0
     attrs = {k: str(v) for k, v in totals.items()}
     root = ET.Element("testsuites", {"name": "bmsrig", "time": f"{total_time:.3f}",
                                      "tests": attrs["tests"], "failures": attrs["failures"], "errors": attrs["errors"]})

@@ -27,6 +27,8 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from .fmt import fmt_plain, fmt_value_u
+
 MAX_POINTS = 1200
 WIDTH_IN = 7.0
 
@@ -204,6 +206,18 @@ def plot_balancing_convergence(cols: dict, units: dict, meta: dict, profile: dic
     return fig
 
 
+def cutoff_title(name: str, meta: dict, profile: dict | None) -> str:
+    """The timing plot's title: the cell it shows and the latency as the results table writes
+    it (``meta``: ``cell``, ``latency_s``, ``latency_u_s``, ``measurement``; s)."""
+    title = f"{name} timing" + (f", cell {meta['cell']}" if meta.get("cell") is not None else "")
+    lat = meta.get("latency_s")
+    if lat is not None:
+        text = fmt_value_u(lat, meta.get("latency_u_s"))[0] if meta.get("latency_u_s") else f"{float(lat):.3f}"
+        lim = _profile_get(profile, "protection", name.lower(), "latency_max_s")
+        title += f" — latency {text} s" + (f" (limit ≤ {fmt_plain(lim)} s)" if lim is not None else "")
+    return title
+
+
 def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None, kind: str) -> Figure:
     hvc = kind.startswith("hvc")
     t = _num(cols, "t_s")
@@ -219,6 +233,17 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     fet_key = next((k for k in (("charge_fet", "discharge_fet") if hvc else ("discharge_fet", "charge_fet")) if k in cols), None)
     fet = _num(cols, fet_key) if fet_key else None
     flag = _num(cols, "flag")
+    if meta.get("t_cross") is not None and meta.get("t_trip") is not None and len(t):
+        # the latency measurement's step and FET edge: show the seconds around them, not the run
+        t0, t1 = float(meta["t_cross"]), float(meta["t_trip"])
+        pad = max(2.0, 2.0 * (t1 - t0))
+        keep = (t >= t0 - pad) & (t <= t1 + pad)
+        if keep.sum() >= 2:
+            cols = {k: (np.asarray(c)[keep] if hasattr(c, "__len__") and len(c) == len(t) else c) for k, c in cols.items()}
+            t, v = t[keep], (v[keep] if v is not None else None)
+            thr_col = thr_col[keep] if thr_col is not None else None
+            fet = fet[keep] if fet is not None else None
+            flag = flag[keep] if flag is not None else None
     fig, axes = _figure(3.8, rows=3, ratios=[3, 1, 1], left_in=1.2)
     ax_v, ax_fet, ax_flag = axes
     # time from the threshold crossing (or the capture's start): rig time since the rig was
@@ -239,7 +264,8 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     elif threshold is not None:
         ax_v.axhline(float(threshold), color=FAIL_COLOR, ls="--", lw=0.9, label="threshold")
     name = "HVC" if hvc else "LVC"
-    ax_v.set_title(f"{name} timing")
+    title = cutoff_title(name, meta, profile)
+    ax_v.set_title(title)
     ax_v.set_ylabel(f"cell voltage ({units.get('cell_v', 'V')})")
     t_trip = meta.get("t_trip")
     if t_trip is None:
@@ -266,10 +292,8 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
                       xytext=(-3 if left else 3, -10), textcoords="offset points", fontsize=7, color=color,
                       ha="right" if left else "left", va="center",
                       bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
-    if t_cross is not None and t_trip is not None:
-        lat = float(t_trip) - float(t_cross)
-        lim = _profile_get(profile, "protection", "hvc" if hvc else "lvc", "latency_max_s")
-        ax_v.set_title(f"{name} timing — latency {lat:.3f} s" + (f" (limit {float(lim):g} s)" if lim is not None else ""))
+    if t_cross is not None and t_trip is not None and meta.get("latency_s") is None:
+        ax_v.set_title(cutoff_title(name, {**meta, "latency_s": float(t_trip) - float(t_cross)}, profile))
     ax_v.legend(loc="lower left" if hvc else "upper left", frameon=False)
     for ax in axes:
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")

@@ -6,7 +6,7 @@ counts, per test its outcome and measurements, per requirement its verdict, the 
 margin and its measurements as references ``{test, index, name, unit, verdict, margin}``
 (``index`` into that test's ``measurements``), the artifacts' paths (relative to the run folder) and
 the signing key's fingerprint. A measurement is ``{name, value, unit, limits: {low, high},
-acceptance: {low, high}, uncertainty: {U, k}, decision_rule, verdict, margin, requirement,
+acceptance: {low, high}, uncertainty: {U, k[, reason]}, decision_rule, verdict, margin, requirement,
 conditions}``; an open limit or a non-finite value is ``null``. ``margin`` is the distance
 from the value to the nearest acceptance limit in the value's unit (negative: outside).
 """
@@ -22,6 +22,9 @@ from typing import Any
 from rig.identity import identity_problems
 from rig.record import RecordSummary, number
 
+from testplans.requirements import record_requirements
+
+from .anchors import plot_anchors, slug
 from .verdict import gated_exit_code, overall_verdict, results_verdict, traceability
 
 FORMAT = "bmsrig-summary/1"
@@ -60,7 +63,7 @@ def measurement_dict(m: dict) -> dict:
         "unit": m.get("unit") or "",
         "limits": _pair(m.get("limits")),
         "acceptance": _pair(m.get("acceptance") or m.get("limits")),
-        "uncertainty": {"U": u, "k": 2},
+        "uncertainty": {"U": u, "k": 2, **({"reason": str(m["u_reason"])} if m.get("u_reason") else {})},
         "decision_rule": m.get("decision_rule"),
         "verdict": m.get("verdict"),
         "margin": margin(m),
@@ -92,7 +95,7 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
     """The summary.json document of a run."""
     ctx = summary.context
     profile = ctx.get("board_profile") or {}
-    requirements = dict(profile.get("requirements") or {})
+    requirements = record_requirements(ctx)
     dut = summary.dut or {}
     problems = identity_problems(summary.dut)
     tests, by_req = [], {}
@@ -107,7 +110,9 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
                                                    "verdict": m["verdict"], "margin": m["margin"]})
         tests.append({"nodeid": t.nodeid, "name": t.name, "outcome": t.status, "requirements": t.requirements,
                       "duration_s": _finite(t.duration_s), "message": t.message, "measurements": ms,
-                      "captures": [c.get("file") for c in t.captures if c.get("file")]})
+                      "captures": [c.get("file") for c in t.captures if c.get("file")],
+                      "report_anchor": f"report.html#t-{slug(t.nodeid)}",
+                      "plots": [f"report.html#{a}" for a in plot_anchors(t.nodeid, t.measurements, t.captures)]})
     reqs = {}
     for row in traceability(summary, requirements):
         ms = by_req.get(row["id"], [])

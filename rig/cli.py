@@ -39,8 +39,10 @@ def _preflight(args):
     """Validate everything a user typed before any instrument moves. Raises ConfigError."""
     from .build import find_env
     from .check import check_env
+    from .labconfig import load_lab_config
     from .profile import load_profile
 
+    load_lab_config(args.lab_config)
     profile = load_profile(args.board)
     env_path = find_env(args.rig)
     kind = check_env(env_path)
@@ -79,7 +81,7 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
 
     claim_run_dir(run_dir, run_id, key="--out")
     verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
-    return _report(run_dir, verdict)
+    return _report(run_dir, verdict, db=args.db, index=not args.no_index)
 
 
 def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
@@ -101,7 +103,9 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     ]
     if args.k:
         pytest_args += ["-k", args.k]
-    pytest_args += ["-q"] if not args.verbose else ["-v"]
+    # the operator reads failures from the rig's own summary (reports.console), not from
+    # pytest's tracebacks: -v gives pytest's full report back
+    pytest_args += ["-q", "--tb=no", "-rN", "--disable-warnings"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
     result = SessionResult()
     code = int(pytest.main(pytest_args, plugins=[result]))
@@ -114,7 +118,35 @@ VERDICTS = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_USAGE: "USAGE/CONFIG ERRO
             EXIT_RIG_FAULT: "RIG FAULT (board not judged)", EXIT_UNIDENTIFIED: "UNIDENTIFIED (no statement of conformity)"}
 
 
-def _report(run_dir: Path, verdict: int) -> int:
+def _trend(db: str | None, run_dir: Path) -> dict | None:
+    """Earlier runs' key measurements from the results database, if there is one; a database
+    that cannot be read is a warning (the report is built without a trend)."""
+    from .results_db import load_trend
+
+    try:
+        return load_trend(db, run_dir)
+    except Exception as exc:  # noqa: BLE001 - the trend is an extra, never the run's verdict
+        print(f"bmsrig: warning: no trend in the report: {exc}", file=sys.stderr)
+        return None
+
+
+def _index(db: str | None, run_dir: Path) -> None:
+    """Index the finished run in the results database; a failure is a warning."""
+    from .results_db import ResultsDB, db_url
+
+    try:
+        rdb = ResultsDB.open(db_url(db, run_dir))
+        try:
+            row = rdb.index_run(run_dir)
+        finally:
+            rdb.close()
+        print(f"  index  {rdb.url} ({row['n_measurements']} measurements)")
+    except Exception as exc:  # noqa: BLE001 - the run stands without its index entry
+        print(f"bmsrig: warning: run not indexed in the results database: {exc}; "
+              f"index it later with `bmsrig index {run_dir}`", file=sys.stderr)
+
+
+def _report(run_dir: Path, verdict: int, db: str | None = None, index: bool = False) -> int:
     """Build the report of a finished run and return the run's exit code.
 
     A report that cannot be written is a rig fault (exit 3): a run never exits 0 without
@@ -127,11 +159,17 @@ def _report(run_dir: Path, verdict: int) -> int:
         print(f"bmsrig: building the report of {run_dir} ...", flush=True)
         from reports import build
 
-        artifacts = build(run_dir)
+        artifacts = build(run_dir, trend=_trend(db, run_dir))
         print(f"\nrun {run_dir.name}: report {artifacts.get('report.html', run_dir / 'report.html')}")
         if "report.pdf" in artifacts:
             print(f"  pdf    {artifacts['report.pdf']}")
         print(f"  junit  {artifacts.get('junit.xml', run_dir / 'junit.xml')}")
+        if index:
+            _index(db, run_dir)
+        if verdict != EXIT_PASS:
+            from reports.console import print_failures
+
+            print_failures(run_dir, sys.stdout)
     except KeyboardInterrupt:
         print(f"bmsrig: interrupted while building the report: the report was not built; the verdict stands; "
               f"{rebuild}", file=sys.stderr)
@@ -194,7 +232,7 @@ def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "record.jsonl").is_file():
         raise ConfigError(run_dir, "record.jsonl", "no run record in this folder")
-    artifacts = build(run_dir)
+    artifacts = build(run_dir, trend=_trend(args.db, run_dir))
     for name, path in sorted(artifacts.items()):
         print(f"{name:<14} {path}")
     return EXIT_PASS
@@ -232,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exclusive rig lock name (default: the rig description's file stem; none on the bench)")
     run.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
                      help="queue up to S seconds for a rig another run holds (default 0: exit 3 at once)")
+    run.add_argument("--db", default=None, metavar="PATH|URL",
+                     help="results database to index the run in and to draw the report's trend from "
+                          "(default: $BMSRIG_DB, else results.sqlite beside the run folder)")
+    run.add_argument("--no-index", action="store_true", help="do not index the run in the results database")
     run.add_argument("plans", nargs="*", help="plan files under testplans/ (default: all)")
     run.set_defaults(func=cmd_run)
 
@@ -248,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild every artifact of a run folder from its record")
     rep.add_argument("run_dir")
+    rep.add_argument("--db", default=None, metavar="PATH|URL",
+                     help="results database for the trend (default: $BMSRIG_DB, else results.sqlite beside "
+                          "the run folder; none there: no trend)")
     rep.set_defaults(func=cmd_report)
 
     ben = sub.add_parser("bench", help="benchmarks: simulator speed and CAN decode rate")

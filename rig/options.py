@@ -74,6 +74,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--location", "lab location for the report (default: %(default)s)", default="virtual bench"),
     Option("--requester", "customer / requester for the report (default: %(default)s)", default="not stated"),
     Option("--operator", "operator for the report (default: the login name, $USER)", default=default_operator),
+    Option("--lab-config", "lab configuration YAML: customer, item received date, method document, preparer, "
+           "approver, authorisation (default: $BMSRIG_LAB; none: 'not stated', report not authorised)",
+           metavar="PATH"),
+    Option("--junit-by", "junit.xml testcases: one per test function (default) or one per requirement",
+           default="test", choices=("test", "requirement")),
 )
 """Options both ``bmsrig run`` and the pytest plugin take, with the same defaults."""
 

@@ -179,6 +179,60 @@ def run_rows(run_dir: Path | str) -> tuple[dict, list[dict]]:
     return row, rows
 
 
+def existing_db_url(db: str | None, run_dir: Path | str) -> str | None:
+    """:func:`db_url` when that database exists (a URL is taken to exist), else None: the
+    report's trend is drawn only from a database already there, never from a new empty one."""
+    text = db or os.environ.get(DB_ENV)
+    if text and "://" in text:
+        return text
+    path = Path(text).expanduser() if text else Path(run_dir).resolve().parent / DB_FILE
+    return f"sqlite:///{path.resolve()}" if path.is_file() else None
+
+
+def trend(db: "ResultsDB", run_dir: Path | str, n_runs: int = 8) -> dict | None:
+    """The key measurements of a run (per requirement, the one with the smallest margin)
+    over the last ``n_runs`` indexed runs of the same board profile started before it,
+    oldest first, and this run. None when there are no earlier runs. Values in each
+    measurement's unit; ``runs``: run_id, started, fw_version, verdict."""
+    from sqlalchemy import select
+
+    row, rows = run_rows(run_dir)
+    key_rows: dict[str, dict] = {}
+    for m in rows:
+        req = m.get("requirement")
+        if req and m.get("margin") is not None and (req not in key_rows or m["margin"] < key_rows[req]["margin"]):
+            key_rows[req] = m
+    r = db.runs.c
+    q = (select(db.runs).where(r.board_profile == row["board_profile"], r.run_id != row["run_id"])
+         .order_by(r.started.desc()).limit(int(n_runs)))
+    if row.get("started"):
+        q = q.where(r.started < row["started"])
+    with db.engine.connect() as conn:
+        runs = [dict(x._mapping) for x in conn.execute(q)][::-1]
+        if not runs or not key_rows:
+            return None
+        mq = select(db.meas).where(db.meas.c.run_id.in_([x["run_id"] for x in runs]),
+                                   db.meas.c.key.in_([m["key"] for m in key_rows.values()]))
+        found = {(x.run_id, x.key): x.value for x in conn.execute(mq)}
+    return {
+        "runs": [{k: x[k] for k in ("run_id", "started", "fw_version", "verdict")} for x in runs],
+        "rows": [{"requirement": req, "name": m["name"], "test": m["test"], "unit": m["unit"],
+                  "limits": [m["low"], m["high"]], "values": [found.get((x["run_id"], m["key"])) for x in runs],
+                  "current": m["value"], "verdict": m["verdict"]} for req, m in sorted(key_rows.items())],
+    }
+
+
+def load_trend(db: str | None, run_dir: Path | str, n_runs: int = 8) -> dict | None:
+    """:func:`trend` from the results database if it exists (None otherwise)."""
+    url = existing_db_url(db, run_dir)
+    if url is None:
+        return None
+    rdb = ResultsDB.open(url)
+    try:
+        return trend(rdb, run_dir, n_runs)
+    finally:
+        rdb.close()
+
 
 def compare(a: list[dict], b: list[dict]) -> list[dict]:
     """Per measurement key (A's order, then B's new ones): value A, value B, delta (B − A),

@@ -110,6 +110,8 @@ class ChannelCutoff:
     trip_v: float | None = None  # cell voltage (reference) at detection (crossing + delay back)
     trip_t: float | None = None  # FET open edge of the ramp, s
     latency_s: float | None = None  # step across the threshold -> FET open edge, s
+    step_t: float | None = None  # rig time of that step, s (the timing plot's origin)
+    open_t: float | None = None  # rig time of that FET open edge, s
     current_after_trip_a: float | None = None
     release_v: float | None = None  # staircase: level at which the FET closed again (reference)
     release_u_v: float | None = None
@@ -301,6 +303,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
                     t_open = watch.edge(t_step, False)
                     if t_open is not None:
                         r.latency_s = t_open - t_step
+                        r.step_t, r.open_t = t_step, t_open
                 t_rel = clock.now()
                 cells.set(ch, release - d * (htol + 10e-3))
                 if _wait_level(watch, clock, rec_timeout, step):
@@ -375,8 +378,15 @@ def judge_cutoff_recovery(run: CutoffRun, cut, measure) -> None:
                     uncertainty=1e-3, conditions={**cond, "release": k + 1})
 
 
+LATENCY_U_S = 1e-3
+"""Expanded uncertainty (k=2) of a cut-off latency, s: the DAQ's edge timestamp resolution."""
+
+
 def capture_cutoff_timing(run: CutoffRun, cut, capture) -> None:
-    """The first channel's timing diagram (cell voltage, threshold, FET, flag) for the report."""
+    """The first channel's timing diagram (cell voltage, threshold, FET, flag) for the report.
+    Its meta names the cell, the latency measurement it illustrates (``measurement``,
+    ``latency_s``, ``latency_u_s``) and that measurement's step (``t_cross``) and FET open
+    edge (``t_trip``), rig time s: the plot states the table's value, not one of its own."""
     r0 = run.channels[0] if run.channels else None
     if r0 is None or not r0.timing:
         return
@@ -384,7 +394,9 @@ def capture_cutoff_timing(run: CutoffRun, cut, capture) -> None:
     fet_col, kind = run.kind.fet_attr, f"{run.kind.name}_timing"
     capture(kind, {"t_s": t, "cell_v": v, "threshold_v": np.full(len(t), cut.threshold_v), fet_col: fet, "flag": flag},
             {"t_s": "s", "cell_v": "V", "threshold_v": "V", fet_col: "1", "flag": "1"},
-            kind=kind, meta={"cell": r0.channel + 1})
+            kind=kind, meta={"cell": r0.channel + 1, "measurement": f"{cell_name(r0.channel)}_{run.kind.name}_latency_s",
+                             "latency_s": r0.latency_s, "latency_u_s": LATENCY_U_S,
+                             "t_cross": r0.step_t, "t_trip": r0.open_t})
 
 
 def characterise_cutoff_on(rig, kind: CutoffKind) -> CutoffRun:

@@ -53,6 +53,12 @@ def poll_s(profile) -> float:
     return max(profile.link.poll_s, profile.sampling.period_s)
 
 
+EXACT_COUNT = "exact count"
+"""The ``u_reason`` of a count: why its expanded uncertainty is 0."""
+NO_SCATTER = "no scatter in the board's readings"
+"""The ``u_reason`` of a U estimated from the board's scatter when there was none."""
+
+
 def independent_samples(profile, window_s: float) -> float:
     """How many statistically independent reported values a window holds (>= 1)."""
     s = profile.sampling

@@ -29,7 +29,7 @@ more than 2 mV/h even at the end) and records where it stalled.
 import numpy as np
 import pytest
 
-from testplans.procedures import bleed_currents, cell_name, idle_currents, on_currents
+from testplans.procedures import bleed_currents, cell_name, current_u_a, idle_currents, on_currents
 
 GAP_AH = 2.0
 TOLERANCE = 0.20
@@ -71,7 +71,9 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     measure("bleed_on_current_ma", float(np.mean(i_on[bleeding]) * 1e3) if bleeding.any() else None, "mA",
             limits=b.bleed_current_ma, uncertainty=0.5, conditions={"channels": int(bleeding.sum())})
     predicted = GAP_AH * 3600.0 / rate if rate > 0 else None  # s
-    measure("gap_closing_rate_ma", rate * 1e3, "mA", limits=(0.0, None),
+    # U (k=2): the high cell's current reading and the mean of the others' (emulator readback)
+    u_rate = float(np.sqrt(current_u_a(i_mean[hi_cell]) ** 2 + np.mean(current_u_a(i_mean[others])) ** 2 / others.sum()))
+    measure("gap_closing_rate_ma", rate * 1e3, "mA", limits=(0.0, None), uncertainty=u_rate * 1e3,
             conditions={"duty": round(duty, 4), "channels_bleeding": int(bleeding.sum()), "window_s": chunk})
     def excess_v(sample):
         """How far the high cell still stands above the others (their median), V. Not Vmax −
@@ -108,6 +110,7 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     measure("convergence_time_h", None if converged_at is None else converged_at / 3600, "h", limits=lo_hi,
             uncertainty=chunk / 3600, conditions=cond)
     measure("final_high_cell_excess_mv", excess_v(final) * 1e3, "mV", limits=(None, b.stop_delta_mv),
+            u_reason="the board's own reported cell voltages (the quantity the board acts on), no rig instrument",
             conditions={**cond, "final_delta_mv": round(final.delta_v * 1e3, 2)})
     step = max(1, len(rows) // 2000 + 1)
     rows = rows[::step]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from testplans.procedures import (
+    EXACT_COUNT,
     Cells,
     adjacent_pairs,
     board_average,
@@ -80,7 +81,7 @@ def test_balancing_start(profile, emulator, clock, link, measure):
                              f"no balancing below the start delta on cell {k + 1}")
     early = most_channels(samples)
     measure("channels_balancing_below_start_delta", early, "1", limits=(0, 0),
-            conditions={"cell": k + 1, "delta_mv": below, "base_v": round(base, 4)})
+            u_reason=EXACT_COUNT, conditions={"cell": k + 1, "delta_mv": below, "base_v": round(base, 4)})
     # above the start delta: must start within the latency
     above = imbalance_mv(profile)
     t1 = clock.now()
@@ -135,7 +136,7 @@ def test_balancing_stop(profile, emulator, clock, link, measure):
     cells.set(k, base + imbalance_mv(profile) * 1e-3)
     s = wait_sample(link, clock, lambda s: bool(s.balancing[k]), b.start_latency_max_s + 2 * b.interval_s,
                     f"balancing to start on cell {k + 1}")
-    measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), conditions={"cell": k + 1})
+    measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), u_reason=EXACT_COUNT, conditions={"cell": k + 1})
     # between stop and start delta: hysteresis, keep bleeding
     mid = 0.5 * (b.stop_delta_mv + b.start_delta_mv)
     cells.set(k, base + mid * 1e-3)
@@ -143,7 +144,7 @@ def test_balancing_stop(profile, emulator, clock, link, measure):
                              f"cell {k + 1} bleeding above the stop delta")
     off = sum(1 for x in samples if not x.balancing[k])
     measure("samples_not_bleeding_above_stop_delta", off, "1", limits=(0, 0),
-            conditions={"cell": k + 1, "delta_mv": mid, "samples": len(samples)})
+            u_reason=EXACT_COUNT, conditions={"cell": k + 1, "delta_mv": mid, "samples": len(samples)})
     # below the stop delta: stop within the latency
     below = max(0.0, b.stop_delta_mv - (b.start_delta_mv - b.stop_delta_mv) / 2)
     t1 = clock.now()
@@ -174,7 +175,7 @@ def test_no_balancing_on_plateau(profile, emulator, clock, link, measure):
     i_mean = mean_currents(emulator, clock, 2 * b.interval_s) * 1e3 - common * 1e3
     worst = most_channels(samples)
     cond = {"cell": k + 1, "cell_v": round(high, 4), "delta_mv": delta}
-    measure("channels_balancing_on_plateau", worst, "1", limits=(0, 0), conditions=cond)
+    measure("channels_balancing_on_plateau", worst, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
     measure("bleed_current_on_plateau_ma", float(np.max(i_mean)), "mA", limits=(None, off_limit_ma(profile)),
             uncertainty=0.1, conditions={**cond, "worst_cell": int(np.argmax(i_mean)) + 1})
 
@@ -208,10 +209,10 @@ def test_no_adjacent_channels(profile, emulator, clock, link, measure):
         conducting_adj = max(conducting_adj, adjacent_pairs(on))
     cond = {"candidates": n - 1, "samples": len(samples)}
     adj_lim = None if b.allow_adjacent else 0
-    measure("max_channels_balancing_link", max(counts), "1", limits=(1, b.max_channels), conditions=cond)
-    measure("adjacent_pairs_balancing_link", max(adj), "1", limits=(0, adj_lim), conditions=cond)
-    measure("max_channels_conducting_emulator", conducting_max, "1", limits=(1, b.max_channels), conditions=cond)
-    measure("adjacent_pairs_conducting_emulator", conducting_adj, "1", limits=(0, adj_lim), conditions=cond)
+    measure("max_channels_balancing_link", max(counts), "1", limits=(1, b.max_channels), u_reason=EXACT_COUNT, conditions=cond)
+    measure("adjacent_pairs_balancing_link", max(adj), "1", limits=(0, adj_lim), u_reason=EXACT_COUNT, conditions=cond)
+    measure("max_channels_conducting_emulator", conducting_max, "1", limits=(1, b.max_channels), u_reason=EXACT_COUNT, conditions=cond)
+    measure("adjacent_pairs_conducting_emulator", conducting_adj, "1", limits=(0, adj_lim), u_reason=EXACT_COUNT, conditions=cond)
 
 
 @pytest.mark.requirement("BAL-006")
@@ -229,7 +230,7 @@ def test_balancing_pauses_for_measurement(profile, emulator, clock, link, daq, m
     Cells(emulator, v)
     s = wait_sample(link, clock, lambda s: bool(np.all(s.balancing[g])), b.start_latency_max_s + 2 * b.interval_s,
                     f"balancing on cells {cells_text(g)}")
-    measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), conditions={"group": cells_text(g)})
+    measure("balancing_started", 0 if s is None else 1, "1", limits=(1, 1), u_reason=EXACT_COUNT, conditions={"group": cells_text(g)})
     reading = board_average(link, clock, profile)
     ref, u_daq = reference_voltages(daq)
     still = all(bool(np.all(x.balancing[g])) for x in reading.samples)

@@ -10,8 +10,8 @@ the latency. The four tests judge one characterisation run.
 
 import pytest
 
-from testplans.cutoff import HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
-from testplans.procedures import cell_name
+from testplans.cutoff import LATENCY_U_S, HVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.procedures import EXACT_COUNT, cell_name
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_hvc_latency(profile, hvc_run, measure, capture):
     for r in hvc_run.channels:
         cond = run_conditions(hvc_run, r.channel)
         measure(f"{cell_name(r.channel)}_hvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s),
-                uncertainty=1e-3, conditions=cond)
+                uncertainty=LATENCY_U_S, conditions=cond)
         measure(f"{cell_name(r.channel)}_charge_current_after_hvc_a", r.current_after_trip_a, "A",
                 limits=(-i_lim, i_lim), uncertainty=1e-3, conditions=cond)
     capture_cutoff_timing(hvc_run, cut, capture)
@@ -56,10 +56,11 @@ def test_hvc_flag(profile, hvc_run, measure):
     for r in hvc_run.channels:
         cond = run_conditions(hvc_run, r.channel)
         name = cell_name(r.channel)
-        measure(f"{name}_hvc_link_samples", r.n_samples, "1", limits=(1, None), conditions=cond)
-        measure(f"{name}_hvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_hvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_hvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag), conditions=cond)
+        measure(f"{name}_hvc_link_samples", r.n_samples, "1", limits=(1, None), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_hvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag),
+                uncertainty=profile.link.poll_s, conditions=cond)  # U: one link poll period
 
 
 @pytest.mark.requirement("HVC-004")

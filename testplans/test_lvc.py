@@ -8,8 +8,8 @@ threshold for the latency.
 
 import pytest
 
-from testplans.cutoff import LVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
-from testplans.procedures import cell_name
+from testplans.cutoff import LATENCY_U_S, LVC, capture_cutoff_timing, characterise_cutoff_on, judge_cutoff_recovery, run_conditions
+from testplans.procedures import EXACT_COUNT, cell_name
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +34,15 @@ def test_lvc_threshold(profile, lvc_run, measure, capture):
             err = tol + 5.0  # tripped above the whole tolerance band
         measure(f"{name}_lvc_trip_error_mv", err, "mV", limits=(-tol, tol),
                 uncertainty=lvc_run.u_threshold_v * 1e3, conditions=cond)
-        measure(f"{name}_lvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s), uncertainty=1e-3,
+        measure(f"{name}_lvc_latency_s", r.latency_s, "s", limits=(0.0, cut.latency_max_s), uncertainty=LATENCY_U_S,
                 conditions=cond)
         measure(f"{name}_discharge_current_after_lvc_a", r.current_after_trip_a, "A", limits=(-i_lim, i_lim),
                 uncertainty=1e-3, conditions=cond)
-        measure(f"{name}_lvc_link_samples", r.n_samples, "1", limits=(1, None), conditions=cond)
-        measure(f"{name}_lvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_lvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), conditions=cond)
-        measure(f"{name}_lvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag), conditions=cond)
+        measure(f"{name}_lvc_link_samples", r.n_samples, "1", limits=(1, None), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_lvc_flag_vs_fet_mismatches", r.flag_fet_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_lvc_fet_vs_daq_mismatches", r.flag_daq_mismatch, "1", limits=(0, 0), u_reason=EXACT_COUNT, conditions=cond)
+        measure(f"{name}_lvc_flag_delay_s", r.flag_delay_s, "s", limits=(-lag, lag),
+                uncertainty=profile.link.poll_s, conditions=cond)  # U: one link poll period
     capture_cutoff_timing(lvc_run, cut, capture)
 
 

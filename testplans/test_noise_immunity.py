@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from testplans.procedures import (
+    EXACT_COUNT,
     Cells,
     board_average,
     cell_name,
@@ -78,8 +79,8 @@ def test_balancing_noise_immunity(profile, emulator, clock, link, measure):
     rate = changes / (duration / 60.0)
     bled = sorted({int(i) for s in samples for i in np.flatnonzero(s.balancing)})
     measure("balancing_link_samples", len(samples), "1", limits=(duration / (4 * profile.link.poll_s), None),
-            conditions={"window_s": duration})
-    measure("balancing_toggles_per_min", rate, "1/min", limits=(None, b.max_toggles_per_min),
+            u_reason=EXACT_COUNT, conditions={"window_s": duration})
+    measure("balancing_toggles_per_min", rate, "1/min", limits=(None, b.max_toggles_per_min), u_reason=EXACT_COUNT,
             conditions={"cell": k + 1, "delta_mv": b.start_delta_mv, "noise_mv_rms": noise_v_rms(profile) * 1e3,
                         "base_v": round(base, 4), "mask_changes": changes, "window_s": duration,
                         "cells_bled": cells_text(bled)})

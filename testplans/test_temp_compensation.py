@@ -10,7 +10,7 @@ not start below and must start above.
 import numpy as np
 import pytest
 
-from testplans.procedures import Cells, imbalance_mv, most_channels, observe_window, settle_s, soak, wait_sample
+from testplans.procedures import EXACT_COUNT, Cells, imbalance_mv, most_channels, observe_window, settle_s, soak, wait_sample
 
 
 def chamber_points(profile) -> dict[str, float]:
@@ -46,7 +46,7 @@ def test_temperature_compensation(profile, emulator, clock, link, chamber, measu
         worst = most_channels(observe_window(link, clock, profile, b.start_latency_max_s + 2 * b.interval_s,
                                              f"no balancing below the compensated minimum ({label})"))
         measure(f"{label}_channels_balancing_below_min_cell_v", worst, "1", limits=(0, 0),
-                conditions={**cond, "cell": k + 1, "cell_v": round(float(v[k]), 4)})
+                u_reason=EXACT_COUNT, conditions={**cond, "cell": k + 1, "cell_v": round(float(v[k]), 4)})
         # just above: must balance
         v = np.full(n, v_min + margin_mv * 1e-3 - delta)
         v[k] = v_min + margin_mv * 1e-3

@@ -137,7 +137,7 @@ def test_html_states_identity_method_rig_and_conditions(html):
 
 
 def test_html_front_page_verdict_failures_first_and_flags(html):
-    front = html[: html.index("<h2>1 Identification</h2>")]
+    front = html[: html.index('<nav class="toc"')]
     text = _text(front)
     assert re.search(r'id="overall-verdict">FAIL<', front)
     assert "Expired calibration" in text and "CE-00042" in text and EXPIRED_DUE in text
@@ -156,7 +156,7 @@ def test_html_decision_rule_and_conformity(html):
 
 
 def test_html_results_have_unit_limits_uncertainty_acceptance_verdict(html):
-    rows = re.findall(r"<tr><td>\d+</td><td>hvc_trip_v</td>.*?</tr>", html)
+    rows = re.findall(r'<tr id="m-\d+"><td>\d+</td><td>hvc_trip_v</td>.*?</tr>', html)
     assert len(rows) == 1
     cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
     assert cells[1:] == ["hvc_trip_v", "cell=7", "3.65120 V", "0.00080", "3.64 … 3.66", "3.6408 … 3.6592", "PASS"]
@@ -192,7 +192,7 @@ def test_incomplete_run_report(incomplete_run):
     run_dir, artifacts = incomplete_run
     assert "report.pdf" not in artifacts and verify_manifest(run_dir) == []
     html = (run_dir / "report.html").read_text()
-    front = _text(html[: html.index("<h2>1 Identification</h2>")])
+    front = _text(html[: html.index('<nav class="toc"')])
     assert "INCOMPLETE" in front and "Incomplete run" in front
     assert "Planned tests that never ended" in front
     unfinished = html[html.index('id="unfinished"'):]

@@ -100,3 +100,30 @@ def test_incomplete_run_marks_unfinished_tests_as_errors(incomplete_run):
 )
 def test_classname_from_nodeid(nodeid, expected):
     assert classname_of(nodeid) == expected
+
+
+def test_one_testcase_per_requirement_when_the_run_asked_for_it(tmp_path, built_run):
+    import json
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    from reports.junit import build_junit
+    from rig.record import load_summary
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(built_run[0], run_dir)
+    lines = (run_dir / "record.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["context"]["junit_by"] = "requirement"
+    (run_dir / "record.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n", encoding="utf-8")
+    root = build_junit(load_summary(run_dir)).getroot()
+    cases = {tc.get("name"): tc for tc in root.iter("testcase")}
+    assert all(tc.get("classname") == "requirements" for tc in cases.values())
+    assert len(cases) == 18  # every requirement of the profile
+    assert cases["ACC-001"].find("failure") is not None
+    assert cases["MAP-001"].find("skipped") is not None
+    assert cases["HVC-004"].find("error") is not None
+    props = {p.get("name"): p.get("value") for p in cases["ACC-001"].iter("property")}
+    assert len(json.loads(props["measurements.json"])) == 48
+    suite = root.find("testsuite")
+    assert suite.get("tests") == "18" and int(suite.get("failures")) >= 1

@@ -55,7 +55,7 @@ def test_cutoff_timing_marks_crossing_and_trip(kind):
     text = _texts(svg)
     # time runs from the crossing (rig time reaches 1e5 s on the bench: no axis offsets)
     assert "crossing" in text and "trip +1.200 s" in text and "time from the crossing (s)" in text
-    assert "latency 1.200 s (limit 1.5 s)" in text
+    assert "latency 1.200 s (limit ≤ 1.5 s)" in text
     assert ("HVC" if hvc else "LVC") + " timing" in text
 
 
