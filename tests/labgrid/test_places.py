@@ -108,3 +108,44 @@ def test_unknown_place_and_absent_coordinator_are_config_errors(place, tmp_path)
     with pytest.raises(ConfigError, match="no-such-place"):
         with hold_places(bad):
             pass
+
+
+def _shared_bench(place, tmp_path):
+    """The virtual bench's rig file with its resources served by place bench-a."""
+    from rig.build import ENV_DIR
+
+    coordinator_line = place.read_text().splitlines()[1]
+    text = (ENV_DIR / "sim.yaml").read_text()
+    head, drivers = text.split("    resources:\n", 1)
+    drivers = drivers[drivers.index("    drivers:"):]
+    env = tmp_path / "shared-bench.yaml"
+    env.write_text(f"options:\n{coordinator_line}\n" + head + "    resources:\n      RemotePlace:\n"
+                   "        name: bench-a\n" + drivers)
+    return env
+
+
+def _bmsrig_run(env, out, *plans):
+    import sys
+
+    from .conftest import ROOT, _env
+
+    return subprocess.run([sys.executable, "-m", "rig.cli", "run", "--rig", str(env), "--board", "reference-4s-lfp-uart",
+                           "--out", str(out), *plans], capture_output=True, text=True, cwd=ROOT, env=_env(),
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_bmsrig_run_holds_the_place_for_the_run(place, session, tmp_path):
+    """``bmsrig run`` on the virtual bench served through a place: acquired, the plan passes, released."""
+    env = _shared_bench(place, tmp_path)
+    proc = _bmsrig_run(env, tmp_path / "run", "test_channel_mapping.py")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert holder(session) is None
+
+
+def test_bmsrig_run_on_a_place_held_by_another_is_exit_3(place, session, coordinator, tmp_path):
+    client(coordinator, "-p", "bench-a", "acquire", user="ci-job-2")
+    proc = _bmsrig_run(_shared_bench(place, tmp_path), tmp_path / "run", "test_channel_mapping.py")
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ci-job-2" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
