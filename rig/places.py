@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import yaml
 
 from .errors import ConfigError
 from .lock import RigBusy
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 CONNECT_TIMEOUT_S = 10.0  # wall-clock wait for the coordinator to answer, s
@@ -67,7 +70,7 @@ def coordinator_address(env_path, coordinator: str | None = None) -> str:
     return str(option or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR)
 
 
-def _connect(address: str, env_path):
+def connect_session(address: str, env_path):
     """A ClientSession on its own connection: the coordinator tells clients apart by their
     connection, and labgrid's RemotePlace opens a session of its own in this process."""
     import grpc
@@ -101,6 +104,7 @@ def _holder_of(session, name: str, env_path) -> str | None:
 
 
 def _request(session, kind: str, name: str):
+    """One AcquirePlace/ReleasePlace request and a sync, bounded by CONNECT_TIMEOUT_S."""
     from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
 
     async def call():
@@ -108,9 +112,37 @@ def _request(session, kind: str, name: str):
             await session.stub.AcquirePlace(pb2.AcquirePlaceRequest(placename=name))
         else:
             await session.stub.ReleasePlace(pb2.ReleasePlaceRequest(placename=name))
-        await session.sync_with_coordinator()
+        if not session.stopping.is_set():
+            await session.sync_with_coordinator()
 
-    session.loop.run_until_complete(call())
+    session.loop.run_until_complete(asyncio.wait_for(call(), CONNECT_TIMEOUT_S))
+
+
+def _end(session):
+    with contextlib.suppress(Exception):
+        session.loop.run_until_complete(asyncio.wait_for(session.stop(), CONNECT_TIMEOUT_S))
+    with contextlib.suppress(Exception):
+        session.loop.run_until_complete(session.close())
+
+
+def _release(session, address: str, env_path, names: list[str]):
+    """Release ``names``; a session whose stream ended during the run (a long run, a
+    coordinator restart) is replaced first. A place that cannot be released is logged."""
+    import grpc
+
+    if session.stopping.is_set():
+        _end(session)
+        try:
+            session = connect_session(address, env_path)
+        except ConfigError as exc:
+            log.warning("places %s not released: %s", ", ".join(names), exc)
+            return None
+    for name in names:
+        try:
+            _request(session, "release", name)
+        except (grpc.aio.AioRpcError, asyncio.TimeoutError) as exc:
+            log.warning("place %s on %s not released: %s", name, address, exc)
+    return session
 
 
 @contextlib.contextmanager
@@ -125,7 +157,7 @@ def hold_places(env_path, *, coordinator: str | None = None):
     import grpc
 
     address = coordinator_address(env_path, coordinator)
-    session = _connect(address, env_path)
+    session = connect_session(address, env_path)
     me = f"{session.gethostname()}/{session.getuser()}"
     held: dict[str, str] = {}
     try:
@@ -146,11 +178,7 @@ def hold_places(env_path, *, coordinator: str | None = None):
             held[name] = "acquired"
         yield {"coordinator": address, "places": dict(held)}
     finally:
-        try:
-            for name, how in reversed(list(held.items())):
-                if how == "acquired":
-                    with contextlib.suppress(grpc.aio.AioRpcError):
-                        _request(session, "release", name)
-        finally:
-            session.loop.run_until_complete(session.stop())
-            session.loop.run_until_complete(session.close())
+        ours = [n for n, how in reversed(list(held.items())) if how == "acquired"]
+        session = _release(session, address, env_path, ours) if ours else session
+        if session is not None:
+            _end(session)

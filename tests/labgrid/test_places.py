@@ -149,3 +149,24 @@ def test_bmsrig_run_on_a_place_held_by_another_is_exit_3(place, session, coordin
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ci-job-2" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_place_released_when_the_session_stream_ended_during_the_run(place, session, monkeypatch):
+    """A long run's coordinator stream can end (keepalive, coordinator restart): the release
+    reconnects instead of hanging or leaving the place held."""
+    import rig.places as places
+
+    opened = []
+    connect = places.connect_session
+
+    def recording(address, env_path):
+        opened.append(connect(address, env_path))
+        return opened[-1]
+
+    monkeypatch.setattr(places, "connect_session", recording)
+    with hold_places(place):
+        assert holder(session)
+        first = opened[0]
+        first.loop.run_until_complete(first.stop())  # the stream ends
+        first.stopping.set()
+    assert len(opened) == 2 and holder(session) is None
