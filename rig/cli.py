@@ -24,6 +24,7 @@ from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigErr
 from .cli_results import add_subcommands
 from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
+from .places import hold_places
 from .options import CHECK_OPTIONS, RUN_OPTIONS, add_argparse, forward_argv
 
 __all__ = ["main", "build_parser", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_RIG_FAULT"]
@@ -66,6 +67,13 @@ def cmd_run(args) -> int:
         raise ConfigError("bmsrig run", "--lock-wait", f"must be >= 0 s, got {args.lock_wait}")
     if args.lock is not None:
         check_lock_name(args.lock)
+    from .build import find_env
+
+    with hold_places(find_env(args.rig)):  # a rig served by labgrid places: held for the whole run
+        return _run_locked(args)
+
+
+def _run_locked(args) -> int:
     profile, env_path, kind = _preflight(args)
     run_id = _new_run_id(profile.name)
     run_dir = Path(args.out) if args.out else Path("runs") / run_id

@@ -37,7 +37,7 @@ from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
 
 from .context import RunContext
-from .resources import CalibratedInstrument
+from .resources import CalibratedInstrument, json_dict
 
 # The run context, added by rig.build.build_rig to the target before its drivers are created.
 target_factory.reg_resource(RunContext)
@@ -108,12 +108,14 @@ class NiDaqDevice(CalibratedInstrument):
         voltage_channels (str): physical channels of the cell voltages, e.g. ``Dev1/ai0:15``
         digital_lines (dict): line name -> physical line, e.g. {charge_enable: Dev1/port0/line0}
         thermocouples (dict): name -> physical channel
+
+    The mappings may also be JSON text: so they arrive from labgrid's coordinator.
     """
 
     device = attr.ib(default="Dev1", converter=str)
     voltage_channels = attr.ib(default="", converter=str)
-    digital_lines = attr.ib(factory=dict)
-    thermocouples = attr.ib(factory=dict)
+    digital_lines = attr.ib(factory=dict, converter=json_dict)
+    thermocouples = attr.ib(factory=dict, converter=json_dict)
 
 
 @target_factory.reg_resource

@@ -6,7 +6,8 @@ Nothing here knows CAN from Modbus: the profile's ``link.kind`` names a
 
 - :class:`LinkDriver` — a real rig: binds a port resource (``CANPort``: interface, channel,
   bitrate; labgrid's ``RawSerialPort``: port). The kind's ``ports`` must include the
-  resource class, else a ConfigError names ``link.kind``. ``CanLinkDriver`` and
+  resource class, else a ConfigError names ``link.kind``. An exported tty (labgrid's
+  ``NetworkSerialPort``, rfc2217 or raw TCP) opens as a pyserial URL. ``CanLinkDriver`` and
   ``ModbusLinkDriver`` are the same driver bound to one resource class (rig files written
   before the registry keep working).
 - :class:`BenchLinkDriver` + resource ``BenchPort`` — the virtual bench: the endpoint is
@@ -31,7 +32,26 @@ BENCH = "@bench"
 _PORT_ENDPOINT = {
     "CANPort": lambda r: Endpoint(address=r.channel, interface=r.interface, speed=r.bitrate),
     "RawSerialPort": lambda r: Endpoint(address=r.port),
+    "NetworkSerialPort": lambda r: Endpoint(address=network_serial_url(r)),
 }
+
+
+def network_serial_url(port) -> str:
+    """pyserial URL of a labgrid ``NetworkSerialPort`` (an exported tty: ser2net or labgrid's
+    exporter), reached through labgrid's proxy manager (``LG_PROXY``) as its SerialDriver does:
+    ``rfc2217://host:port?ign_set_control`` (the baud rate is set over RFC 2217), or
+    ``socket://host:port`` for protocol ``raw`` (the exporter host fixes the baud rate)."""
+    from labgrid.util.proxy import proxymanager
+
+    if port.port is None:
+        raise ConfigError("rig description", "NetworkSerialPort.port", "no TCP port: the exported tty is not served")
+    if port.protocol not in ("rfc2217", "raw"):
+        raise ConfigError("rig description", "NetworkSerialPort.protocol",
+                          f"{port.protocol!r} is not 'rfc2217' or 'raw'")
+    host, tcp = proxymanager.get_host_and_port(port)
+    if port.protocol == "rfc2217":
+        return f"rfc2217://{host}:{tcp}?ign_set_control"
+    return f"socket://{host}:{tcp}"
 
 
 class _LinkDriverBase(Driver, BmsLink):
@@ -108,7 +128,8 @@ class _LinkDriverBase(Driver, BmsLink):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class LinkDriver(_LinkDriverBase):
-    """BmsLink of the profile's link kind over a real rig's port (``CANPort``, ``RawSerialPort``)."""
+    """BmsLink of the profile's link kind over a real rig's port (``CANPort``, ``RawSerialPort``,
+    ``NetworkSerialPort``)."""
 
     bindings = {"port": set(_PORT_ENDPOINT), "bench": {"SimBenchDriver", None}}
 
@@ -118,7 +139,7 @@ class LinkDriver(_LinkDriverBase):
     def endpoint(self) -> Endpoint:
         cls = type(self.port).__name__
         ep = _PORT_ENDPOINT[cls](self.port)
-        if ep.address == BENCH:
+        if ep.address == BENCH and cls != "NetworkSerialPort":
             return self._bench_endpoint(f"{cls}.{'channel' if cls == 'CANPort' else 'port'}")
         return ep
 
@@ -160,7 +181,7 @@ def select_link_driver(target, profile, env_path) -> _LinkDriverBase:
     key = "targets.main.drivers"
     if not links:
         raise ConfigError(env_path, key, "no DUT link driver: add BenchLinkDriver (with a BenchPort resource) or "
-                          "LinkDriver (with a CANPort or RawSerialPort resource)")
+                          "LinkDriver (with a CANPort, RawSerialPort or NetworkSerialPort resource)")
     if len(links) == 1:
         return links[0]  # a port that does not fit the kind is reported on activation, naming link.kind
     kind = kind_of(profile)

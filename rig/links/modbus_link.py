@@ -30,7 +30,8 @@ _EXC_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data
 class ModbusBmsLink(LinkBase):
     """The DUT's view over Modbus RTU on a serial port.
 
-    - ``port``: tty path (``/dev/ttyUSB0``; on the bench the sim board's pty)
+    - ``port``: tty path (``/dev/ttyUSB0``; on the bench the sim board's pty) or pyserial URL
+      (``rfc2217://host:port``, ``socket://host:port``: an exported tty)
     - ``register_map_path``: the board's register map (YAML); ``n_cells``: the profile's count
     - ``unit_id``: the board's Modbus device id; ``baudrate``: UART speed (8N1)
     - ``timeout_s``: link timeout (no sample for this long while waiting is a LinkFault)
@@ -66,6 +67,8 @@ class ModbusBmsLink(LinkBase):
             # USB adapters) would dominate the transaction. An early look is harmless: pymodbus
             # keeps reading until the frame is complete or the timeout passes.
             self._client._recv_interval = 0.0002
+        if "://" in self.port:
+            self._open_url()
         if not self._client.connect():
             raise LinkFault(self.name, f"cannot open serial port {self.port} at {self.baudrate} baud")
         read = {"holding": self._client.read_holding_registers, "input": self._client.read_input_registers}
@@ -78,6 +81,21 @@ class ModbusBmsLink(LinkBase):
             + (["state"] if self.plan.state else [])
         )
         self._listen()
+
+    def _open_url(self):
+        """Open a pyserial URL port (``rfc2217://``, ``socket://``: an exported tty) for the client.
+
+        pymodbus would pass a write timeout, which pyserial's RFC 2217 client refuses; the port
+        is opened here with the same framing and handed to the client (``connect`` keeps it)."""
+        import serial
+
+        try:
+            sock = serial.serial_for_url(self.port, timeout=self.response_timeout_s, baudrate=self.baudrate,
+                                         bytesize=8, parity="N", stopbits=1)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkFault(self.name, f"cannot open serial port {self.port} at {self.baudrate} baud: {exc}") from exc
+        sock.inter_byte_timeout = self._client.inter_byte_timeout
+        self._client.socket = sock
 
     @classmethod
     def from_profile(cls, profile, port: str, clock, name: str = "dut-uart", **kw):

@@ -50,7 +50,7 @@ def test_builtin_kinds_resolve_without_entry_points(monkeypatch):
         kind = registry.get_kind(name)
         assert kind.name == name and issubclass(kind.settings, registry.LinkSettings)
     assert registry.get_kind("can").ports == ("CANPort",)
-    assert registry.get_kind("modbus").ports == ("RawSerialPort",)
+    assert registry.get_kind("modbus").ports == ("RawSerialPort", "NetworkSerialPort")
 
 
 def test_pyproject_declares_the_builtin_kinds_as_entry_points():

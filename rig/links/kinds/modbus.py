@@ -5,7 +5,8 @@ Profile section::
     link: {kind: modbus, register_map: board-modbus.yaml, baudrate: 115200, unit_id: 1}
 
 Host side :class:`~rig.links.modbus_link.ModbusBmsLink` on a tty (``RawSerialPort`` on a
-real rig); bench side :class:`~rig.sim.modbus_slave.ModbusSlave` on a pseudo-terminal,
+real rig, or an exported tty, ``NetworkSerialPort``, opened as an ``rfc2217://`` /
+``socket://`` URL); bench side :class:`~rig.sim.modbus_slave.ModbusSlave` on a pseudo-terminal,
 serving the simulated board's telemetry through the same register map. pymodbus is only
 imported when a link is opened (ModbusBmsLink imports it lazily).
 """
@@ -38,7 +39,7 @@ class ModbusSettings(LinkSettings):
 
 
 def open_link(profile, endpoint: Endpoint, clock):
-    """Open the tty ``endpoint.address`` and the Modbus link over it (LinkFault if it cannot)."""
+    """Open the tty or pyserial URL ``endpoint.address`` and the Modbus link over it (LinkFault if it cannot)."""
     link = profile.link
     return ModbusBmsLink(
         name=f"Modbus RTU {endpoint.address}", port=endpoint.address,
@@ -65,5 +66,5 @@ def bench(profile, name: str):
 
 KIND = LinkKind(
     name="modbus", settings=ModbusSettings, link_class=ModbusBmsLink, open=open_link, bench=bench,
-    check_maps=check_maps, ports=("RawSerialPort",), description="Modbus RTU over a UART + register map",
+    check_maps=check_maps, ports=("RawSerialPort", "NetworkSerialPort"), description="Modbus RTU over a UART + register map",
 )
