@@ -4,7 +4,8 @@
   a judged run's board did not identify itself (:mod:`rig.identity`);
 - :func:`gated_exit_code`: the recorded exit code after the identity gate;
 - :func:`traceability`: per requirement its tests, measurements and verdict ("NOT VERIFIED:
-  <reason>" when its tests were skipped because the board does not report a quantity).
+  <reason>" when its tests were skipped because the board does not report a quantity;
+  "PASS (part NOT VERIFIED: <reason>)" when only some were).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
             why = not_verified_reason(summary, info["tests"])
             verdict, cls = ("NOT VERIFIED: " + why if why else "NOT TESTED (skipped)"), "muted"
         else:
-            verdict, cls = "PASS", "pass"
+            skipped = [n for n, st in info["tests"].items() if st == "skipped"]
+            why = not_verified_reason(summary, skipped) if skipped else None
+            verdict, cls = ("PASS (part NOT VERIFIED: " + why + ")" if why else "PASS"), "pass"
         rows.append({
             "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
             "verdict": verdict, "cls": cls,
