@@ -3,7 +3,9 @@
 - :func:`overall_verdict`: PASS / FAIL / INCOMPLETE / ERROR / NO TESTS, or UNIDENTIFIED when
   a judged run's board did not identify itself (:mod:`rig.identity`);
 - :func:`gated_exit_code`: the recorded exit code after the identity gate;
-- :func:`traceability`: per requirement its tests, measurements and verdict.
+- :func:`traceability`: per requirement its tests, measurements and verdict ("NOT VERIFIED:
+  <reason>" when its tests were skipped because the board does not report a quantity;
+  "PASS (part NOT VERIFIED: <reason>)" when only some were).
 """
 
 from __future__ import annotations
@@ -66,14 +68,36 @@ def traceability(summary: RecordSummary, requirements: dict) -> list[dict]:
         elif statuses & {"error", "incomplete", "not run"}:
             verdict, cls = "NOT JUDGED", "incomplete"
         elif statuses <= {"skipped"}:
-            verdict, cls = "NOT TESTED (skipped)", "muted"
+            why = not_verified_reason(summary, info["tests"])
+            verdict, cls = ("NOT VERIFIED: " + why if why else "NOT TESTED (skipped)"), "muted"
         else:
-            verdict, cls = "PASS", "pass"
+            skipped = [n for n, st in info["tests"].items() if st == "skipped"]
+            why = not_verified_reason(summary, skipped) if skipped else None
+            verdict, cls = ("PASS (part NOT VERIFIED: " + why + ")" if why else "PASS"), "pass"
         rows.append({
             "id": r, "text": text, "tests": sorted(info["tests"].items()), "n": info["n"], "n_fail": info["n_fail"],
             "verdict": verdict, "cls": cls,
         })
     return rows
+
+
+#: how a plan's skip message starts when the requirement is not applicable to the board
+#: (it does not report the quantity: ``rig.links.base.Capabilities.reason``)
+NOT_VERIFIED = "not verified: "
+
+
+def not_verified_reason(summary: RecordSummary, nodeids) -> str | None:
+    """The reason(s) the skipped tests ``nodeids`` give for "not verified" (a quantity the
+    board does not report), joined with "; "; None when none of them says so."""
+    reasons = []
+    for nodeid in nodeids:
+        t = summary.tests.get(nodeid)
+        msg = (getattr(t, "message", None) or "").strip()
+        if msg.startswith("Skipped: "):
+            msg = msg[len("Skipped: "):]
+        if msg.startswith(NOT_VERIFIED) and msg[len(NOT_VERIFIED):] not in reasons:
+            reasons.append(msg[len(NOT_VERIFIED):])
+    return "; ".join(reasons) or None
 
 
 def gated_exit_code(summary: RecordSummary) -> int | None:

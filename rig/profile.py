@@ -53,6 +53,55 @@ class Sampling(_Strict):
         return self
 
 
+TEMPERATURE_ROLES = ("cells", "bleed_resistor", "fet", "ambient")
+
+
+class Temperatures(_Strict):
+    """Which of the board's reported temperatures (1-based positions in the order its link map
+    lists them: ``temps_c[position - 1]``) measures what. Any number of each role; a position
+    in no role is reported but not judged. Unstated (every role empty), the layout of the
+    reference board holds: every temperature but the last is a cell NTC, the last one the
+    bleed-resistor NTC (one temperature alone: a cell NTC)."""
+
+    cells: list[int] = Field(default_factory=list, description="cell NTC positions (1-based)")
+    bleed_resistor: list[int] = Field(default_factory=list, description="bleed-resistor / board NTC positions (1-based)")
+    fet: list[int] = Field(default_factory=list, description="FET NTC positions (1-based)")
+    ambient: list[int] = Field(default_factory=list, description="ambient sensor positions (1-based)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        seen: dict[int, str] = {}
+        for role in TEMPERATURE_ROLES:
+            for pos in getattr(self, role):
+                if pos < 1:
+                    raise _Bad(role, f"position {pos}: positions count from 1 (the first reported temperature)")
+                if pos in seen:
+                    raise _Bad(role, f"position {pos} is already the {seen[pos]} role's; a sensor has one role")
+                seen[pos] = role
+        return self
+
+    @property
+    def stated(self) -> bool:
+        """True when the profile names any role (else the reference layout holds)."""
+        return any(getattr(self, r) for r in TEMPERATURE_ROLES)
+
+    def indices(self, role: str, n_reported: int, source: object = None) -> list[int]:
+        """0-based indices into ``temps_c`` of the sensors with ``role``, for a board that
+        reports ``n_reported`` temperatures; ConfigError (profile file, key) when the profile
+        names a position the board does not report."""
+        if role not in TEMPERATURE_ROLES:
+            raise KeyError(f"unknown temperature role {role!r}; use one of {', '.join(TEMPERATURE_ROLES)}")
+        if not self.stated:
+            if n_reported < 2:
+                return list(range(n_reported)) if role == "cells" else []
+            return list(range(n_reported - 1)) if role == "cells" else ([n_reported - 1] if role == "bleed_resistor" else [])
+        for pos in getattr(self, role):
+            if pos > n_reported:
+                raise ConfigError(source, f"temperatures.{role}", f"position {pos}, but the board reports "
+                                  f"{n_reported} temperature{'s' if n_reported != 1 else ''}")
+        return [pos - 1 for pos in getattr(self, role)]
+
+
 class Derating(_Strict):
     start_c: float = Field(60.0, description="bleed-resistor NTC temperature where duty starts to fall, °C")
     zero_c: float = Field(80.0, description="NTC temperature where duty reaches zero, °C")
@@ -179,6 +228,7 @@ class BoardProfile(_Strict):
     capacity_ah: float = Field(gt=0)
     sampling: Sampling = Sampling()
     balancing: Balancing = Balancing()
+    temperatures: Temperatures = Temperatures()
     protection: Protection
     link: Annotated[SerializeAsAny[LinkSettings], BeforeValidator(_link_settings)]
     bench: BenchDut = BenchDut()

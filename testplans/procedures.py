@@ -35,6 +35,23 @@ def cells_text(mask) -> str:
     return "[" + ", ".join(str(int(i) + 1) for i in idx) + "]"
 
 
+# --------------------------------------------------------------------------- what the board reports
+
+
+def reports(link):
+    """What the board reports over ``link`` (:class:`rig.links.base.Capabilities`, from its
+    map); a link that does not say is taken to report everything."""
+    from rig.links.base import Capabilities
+
+    return getattr(link, "reports", None) or Capabilities.everything()
+
+
+def not_reported(link, *quantities: str) -> str | None:
+    """The "not verified: the board does not report ..." reason when ``link`` lacks any of
+    ``quantities`` (names of :data:`rig.links.base.QUANTITIES`), else None."""
+    return reports(link).reason(*quantities)
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -73,14 +90,43 @@ def plateau_v(profile) -> float:
     return profile.balancing.min_cell_v - 0.100
 
 
-def cell_temperature_c(sample) -> float:
-    """Mean reported cell temperature (the cell NTCs: every entry but the last), °C."""
-    return float(np.mean(np.asarray(sample.temps_c)[:-1]))
+def temperatures_of(sample, profile, role: str) -> np.ndarray:
+    """The reported temperatures with ``role`` (``cells``, ``bleed_resistor``, ``fet``,
+    ``ambient``: the profile's ``temperatures``; unstated, the reference layout), °C."""
+    t = np.asarray(sample.temps_c, dtype=float)
+    roles = getattr(profile, "temperatures", None)
+    if roles is None:  # no profile: the reference layout
+        from rig.profile import Temperatures
+
+        roles = Temperatures()
+    return t[roles.indices(role, len(t), getattr(profile, "source", None))]
 
 
-def bleed_ntc_c(sample) -> float:
-    """The bleed-resistor NTC as the board reports it (last temperature entry), °C."""
-    return float(np.asarray(sample.temps_c)[-1])
+def cell_temperature_c(sample, profile=None) -> float:
+    """Mean reported cell temperature (the profile's cell NTCs; without any, its ambient
+    sensors, else every reported temperature), °C."""
+    for role in ("cells", "ambient"):
+        t = temperatures_of(sample, profile, role)
+        if t.size:
+            return float(np.mean(t))
+    return float(np.mean(np.asarray(sample.temps_c, dtype=float)))
+
+
+def bleed_ntc_c(sample, profile=None) -> float | None:
+    """The bleed-resistor NTC as the board reports it (the hottest of the profile's
+    bleed-resistor sensors), °C; None when the profile names none."""
+    t = temperatures_of(sample, profile, "bleed_resistor")
+    return float(np.max(t)) if t.size else None
+
+
+def board_temperature_c(sample, profile=None) -> float:
+    """The board's own temperature as it reports it: its bleed-resistor / board NTC, else its
+    FET NTC, else the cell temperature (:func:`cell_temperature_c`), °C."""
+    for role in ("bleed_resistor", "fet"):
+        t = temperatures_of(sample, profile, role)
+        if t.size:
+            return float(np.max(t))
+    return cell_temperature_c(sample, profile)
 
 
 def top_of_charge_v(profile, link, margin_mv: float | None = None) -> float:
@@ -92,7 +138,7 @@ def top_of_charge_v(profile, link, margin_mv: float | None = None) -> float:
     """
     if margin_mv is None:
         margin_mv = 4.0 * profile.sampling.accuracy_mv
-    t_cell = cell_temperature_c(link.latest())
+    t_cell = cell_temperature_c(link.latest(), profile)
     return profile.balancing.min_cell_v_at(t_cell) + margin_mv * 1e-3
 
 
@@ -334,11 +380,12 @@ def current_u_a(i_a) -> np.ndarray:
 
 
 def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 300.0, settle_c: float = 0.3,
-         timeout_s: float = 6 * 3600.0) -> float:
+         timeout_s: float = 6 * 3600.0, profile=None) -> float:
     """Chamber to ``celsius``, wait until stable, then until the board's own temperature
-    reading ``reading(sample)`` (default: mean cell NTC) settles: change < ``settle_c`` over
-    ``dwell_s``. Returns that reading, °C (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s)."""
-    reading = reading or cell_temperature_c
+    reading ``reading(sample)`` (default: mean cell NTC, by the ``profile``'s temperature
+    roles) settles: change < ``settle_c`` over ``dwell_s``. Returns that reading, °C
+    (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s)."""
+    reading = reading or (lambda s: cell_temperature_c(s, profile))
     chamber.set_temperature(celsius)
     chamber.wait_stable(tolerance_c=1.0, dwell_s=min(dwell_s, 120.0), timeout_s=timeout_s)
     seen = {"prev": reading(link.latest())}
@@ -356,7 +403,9 @@ def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 30
     return seen["newest"]
 
 
-def soak_board(chamber, link, clock, celsius: float) -> float:
-    """Soak for the board's electronics (the AFE): with no balancing, the bleed-resistor NTC
-    sits on the board and tracks its temperature; wait until it settles (tau ~ minutes)."""
-    return soak(chamber, link, clock, celsius, reading=bleed_ntc_c, dwell_s=120.0, settle_c=0.2)
+def soak_board(chamber, link, clock, celsius: float, profile=None) -> float:
+    """Soak for the board's electronics (the AFE): with no balancing, the bleed-resistor /
+    board NTC sits on the board and tracks its temperature (:func:`board_temperature_c`);
+    wait until it settles (tau ~ minutes). °C."""
+    return soak(chamber, link, clock, celsius, reading=lambda s: board_temperature_c(s, profile), dwell_s=120.0,
+                settle_c=0.2)

@@ -59,6 +59,7 @@ def test_sampling_noise(profile, emulator, clock, link, daq, measure):
 
 
 @pytest.mark.requirement("ACC-002")
+@pytest.mark.reports("balancing")
 @pytest.mark.needs("noise_injection")
 def test_balancing_noise_immunity(profile, emulator, clock, link, measure):
     """One cell held exactly at the start delta above the others (top of charge), with noise,

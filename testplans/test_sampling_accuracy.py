@@ -93,6 +93,6 @@ def test_sampling_accuracy_over_temperature(profile, emulator, clock, link, daq,
     hot ends of the sampling temperature range (after a soak)."""
     rows = []
     for label, temp in temperature_points(profile).items():
-        soak_board(chamber, link, clock, temp)
+        soak_board(chamber, link, clock, temp, profile)
         _sweep(profile, emulator, clock, link, daq, measure, temp, rows)
     _capture(capture, rows)

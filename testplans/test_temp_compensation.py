@@ -23,6 +23,7 @@ def chamber_points(profile) -> dict[str, float]:
 
 
 @pytest.mark.requirement("BAL-009")
+@pytest.mark.reports("balancing")
 @pytest.mark.needs("chamber")
 def test_temperature_compensation(profile, emulator, clock, link, chamber, measure):
     """Hot and cold: no balancing just below the compensated minimum, balancing just above."""
@@ -32,7 +33,7 @@ def test_temperature_compensation(profile, emulator, clock, link, chamber, measu
     delta = imbalance_mv(profile) * 1e-3
     cells = Cells(emulator, np.full(n, b.min_cell_v - 0.1))
     for label, temp in chamber_points(profile).items():
-        t_cell = soak(chamber, link, clock, temp)
+        t_cell = soak(chamber, link, clock, temp, profile=profile)
         shift_mv = abs(b.temp_comp_mv_per_c * (t_cell - 25.0))
         margin_mv = max(0.5 * shift_mv, 0.5 * profile.sampling.accuracy_mv)
         v_min = b.min_cell_v_at(t_cell)

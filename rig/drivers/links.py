@@ -94,6 +94,13 @@ class _LinkDriverBase(Driver, BmsLink):
     def n_cells(self):
         return self._get().n_cells
 
+    @property
+    def reports(self):
+        """What the board reports over the open link (:class:`rig.links.base.Capabilities`)."""
+        from ..links.base import Capabilities
+
+        return getattr(self._get(), "reports", None) or Capabilities.everything()
+
     def identity(self):
         return self._get().identity()
 

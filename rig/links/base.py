@@ -47,6 +47,71 @@ class LinkSample(BmsSample):
     state: str | None = None
 
 
+# --------------------------------------------------------------------------- capabilities
+
+#: quantity -> (what it is, in words; the map key that states where the board reports it)
+QUANTITIES: dict[str, tuple[str, str]] = {
+    "cell_voltages": ("its cell voltages", "cells.voltage"),
+    "temperatures": ("any temperature", "temperatures"),
+    "balancing": ("its balancing mask", "cells.balancing"),
+    "hvc": ("its HVC flag", "flags.hvc"),
+    "lvc": ("its LVC flag", "flags.lvc"),
+    "ot": ("its over-temperature flag", "flags.ot"),
+    "ut": ("its under-temperature flag", "flags.ut"),
+    "charge_fet": ("its charge FET state", "fets.charge"),
+    "discharge_fet": ("its discharge FET state", "fets.discharge"),
+    "pack_v": ("its pack voltage", "pack.voltage"),
+    "pack_a": ("its pack current", "pack.current"),
+    "state": ("its state", "state"),
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a board reports over its link, derived from its map (CAN signal map or Modbus
+    register map): the quantities the map says where to find. A quantity not mapped reads
+    as its default in every :class:`BmsSample` (0 V, no balancing, flag clear, FET open),
+    which is no evidence: a plan step that needs it is *not applicable* (not verified).
+
+    ``quantities``: names from :data:`QUANTITIES` that are mapped; ``n_temperatures``: how
+    many temperatures a sample carries (in map order); ``identity``: the identity fields
+    mapped (``serial``, ``hw_revision``, ``fw_version``); ``map_kind``/``map_file``: the map
+    they come from (for the reason text).
+    """
+
+    quantities: frozenset = frozenset()
+    n_temperatures: int = 0
+    identity: frozenset = frozenset()
+    map_kind: str = "map"
+    map_file: str = ""
+
+    @classmethod
+    def everything(cls, n_temperatures: int = 0) -> "Capabilities":
+        """A link that reports every quantity (the default for a link that does not say)."""
+        return cls(frozenset(QUANTITIES), n_temperatures, frozenset({"serial", "hw_revision", "fw_version"}))
+
+    def has(self, quantity: str) -> bool:
+        """True when the board reports ``quantity`` (a :data:`QUANTITIES` name)."""
+        if quantity not in QUANTITIES:
+            raise KeyError(f"unknown reported quantity {quantity!r}; use one of {', '.join(QUANTITIES)}")
+        return quantity in self.quantities
+
+    def missing(self, *quantities: str) -> list[str]:
+        """The ``quantities`` the board does not report, in the order given."""
+        return [q for q in quantities if not self.has(q)]
+
+    def reason(self, *quantities: str) -> str | None:
+        """``"not verified: the board does not report its balancing mask (signal map
+        reference-bms-can.yaml has no `cells.balancing`)"``, or None when all are reported."""
+        gone = self.missing(*quantities)
+        if not gone:
+            return None
+        what = " or ".join(QUANTITIES[q][0] for q in gone)
+        keys = ", ".join(f"`{QUANTITIES[q][1]}`" for q in gone)
+        where = f"{self.map_kind} {self.map_file}".strip() if self.map_file else self.map_kind
+        return f"not verified: the board does not report {what} ({where} has no {keys})"
+
+
 # --------------------------------------------------------------------------- units
 
 # quantity -> unit -> (factor, offset): SI = value * factor + offset
@@ -295,6 +360,13 @@ class LinkBase(BmsLink):
                 raise WaitTimeout(what, timeout, describe_sample(newest))
             clock.sleep(min(poll, timeout - waited))
             self._refresh()
+
+    @property
+    def reports(self) -> Capabilities:
+        """What the board reports over this link (:class:`Capabilities`), from its map."""
+        plan = getattr(self, "plan", None)
+        caps = getattr(plan, "capabilities", None)
+        return caps() if callable(caps) else Capabilities.everything()
 
     def identity(self) -> DutIdentity:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .base import format_fields, load_yaml_mapping, unit_factor, validate_model
+from .base import Capabilities, format_fields, load_yaml_mapping, unit_factor, validate_model
 from .register_map_schema import (  # noqa: F401  (re-exported)
     WORDS,
     MAX_READ,
@@ -114,6 +114,18 @@ class RegisterPlan:
     state: tuple[int, dict[int, str]] | None
     identity: dict[str, tuple[list[tuple[str, Field_]], str | None] | None]
     image_size: int  # 1 + highest address used
+
+    def capabilities(self) -> Capabilities:
+        """What the board reports: the quantities this map says where to find."""
+        q = {"cell_voltages"} if self.cell_v.addresses else set()
+        q |= {"temperatures"} if self.temps else set()
+        q |= {"balancing"} if self.balancing is not None else set()
+        q |= {k for k, v in self.flags.items() if v is not None}
+        q |= {f"{k}_fet" for k, v in self.fets.items() if v is not None}
+        q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state)) if v is not None}
+        n_t = sum(len(f.addresses) for f in self.temps)
+        return Capabilities(frozenset(q), n_t, frozenset(k for k, v in self.identity.items() if v),
+                            "register map", self.path.name)
 
     # ------------------------------------------------------------- decode
     def _values(self, regs: dict[int, int], f: Field_) -> np.ndarray:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
-from .base import SI_UNIT, UNITS, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
+from .base import SI_UNIT, UNITS, Capabilities, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
 from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
 from .signal_map_schema import (  # noqa: F401  (re-exported)
     Balancing,
@@ -128,6 +128,17 @@ class CanPlan:
     message_names: dict[int, str] = field(default_factory=dict)
     #: reservations about the DBC (e.g. overlapping signals loaded non-strictly)
     dbc_warnings: list[str] = field(default_factory=list)
+
+    def capabilities(self) -> Capabilities:
+        """What the board reports: the quantities this map says where to find."""
+        q = {"cell_voltages"} if self.cell_v.slots else set()
+        q |= {"temperatures"} if self.temps.slots else set()
+        q |= {"balancing"} if (self.balancing_mask or self.balancing_bits) else set()
+        q |= {k for k, v in self.flags.items() if v is not None}
+        q |= {f"{k}_fet" for k, v in self.fets.items() if v is not None}
+        q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state_slot)) if v is not None}
+        return Capabilities(frozenset(q), len(self.temps.slots), frozenset(k for k, v in self.identity.items() if v),
+                            "signal map", self.map_path.name)
 
     def describe_slots(self, slots: list[int], limit: int = 6) -> str:
         """``BMS_CellVoltages: Cell17_Voltage, Cell18_Voltage (+4 more)`` per message."""
