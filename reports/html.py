@@ -217,7 +217,7 @@ def _deviations(summary: RecordSummary, instruments: list[dict], ctx: dict) -> l
 
 def _plots_for(t: TestRecord, summary: RecordSummary, profile: dict, ids) -> list[dict]:
     out = []
-    acc = plots._profile_get(profile, "sampling", "accuracy_mv")
+    acc = plots.profile_get(profile, "sampling", "accuracy_mv")
     if has_measurement_plot(t.measurements):
         prefix = f"plot{next(ids)}"
         svg = plots.safe_svg(lambda: plots.sampling_error_svg(t.measurements, None if acc is None else float(acc), prefix) or "",

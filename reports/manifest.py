@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from rig.record import utc_now_iso
+from rig.runfolder import write_json_atomic
 
 MANIFEST_FILE = "manifest.json"
 SIG_FILE = "manifest.sig"
@@ -56,15 +57,7 @@ def write_manifest(run_dir: Path, run_id: str | None = None, generator: str | No
         "algorithm": "sha256",
         "files": entries,
     }
-    target = run_dir / MANIFEST_FILE
-    tmp = run_dir / (MANIFEST_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+    return write_json_atomic(run_dir / MANIFEST_FILE, doc)
 
 
 def _escapes(root: Path, rel: object) -> str | None:

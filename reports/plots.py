@@ -137,7 +137,7 @@ def _num(cols: dict, key: str) -> np.ndarray | None:
     return a.astype(float) if a.dtype.kind in "fiub" else None
 
 
-def _profile_get(profile: dict | None, *path, default=None):
+def profile_get(profile: dict | None, *path, default=None):
     cur: Any = profile or {}
     for p in path:
         if not isinstance(cur, dict) or p not in cur:
@@ -195,7 +195,7 @@ def plot_balancing_convergence(cols: dict, units: dict, meta: dict, profile: dic
         td, dd = decimate(tt, delta * scale)
         ax2.plot(td, dd, color="#333333", lw=1.0, label="Vmax − Vmin")
         for key, label, style in (("start_delta_mv", "start delta", "--"), ("stop_delta_mv", "stop delta", ":")):
-            mv = meta.get(key, _profile_get(profile, "balancing", key))
+            mv = meta.get(key, profile_get(profile, "balancing", key))
             if mv is not None and unit == "mV":
                 ax2.axhline(float(mv), color=FAIL_COLOR if key == "start_delta_mv" else PASS_COLOR, ls=style, lw=0.9,
                             label=f"{label} {float(mv):g} mV")
@@ -213,7 +213,7 @@ def cutoff_title(name: str, meta: dict, profile: dict | None) -> str:
     lat = meta.get("latency_s")
     if lat is not None:
         text = fmt_value_u(lat, meta.get("latency_u_s"))[0] if meta.get("latency_u_s") else f"{float(lat):.3f}"
-        lim = _profile_get(profile, "protection", name.lower(), "latency_max_s")
+        lim = profile_get(profile, "protection", name.lower(), "latency_max_s")
         title += f" — latency {text} s" + (f" (limit ≤ {fmt_plain(lim)} s)" if lim is not None else "")
     return title
 
@@ -229,7 +229,7 @@ def plot_cutoff_timing(cols: dict, units: dict, meta: dict, profile: dict | None
     if threshold is None and thr_col is not None and len(thr_col):
         threshold = float(np.nanmedian(thr_col))
     if threshold is None:
-        threshold = _profile_get(profile, "protection", "hvc" if hvc else "lvc", "threshold_v")
+        threshold = profile_get(profile, "protection", "hvc" if hvc else "lvc", "threshold_v")
     fet_key = next((k for k in (("charge_fet", "discharge_fet") if hvc else ("discharge_fet", "charge_fet")) if k in cols), None)
     fet = _num(cols, fet_key) if fet_key else None
     flag = _num(cols, "flag")
@@ -306,7 +306,7 @@ def plot_derating(cols: dict, units: dict, meta: dict, profile: dict | None) -> 
     duty = _num(cols, "duty")
     expected = _num(cols, "expected_duty")
     fig, ax = _figure(2.9)
-    der = _profile_get(profile, "balancing", "derating") or {}
+    der = profile_get(profile, "balancing", "derating") or {}
     start, zero = der.get("start_c", meta.get("start_c")), der.get("zero_c", meta.get("zero_c"))
     tol = der.get("duty_tolerance", meta.get("duty_tolerance"))
     lo_t = float(np.nanmin(temp)) if temp is not None and len(temp) else 20.0
@@ -458,7 +458,7 @@ def capture_figure(kind: str | None, name: str, cols: dict, units: dict, meta: d
             for i in range(len(cell)):
                 rows.append({"cell": cell[i], "temp_c": None if temp is None else float(temp[i]),
                              "error_v": float(err[i]), "u_v": 0.0 if u is None else float(u[i]), "verdict": None})
-        acc = meta.get("accuracy_mv", _profile_get(profile, "sampling", "accuracy_mv"))
+        acc = meta.get("accuracy_mv", profile_get(profile, "sampling", "accuracy_mv"))
         return plot_sampling_error(rows, None if acc is None else float(acc), title=f"Sampling error: {name}")
     return plot_generic(cols, units, f"{name} ({kind})" if kind else name)
 

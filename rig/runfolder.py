@@ -94,3 +94,18 @@ def claim_run_dir(run_dir: Path | str, run_id: str, key: str = "--out") -> Path:
         except OSError:
             pass
     return run_dir
+
+
+def write_json_atomic(path: Path | str, doc) -> Path:
+    """Write ``doc`` as indented JSON to ``path`` so that a reader sees the old file or the
+    whole new one, never a part: a temporary file beside it, flushed to disk, then renamed."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    return target
+

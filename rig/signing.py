@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .runfolder import write_json_atomic
 
 SIG_FILE = "manifest.sig"
 SIGNED_FILE = "manifest.json"
@@ -112,15 +113,7 @@ def sign_manifest(run_dir: str | Path, signer: Signer) -> Path:
         "fingerprint": signer.fingerprint,
         "signature": base64.b64encode(signer.private_key.sign(data)).decode("ascii"),
     }
-    target = run_dir / SIG_FILE
-    tmp = run_dir / (SIG_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+    return write_json_atomic(run_dir / SIG_FILE, doc)
 
 
 def load_public_key(path: str | Path):

@@ -51,7 +51,6 @@ KNOWN_CYCLES: dict[str, str] = {
 KNOWN_LONG: dict[str, str] = {
 }
 KNOWN_PRIVATE: dict[str, str] = {
-    "reports.html": "plots._profile_get",
 }
 
 
