@@ -155,6 +155,70 @@ class _PtyServer:
         raise NotImplementedError
 
 
+class _TcpServer:
+    """Serves one TCP connection at a time on 127.0.0.1 from a daemon thread; ``.port`` is
+    the TCP port. Subclasses answer through :meth:`handle` (as :class:`_PtyServer`) and may
+    reset per-connection state in :meth:`connected`."""
+
+    def _init_tcp(self):
+        self._sock: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    def start(self):
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name=f"{type(self).__name__} {self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Close the listener and the connection being served (the controller goes away)."""
+        sock, self._sock = self._sock, None
+        for s in (sock, self._conn):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+        if sock is not None:
+            self._thread.join(2.0)
+
+    def connected(self) -> None:
+        """A client connected (reset per-connection state)."""
+
+    def _serve(self):
+        while self._sock is not None:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connected()
+            self._conn = conn
+            with conn:
+                buf = b""
+                while self._sock is not None:
+                    try:
+                        data = conn.recv(1024)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    buf += data
+                    while buf:
+                        used, reply = self.handle(buf)
+                        if used == 0:
+                            break
+                        buf = buf[used:]
+                        if reply:
+                            conn.sendall(reply)
+
+    def handle(self, buf: bytes) -> tuple[int, bytes | None]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- Watlow F4
 
 
@@ -305,7 +369,7 @@ class EZZoneSim(_PtyServer, Thermal):
 # ----------------------------------------------------------------------------- Espec P-300
 
 
-class EspecSim(Thermal):
+class EspecSim(_TcpServer, Thermal):
     """An Espec P-300 (or SCP-220) chamber on TCP: one client at a time, CR LF lines."""
 
     def __init__(self, pv_c=25.0, sp_c=25.0, default_ramp_c_per_min=2.0, rom="P3-V1.05", controller="P300",
@@ -315,51 +379,14 @@ class EspecSim(Thermal):
         self.upper, self.lower = upper_c, lower_c
         self.mode = "STANDBY"
         self.received: list[str] = []
-        self._sock: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
+        self._init_tcp()
 
-    def start(self):
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="espec-sim", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Close the listener and the connection being served (the controller goes away)."""
-        for s in (self._sock, self._conn):
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-        if self._sock is not None:
-            self._sock = None
-            self._thread.join(2.0)
-
-    def _serve(self):
-        while self._sock is not None:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self._conn = conn
-            with conn:
-                buf = b""
-                while True:
-                    try:
-                        data = conn.recv(1024)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    buf += data
-                    while b"\r\n" in buf:
-                        line, buf = buf.split(b"\r\n", 1)
-                        conn.sendall(self.answer(line.decode("ascii")).encode("ascii") + b"\r\n")
+    def handle(self, buf: bytes):
+        """One CR LF terminated command line -> its answer line."""
+        if b"\r\n" not in buf:
+            return 0, None
+        line = buf.split(b"\r\n", 1)[0]
+        return len(line) + 2, self.answer(line.decode("ascii")).encode("ascii") + b"\r\n"
 
     def answer(self, cmd: str) -> str:
         self.received.append(cmd)
@@ -417,7 +444,7 @@ class EspecSerialSim(_PtyServer):
 # ----------------------------------------------------------------------------- Watlow F4T
 
 
-class F4TSim(Thermal):
+class F4TSim(_TcpServer, Thermal):
     """A Watlow F4T on Modbus TCP (127.0.0.1, an ephemeral port): frames decoded and built by
     pymodbus's ``FramerSocket``; holding registers of control loop 1 as the F4T documents them
     (floats in two registers, low word first): constant set point 2782, current set point 2810,
@@ -430,61 +457,23 @@ class F4TSim(Thermal):
         self.address, self.range_c = address, range_c
         self.mode = 62  # off until a set point switches the loop to auto
         self.received: list[tuple[int, int]] = []  # (function code, address) of every request
-        self._sock: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
+        self._init_tcp()
+        self._framer = None
 
-    def start(self):
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="f4t-sim", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Close the listener and the connection being served (the controller goes away)."""
-        sock, self._sock = self._sock, None
-        for s in (sock, self._conn):
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-        if sock is not None:
-            self._thread.join(2.0)
-
-    def _serve(self):
+    def connected(self) -> None:
         from pymodbus.framer import FramerSocket
         from pymodbus.pdu import DecodePDU
 
-        while self._sock is not None:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            framer = FramerSocket(DecodePDU(is_server=True))
-            self._conn = conn
-            with conn:
-                buf = b""
-                while self._sock is not None:
-                    try:
-                        data = conn.recv(1024)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    buf += data
-                    while buf:
-                        used, pdu = framer.handleFrame(buf, 0, 0)
-                        if used == 0:
-                            break
-                        buf = buf[used:]
-                        if pdu is not None:
-                            reply = self.handle(pdu)
-                            reply.transaction_id = pdu.transaction_id
-                            conn.sendall(framer.buildFrame(reply))
+        self._framer = FramerSocket(DecodePDU(is_server=True))
+
+    def handle(self, buf: bytes):
+        """One Modbus TCP frame -> its reply frame (pymodbus's own framing)."""
+        used, pdu = self._framer.handleFrame(buf, 0, 0)
+        if used == 0 or pdu is None:
+            return used, None
+        reply = self.handle_pdu(pdu)
+        reply.transaction_id = pdu.transaction_id
+        return used, self._framer.buildFrame(reply)
 
     @staticmethod
     def _f(value):
@@ -498,7 +487,7 @@ class F4TSim(Thermal):
             regs[base], regs[base + 1] = self._f(value)
         return regs
 
-    def handle(self, pdu):
+    def handle_pdu(self, pdu):
         from pymodbus.pdu import ExceptionResponse
         from pymodbus.pdu.register_message import (ReadHoldingRegistersResponse, WriteMultipleRegistersResponse,
                                                    WriteSingleRegisterResponse)
