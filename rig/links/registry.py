@@ -14,7 +14,7 @@ A :class:`LinkKind` gathers everything one way of talking to a board needs:
 - ``bench(profile, name)`` — the virtual bench's counterpart (the simulated board's side,
   see :class:`BenchCounterpart`).
 
-Lookup: the :data:`BUILTIN` table (``can``, ``modbus``), then the entry points of group
+Lookup: the :data:`BUILTIN` table (``can``, ``modbus``, ``jbd``, ``daly``), then the entry points of group
 ``bmsrig.links`` (``[project.entry-points."bmsrig.links"] uart_text = "pkg.module:KIND"``). A
 built-in name always resolves to the built-in module. An unknown kind, or an entry point
 that does not load or is not a LinkKind, is a :class:`~rig.errors.ConfigError`.
@@ -37,6 +37,8 @@ GROUP = "bmsrig.links"
 BUILTIN: dict[str, str] = {
     "can": "rig.links.kinds.can:KIND",
     "modbus": "rig.links.kinds.modbus:KIND",
+    "jbd": "rig.links.kinds.jbd:KIND",
+    "daly": "rig.links.kinds.daly:KIND",
 }
 """Built-in kinds, name -> ``module:attribute`` (also declared as entry points in pyproject)."""
 

@@ -1,0 +1,106 @@
+"""Link kind ``jbd``: the JBD / Xiaoxiang BMS UART protocol (``DD ... 77`` frames), polled.
+
+Profile section::
+
+    link:
+      kind: jbd
+      baudrate: 9600            # bit/s, 8N1 (JBD default 9600)
+      ntc_count: 2              # NTCs the board reports in register 0x03 (checked on every reply)
+      flags: {hvc: [0], lvc: [1], ot: [4, 6], ut: [5, 7]}   # protection bits ORed per flag
+      serial: barcode           # none | barcode (EEPROM 0xA2) | serial_num (EEPROM 0x16)
+      unreported: []            # quantities the board's firmware leaves empty (not verified)
+      response_timeout_s: 0.5   # wall-clock wait for one reply, s
+      retries: 2                # extra polls `latest` tries, s
+      poll_s: 0.25
+      timeout_s: 2.0
+
+Protocol: :mod:`rig.links.jbd_protocol` (sources cited there). Host side
+:class:`~rig.links.jbd_link.JbdBmsLink` on a tty (``RawSerialPort``, or an exported tty,
+``NetworkSerialPort``); bench side :class:`~rig.sim.jbd_slave.JbdSlave` on a pty.
+What the board reports (:class:`~rig.links.base.Capabilities`): cell voltages, NTC
+temperatures, balance bits, protection flags, FETs, pack V/A — no board state; the profile's
+``temperatures:`` roles say which NTC measures what (a JBD board has no bleed-resistor NTC).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ...yamlio import KeyedValueError as _Bad
+from ..base import QUANTITIES
+from ..jbd_link import DEFAULT_FLAG_BITS, JbdBmsLink
+from ..registry import Endpoint, LinkKind, LinkSettings
+
+FLAG_NAMES = ("hvc", "lvc", "ot", "ut")
+
+
+def check_flag_bits(value: dict, width: int) -> dict:
+    """``{flag: [bit, ...]}``: known flags, bits inside the ``width``-bit status field."""
+    for name, bits in value.items():
+        if name not in FLAG_NAMES:
+            raise _Bad(f"flags.{name}", f"unknown flag {name!r}; use {', '.join(FLAG_NAMES)}")
+        for b in bits:
+            if not 0 <= b < width:
+                raise _Bad(f"flags.{name}", f"bit {b} is outside the {width}-bit protection status (0..{width - 1})")
+    return value
+
+
+def check_unreported(value: list) -> list:
+    """Names of :data:`rig.links.base.QUANTITIES`."""
+    for q in value:
+        if q not in QUANTITIES:
+            raise _Bad("unreported", f"unknown quantity {q!r}; use one of {', '.join(QUANTITIES)}")
+    return value
+
+
+class JbdSettings(LinkSettings):
+    """``link:`` of a JBD board (baud rate bit/s, times s)."""
+
+    kind: Literal["jbd"]
+    baudrate: int = Field(9600, gt=0, le=1_000_000, description="UART baud rate, bit/s (8N1)")
+    ntc_count: int = Field(ge=0, le=8, description="NTCs the board reports in register 0x03")
+    flags: dict[str, list[int]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_FLAG_BITS.items()},
+                                        description="protection-status bits ORed into each flag")
+    serial: Literal["none", "barcode", "serial_num"] = "none"
+    unreported: list[str] = Field(default_factory=list, description="quantities the board leaves empty")
+    response_timeout_s: float = Field(0.5, gt=0, le=10, description="wait for one reply, s")
+    retries: int = Field(2, ge=0, le=10)
+
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, value):
+        return check_flag_bits(value, 16)
+
+    @field_validator("unreported")
+    @classmethod
+    def _unreported(cls, value):
+        return check_unreported(value)
+
+
+def open_link(profile, endpoint: Endpoint, clock) -> JbdBmsLink:
+    """Open the tty or pyserial URL ``endpoint.address`` and the JBD link over it (LinkFault if it cannot)."""
+    link = profile.link
+    return JbdBmsLink(
+        name=f"JBD {endpoint.address}", port=endpoint.address, n_cells=profile.cells, clock=clock,
+        ntc_count=link.ntc_count, baudrate=endpoint.speed or link.baudrate,
+        flags={k: tuple(v) for k, v in link.flags.items()}, serial=link.serial, unreported=link.unreported,
+        timeout_s=link.timeout_s, poll_s=link.poll_s, response_timeout_s=link.response_timeout_s,
+        retries=link.retries,
+    )
+
+
+def bench(profile, name: str):
+    """The simulated board's JBD UART on a fresh pty (``name`` is not needed: the pty is unique)."""
+    from ...sim.jbd_slave import JbdSlave
+
+    link = profile.link
+    return JbdSlave(profile.cells, link.ntc_count, {k: tuple(v) for k, v in link.flags.items()},
+                    profile.capacity_ah).start()
+
+
+KIND = LinkKind(
+    name="jbd", settings=JbdSettings, link_class=JbdBmsLink, open=open_link, bench=bench,
+    ports=("RawSerialPort", "NetworkSerialPort"), description="JBD BMS UART protocol (DD ... 77 frames), polled",
+)

@@ -1,0 +1,175 @@
+"""A board that answers only when asked over a UART: the host polls it, request by request.
+
+Shared by the serial protocol kinds (JBD, Daly ...): :class:`PolledSerialLink` opens the tty
+(or a pyserial URL: ``rfc2217://``, ``socket://``, an exported tty) with pyserial, sends a
+request, reads the reply with a wall-clock deadline (``response_timeout_s``, s) and hands the
+bytes to the protocol module, which checks framing and checksum. One poll is one sample
+stamped ``clock.now()`` (rig time, s).
+
+Errors: a reply that does not come in time, a bad checksum, a garbled or refused reply is a
+:class:`FrameError`. Inside a poll it is a *counted link error* (:attr:`errors`,
+:attr:`error_counts` by kind, :attr:`last_error`): the poll yields no sample and the next one
+tries again. A board silent for longer than the link timeout is a
+:class:`~rig.errors.LinkFault` through :class:`~rig.links.base.LinkBase` (``wait_for`` and the
+coverage check of ``history``), whose message names the errors counted. :meth:`latest` tries
+``retries + 1`` polls and raises LinkFault naming the last error when none succeeds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Callable
+
+from ..errors import LinkFault
+from .base import HISTORY_LEN, LinkBase, LinkSample
+
+
+class FrameError(Exception):
+    """A failed exchange: ``kind`` is ``timeout``, ``checksum``, ``framing``, ``refused`` or
+    ``content`` (the reply parsed but does not fit the board: wrong cell count ...)."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class ByteReader:
+    """Reads a reply from a pyserial port against one deadline (time.monotonic, s); one read
+    blocks at most the port's own timeout (the response timeout) past it."""
+
+    def __init__(self, port, deadline: float, what: str):
+        self._port = port
+        self.deadline = deadline
+        self.what = what
+        self.received = bytearray()
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or FrameError ``timeout`` naming what arrived so far."""
+        out = bytearray()
+        while len(out) < n:
+            if time.monotonic() >= self.deadline:
+                break
+            chunk = self._port.read(n - len(out))
+            out += chunk
+        self.received += out
+        if len(out) < n:
+            got = bytes(self.received[-32:]).hex(" ") or "nothing"
+            raise FrameError("timeout", f"{self.what}: reply incomplete after the response timeout "
+                                        f"({len(self.received)} bytes: {got})")
+        return bytes(out)
+
+    def sync(self, start: int, limit: int = 256) -> None:
+        """Skip bytes until ``start`` (a frame's start byte); FrameError after ``limit`` others."""
+        for _ in range(limit):
+            if self.read(1)[0] == start:
+                return
+        raise FrameError("framing", f"{self.what}: no start byte 0x{start:02X} in {limit} bytes")
+
+
+class PolledSerialLink(LinkBase):
+    """Host side of a polled UART board. Subclasses implement :meth:`read_sample` (one poll's
+    exchanges through :meth:`exchange`, decoded into a :class:`LinkSample`) and
+    :meth:`identity`, and set :attr:`capabilities` (what the board reports).
+
+    - ``port``: tty path or pyserial URL; ``baudrate``: bit/s (8N1)
+    - ``timeout_s``: link timeout, s (no sample for this long is a LinkFault)
+    - ``poll_s``: rig time between listener polls, s
+    - ``response_timeout_s``: wall-clock wait for one reply, s; ``retries``: extra polls
+      :meth:`latest` tries before it gives up
+    """
+
+    def __init__(self, name: str, port: str, n_cells: int, clock, *, baudrate: int, timeout_s: float,
+                 poll_s: float, response_timeout_s: float = 0.5, retries: int = 2,
+                 history_len: int = HISTORY_LEN):
+        super().__init__(name, n_cells, clock, timeout_s, poll_s, history_len)
+        import serial
+
+        self.port = str(port)
+        self.baudrate = int(baudrate)
+        self.response_timeout_s = float(response_timeout_s)
+        self.retries = int(retries)
+        self.transactions = 0
+        self.errors = 0
+        self.error_counts: Counter = Counter()
+        self.last_error = ""
+        self._last_poll_t: float | None = None
+        try:
+            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, bytesize=8, parity="N",
+                                                 stopbits=1, timeout=self.response_timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkFault(self.name, f"cannot open serial port {self.port} at {self.baudrate} baud: {exc}") from None
+
+    # ----------------------------------------------------------------- exchanges
+    def exchange(self, request: bytes, read_reply: Callable[[ByteReader], object], what: str):
+        """Send ``request`` and parse the reply with ``read_reply(reader)`` (FrameError on failure).
+
+        Bytes left over from an earlier reply (a late frame) are dropped first."""
+        import serial
+
+        self.transactions += 1
+        try:
+            self._serial.reset_input_buffer()
+            self._serial.write(request)
+            self._serial.flush()
+            reader = ByteReader(self._serial, time.monotonic() + self.response_timeout_s, what)
+            return read_reply(reader)
+        except (serial.SerialException, OSError) as exc:
+            raise FrameError("timeout", f"{what}: serial port error: {exc}") from None
+
+    def count_error(self, err: FrameError) -> None:
+        """Count a failed exchange (kind and text kept for the fault message)."""
+        self.errors += 1
+        self.error_counts[err.kind] += 1
+        self.last_error = str(err)
+
+    def read_sample(self, t: float) -> LinkSample:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- polling
+    def poll(self) -> LinkSample | None:
+        """One poll now: the sample (appended to the history), or None after a counted error."""
+        t = self.clock.now()
+        self._last_poll_t = t
+        try:
+            s = self.read_sample(t)
+        except FrameError as err:
+            self.count_error(err)
+            return None
+        self._history.append(s)
+        return s
+
+    def latest(self) -> LinkSample:
+        """Poll the board (up to ``retries + 1`` times); LinkFault naming the last error if none answers."""
+        for _ in range(self.retries + 1):
+            s = self.poll()
+            if s is not None:
+                return s
+        raise LinkFault(self.name, f"no valid reply in {self.retries + 1} polls; {self._silence_detail()}")
+
+    def _refresh(self) -> None:
+        if self._last_poll_t is None or self.clock.now() > self._last_poll_t:
+            self.poll()
+
+    def _on_clock(self, now: float) -> None:
+        if self._last_poll_t is None or now - self._last_poll_t >= self.poll_s:
+            self.poll()
+
+    def _silence_detail(self) -> str:
+        if not self.errors:
+            return f"{self.transactions} requests on {self.port}, no link error"
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.error_counts.items()))
+        s = "" if self.errors == 1 else "s"
+        return f"{self.errors} link error{s} on {self.port} ({kinds}); last: {self.last_error}"
+
+    @property
+    def reports(self):
+        """What the board reports (:class:`rig.links.base.Capabilities`)."""
+        return self.capabilities
+
+    def close(self) -> None:
+        super().close()
+        ser, self._serial = getattr(self, "_serial", None), None
+        if ser is not None:
+            ser.close()
