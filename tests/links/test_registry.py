@@ -45,8 +45,8 @@ def _patch_entry_points(monkeypatch, **eps: str) -> None:
 
 def test_builtin_kinds_resolve_without_entry_points(monkeypatch):
     _patch_entry_points(monkeypatch)  # nothing installed: the built-in table alone
-    assert registry.known_kinds() == ["can", "modbus"]
-    for name in ("can", "modbus"):
+    assert registry.known_kinds() == ["can", "modbus", "jbd", "daly"]
+    for name in ("can", "modbus", "jbd", "daly"):
         kind = registry.get_kind(name)
         assert kind.name == name and issubclass(kind.settings, registry.LinkSettings)
     assert registry.get_kind("can").ports == ("CANPort",)
@@ -70,14 +70,14 @@ def test_unknown_kind_names_profile_key_and_known_kinds(tmp_path, monkeypatch):
         load_profile(path)
     e = ei.value
     assert e.file == str(path) and e.key == "link.kind"
-    assert "unknown link kind 'lin'" in e.problem and "'can' or 'modbus'" in e.problem
+    assert "unknown link kind 'lin'" in e.problem and "'can', 'modbus', 'jbd' or 'daly'" in e.problem
 
 
 def test_an_installed_kind_is_listed_among_the_known(tmp_path, monkeypatch):
     _patch_entry_points(monkeypatch, toy="tests.links.toy_link:KIND")
     with pytest.raises(ConfigError) as ei:
         registry.get_kind("lin", "board.yaml")
-    assert ei.value.key == "link.kind" and "'can', 'modbus' or 'toy'" in ei.value.problem
+    assert ei.value.key == "link.kind" and "'can', 'modbus', 'jbd', 'daly' or 'toy'" in ei.value.problem
 
 
 @pytest.mark.parametrize("value, problem", [

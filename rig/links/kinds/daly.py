@@ -28,7 +28,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ...yamlio import KeyedValueError as _Bad
 from ..daly_link import DEFAULT_DATA_IDS, DEFAULT_FLAG_BITS, POLLABLE, DalyBmsLink
 from ..registry import Endpoint, LinkKind, LinkSettings
 from .jbd import check_flag_bits, check_unreported
@@ -55,11 +54,11 @@ class DalySettings(LinkSettings):
         known = ", ".join(f"0x{i:02X}" for i in POLLABLE)
         for i in value:
             if i not in POLLABLE:
-                raise _Bad("data_ids", f"0x{i:02X} is not a data id the link polls; use {known}")
+                raise ValueError(f"0x{i:02X} is not a data id the link polls; use {known}")
         if 0x95 not in value:
-            raise _Bad("data_ids", "must include 0x95 (cell voltages)")
+            raise ValueError("must include 0x95 (cell voltages)")
         if len(set(value)) != len(value):
-            raise _Bad("data_ids", "names a data id twice")
+            raise ValueError("names a data id twice")
         return value
 
     @field_validator("flags")

@@ -40,10 +40,10 @@ def check_flag_bits(value: dict, width: int) -> dict:
     """``{flag: [bit, ...]}``: known flags, bits inside the ``width``-bit status field."""
     for name, bits in value.items():
         if name not in FLAG_NAMES:
-            raise _Bad(f"flags.{name}", f"unknown flag {name!r}; use {', '.join(FLAG_NAMES)}")
+            raise _Bad(name, f"unknown flag {name!r}; use {', '.join(FLAG_NAMES)}")
         for b in bits:
             if not 0 <= b < width:
-                raise _Bad(f"flags.{name}", f"bit {b} is outside the {width}-bit protection status (0..{width - 1})")
+                raise _Bad(name, f"bit {b} is outside the {width}-bit protection status (0..{width - 1})")
     return value
 
 
@@ -51,7 +51,7 @@ def check_unreported(value: list) -> list:
     """Names of :data:`rig.links.base.QUANTITIES`."""
     for q in value:
         if q not in QUANTITIES:
-            raise _Bad("unreported", f"unknown quantity {q!r}; use one of {', '.join(QUANTITIES)}")
+            raise ValueError(f"unknown quantity {q!r}; use one of {', '.join(QUANTITIES)}")
     return value
 
 
