@@ -234,3 +234,36 @@ def test_shipped_profiles_load_and_open_on_their_bench_counterparts(clock):
                 assert link.reports.n_temperatures == n_temps
         finally:
             port.close()
+
+
+# ---------------------------------------------------------------------------- a plan end to end
+
+
+def _run_plan(board, out, *plans):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "rig.cli", "run", "--board", str(board), "--out", str(out), *plans],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_jbd_board_runs_a_plan_and_is_identified_by_its_barcode(tmp_path):
+    proc = _run_plan(JBD_PROFILE, tmp_path / "run", "test_channel_mapping.py")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
+    assert '"serial":"JBD4S-000411"' in record and '"hw_revision":"JBD-SP04S020-4S"' in record
+    assert '"fw_version":"2.3"' in record
+
+
+@pytest.mark.slow
+def test_daly_board_is_judged_but_unidentified(tmp_path):
+    """Every test of the plan judged; no serial in the protocol: UNIDENTIFIED (exit 4), not invented."""
+    proc = _run_plan(DALY_PROFILE, tmp_path / "run", "test_channel_mapping.py")
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "passed" in proc.stdout and "failed" not in proc.stdout and "UNIDENTIFIED" in proc.stdout + proc.stderr
+    assert '"serial":""' in (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
