@@ -141,9 +141,8 @@ class DalyBmsLink(PolledSerialLink):
         from ..errors import LinkFault
 
         try:
-            self.check_counts(self.ask(daly.STATUS)[0])
+            self.check_counts(self.attempt(lambda: self.ask(daly.STATUS))[0])
         except FrameError as err:
-            self.count_error(err)
             raise LinkFault(self.name, f"identity not read: {err}") from None
         self._identity = DutIdentity(serial="", hw_revision="", fw_version="")
         return self._identity

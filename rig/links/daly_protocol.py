@@ -51,6 +51,7 @@ SOC_V_I, MINMAX_CELL, MINMAX_TEMP, MOS, STATUS, CELL_VOLTAGES, TEMPERATURES, BAL
 CURRENT_OFFSET = 30000  # 0.1 A
 TEMP_OFFSET_C = 40
 CELLS_PER_FRAME, TEMPS_PER_FRAME = 3, 7
+MAX_SKIPPED = 16  # late frames of another data id skipped while reading one reply
 STATES = {0: "rest", 1: "charge", 2: "discharge"}
 """0x93 byte 0 -> the project's state names (Daly: stationary, charge, discharge)."""
 
@@ -74,9 +75,13 @@ def encode_request(data_id: int, address: int = HOST) -> bytes:
 def read_frames(reader: ByteReader, data_id: int, count: int = 1, numbered: bool = False) -> list[bytes]:
     """Read ``count`` reply frames for ``data_id``; their 8 data bytes each.
 
-    FrameError ``timeout`` (fewer frames in time), ``checksum``, ``framing`` (address, id or
-    length wrong) or ``content`` (``numbered`` frames out of order: byte 0 must be 1, 2, ...)."""
+    A whole frame for another data id is skipped (a late frame of the previous request: Daly
+    boards send frames beyond those asked for, e.g. a second 0x96 frame for one sensor), at
+    most :data:`MAX_SKIPPED`. FrameError ``timeout`` (fewer frames in time), ``checksum``,
+    ``framing`` (address or length wrong, too many frames skipped) or ``content``
+    (``numbered`` frames out of order: byte 0 must be 1, 2, ...)."""
     out = []
+    skipped = 0
     while len(out) < count:
         reader.sync(START)
         rest = reader.read(FRAME_LEN - 1)
@@ -89,7 +94,11 @@ def read_frames(reader: ByteReader, data_id: int, count: int = 1, numbered: bool
             raise FrameError("framing", f"{reader.what}: not a reply frame (address 0x{frame[1]:02X}, length "
                                         f"{frame[3]}: {shown})")
         if frame[2] != data_id:
-            raise FrameError("framing", f"{reader.what}: reply for data id 0x{frame[2]:02X}, not 0x{data_id:02X} ({shown})")
+            skipped += 1
+            if skipped > MAX_SKIPPED:
+                raise FrameError("framing", f"{reader.what}: {skipped} frames for other data ids, last 0x{frame[2]:02X} "
+                                            f"({shown})")
+            continue
         data = frame[4:12]
         if numbered and data[0] != len(out) + 1:
             raise FrameError("content", f"{reader.what}: frame number {data[0]}, expected {len(out) + 1} ({shown})")

@@ -125,15 +125,14 @@ class JbdBmsLink(PolledSerialLink):
     def identity(self) -> DutIdentity:
         """Hardware version (0x05), software version (0x03) and the serial as configured.
 
-        A failed exchange is a LinkFault (identity is read once, not polled)."""
+        Each read is tried ``retries + 1`` times; then a LinkFault (identity is read once, not polled)."""
         from ..errors import LinkFault
 
         try:
-            hw = jbd.parse_text(self.read_register(jbd.HW_VERSION))
-            fw = jbd.parse_basic_info(self.read_register(jbd.BASIC_INFO)).fw_version
-            serial = self._serial_number()
+            hw = jbd.parse_text(self.attempt(lambda: self.read_register(jbd.HW_VERSION)))
+            fw = jbd.parse_basic_info(self.attempt(lambda: self.read_register(jbd.BASIC_INFO))).fw_version
+            serial = self.attempt(self._serial_number)
         except FrameError as err:
-            self.count_error(err)
             raise LinkFault(self.name, f"identity not read: {err}") from None
         self._identity = DutIdentity(serial=serial, hw_revision=hw, fw_version=fw)
         return self._identity

@@ -118,6 +118,18 @@ class PolledSerialLink(LinkBase):
         except (serial.SerialException, OSError) as exc:
             raise FrameError("timeout", f"{what}: serial port error: {exc}") from None
 
+    def attempt(self, action: Callable[[], object]):
+        """``action()`` up to ``retries + 1`` times; each FrameError is counted, the last one
+        raised. For reads done once (identity): a board waking from sleep may not answer
+        the first request."""
+        for k in range(self.retries + 1):
+            try:
+                return action()
+            except FrameError as err:
+                self.count_error(err)
+                if k == self.retries:
+                    raise
+
     def count_error(self, err: FrameError) -> None:
         """Count a failed exchange (kind and text kept for the fault message)."""
         self.errors += 1

@@ -267,3 +267,13 @@ def test_daly_board_is_judged_but_unidentified(tmp_path):
     assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "passed" in proc.stdout and "failed" not in proc.stdout and "UNIDENTIFIED" in proc.stdout + proc.stderr
     assert '"serial":""' in (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
+
+
+def test_identity_survives_a_board_waking_from_sleep(jbd_board, clock):
+    """The JBD protocol: "the first data packet cannot be responded to in sleep mode"."""
+    with jbd_link(jbd_board, clock, serial="barcode", retries=1) as link:
+        jbd_board.inject_corruption(1, "silent")
+        assert link.identity().serial == "REF16-000123" and link.error_counts["timeout"] == 1
+        jbd_board.muted = True
+        with pytest.raises(LinkFault, match="identity not read: timeout"):
+            link.identity()
