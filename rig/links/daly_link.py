@@ -27,8 +27,8 @@ import numpy as np
 
 from ..protocols import BmsFlags, DutIdentity
 from . import daly_protocol as daly
-from .base import HISTORY_LEN, QUANTITIES, Capabilities, LinkSample
-from .serial_poll import FrameError, PolledSerialLink
+from .base import HISTORY_LEN, QUANTITIES, LinkSample
+from .serial_poll import FrameError, PolledSerialLink, ProtocolCapabilities
 
 DEFAULT_FLAG_BITS = {"hvc": (1,), "lvc": (3,), "ot": (9, 13), "ut": (11, 15)}
 DEFAULT_DATA_IDS = (daly.SOC_V_I, daly.MOS, daly.CELL_VOLTAGES, daly.TEMPERATURES, daly.BALANCE, daly.FAILURES)
@@ -44,16 +44,20 @@ POLLABLE = {
 """Data ids a poll may ask, and the quantities each carries."""
 
 
-def capabilities(data_ids, flags: dict, temperature_count: int, unreported=()) -> Capabilities:
+def capabilities(data_ids, flags: dict, temperature_count: int, unreported=()) -> ProtocolCapabilities:
     """What a Daly board reports: the quantities of the polled data ids, less flags mapped to no
     bit and what the profile says the board leaves empty."""
-    q = {x for i in data_ids for x in POLLABLE[i]}
-    q = {x for x in q if x not in unreported and not (x in flags and not flags[x])}
+    carried = {x for q in POLLABLE.values() for x in q}
+    why = {q: "the Daly protocol has no field for it" for q in QUANTITIES if q not in carried}
+    for data_id, qs in POLLABLE.items():
+        if data_id not in data_ids:
+            why |= {x: f"link.data_ids does not ask 0x{data_id:02X}" for x in qs}
+    why |= {x: f"link.flags.{x} names no bit" for x in flags if x in carried and not flags[x] and x not in why}
+    why |= {x: "link.unreported lists it" for x in unreported}
     if temperature_count == 0:
-        q.discard("temperatures")
-    ids = ", ".join(f"0x{i:02X}" for i in data_ids)
-    return Capabilities(frozenset(q), int(temperature_count), frozenset(), "Daly protocol",
-                        f"data ids {ids} (link section of the profile)")
+        why["temperatures"] = "link.temperature_count is 0"
+    return ProtocolCapabilities(frozenset(q for q in carried if q not in why), int(temperature_count), frozenset(),
+                                "Daly protocol", "", tuple(why.items()))
 
 
 class DalyBmsLink(PolledSerialLink):

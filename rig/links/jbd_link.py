@@ -26,8 +26,8 @@ import numpy as np
 
 from ..protocols import BmsFlags, DutIdentity
 from . import jbd_protocol as jbd
-from .base import HISTORY_LEN, QUANTITIES, Capabilities, LinkSample
-from .serial_poll import FrameError, PolledSerialLink
+from .base import HISTORY_LEN, QUANTITIES, LinkSample
+from .serial_poll import FrameError, PolledSerialLink, ProtocolCapabilities
 
 DEFAULT_FLAG_BITS = {"hvc": (0,), "lvc": (1,), "ot": (4, 6), "ut": (5, 7)}
 SERIAL_SOURCES = ("none", "barcode", "serial_num")
@@ -36,15 +36,17 @@ REPORTED = ("cell_voltages", "temperatures", "balancing", "hvc", "lvc", "ot", "u
 """What the JBD telemetry registers carry (no board state: the protocol has none)."""
 
 
-def capabilities(flags: dict, ntc_count: int, unreported=(), serial: str = "none") -> Capabilities:
+def capabilities(flags: dict, ntc_count: int, unreported=(), serial: str = "none") -> ProtocolCapabilities:
     """What a JBD board reports: the protocol's quantities, less the flags mapped to no bit and
     the quantities the profile says the board leaves empty (``unreported``)."""
-    q = {x for x in REPORTED if x not in unreported and not (x in flags and not flags[x])}
+    why = {q: "the JBD protocol has no field for it" for q in QUANTITIES if q not in REPORTED}
+    why |= {x: f"link.flags.{x} names no bit" for x in flags if x in REPORTED and not flags[x]}
+    why |= {x: "link.unreported lists it" for x in unreported}
     if ntc_count == 0:
-        q.discard("temperatures")
+        why["temperatures"] = "link.ntc_count is 0"
     ident = {"hw_revision", "fw_version"} | ({"serial"} if serial != "none" else set())
-    return Capabilities(frozenset(q), int(ntc_count), frozenset(ident), "JBD protocol",
-                        "registers 0x03/0x04 (link section of the profile)")
+    return ProtocolCapabilities(frozenset(q for q in REPORTED if q not in why), int(ntc_count), frozenset(ident),
+                                "JBD protocol", "", tuple(why.items()))
 
 
 class JbdBmsLink(PolledSerialLink):

@@ -19,10 +19,31 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import LinkFault
-from .base import HISTORY_LEN, LinkBase, LinkSample
+from .base import HISTORY_LEN, QUANTITIES, Capabilities, LinkBase, LinkSample
+
+
+@dataclass(frozen=True)
+class ProtocolCapabilities(Capabilities):
+    """:class:`~rig.links.base.Capabilities` of a fixed protocol: a quantity is missing because
+    of a profile key (a data id not polled, a flag mapped to no bit, ``link.unreported``) or
+    because the protocol has no field for it; ``why`` says which, per quantity."""
+
+    why: tuple[tuple[str, str], ...] = ()
+
+    def reason(self, *quantities: str) -> str | None:
+        """``"not verified: the board does not report its balancing mask (Daly protocol:
+        link.data_ids does not ask 0x97)"``, or None when all are reported."""
+        gone = self.missing(*quantities)
+        if not gone:
+            return None
+        why = dict(self.why)
+        what = " or ".join(QUANTITIES[q][0] for q in gone)
+        causes = "; ".join(dict.fromkeys(why.get(q, "the protocol has no field for it") for q in gone))
+        return f"not verified: the board does not report {what} ({self.map_kind}: {causes})"
 
 
 class FrameError(Exception):

@@ -174,8 +174,19 @@ def test_daly_unpolled_balance_is_not_verified_with_the_reason(daly_board, clock
     with daly_link(daly_board, clock, data_ids=(0x90, 0x93, 0x95, 0x96, 0x98)) as link:
         assert not link.latest().balancing.any()
         reason = link.reports.reason("balancing")
-    assert reason.startswith("not verified: the board does not report its balancing mask")
-    assert "Daly protocol data ids 0x90, 0x93, 0x95, 0x96, 0x98" in reason
+    assert reason == ("not verified: the board does not report its balancing mask "
+                      "(Daly protocol: link.data_ids does not ask 0x97)")
+
+
+def test_what_a_protocol_lacks_or_a_profile_leaves_out_is_named_in_the_reason(jbd_board, clock):
+    with jbd_link(jbd_board, clock, flags={"ot": ()}, unreported=("balancing",)) as link:
+        caps = link.reports
+        assert caps.has("hvc") and caps.has("pack_a") and caps.n_temperatures == 2
+        assert caps.reason("state") == ("not verified: the board does not report its state "
+                                        "(JBD protocol: the JBD protocol has no field for it)")
+        assert caps.reason("ot", "balancing").endswith("(JBD protocol: link.flags.ot names no bit; "
+                                                       "link.unreported lists it)")
+        assert caps.reason("hvc", "cell_voltages") is None
 
 
 def test_daly_bad_checksum_counted_and_counts_checked(daly_board, clock):
