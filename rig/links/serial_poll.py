@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..errors import LinkFault
@@ -170,8 +170,26 @@ class PolledSerialLink(LinkBase):
         except FrameError as err:
             self.count_error(err)
             return None
+        s = self.blank_unreported(s)
         self._history.append(s)
         return s
+
+    def blank_unreported(self, s: LinkSample) -> LinkSample:
+        """``s`` with every quantity the board does not report (:attr:`capabilities`) at its
+        default (no balancing, flag clear, FET open, no pack value or state): what a profile
+        says the board leaves empty is never read as if it were evidence."""
+        import numpy as np
+
+        from ..protocols import BmsFlags
+
+        c = self.capabilities
+        flags = BmsFlags(**{k: bool(getattr(s.flags, k)) and c.has(k) for k in ("hvc", "lvc", "ot", "ut")})
+        return replace(
+            s, flags=flags, balancing=s.balancing if c.has("balancing") else np.zeros(len(s.balancing), bool),
+            charge_fet=s.charge_fet and c.has("charge_fet"), discharge_fet=s.discharge_fet and c.has("discharge_fet"),
+            pack_v=s.pack_v if c.has("pack_v") else None, pack_a=s.pack_a if c.has("pack_a") else None,
+            state=s.state if c.has("state") else None,
+        )
 
     def latest(self) -> LinkSample:
         """Poll the board (up to ``retries + 1`` times); LinkFault naming the last error if none answers."""

@@ -179,6 +179,7 @@ def test_daly_unpolled_balance_is_not_verified_with_the_reason(daly_board, clock
 
 
 def test_what_a_protocol_lacks_or_a_profile_leaves_out_is_named_in_the_reason(jbd_board, clock):
+    jbd_board.update(board(4, hvc=True, ot=True))
     with jbd_link(jbd_board, clock, flags={"ot": ()}, unreported=("balancing",)) as link:
         caps = link.reports
         assert caps.has("hvc") and caps.has("pack_a") and caps.n_temperatures == 2
@@ -187,6 +188,8 @@ def test_what_a_protocol_lacks_or_a_profile_leaves_out_is_named_in_the_reason(jb
         assert caps.reason("ot", "balancing").endswith("(JBD protocol: link.flags.ot names no bit; "
                                                        "link.unreported lists it)")
         assert caps.reason("hvc", "cell_voltages") is None
+        s = link.latest()                       # the bench board sends balance bits: not taken as evidence
+        assert not s.balancing.any() and s.flags.hvc and not s.flags.ot
 
 
 def test_daly_bad_checksum_counted_and_counts_checked(daly_board, clock):
