@@ -51,6 +51,7 @@ SOC_V_I, MINMAX_CELL, MINMAX_TEMP, MOS, STATUS, CELL_VOLTAGES, TEMPERATURES, BAL
 CURRENT_OFFSET = 30000  # 0.1 A
 TEMP_OFFSET_C = 40
 CELLS_PER_FRAME, TEMPS_PER_FRAME = 3, 7
+MAX_CELLS = 48  # the 0x97 balance field: 6 bytes
 MAX_SKIPPED = 16  # late frames of another data id skipped while reading one reply
 STATES = {0: "rest", 1: "charge", 2: "discharge"}
 """0x93 byte 0 -> the project's state names (Daly: stationary, charge, discharge)."""

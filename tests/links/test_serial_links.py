@@ -291,3 +291,17 @@ def test_identity_survives_a_board_waking_from_sleep(jbd_board, clock):
         jbd_board.muted = True
         with pytest.raises(LinkFault, match="identity not read: timeout"):
             link.identity()
+
+
+@pytest.mark.parametrize("profile, cells, limit", [(JBD_PROFILE, 33, 32), (DALY_PROFILE, 49, 48)])
+def test_more_cells_than_the_protocol_carries_is_a_profile_error(tmp_path, profile, cells, limit):
+    from rig.links.registry import kind_of
+
+    raw = yaml.safe_load(profile.read_text())
+    raw["cells"] = cells
+    path = tmp_path / profile.name
+    path.write_text(yaml.safe_dump(raw))
+    p = load_profile(path)
+    with pytest.raises(ConfigError) as ei:
+        kind_of(p).check_maps(p)
+    assert (ei.value.file, ei.value.key) == (str(path), "cells") and f"at most {limit}" in ei.value.problem

@@ -72,8 +72,20 @@ class DalySettings(LinkSettings):
         return check_unreported(value)
 
 
+def check_maps(profile) -> list[str]:
+    """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
+    from ...errors import ConfigError
+    from ..daly_protocol import MAX_CELLS
+
+    if profile.cells > MAX_CELLS:
+        raise ConfigError(profile.source, "cells", f"{profile.cells} cells, but the Daly protocol reports at most "
+                          f"{MAX_CELLS}: the 0x97 balance field has 48 bits")
+    return []
+
+
 def open_link(profile, endpoint: Endpoint, clock) -> DalyBmsLink:
     """Open the tty or pyserial URL ``endpoint.address`` and the Daly link over it (LinkFault if it cannot)."""
+    check_maps(profile)
     link = profile.link
     return DalyBmsLink(
         name=f"Daly {endpoint.address}", port=endpoint.address, n_cells=profile.cells, clock=clock,
@@ -96,5 +108,6 @@ def bench(profile, name: str):
 
 KIND = LinkKind(
     name="daly", settings=DalySettings, link_class=DalyBmsLink, open=open_link, bench=bench,
-    ports=("RawSerialPort", "NetworkSerialPort"), description="Daly BMS UART protocol (A5 frames), polled",
+    check_maps=check_maps, ports=("RawSerialPort", "NetworkSerialPort"),
+    description="Daly BMS UART protocol (A5 frames), polled",
 )

@@ -79,8 +79,20 @@ class JbdSettings(LinkSettings):
         return check_unreported(value)
 
 
+def check_maps(profile) -> list[str]:
+    """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
+    from ...errors import ConfigError
+    from ..jbd_protocol import MAX_CELLS
+
+    if profile.cells > MAX_CELLS:
+        raise ConfigError(profile.source, "cells", f"{profile.cells} cells, but the JBD protocol reports at most "
+                          f"{MAX_CELLS}: its balance status is two 16-bit words")
+    return []
+
+
 def open_link(profile, endpoint: Endpoint, clock) -> JbdBmsLink:
     """Open the tty or pyserial URL ``endpoint.address`` and the JBD link over it (LinkFault if it cannot)."""
+    check_maps(profile)
     link = profile.link
     return JbdBmsLink(
         name=f"JBD {endpoint.address}", port=endpoint.address, n_cells=profile.cells, clock=clock,
@@ -102,5 +114,6 @@ def bench(profile, name: str):
 
 KIND = LinkKind(
     name="jbd", settings=JbdSettings, link_class=JbdBmsLink, open=open_link, bench=bench,
-    ports=("RawSerialPort", "NetworkSerialPort"), description="JBD BMS UART protocol (DD ... 77 frames), polled",
+    check_maps=check_maps, ports=("RawSerialPort", "NetworkSerialPort"),
+    description="JBD BMS UART protocol (DD ... 77 frames), polled",
 )
