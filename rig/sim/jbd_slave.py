@@ -8,8 +8,9 @@ number, the digits of the bench serial as U16). Anything else is answered with s
 
 What the board model knows and a JBD board reports:
 
-- NTCs: the first ``ntc_count`` cell temperatures of the telemetry (°C -> 0.1 K); a JBD board
-  has no bleed-resistor sensor, so that temperature is not sent;
+- NTCs: the first ``ntc_count`` temperatures of the telemetry (cell NTCs, then the
+  bleed-resistor NTC; °C -> 0.1 K): a profile with fewer NTCs than cells sends no
+  bleed-resistor temperature, as a JBD board has none;
 - protection bits: each of ``hvc lvc ot ut`` sets the first bit the profile's ``flags`` maps it to;
 - software version: ``fw_version`` as ``major.minor`` nibbles; hardware version: ``hw_revision``;
 - capacities and RSOC: the nominal capacity is the profile's; the bench estimates no state of
@@ -45,7 +46,7 @@ class JbdSlave(PtySlave):
     def update(self, tel) -> None:
         """Encode a Telemetry into the register image (thread-safe: replies see all or nothing)."""
         n = self.n_cells
-        temps = np.asarray(tel.temps_c, float)[: min(self.ntc_count, n)]
+        temps = np.asarray(tel.temps_c, float)[: self.ntc_count]
         prot = 0
         for name, bit in self.flag_bit.items():
             if getattr(tel, name, False):

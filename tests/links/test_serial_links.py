@@ -305,3 +305,28 @@ def test_more_cells_than_the_protocol_carries_is_a_profile_error(tmp_path, profi
     with pytest.raises(ConfigError) as ei:
         kind_of(p).check_maps(p)
     assert (ei.value.file, ei.value.key) == (str(path), "cells") and f"at most {limit}" in ei.value.problem
+
+
+def test_the_bench_cannot_play_more_sensors_than_its_board_model_measures(tmp_path):
+    from rig.links.registry import kind_of
+
+    raw = yaml.safe_load(JBD_PROFILE.read_text())
+    raw["link"]["ntc_count"] = 6                       # 4 cells + the bleed resistor = 5 temperatures
+    path = tmp_path / JBD_PROFILE.name
+    path.write_text(yaml.safe_dump(raw))
+    p = load_profile(path)
+    with pytest.raises(ConfigError) as ei:
+        kind_of(p).bench(p, "t")
+    assert ei.value.key == "link.ntc_count" and "measures 5 temperatures" in ei.value.problem
+    raw["link"]["ntc_count"] = 5                       # the fifth NTC is the bleed resistor's
+    path.write_text(yaml.safe_dump(raw))
+    p = load_profile(path)
+    port = kind_of(p).bench(p, "t")
+    try:
+        port.hold(board(4))
+        from rig.clock import StepClock
+
+        with JbdBmsLink("JBD 5 NTCs", port.address, 4, StepClock(), ntc_count=5, response_timeout_s=0.1) as link:
+            assert link.latest().temps_c == pytest.approx([25.0, 25.1, 25.2, 25.3, 41.5])
+    finally:
+        port.close()

@@ -101,7 +101,12 @@ def bench(profile, name: str):
     """The simulated board's Daly UART on a fresh pty (``name`` is not needed: the pty is unique)."""
     from ...sim.daly_slave import DalySlave
 
+    from ...errors import ConfigError
+
     link = profile.link
+    if link.temperature_count > profile.cells + 1:
+        raise ConfigError(profile.source, "link.temperature_count", f"{link.temperature_count} sensors, but the bench board model "
+                          f"measures {profile.cells + 1} temperatures ({profile.cells} cells + the bleed resistor)")
     return DalySlave(profile.cells, link.temperature_count, {k: tuple(v) for k, v in link.flags.items()},
                      link.current_positive).start()
 

@@ -107,7 +107,12 @@ def bench(profile, name: str):
     """The simulated board's JBD UART on a fresh pty (``name`` is not needed: the pty is unique)."""
     from ...sim.jbd_slave import JbdSlave
 
+    from ...errors import ConfigError
+
     link = profile.link
+    if link.ntc_count > profile.cells + 1:
+        raise ConfigError(profile.source, "link.ntc_count", f"{link.ntc_count} sensors, but the bench board model "
+                          f"measures {profile.cells + 1} temperatures ({profile.cells} cells + the bleed resistor)")
     return JbdSlave(profile.cells, link.ntc_count, {k: tuple(v) for k, v in link.flags.items()},
                     profile.capacity_ah).start()
 
