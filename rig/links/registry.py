@@ -14,9 +14,9 @@ A :class:`LinkKind` gathers everything one way of talking to a board needs:
 - ``bench(profile, name)`` — the virtual bench's counterpart (the simulated board's side,
   see :class:`BenchCounterpart`).
 
-Lookup: the :data:`BUILTIN` table (``can``, ``modbus``, ``jbd``, ``daly``), then the entry points of group
-``bmsrig.links`` (``[project.entry-points."bmsrig.links"] uart_text = "pkg.module:KIND"``). A
-built-in name always resolves to the built-in module. An unknown kind, or an entry point
+Lookup: the :data:`BUILTIN` table (``can``, ``modbus``, ``jbd``, ``daly``), then the entry
+points of group ``bmsrig.links`` (``[project.entry-points."bmsrig.links"] uart_text =
+"pkg.module:KIND"``). A built-in name always resolves to the built-in module. An unknown kind, or an entry point
 that does not load or is not a LinkKind, is a :class:`~rig.errors.ConfigError`.
 """
 
