@@ -227,7 +227,7 @@ CASES: list[Case] = [
     Case("profile-is-a-folder", lambda ws: ws.check(str(ws.dir)), "profiles", "", "no such board profile"),
     Case("profile-unknown-name", lambda ws: ws.check("reference-99s"), "reference-99s", "", "unknown board profile"),
     # ------------------------------------------------------------------ profiles: link, bench
-    P("link-kind-unknown", key="link.kind", problem="'can' or 'modbus'", link__kind="lin"),
+    P("link-kind-unknown", key="link.kind", problem="unknown link kind 'lin'; known kinds: 'can', 'modbus'", link__kind="lin"),
     P("bitrate-negative", key="link.bitrate", problem="greater than 0", link__bitrate=-500000),
     P("bitrate-above-can", key="link.bitrate", problem="less than or equal to 1000000", link__bitrate=5_000_000),
     P("timeout-below-poll", key="link.timeout_s", problem="longer than link.poll_s", link__timeout_s=0.05),
