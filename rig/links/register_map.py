@@ -118,8 +118,8 @@ class _Layout:
         for j, b in enumerate(self.blocks):
             for i, o in enumerate(self.blocks[:j]):
                 if o.function == b.function and b.start < o.start + o.count and o.start < b.start + b.count:
-                    raise ConfigError(self.P, f"blocks[{j}]", f"{TABLE_NAMES[b.function]} {b.start}.."
-                                      f"{b.start + b.count - 1} overlap blocks[{i}] ({o.start}..{o.start + o.count - 1}); "
+                    raise ConfigError(self.P, f"blocks.{j}", f"{TABLE_NAMES[b.function]} {b.start}.."
+                                      f"{b.start + b.count - 1} overlap blocks.{i} ({o.start}..{o.start + o.count - 1}); "
                                       f"each address belongs to one block")
 
     def function(self, fc: int | None, address: int, nwords: int, key: str) -> int:
@@ -150,8 +150,8 @@ class _Layout:
             raise ConfigError(self.P, key, f"runs past the last Modbus address (65535) at {_ONE[fc]} {last}")
         if self.declared and not any(b.function == fc and b.start <= address and last < b.start + b.count
                                      for b in self.blocks):
-            span = f"{address}" if nwords == 1 else f"{address}..{last}"
-            raise ConfigError(self.P, key, f"{TABLE_NAMES[fc]} {span} lie outside every declared block "
+            span = f"{_ONE[fc]} {address} lies" if nwords == 1 else f"{TABLE_NAMES[fc]} {address}..{last} lie"
+            raise ConfigError(self.P, key, f"{span} outside every declared block "
                               f"({self._describe_blocks(fc)})")
         for a in range(address, last + 1):
             held = self.claims.setdefault((fc, a), [])
@@ -278,10 +278,10 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
             if too_big:
                 raise ConfigError(P, f"{key}.values", f"value {too_big[0]} does not fit {width} bit(s)")
             values = frozenset(codes)
-            others = [c for c in sorted(b.choices or {}) if c not in values and 0 <= c < 1 << width]
-            spare = others[0] if others else next(v for v in range(1 << width) if v not in values)
             if len(values) == 1 << width:
                 raise ConfigError(P, f"{key}.values", f"every value of {width} bit(s) is listed: it could never be clear")
+            others = [c for c in sorted(b.choices or {}) if c not in values and 0 <= c < 1 << width]
+            spare = others[0] if others else next(v for v in range(1 << width) if v not in values)
         L.claim(fc, b.address, 1, key, ((1 << width) - 1) << shift if fc not in BIT_FUNCTIONS else 0xFFFF)
         return Cond(fc, b.address, shift, width, values, level, spare)
 
@@ -292,8 +292,8 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         conds = []
         for i, m in enumerate(members):
             if m.any is not None:
-                raise ConfigError(P, f"{key}.any[{i}]", "an 'any' entry is one bit or value set, not another 'any'")
-            conds.append(cond(m, key if b.any is None else f"{key}.any[{i}]", m.level(which)))
+                raise ConfigError(P, f"{key}.any.{i}", "an 'any' entry is one bit or value set, not another 'any'")
+            conds.append(cond(m, key if b.any is None else f"{key}.any.{i}", m.level(which)))
         return Indicator(key, conds)
 
     # ---------------------------------------------------------------- the sample
@@ -305,7 +305,7 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
     if t.bleed_resistor is not None:
         temps.append(numeric(t.bleed_resistor, "temperatures.bleed_resistor", "temperature"))
     for i, s in enumerate(t.sensors or []):
-        temps.append(numeric(s, f"temperatures.sensors[{i}]", "temperature", s.sensors))
+        temps.append(numeric(s, f"temperatures.sensors.{i}", "temperature", s.sensors))
     balancing = None
     if rmap.cells.balancing is not None:
         bf = rmap.cells.balancing
