@@ -166,14 +166,14 @@ class ModbusBmsLink(LinkBase):
             raise LinkFault(self.name, f"{what}: short reply: {len(got)} of {count} {unit}")
         return got[:count]
 
-    def _read_all(self, reads) -> dict[tuple[int, int], int]:
-        """Contents keyed ``(function, address)`` of every read of ``reads`` (one transaction each)."""
-        regs: dict[tuple[int, int], int] = {}
+    def _read_all(self, reads) -> dict:
+        """The tables (function -> array by address) filled by every read of ``reads`` (one
+        transaction each)."""
+        tables = self.plan.new_image()
         for r in reads:
             start, count = r
-            fc = getattr(r, "function", 3 if self.plan.table == "holding" else 4)
-            regs.update(zip(((fc, a) for a in range(start, start + count)), self.read_block(start, count, fc)))
-        return regs
+            tables[r.function][start:start + count] = self.read_block(start, count, r.function)
+        return tables
 
     def poll(self) -> LinkSample:
         """Read the sample registers now and append the sample (t = clock.now())."""

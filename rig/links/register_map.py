@@ -67,7 +67,6 @@ from .register_map_schema import (  # noqa: F401  (re-exported)
 from .register_plan import (  # noqa: F401  (re-exported)
     BIT_FUNCTIONS,
     Balancing,
-    BitField_,
     Cond,
     Field_,
     Indicator,

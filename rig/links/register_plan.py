@@ -1,8 +1,10 @@
 """A compiled register map (:class:`RegisterPlan`): the reads to make and how register words
 and bits turn into a sample (the link) or a sample into words and bits (the simulated board).
 
-Register contents are keyed by ``(function, address)``: function 1/2 entries are one bit
-(0/1), function 3/4 entries one 16-bit word. Built by
+Register contents are tables: function code -> uint16 array indexed by address
+(:meth:`RegisterPlan.new_image`); function 1/2 entries are one bit (0/1), function 3/4
+entries one 16-bit word. The link fills them from its reads, the simulated board encodes
+its telemetry into them. Built by
 :func:`rig.links.register_map.compile_register_map`; values are SI (V, A, °C).
 """
 
@@ -61,6 +63,10 @@ class Field_:
     signed: bool = False
     word_order: str = "big"
 
+    def __post_init__(self):
+        self.index = np.asarray(self.addresses, np.intp)
+        self.shift_arr = None if self.shifts is None else np.asarray(self.shifts, np.int64)
+
 
 @dataclass(frozen=True)
 class Cond:
@@ -76,8 +82,8 @@ class Cond:
     level: int
     spare: int = 0  # a value meaning "not set" (the simulated board writes it)
 
-    def test(self, regs: dict) -> bool:
-        v = (regs[(self.function, self.address)] >> self.shift) & ((1 << self.width) - 1)
+    def test(self, tables: dict) -> bool:
+        v = (int(tables[self.function][self.address]) >> self.shift) & ((1 << self.width) - 1)
         if self.values is not None:
             return v in self.values
         return v != 0 if self.level else v != (1 << self.width) - 1
@@ -100,16 +106,12 @@ class Indicator:
     key: str
     conds: list[Cond]
 
-    def test(self, regs: dict) -> bool:
-        return any(c.test(regs) for c in self.conds)
+    def test(self, tables: dict) -> bool:
+        return any(c.test(tables) for c in self.conds)
 
     def write(self, image: dict, on: bool) -> None:
         for k, c in enumerate(self.conds):
             c.write(image, on and k == 0)
-
-
-# Back-compatible name: one-bit indicators were BitField_ (key, address, bit, level)
-BitField_ = Indicator
 
 
 @dataclass
@@ -119,6 +121,10 @@ class Balancing:
     function: int
     bits: list[tuple[int, int]]
     active: int
+
+    def __post_init__(self):
+        self.index = np.asarray([a for a, _ in self.bits], np.intp)
+        self.bit = np.asarray([k for _, k in self.bits], np.int64)
 
 
 @dataclass
@@ -166,47 +172,61 @@ class RegisterPlan:
         return sum(len(f.addresses) for f in self.temps)
 
     # ------------------------------------------------------------- decode
-    def _values(self, regs: dict, f: Field_) -> np.ndarray:
-        fc, t = f.function, f.type
+    def _values(self, tables: dict, f: Field_) -> np.ndarray:
+        arr, t = tables[f.function], f.type
+        if len(f.addresses) == 1:
+            return np.array([self._scalar(arr, f)])
+        if t in ("uint16", "int16") and f.shift_arr is None:  # the common layouts, straight from the words
+            w = arr[f.index]
+            return (w.view(np.int16) if f.signed else w) * f.a + f.b
         if t in ("uint16", "int16"):
-            w = [regs[(fc, a)] for a in f.addresses]
-            if f.shifts is not None:
-                m = (1 << f.width) - 1
-                w = [(x >> s) & m for x, s in zip(w, f.shifts)]
-            raw = np.asarray(w, float)
+            w = arr[f.index].astype(np.int64)
+            if f.shift_arr is not None:
+                w = (w >> f.shift_arr) & ((1 << f.width) - 1)
             if f.signed:
-                raw = np.where(raw >= 2 ** (f.width - 1), raw - 2 ** f.width, raw)
+                w = np.where(w >= 1 << (f.width - 1), w - (1 << f.width), w)
+            raw = w.astype(float)
         else:
-            hi_first = f.word_order == "big"
-            vals = []
-            for a in f.addresses:
-                w0, w1 = regs[(fc, a)], regs[(fc, a + 1)]
-                v = (w0 << 16 | w1) if hi_first else (w1 << 16 | w0)
-                if t == "int32" and v >= 1 << 31:
-                    v -= 1 << 32
-                vals.append(v)
-            raw = np.asarray(vals, float)
+            w0, w1 = arr[f.index].astype(np.int64), arr[f.index + 1].astype(np.int64)
+            v = (w0 << 16 | w1) if f.word_order == "big" else (w1 << 16 | w0)
+            if t == "int32":
+                v = np.where(v >= 1 << 31, v - (1 << 32), v)
+            raw = v.astype(float)
         return raw * f.a + f.b
+
+    @staticmethod
+    def _scalar(arr: np.ndarray, f: Field_) -> float:
+        """One value of ``f`` (its first address), SI."""
+        a = f.addresses[0]
+        if f.type in ("uint16", "int16"):
+            v, width = int(arr[a]), 16
+            if f.shifts is not None:
+                v, width = (v >> f.shifts[0]) & ((1 << f.width) - 1), f.width
+        else:
+            w0, w1 = int(arr[a]), int(arr[a + 1])
+            v, width = ((w0 << 16 | w1) if f.word_order == "big" else (w1 << 16 | w0)), 32
+        if f.signed and v >= 1 << (width - 1):
+            v -= 1 << width
+        return v * f.a + f.b
 
     def decode_sample(self, regs: dict):
         """(cell_v, temps_c, balancing, flags dict, fets dict, pack_v, pack_a, state) from
-        register contents keyed ``(function, address)``."""
+        the tables ``regs`` (function -> array by address, :meth:`new_image`)."""
         cell_v = self._values(regs, self.cell_v)
         temps = np.concatenate([self._values(regs, f) for f in self.temps]) if self.temps else np.zeros(0)
         if self.balancing is not None:
             b = self.balancing
-            fc = b.function
-            bal = np.fromiter((((regs[(fc, a)] >> k) & 1) == b.active for a, k in b.bits), bool, len(b.bits))
+            bal = ((regs[b.function][b.index].astype(np.int64) >> b.bit) & 1) == b.active
         else:
             bal = np.zeros(self.n_cells, bool)
         flags = {k: (v is not None and v.test(regs)) for k, v in self.flags.items()}
         fets = {k: (v is not None and v.test(regs)) for k, v in self.fets.items()}
-        pack_v = float(self._values(regs, self.pack_v)[0]) if self.pack_v else None
-        pack_a = float(self._values(regs, self.pack_a)[0]) if self.pack_a else None
+        pack_v = self._scalar(regs[self.pack_v.function], self.pack_v) if self.pack_v else None
+        pack_a = self._scalar(regs[self.pack_a.function], self.pack_a) if self.pack_a else None
         state = None
         if self.state is not None:
             addr, choices, fc = self.state
-            code = regs[(fc, addr)]
+            code = int(regs[fc][addr])
             state = choices.get(code, str(code))
         return cell_v, temps, bal, flags, fets, pack_v, pack_a, state
 
@@ -220,7 +240,8 @@ class RegisterPlan:
             vals = {}
             for name, f in fields:
                 if f.type == "ascii":
-                    b = b"".join(regs[(f.function, f.addresses[0] + j)].to_bytes(2, "big") for j in range(f.count))
+                    a0 = f.addresses[0]
+                    b = regs[f.function][a0:a0 + f.count].astype(">u2").tobytes()
                     vals[name] = b.replace(b"\x00", b"").decode("ascii", errors="replace").strip()
                 else:
                     v = float(self._values(regs, f)[0])

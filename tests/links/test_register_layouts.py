@@ -51,16 +51,18 @@ def packed(tmp_path):
     return p
 
 
-def holding(words: dict[int, int], n: int = 4) -> dict:
-    regs = {(3, a): 0 for a in range(40)}
-    regs.update({(3, a): 3300 + a for a in range(n)})
-    regs.update({(3, a): w for a, w in words.items()})
-    return regs
+def holding(plan, words: dict[int, int], n: int = 4) -> dict:
+    """The board's holding registers as the link reads them: cells 3300 + i mV, then ``words``."""
+    tables = plan.new_image()
+    tables[3][:n] = 3300 + np.arange(n)
+    for a, w in words.items():
+        tables[3][a] = w
+    return tables
 
 
 def test_halves_bits_and_word_orders_decode_as_the_datasheet_says(packed):
     plan = compile_register_map(packed, 4)
-    regs = holding({10: 0xFE05, 11: 0x80AA, 12: 0x0F60, 20: 0b0_0100, 21: 1 << 9, 22: 0x05FF, 23: 0b010,
+    regs = holding(plan, {10: 0xFE05, 11: 0x80AA, 12: 0x0F60, 20: 0b0_0100, 21: 1 << 9, 22: 0x05FF, 23: 0b010,
                     30: 0x5678, 31: 0x1234, 32: 0xFFFF, 33: 0xFFF6})
     cell_v, temps, _, flags, fets, pack_v, pack_a, _ = plan.decode_sample(regs)
     assert cell_v == pytest.approx([3.300, 3.301, 3.302, 3.303])
@@ -74,7 +76,7 @@ def test_halves_bits_and_word_orders_decode_as_the_datasheet_says(packed):
 
 def test_the_opposite_words_clear_every_flag(packed):
     plan = compile_register_map(packed, 4)
-    regs = holding({20: 0b1_0000, 21: 0b1_0111_1110, 22: 0x0305, 23: 0b111})
+    regs = holding(plan, {20: 0b1_0000, 21: 0b1_0111_1110, 22: 0x0305, 23: 0b111})
     _, _, _, flags, fets, _, _, _ = plan.decode_sample(regs)
     assert flags == {"hvc": False, "lvc": False, "ot": False, "ut": False}
     assert fets == {"charge": False, "discharge": False}        # 3 = fault is not closed; bit 2 = 1 is open
