@@ -292,6 +292,8 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         for i, m in enumerate(members):
             if m.any is not None:
                 raise ConfigError(P, f"{key}.any.{i}", "an 'any' entry is one bit or value set, not another 'any'")
+            if b.any is not None and m.function is None and b.function is not None:
+                m = m.model_copy(update={"function": b.function})  # the 'any' entry's function is its bits' default
             conds.append(cond(m, key if b.any is None else f"{key}.any.{i}", m.level(which)))
         return Indicator(key, conds)
 

@@ -131,7 +131,8 @@ class Bit(_M):
     - a bit range (``bits: [lo, hi]`` or ``byte``): any bit of it set (level 1);
     - a value set / enum: ``values: [2, 3]`` (or names from ``choices: {0: open, 2: closed,
       3: welded}``): the register (or its ``bits``/``byte``) holds one of them;
-    - a bit-OR: ``any: [{address: 7, bit: 0}, {address: 7, bit: 4}, ...]``.
+    - a bit-OR: ``any: [{address: 7, bit: 0}, {address: 7, bit: 4}, ...]`` (a ``function``
+      beside ``any`` is the default of its entries).
     """
 
     address: int | None = Field(None, ge=0, le=65535)
