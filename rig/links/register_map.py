@@ -312,11 +312,19 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         bf = rmap.cells.balancing
         fc = L.function(bf.function, bf.address, 1, "cells.balancing")
         if fc in BIT_FUNCTIONS:
+            if bf.registers is not None or bf.word_order != "low_first":
+                raise ConfigError(P, "cells.balancing", f"{TABLE_NAMES[fc]} are one bit per cell: "
+                                  f"'registers'/'word_order' apply to a mask in registers (function 3 or 4)")
             bits = [(bf.address + i, 0) for i in range(n_cells)]
             for a, _ in bits:
                 L.claim(fc, a, 1, "cells.balancing")
         else:
-            bits = [(bf.address + i // 16, (15 - i % 16) if bf.bit_order == "msb_first" else i % 16)
+            nreg = bf.registers or (n_cells + 15) // 16
+            if n_cells > 16 * nreg:
+                raise ConfigError(P, "cells.balancing.registers", f"the profile has {n_cells} cells but a mask of "
+                                  f"{nreg} register(s) has room for {16 * nreg}")
+            word = (lambda i: nreg - 1 - i // 16) if bf.word_order == "high_first" else (lambda i: i // 16)
+            bits = [(bf.address + word(i), (15 - i % 16) if bf.bit_order == "msb_first" else i % 16)
                     for i in range(n_cells)]
             for a, k in bits:
                 L.claim(fc, a, 1, "cells.balancing", 1 << k)

@@ -191,12 +191,15 @@ class Bit(_M):
 
 class Bitfield(_M):
     """Balancing mask: cell i = bit ``(i-1) % 16`` of register ``address + (i-1) // 16``
-    (``bit_order: msb_first`` counts from bit 15); on coils / discrete inputs (``function:
-    1``/``2``) cell i = the bit at ``address + (i-1)``."""
+    (``bit_order: msb_first`` counts from bit 15); a mask of ``registers`` words stored high
+    word first (a big-endian uint32: cells 17-32 in ``address``) is ``word_order: high_first``.
+    On coils / discrete inputs (``function: 1``/``2``) cell i = the bit at ``address + (i-1)``."""
 
     address: int = Field(ge=0, le=65535)
     function: Function | None = None
     bit_order: Literal["lsb_first", "msb_first"] = "lsb_first"
+    word_order: Literal["low_first", "high_first"] = "low_first"
+    registers: int | None = Field(None, ge=1, le=125, description="registers the mask spans (default: room for the cells)")
     active_value: Literal[0, 1] = 1
 
 

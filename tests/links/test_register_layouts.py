@@ -102,6 +102,21 @@ def test_packed_layout_round_trips_over_rtu(packed, clock, state):
     assert s.pack_v == pytest.approx(13.2) and s.pack_a == pytest.approx(-3.5)
 
 
+def test_a_32_bit_balancing_mask_stored_high_word_first(tmp_path):
+    """Balance status as a big-endian uint32 at 40..41: cells 1-16 in register 41, 17-20 in 40."""
+    p = tmp_path / "mask.yaml"
+    p.write_text(yaml.safe_dump({"cells": {"voltage": {"address": 0, "unit": "mV"},
+                                           "balancing": {"address": 40, "registers": 2, "word_order": "high_first"}}}))
+    plan = compile_register_map(p, 20)
+    tables = plan.new_image()
+    tables[3][40], tables[3][41] = 0b1000, 0b1000_0000_0000_0001       # cell 20; cells 16 and 1
+    bal = plan.decode_sample(tables)[2]
+    assert [i + 1 for i in np.flatnonzero(bal)] == [1, 16, 20]
+    with pytest.raises(ConfigError) as ei:
+        compile_register_map(p, 33)
+    assert ei.value.key == "cells.balancing.registers" and "room for 32" in ei.value.problem
+
+
 # ----------------------------------------------------------------- map errors
 
 
@@ -142,6 +157,7 @@ def block(raw, name):
     (lambda m: m["fets"]["discharge"].update(values=["closed", "melted"]), "fets.discharge", "'melted'"),
     (lambda m: m["fets"]["discharge"].update(values=[0, 1, 2, 3]), "fets.discharge.values", "never be clear"),
     (lambda m: m["fets"]["discharge"].update(values=[4]), "fets.discharge.values", "does not fit 2 bit(s)"),
+    (lambda m: m["cells"]["balancing"].update(registers=2), "cells.balancing", "coils are one bit per cell"),
     (lambda m: m["flags"]["ot"]["any"].append({"address": 9, "function": 2}), "flags.ot.any.2",
      "discrete input 9 lies outside every declared block (function 2: 0..7)"),
 ])
