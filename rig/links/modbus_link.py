@@ -1,7 +1,8 @@
 """The board's UART telemetry as a :class:`~rig.protocols.BmsLink`: Modbus RTU (pymodbus).
 
-The link polls the board: one poll is the register map's block reads (one transaction when
-the sample registers fit in 125), decoded into a sample stamped ``clock.now()``. It polls
+The link polls the board: one poll is the register map's reads (function 01 coils, 02
+discrete inputs, 03 holding or 04 input registers; one transaction per declared block or
+per 125 registers, never across a gap between declared blocks), decoded into a sample stamped ``clock.now()``. It polls
 on :meth:`latest`, and after a ``clock.sleep`` when ``poll_s`` of rig time has passed since
 the last poll (a clock listener), so :meth:`history` fills as the rig clock runs.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
-from .register_map import RegisterPlan, compile_register_map
+from .register_map import TABLE_NAMES, RegisterPlan, compile_register_map
 
 _EXC_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
               4: "server device failure", 5: "acknowledge", 6: "server device busy",
@@ -71,8 +72,9 @@ class ModbusBmsLink(LinkBase):
             self._open_url()
         if not self._client.connect():
             raise LinkFault(self.name, f"cannot open serial port {self.port} at {self.baudrate} baud")
-        read = {"holding": self._client.read_holding_registers, "input": self._client.read_input_registers}
-        self._read = read[self.plan.table]
+        c = self._client
+        self._reads = {1: c.read_coils, 2: c.read_discrete_inputs, 3: c.read_holding_registers,
+                       4: c.read_input_registers}
         self.mapped = frozenset(
             ["cell_v", "temps_c"] + (["balancing"] if self.plan.balancing else [])
             + [f"flags.{k}" for k, v in self.plan.flags.items() if v is not None]
@@ -114,11 +116,11 @@ class ModbusBmsLink(LinkBase):
             self._rx = bytes(data)
         return data
 
-    def _diagnose(self, count: int) -> str:
+    def _diagnose(self, count: int, function: int = 3) -> str:
         from pymodbus.framer import FramerRTU
 
         rx = self._rx
-        expected = 5 + 2 * count
+        expected = 5 + (2 * count if function in (3, 4) else (count + 7) // 8)
         if not rx:
             return f"no reply within {self.response_timeout_s:g} s"
         shown = rx[:24].hex(" ") + (" ..." if len(rx) > 24 else "")
@@ -134,17 +136,19 @@ class ModbusBmsLink(LinkBase):
             return f"CRC error: reply carries 0x{got:04X}, computed 0x{calc:04X} ({len(rx)} bytes: {shown})"
         return f"garbled reply ({len(rx)} bytes: {shown})"
 
-    def read_block(self, start: int, count: int) -> list[int]:
-        """One read transaction (function 03/04); LinkFault on any failure."""
+    def read_block(self, start: int, count: int, function: int | None = None) -> list[int]:
+        """One read transaction: ``count`` registers (function 03/04: 16-bit words) or coils /
+        discrete inputs (01/02: 0 or 1 each) from ``start``; LinkFault on any failure."""
         from pymodbus.exceptions import ModbusException
 
-        what = (f"{self.plan.table} registers {start}..{start + count - 1} of unit {self.unit_id} "
+        fc = int(function if function is not None else (3 if self.plan.table == "holding" else 4))
+        what = (f"{TABLE_NAMES[fc]} {start}..{start + count - 1} of unit {self.unit_id} "
                 f"on {self.port}")
         t0 = time.perf_counter()
         try:
-            rr = self._read(start, count=count, device_id=self.unit_id)
+            rr = self._reads[fc](start, count=count, device_id=self.unit_id)
         except ModbusException as exc:
-            detail = self._diagnose(count)
+            detail = self._diagnose(count, fc)
             raise LinkFault(self.name, f"{what}: {detail}") from exc
         except (OSError, ValueError) as exc:
             raise LinkFault(self.name, f"{what}: serial port error: {exc}") from exc
@@ -156,16 +160,20 @@ class ModbusBmsLink(LinkBase):
             raise LinkFault(self.name, f"{what}: the board answered Modbus exception {code} "
                                        f"({_EXC_NAMES.get(code, 'unknown')})")
         self.retried += getattr(rr, "retries", 0) or 0
-        regs = list(rr.registers)
-        if len(regs) < count:
-            raise LinkFault(self.name, f"{what}: short reply: {len(regs)} of {count} registers")
-        return regs[:count]
+        got = [int(b) for b in rr.bits] if fc in (1, 2) else list(rr.registers)
+        if len(got) < count:
+            unit = "bits" if fc in (1, 2) else "registers"
+            raise LinkFault(self.name, f"{what}: short reply: {len(got)} of {count} {unit}")
+        return got[:count]
 
-    def _read_all(self, reads) -> dict[int, int]:
-        regs: dict[int, int] = {}
-        for start, count in reads:
-            regs.update(zip(range(start, start + count), self.read_block(start, count)))
-        return regs
+    def _read_all(self, reads) -> dict:
+        """The tables (function -> array by address) filled by every read of ``reads`` (one
+        transaction each)."""
+        tables = self.plan.new_image()
+        for r in reads:
+            start, count = r
+            tables[r.function][start:start + count] = self.read_block(start, count, r.function)
+        return tables
 
     def poll(self) -> LinkSample:
         """Read the sample registers now and append the sample (t = clock.now())."""

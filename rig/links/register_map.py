@@ -1,46 +1,56 @@
-"""The Modbus register map: which register holds what (the UART counterpart of a signal map).
+"""The Modbus register map: which register or bit holds what (the UART counterpart of a signal map).
 
-YAML, validated with pydantic, then compiled for a cell count into :class:`RegisterPlan`:
-the block reads to make (as few transactions as the layout allows, at most ``max_block``
-registers each) and how to turn register words into a sample. The simulated board's Modbus
-slave uses the same plan backwards (:meth:`RegisterPlan.encode_telemetry`). Example::
+YAML, validated with pydantic (:mod:`rig.links.register_map_schema`), then compiled for a
+cell count into a :class:`~rig.links.register_plan.RegisterPlan`: the reads to make and how
+to turn register words and bits into a sample. The simulated board's Modbus slave uses the
+same plan backwards. Example::
 
-    table: holding                  # holding (function 03) or input (function 04)
-    word_order: big                 # 32-bit values: high word first
+    table: input                    # default table of a value: holding (03) or input (04)
+    word_order: big                 # 32-bit values: high word first (a value may override)
+    blocks:                         # optional: the ranges the board answers (reads never cross a gap)
+      - {function: 4, start: 0, count: 32, name: cells}
+      - {function: 3, start: 100, count: 8, name: temperatures}
+      - {function: 1, start: 0, count: 16, name: balance coils}
+      - {function: 2, start: 0, count: 8, name: alarms and FETs}
     cells:
-      voltage: {address: 16, type: uint16, unit: mV, max_cells: 64}   # cell i at 16 + (i-1)
-      balancing: {address: 5}       # cell i = bit (i-1) % 16 of register 5 + (i-1) // 16
+      voltage: {address: 0, function: 4, unit: mV, max_cells: 32}     # cell i at 0 + (i-1)
+      balancing: {address: 0, function: 1}       # coils: cell i = coil (i-1); registers: a bit mask
     temperatures:
-      cells: {address: 80, type: int16, scale: 0.1, unit: degC}
-      bleed_resistor: {address: 9, type: int16, scale: 0.1}
-    flags: {hvc: {address: 0, bit: 0}, lvc: {address: 0, bit: 1}, ...}
-    fets: {charge: {address: 1, bit: 0, closed_value: 1}, ...}
+      sensors:                                   # reporting order; roles are the profile's
+        - {address: 100, function: 3, type: int8, halves: high_first, sensors: 4, unit: degC}
+        - {address: 102, function: 3, type: int8, byte: low, unit: degC}
+    flags:
+      hvc: {address: 0, function: 2}                                  # a discrete input
+      ot: {any: [{address: 105, function: 3, bit: 0}, {address: 105, function: 3, bit: 4}]}
+    fets:
+      charge: {address: 106, function: 3, bits: [0, 1], choices: {0: open, 1: closed, 3: welded},
+               values: [closed, welded]}
+    pack:
+      voltage: {address: 40, function: 4, type: uint32, word_order: little, unit: mV}
     identity:
       serial: {address: 200, type: ascii, count: 8}
-      fw_version: {fields: {major: {address: 210}, minor: {address: 211}, patch: {address: 212}},
-                   format: "{major}.{minor}.{patch}"}
 
-A value is ``(raw * scale + offset)`` in ``unit`` (converted to SI). Addresses are 0-based
-protocol addresses (register 40001 is address 0). Errors are
-:class:`~rig.errors.ConfigError` naming the file, the key and the problem.
+A value is ``(raw * scale + offset)`` in ``unit`` (converted to SI); ``byte: high|low`` and
+``bits: [lo, hi]`` read part of one register, signed when ``type`` is ``int8``/``int16``.
+A value without ``function`` takes the one block that holds its address (with ``blocks``),
+else the map's ``table``. Addresses are 0-based protocol addresses (register 40001 is
+address 0). Errors are :class:`~rig.errors.ConfigError` naming the file, the key and the problem.
 """
 
 from __future__ import annotations
 
-import re
-import string
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError
-from .base import Capabilities, format_fields, load_yaml_mapping, unit_factor, validate_model
+from .base import format_fields, load_yaml_mapping, unit_factor, validate_model
 from .register_map_schema import (  # noqa: F401  (re-exported)
-    WORDS,
     MAX_READ,
+    MAX_READ_BITS,
+    TABLE_NAMES,
+    WORDS,
     Bit,
     Bitfield,
+    Block,
     Cells,
     Fets,
     Flags,
@@ -54,32 +64,17 @@ from .register_map_schema import (  # noqa: F401  (re-exported)
     State,
     Temperatures,
 )
+from .register_plan import (  # noqa: F401  (re-exported)
+    BIT_FUNCTIONS,
+    Balancing,
+    Cond,
+    Field_,
+    Indicator,
+    Read,
+    RegisterPlan,
+)
 
-# --------------------------------------------------------------------------- compiled plan
-
-
-@dataclass
-class Field_:
-    """A numeric field: its register addresses, word layout and SI conversion."""
-
-    key: str
-    addresses: list[int]  # first register of each value
-    type: str
-    a: float              # SI = raw * a + b
-    b: float
-    count: int = 1        # ascii: registers per value
-
-
-@dataclass
-class BitField_:
-    key: str
-    address: int
-    bit: int
-    level: int
-
-
-def _words(t: str, count: int | None) -> int:
-    return count if t == "ascii" else WORDS[t]
+_ONE = {1: "coil", 2: "discrete input", 3: "register", 4: "input register"}
 
 
 def blocks(addresses: set[int], max_block: int) -> list[tuple[int, int]]:
@@ -94,199 +89,6 @@ def blocks(addresses: set[int], max_block: int) -> list[tuple[int, int]]:
     return out
 
 
-@dataclass
-class RegisterPlan:
-    """A register map resolved for ``n_cells``: reads to make and how to decode/encode them."""
-
-    path: Path
-    n_cells: int
-    table: str
-    word_order: str
-    sample_reads: list[tuple[int, int]]
-    identity_reads: list[tuple[int, int]]
-    cell_v: Field_
-    temps: list[Field_]
-    balancing: tuple[int, str, int] | None  # (address, bit_order, active)
-    flags: dict[str, BitField_ | None]
-    fets: dict[str, BitField_ | None]
-    pack_v: Field_ | None
-    pack_a: Field_ | None
-    state: tuple[int, dict[int, str]] | None
-    identity: dict[str, tuple[list[tuple[str, Field_]], str | None] | None]
-    image_size: int  # 1 + highest address used
-
-    def capabilities(self) -> Capabilities:
-        """What the board reports: the quantities this map says where to find."""
-        q = {"cell_voltages"} if self.cell_v.addresses else set()
-        q |= {"temperatures"} if self.temps else set()
-        q |= {"balancing"} if self.balancing is not None else set()
-        q |= {k for k, v in self.flags.items() if v is not None}
-        q |= {f"{k}_fet" for k, v in self.fets.items() if v is not None}
-        q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state)) if v is not None}
-        n_t = sum(len(f.addresses) for f in self.temps)
-        return Capabilities(frozenset(q), n_t, frozenset(k for k, v in self.identity.items() if v),
-                            "register map", self.path.name)
-
-    # ------------------------------------------------------------- decode
-    def _values(self, regs: dict[int, int], f: Field_) -> np.ndarray:
-        t = f.type
-        if t in ("uint16", "int16"):
-            w = np.fromiter((regs[a] for a in f.addresses), np.uint16, len(f.addresses))
-            raw = w.view(np.int16).astype(float) if t == "int16" else w.astype(float)
-        else:
-            hi_first = self.word_order == "big"
-            vals = []
-            for a in f.addresses:
-                w0, w1 = regs[a], regs[a + 1]
-                v = (w0 << 16 | w1) if hi_first else (w1 << 16 | w0)
-                if t == "int32" and v >= 1 << 31:
-                    v -= 1 << 32
-                vals.append(v)
-            raw = np.asarray(vals, float)
-        return raw * f.a + f.b
-
-    def decode_sample(self, regs: dict[int, int]):
-        """(cell_v, temps_c, balancing, flags dict, fets dict, pack_v, pack_a, state) from registers."""
-        n = self.n_cells
-        cell_v = self._values(regs, self.cell_v)
-        temps = np.concatenate([self._values(regs, f) for f in self.temps]) if self.temps else np.zeros(0)
-        if self.balancing is not None:
-            addr, order, active = self.balancing
-            nreg = (n + 15) // 16
-            words = np.array([regs[addr + k] for k in range(nreg)], np.uint16)
-            bits = np.unpackbits(words.astype("<u2").view(np.uint8), bitorder="little")
-            bits = bits.reshape(nreg, 16)
-            if order == "msb_first":
-                bits = bits[:, ::-1]
-            bal = bits.reshape(-1)[:n].astype(bool)
-            if not active:
-                bal = ~bal
-        else:
-            bal = np.zeros(n, bool)
-
-        def bit(b: BitField_ | None) -> bool:
-            if b is None:
-                return False
-            return ((regs[b.address] >> b.bit) & 1) == b.level
-
-        flags = {k: bit(v) for k, v in self.flags.items()}
-        fets = {k: bit(v) for k, v in self.fets.items()}
-        pack_v = float(self._values(regs, self.pack_v)[0]) if self.pack_v else None
-        pack_a = float(self._values(regs, self.pack_a)[0]) if self.pack_a else None
-        state = None
-        if self.state is not None:
-            code = regs[self.state[0]]
-            state = self.state[1].get(code, str(code))
-        return cell_v, temps, bal, flags, fets, pack_v, pack_a, state
-
-    def decode_identity(self, regs: dict[int, int]) -> dict[str, str]:
-        out = {}
-        for k, spec in self.identity.items():
-            if spec is None:
-                out[k] = "unknown"
-                continue
-            fields, fmt = spec
-            vals = {}
-            for name, f in fields:
-                if f.type == "ascii":
-                    b = b"".join(regs[f.addresses[0] + j].to_bytes(2, "big") for j in range(f.count))
-                    vals[name] = b.replace(b"\x00", b"").decode("ascii", errors="replace").strip()
-                else:
-                    v = float(self._values(regs, f)[0])
-                    vals[name] = int(v) if v.is_integer() else v
-            out[k] = fmt.format(**vals) if fmt else str(vals["value"])
-        return out
-
-    # ------------------------------------------------------------- encode (the simulated board)
-    def _encode(self, f: Field_, si: np.ndarray, image: np.ndarray) -> None:
-        raw = np.rint((np.asarray(si, float) - f.b) / f.a)
-        t = f.type
-        lo, hi = {"uint16": (0, 65535), "int16": (-32768, 32767),
-                  "uint32": (0, 2**32 - 1), "int32": (-2**31, 2**31 - 1)}[t]
-        raw = np.clip(np.nan_to_num(raw), lo, hi).astype(np.int64)
-        addrs = np.asarray(f.addresses)
-        if t in ("uint16", "int16"):
-            image[addrs] = (raw & 0xFFFF).astype(np.uint16)
-        else:
-            u = raw & 0xFFFFFFFF
-            hi_w, lo_w = (u >> 16).astype(np.uint16), (u & 0xFFFF).astype(np.uint16)
-            if self.word_order == "big":
-                image[addrs], image[addrs + 1] = hi_w, lo_w
-            else:
-                image[addrs], image[addrs + 1] = lo_w, hi_w
-
-    def encode_telemetry(self, tel, image: np.ndarray) -> None:
-        """Write a Telemetry (duck-typed, SI) into a register image (uint16 array)."""
-        n = self.n_cells
-        self._encode(self.cell_v, np.asarray(tel.cell_v, float)[:n], image)
-        temps = np.asarray(tel.temps_c, float)
-        k = 0
-        for f in self.temps:
-            m = len(f.addresses)
-            vals = temps[k:k + m]
-            if len(vals) < m:  # fewer readings than registers: repeat the last
-                vals = np.resize(vals if len(vals) else np.array([25.0]), m)
-            self._encode(f, vals, image)
-            k += m
-        if self.balancing is not None:
-            addr, order, active = self.balancing
-            nreg = (n + 15) // 16
-            bits = np.zeros(nreg * 16, bool)
-            bits[:n] = np.asarray(tel.balancing, bool)[:n]
-            if not active:
-                bits[:n] = ~bits[:n]
-            bits = bits.reshape(nreg, 16)
-            if order == "msb_first":
-                bits = bits[:, ::-1]
-            words = np.packbits(bits.reshape(-1), bitorder="little").view("<u2")
-            image[addr:addr + nreg] = words
-        for name, b in list(self.flags.items()) + list(self.fets.items()):
-            if b is None:
-                continue
-            attr = name if name in ("hvc", "lvc", "ot", "ut") else f"{name}_fet"
-            level = b.level if bool(getattr(tel, attr)) else 1 - b.level
-            w = int(image[b.address]) & ~(1 << b.bit)
-            image[b.address] = w | (level << b.bit)
-        if self.pack_v:
-            self._encode(self.pack_v, [tel.pack_v], image)
-        if self.pack_a:
-            self._encode(self.pack_a, [tel.pack_a], image)
-        if self.state is not None:
-            rev = {v: c for c, v in self.state[1].items()}
-            image[self.state[0]] = rev.get(str(tel.state), 0xFFFF)
-        for key in ("serial", "hw_revision", "fw_version"):
-            spec = self.identity.get(key)
-            if spec is None:
-                continue
-            fields, fmt = spec
-            text = str(getattr(tel, key))
-            vals = _parse_format(fmt, text) if fmt else {"value": text}
-            for name, f in fields:
-                v = vals.get(name, "")
-                if f.type == "ascii":
-                    b = str(v).encode("ascii", errors="replace")[:2 * f.count].ljust(2 * f.count, b"\x00")
-                    a0 = f.addresses[0]
-                    image[a0:a0 + f.count] = np.frombuffer(b, ">u2")
-                else:
-                    digits = re.findall(r"-?\d+(?:\.\d+)?", str(v))
-                    self._encode(f, [float(digits[-1]) if digits else 0.0], image)
-
-
-def _parse_format(fmt: str, text: str) -> dict[str, str]:
-    """Invert a simple ``"{major}.{minor}.{patch}"`` format on ``text`` (missing parts -> "")."""
-    pattern, names = "", []
-    for literal, fname, _spec, _conv in string.Formatter().parse(fmt):
-        pattern += re.escape(literal)
-        if fname is not None:
-            names.append(fname)
-            pattern += rf"(?P<{fname}>.*?)"
-    m = re.fullmatch(pattern, text)
-    if m:
-        return m.groupdict()
-    parts = re.findall(r"\d+", text)
-    return {n: (parts[i] if i < len(parts) else "") for i, n in enumerate(names)}
-
-
 def load_register_map(path: str | Path, n_cells: int | None = None):
     """Read and schema-validate a register map; with ``n_cells`` also check the layout for
     that many cells and return the compiled :class:`RegisterPlan` (``bmsrig check``)."""
@@ -296,83 +98,251 @@ def load_register_map(path: str | Path, n_cells: int | None = None):
     return validate_model(RegisterMap, load_yaml_mapping(p, "register map"), p)
 
 
+class _Layout:
+    """Where values live: the declared blocks, the claimed bits of every register, the reads."""
+
+    def __init__(self, P: Path, rmap: RegisterMap, n_cells: int):
+        self.P, self.n_cells = P, n_cells
+        self.default_fc = 3 if rmap.table == "holding" else 4
+        self.word_order = rmap.word_order
+        self.max_block = rmap.max_block
+        self.blocks = list(rmap.blocks or [])
+        self.declared = rmap.blocks is not None
+        self.claims: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        self.used: dict[str, dict[int, set[int]]] = {"sample": {}, "identity": {}}
+        self.phase = "sample"
+        self._check_blocks()
+
+    def _check_blocks(self) -> None:
+        for j, b in enumerate(self.blocks):
+            for i, o in enumerate(self.blocks[:j]):
+                if o.function == b.function and b.start < o.start + o.count and o.start < b.start + b.count:
+                    raise ConfigError(self.P, f"blocks.{j}", f"{TABLE_NAMES[b.function]} {b.start}.."
+                                      f"{b.start + b.count - 1} overlap blocks.{i} ({o.start}..{o.start + o.count - 1}); "
+                                      f"each address belongs to one block")
+
+    def function(self, fc: int | None, address: int, nwords: int, key: str) -> int:
+        """The function code of a value at ``address``: its own, else its block's, else the table's."""
+        if fc is not None:
+            return fc
+        if not self.declared:
+            return self.default_fc
+        holding = sorted({b.function for b in self.blocks if b.start <= address < b.start + b.count})
+        if len(holding) == 1:
+            return holding[0]
+        if not holding:
+            raise ConfigError(self.P, key, f"address {address} lies outside every declared block "
+                              f"({self._describe_blocks()}); give its 'function' and a block that holds it")
+        raise ConfigError(self.P, key, f"address {address} is in blocks of function "
+                          f"{' and '.join(map(str, holding))}: say which with 'function'")
+
+    def _describe_blocks(self, fc: int | None = None) -> str:
+        bs = [b for b in self.blocks if fc is None or b.function == fc]
+        if not bs:
+            return f"no block reads function {fc} ({TABLE_NAMES[fc]})"
+        return ", ".join(f"function {b.function}: {b.start}..{b.start + b.count - 1}" for b in bs)
+
+    def claim(self, fc: int, address: int, nwords: int, key: str, mask: int = 0xFFFF) -> None:
+        """Reserve ``mask`` bits of ``nwords`` registers (or coils) from ``address`` for ``key``."""
+        last = address + nwords - 1
+        if last > 65535:
+            raise ConfigError(self.P, key, f"runs past the last Modbus address (65535) at {_ONE[fc]} {last}")
+        if self.declared and not any(b.function == fc and b.start <= address and last < b.start + b.count
+                                     for b in self.blocks):
+            span = f"{_ONE[fc]} {address} lies" if nwords == 1 else f"{TABLE_NAMES[fc]} {address}..{last} lie"
+            raise ConfigError(self.P, key, f"{span} outside every declared block "
+                              f"({self._describe_blocks(fc)})")
+        for a in range(address, last + 1):
+            held = self.claims.setdefault((fc, a), [])
+            for m, other in held:
+                if m & mask and other != key:
+                    cells = " (with %d cells)" % self.n_cells if "cells" in key or "cells" in other else ""
+                    if m == 0xFFFF or mask == 0xFFFF or fc in BIT_FUNCTIONS:
+                        where = f"{_ONE[fc]} {a}"
+                    else:
+                        where = f"bit {_low_bit(m & mask)} of {_ONE[fc]} {a}"
+                    raise ConfigError(self.P, key, f"{where} is also used by {other}{cells}")
+            held.append((mask, key))
+            self.used[self.phase].setdefault(fc, set()).add(a)
+
+    def reads(self, phase: str) -> list[Read]:
+        out: list[Read] = []
+        for fc, addrs in sorted(self.used[phase].items()):
+            limit = self.max_block if fc not in BIT_FUNCTIONS else MAX_READ_BITS
+            if not self.declared:
+                out += [Read(s, c, fc) for s, c in blocks(addrs, limit)]
+                continue
+            for b in sorted((b for b in self.blocks if b.function == fc), key=lambda b: b.start):
+                inside = {a for a in addrs if b.start <= a < b.start + b.count}
+                out += [Read(s, c, fc) for s, c in blocks(inside, limit)]
+        return out
+
+    def served(self) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]]]:
+        """(image size per function, the ranges the simulated board answers per function)."""
+        sizes: dict[int, int] = {}
+        for fc, a in self.claims:
+            sizes[fc] = max(sizes.get(fc, 0), a + 1)
+        if self.declared:
+            ranges: dict[int, list[tuple[int, int]]] = {}
+            for b in self.blocks:
+                sizes[b.function] = max(sizes.get(b.function, 0), b.start + b.count)
+                ranges.setdefault(b.function, []).append((b.start, b.count))
+            return sizes, ranges
+        sizes.setdefault(self.default_fc, 1)
+        return sizes, {fc: [(0, n)] for fc, n in sizes.items()}
+
+
+def _low_bit(mask: int) -> int:
+    return (mask & -mask).bit_length() - 1
+
+
+def _part(spec) -> tuple[int, int] | None:
+    """(shift, width) of a byte half / bit range, or None for a whole value."""
+    if getattr(spec, "byte", None) is not None:
+        return (8 if spec.byte == "high" else 0), 8
+    if getattr(spec, "bits", None) is not None:
+        return spec.bits[0], spec.bits[1] - spec.bits[0] + 1
+    return None
+
+
 def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
-    """Validate the map for ``n_cells`` (overlaps, room for the cells) and plan the reads."""
+    """Validate the map for ``n_cells`` (blocks, overlaps, room for the cells) and plan the reads."""
     P = Path(path)
     rmap = load_register_map(P)
     if n_cells < 1:
         raise ConfigError(P, "cells", f"the profile's cell count must be >= 1, got {n_cells}")
-    claims: dict[int, str] = {}    # register -> key of the numeric field using it
-    bit_claims: dict[tuple[int, int], str] = {}
-    bit_regs: dict[int, str] = {}
-
-    def claim(addr: int, nwords: int, key: str) -> None:
-        for a in range(addr, addr + nwords):
-            if a > 65535:
-                raise ConfigError(P, key, f"runs past the last Modbus address (65535) at register {a}")
-            other = claims.get(a) or bit_regs.get(a)
-            if other and other != key:
-                raise ConfigError(P, key, f"register {a} is also used by {other}"
-                                  + (f" (with {n_cells} cells)" if "cells" in key or "cells" in other else ""))
-            claims[a] = key
+    L = _Layout(P, rmap, n_cells)
 
     def conv(r: Reg, quantity: str | None, key: str) -> tuple[float, float]:
         f, o = unit_factor(quantity, r.unit, P, key + ".unit") if quantity else (1.0, 0.0)
         return r.scale * f, r.offset * f + o
 
-    def series(s: RegSeries, key: str, quantity: str) -> Field_:
-        if s.type == "ascii":
+    def numeric(r: Reg, key: str, quantity: str | None, n: int | None = None) -> Field_:
+        """A numeric value (``n`` None) or a run of ``n`` values (a RegSeries)."""
+        series = n is not None
+        if series and r.type == "ascii":
             raise ConfigError(P, key + ".type", "per-cell values must be numeric, not ascii")
-        if s.max_cells is not None and n_cells > s.max_cells:
-            raise ConfigError(P, key, f"the profile has {n_cells} cells but this register map has room for "
-                              f"{s.max_cells} (max_cells)")
-        w = WORDS[s.type]
-        stride = s.stride or w
-        if stride < w:
-            raise ConfigError(P, key + ".stride", f"stride {stride} is smaller than a {s.type} ({w} registers)")
-        addrs = [s.address + i * stride for i in range(n_cells)]
-        for a in addrs:
-            claim(a, w, key)
-        a, b = conv(s, quantity, key)
-        return Field_(key, addrs, s.type, a, b)
-
-    def single(r: Reg, key: str, quantity: str | None) -> Field_:
-        claim(r.address, _words(r.type, r.count), key)
+        if key in ("cells.voltage", "temperatures.cells") and r.max_cells is not None and n > r.max_cells:
+            raise ConfigError(P, key, f"the profile has {n} cells but this register map has room for "
+                              f"{r.max_cells} (max_cells)")
+        nw = r.count if r.type == "ascii" else WORDS[r.type]
+        fc = L.function(r.function, r.address, nw, key)
+        if fc in BIT_FUNCTIONS:
+            raise ConfigError(P, key + ".function", f"{TABLE_NAMES[fc]} are single bits; a {r.type} value needs "
+                              f"holding (3) or input (4) registers (a coil or discrete input can be a flag, "
+                              f"a FET or a balancing bit)")
+        part = _part(r)
+        halves = getattr(r, "halves", None)
+        if halves is not None:
+            part = (0, 8)
+        if r.type in ("uint8", "int8") and part is None:
+            raise ConfigError(P, key + ".type", f"type {r.type} needs 'byte' (high or low) or 'halves'")
+        count = 1 if n is None else n
+        stride = getattr(r, "stride", None) or nw
+        if stride < nw:
+            raise ConfigError(P, key + ".stride", f"stride {stride} is smaller than a {r.type} ({nw} registers)")
+        if halves is not None:
+            first = 8 if halves == "high_first" else 0
+            addrs = [r.address + k // 2 for k in range(count)]
+            shifts = [first if k % 2 == 0 else 8 - first for k in range(count)]
+        else:
+            addrs = [r.address + k * stride for k in range(count)]
+            shifts = [part[0]] * count if part else None
+        width = part[1] if part else 16
+        for k, a in enumerate(addrs):
+            mask = (((1 << width) - 1) << shifts[k]) if shifts else 0xFFFF
+            L.claim(fc, a, nw, key, mask)
         a, b = conv(r, quantity, key)
-        return Field_(key, [r.address], r.type, a, b, r.count or 1)
+        typ = r.type if part is None else "uint16"
+        return Field_(key, addrs, typ, a, b, r.count or 1, fc, shifts, width,
+                      signed=r.type.startswith("int"), word_order=r.word_order or L.word_order)
 
-    def bit(b: Bit | None, key: str, which: str) -> BitField_ | None:
+    def cond(b: Bit, key: str, level: int) -> Cond:
+        fc = L.function(b.function, b.address, 1, key)
+        part = _part(b)
+        if fc in BIT_FUNCTIONS:
+            if part is not None or (b.bit or 0) != 0:
+                what = "bits" if b.bits is not None else ("byte" if b.byte else "bit")
+                raise ConfigError(P, f"{key}.{what}", f"{_ONE[fc]} {b.address} is one bit by itself; "
+                                  f"'bit'/'bits'/'byte' pick bits of a 16-bit register (function 3 or 4)")
+            part = (0, 1)
+        elif part is None:
+            part = (b.bit or 0, 1) if (b.bit is not None or b.values is None) else (0, 16)
+        shift, width = part
+        values = None
+        spare = 0
+        if b.values is not None:
+            codes = b.codes()
+            too_big = [c for c in codes if not 0 <= c < 1 << width]
+            if too_big:
+                raise ConfigError(P, f"{key}.values", f"value {too_big[0]} does not fit {width} bit(s)")
+            values = frozenset(codes)
+            if len(values) == 1 << width:
+                raise ConfigError(P, f"{key}.values", f"every value of {width} bit(s) is listed: it could never be clear")
+            others = [c for c in sorted(b.choices or {}) if c not in values and 0 <= c < 1 << width]
+            spare = others[0] if others else next(v for v in range(1 << width) if v not in values)
+        L.claim(fc, b.address, 1, key, ((1 << width) - 1) << shift if fc not in BIT_FUNCTIONS else 0xFFFF)
+        return Cond(fc, b.address, shift, width, values, level, spare)
+
+    def indicator(b: Bit | None, key: str, which: str) -> Indicator | None:
         if b is None:
             return None
-        if b.address in claims:
-            raise ConfigError(P, key, f"register {b.address} is also used by {claims[b.address]}")
-        if (b.address, b.bit) in bit_claims:
-            raise ConfigError(P, key, f"bit {b.bit} of register {b.address} is also used by {bit_claims[(b.address, b.bit)]}")
-        bit_claims[(b.address, b.bit)] = key
-        bit_regs.setdefault(b.address, key)
-        return BitField_(key, b.address, b.bit, b.level(which))
+        members = b.any if b.any is not None else [b]
+        conds = []
+        for i, m in enumerate(members):
+            if m.any is not None:
+                raise ConfigError(P, f"{key}.any.{i}", "an 'any' entry is one bit or value set, not another 'any'")
+            if b.any is not None and m.function is None and b.function is not None:
+                m = m.model_copy(update={"function": b.function})  # the 'any' entry's function is its bits' default
+            conds.append(cond(m, key if b.any is None else f"{key}.any.{i}", m.level(which)))
+        return Indicator(key, conds)
 
-    cell_v = series(rmap.cells.voltage, "cells.voltage", "voltage")
-    temps = []
-    if rmap.temperatures.cells is not None:
-        temps.append(series(rmap.temperatures.cells, "temperatures.cells", "temperature"))
-    if rmap.temperatures.bleed_resistor is not None:
-        temps.append(single(rmap.temperatures.bleed_resistor, "temperatures.bleed_resistor", "temperature"))
+    # ---------------------------------------------------------------- the sample
+    cell_v = numeric(rmap.cells.voltage, "cells.voltage", "voltage", n_cells)
+    temps: list[Field_] = []
+    t = rmap.temperatures
+    if t.cells is not None:
+        temps.append(numeric(t.cells, "temperatures.cells", "temperature", n_cells))
+    if t.bleed_resistor is not None:
+        temps.append(numeric(t.bleed_resistor, "temperatures.bleed_resistor", "temperature"))
+    for i, s in enumerate(t.sensors or []):
+        temps.append(numeric(s, f"temperatures.sensors.{i}", "temperature", s.sensors))
     balancing = None
     if rmap.cells.balancing is not None:
         bf = rmap.cells.balancing
-        claim(bf.address, (n_cells + 15) // 16, "cells.balancing")
-        balancing = (bf.address, bf.bit_order, bf.active_value)
-    flags = {k: bit(getattr(rmap.flags, k), f"flags.{k}", "active") for k in ("hvc", "lvc", "ot", "ut")}
-    fets = {k: bit(getattr(rmap.fets, k), f"fets.{k}", "closed") for k in ("charge", "discharge")}
-    pack_v = single(rmap.pack.voltage, "pack.voltage", "voltage") if rmap.pack.voltage else None
-    pack_a = single(rmap.pack.current, "pack.current", "current") if rmap.pack.current else None
+        fc = L.function(bf.function, bf.address, 1, "cells.balancing")
+        if fc in BIT_FUNCTIONS:
+            if bf.registers is not None or bf.word_order != "low_first":
+                raise ConfigError(P, "cells.balancing", f"{TABLE_NAMES[fc]} are one bit per cell: "
+                                  f"'registers'/'word_order' apply to a mask in registers (function 3 or 4)")
+            bits = [(bf.address + i, 0) for i in range(n_cells)]
+            for a, _ in bits:
+                L.claim(fc, a, 1, "cells.balancing")
+        else:
+            nreg = bf.registers or (n_cells + 15) // 16
+            if n_cells > 16 * nreg:
+                raise ConfigError(P, "cells.balancing.registers", f"the profile has {n_cells} cells but a mask of "
+                                  f"{nreg} register(s) has room for {16 * nreg}")
+            word = (lambda i: nreg - 1 - i // 16) if bf.word_order == "high_first" else (lambda i: i // 16)
+            bits = [(bf.address + word(i), (15 - i % 16) if bf.bit_order == "msb_first" else i % 16)
+                    for i in range(n_cells)]
+            for a, k in bits:
+                L.claim(fc, a, 1, "cells.balancing", 1 << k)
+        balancing = Balancing(fc, bits, bf.active_value)
+    flags = {k: indicator(getattr(rmap.flags, k), f"flags.{k}", "active") for k in ("hvc", "lvc", "ot", "ut")}
+    fets = {k: indicator(getattr(rmap.fets, k), f"fets.{k}", "closed") for k in ("charge", "discharge")}
+    pack_v = numeric(rmap.pack.voltage, "pack.voltage", "voltage") if rmap.pack.voltage else None
+    pack_a = numeric(rmap.pack.current, "pack.current", "current") if rmap.pack.current else None
     state = None
     if rmap.state is not None:
-        claim(rmap.state.address, 1, "state")
-        state = (rmap.state.address, dict(rmap.state.choices))
-    sample_addrs = set(claims) | set(bit_regs)
+        fc = L.function(rmap.state.function, rmap.state.address, 1, "state")
+        if fc in BIT_FUNCTIONS:
+            raise ConfigError(P, "state.function", f"the state is a code in a 16-bit register, not in {TABLE_NAMES[fc]}")
+        L.claim(fc, rmap.state.address, 1, "state")
+        state = (rmap.state.address, dict(rmap.state.choices), fc)
 
+    # ---------------------------------------------------------------- identity (read once)
+    L.phase = "identity"
     identity: dict = {}
     for k in ("serial", "hw_revision", "fw_version"):
         f: IdentityField | None = getattr(rmap.identity, k)
@@ -386,20 +356,20 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
             if unknown:
                 raise ConfigError(P, key + ".format", f"format {f.format!r} uses {{{unknown[0]}}} but the fields "
                                   f"are {', '.join(f.fields)}")
-            fields = [(name, single(r, f"{key}.fields.{name}", None)) for name, r in f.fields.items()]
+            fields = [(name, numeric(r, f"{key}.fields.{name}", None)) for name, r in f.fields.items()]
         else:
-            r = Reg(address=f.address, type=f.type, count=f.count)
-            fields = [("value", single(r, key, None))]
+            r = Reg(address=f.address, function=f.function, type=f.type, count=f.count)
+            fields = [("value", numeric(r, key, None))]
             if f.format:
                 used = format_fields(f.format, P, key + ".format")
                 if any(u != "value" for u in used):
                     raise ConfigError(P, key + ".format", "with a single 'address' the format can only use {value}")
         identity[k] = (fields, f.format)
-    identity_addrs = set(claims) - sample_addrs
 
+    sizes, served = L.served()
     return RegisterPlan(
         path=P, n_cells=n_cells, table=rmap.table, word_order=rmap.word_order,
-        sample_reads=blocks(sample_addrs, rmap.max_block), identity_reads=blocks(identity_addrs, rmap.max_block),
+        sample_reads=L.reads("sample"), identity_reads=L.reads("identity"),
         cell_v=cell_v, temps=temps, balancing=balancing, flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a,
-        state=state, identity=identity, image_size=max(claims.keys() | bit_regs.keys()) + 1,
+        state=state, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
     )

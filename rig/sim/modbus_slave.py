@@ -7,8 +7,12 @@ frames (pymodbus ``FramerRTU``: device id, PDU, CRC-16) decoded and built by pym
 The register image comes from the same register map the rig reads
 (:class:`~rig.links.register_map.RegisterPlan`), written by :meth:`update` (thread-safe).
 
-Served: read holding registers (03) or read input registers (04), whichever table the map
-names; anything else gets exception 01, an address outside the image exception 02.
+Served: read coils (01), discrete inputs (02), holding registers (03) and input registers
+(04) as the map places values in them. A map that declares ``blocks`` is served block by
+block: a read not wholly inside one declared block of its function gets exception 02 (as
+many real boards answer), a function with no block exception 01. Without ``blocks`` each
+used table is served from address 0 to its highest mapped address. A count beyond the
+Modbus limit (125 registers, 2000 bits) gets exception 03.
 Requests for another device id are ignored (a multi-drop bus). For tests,
 :meth:`inject_corruption` spoils the next replies (a flipped byte -> CRC error, a short
 reply, or silence).
@@ -35,10 +39,14 @@ _FRAME_GAP_S = 0.05  # a partial frame older than this is dropped (RTU inter-fra
 class ModbusSlave:
     """Modbus RTU slave of the simulated board: ``ModbusSlave(map, n_cells).start().port``."""
 
-    def __init__(self, register_map_path: str | Path | None, n_cells: int, unit_id: int = 1):
+    def __init__(self, register_map_path: str | Path | None, n_cells: int, unit_id: int = 1,
+                 temperature_roles=None):
+        """``temperature_roles``: the profile's :class:`~rig.profile.Temperatures`; when it
+        names roles, each position of the map gets the simulated temperature of its role."""
         self.plan: RegisterPlan = compile_register_map(register_map_path or REFERENCE_REGISTER_MAP, int(n_cells))
         self.unit_id = int(unit_id)
-        self._image = np.zeros(self.plan.image_size, np.uint16)
+        self.temperature_roles = temperature_roles
+        self._image = self.plan.new_image()
         self._lock = threading.Lock()
         self._corrupt: list[str] = []
         self._master: int | None = None
@@ -101,8 +109,10 @@ class ModbusSlave:
     # ----------------------------------------------------------------- board side
     def update(self, telemetry) -> None:
         """Write a Telemetry into the register image (thread-safe; replies see all or nothing)."""
-        image = self._image.copy()
-        self.plan.encode_telemetry(telemetry, image)
+        image = {fc: arr.copy() for fc, arr in self._image.items()}
+        temps = place_temperatures(telemetry.temps_c, self.plan.n_cells, self.plan.n_temperatures,
+                                   self.temperature_roles)
+        self.plan.encode_telemetry(telemetry, image, temps)
         with self._lock:
             self._image = image
 
@@ -120,10 +130,12 @@ class ModbusSlave:
         """Serve ``telemetry`` until the next cycle."""
         self.update(telemetry)
 
-    def registers(self) -> np.ndarray:
-        """A copy of the register image (address = index)."""
+    def registers(self, function: int | None = None) -> np.ndarray:
+        """A copy of one table (address = index): ``function`` 1..4, default the map's ``table``."""
+        fc = function if function is not None else (3 if self.plan.table == "holding" else 4)
         with self._lock:
-            return self._image.copy()
+            arr = self._image.get(fc)
+            return arr.copy() if arr is not None else np.zeros(0, np.uint16)
 
     def inject_corruption(self, n_replies: int = 1, mode: str = "flip") -> None:
         """Spoil the next ``n_replies`` replies: ``flip`` a byte (CRC error), ``short``
@@ -179,8 +191,20 @@ class ModbusSlave:
                 except Exception:  # never let one odd request kill the board's UART
                     self.bad_frames += 1
 
+    def _check(self, fc: int, addr: int, count: int) -> int:
+        """0 when the read is served, else the Modbus exception code to answer."""
+        ranges = self.plan.served.get(fc)
+        if not ranges:
+            return 1  # illegal function: the board has no such table
+        if not 1 <= count <= (2000 if fc in (1, 2) else 125):
+            return 3  # illegal data value: a count beyond the Modbus limit
+        if any(s <= addr and addr + count <= s + n for s, n in ranges):
+            return 0
+        return 2  # illegal data address: outside every block
+
     def _respond(self, framer, pdu) -> None:
         from pymodbus.pdu import ExceptionResponse
+        from pymodbus.pdu.bit_message import ReadCoilsResponse, ReadDiscreteInputsResponse
         from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInputRegistersResponse
 
         if pdu.dev_id not in (self.unit_id,):
@@ -189,32 +213,34 @@ class ModbusSlave:
         if self.muted:
             return
         fc = pdu.function_code
-        want = 3 if self.plan.table == "holding" else 4
-        if fc != want:
-            reply = ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)
+        if fc not in (1, 2, 3, 4):
+            self._write(framer.buildFrame(ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
+            return
+        addr, count = int(pdu.address), int(pdu.count)
+        with self._lock:
+            image = self._image
+            mode = self._corrupt.pop(0) if self._corrupt else None
+        code = self._check(fc, addr, count)
+        if code:
+            reply = ExceptionResponse(fc, exception_code=code, device_id=self.unit_id)
         else:
-            addr, count = int(pdu.address), int(pdu.count)
-            with self._lock:
-                image = self._image
-                mode = self._corrupt.pop(0) if self._corrupt else None
-            if count < 1 or count > 125 or addr + count > len(image):
-                reply = ExceptionResponse(fc, exception_code=2, device_id=self.unit_id)
+            values = image[fc][addr:addr + count].tolist()
+            if fc in (1, 2):
+                cls = ReadCoilsResponse if fc == 1 else ReadDiscreteInputsResponse
+                reply = cls(bits=[bool(v) for v in values], dev_id=self.unit_id, transaction_id=pdu.transaction_id)
             else:
                 cls = ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse
-                reply = cls(registers=image[addr:addr + count].tolist(), dev_id=self.unit_id,
-                            transaction_id=pdu.transaction_id)
-            frame = bytearray(framer.buildFrame(reply))
-            if mode == "silent":
-                return
-            if mode == "flip":
-                frame[len(frame) // 2] ^= 0x5A
-            elif mode == "short":
-                frame = frame[: max(3, len(frame) // 2)]
-            elif mode == "garbage":
-                frame = bytearray(os.urandom(len(frame)))
-            self._write(bytes(frame))
+                reply = cls(registers=values, dev_id=self.unit_id, transaction_id=pdu.transaction_id)
+        frame = bytearray(framer.buildFrame(reply))
+        if mode == "silent":
             return
-        self._write(framer.buildFrame(reply))
+        if mode == "flip":
+            frame[len(frame) // 2] ^= 0x5A
+        elif mode == "short":
+            frame = frame[: max(3, len(frame) // 2)]
+        elif mode == "garbage":
+            frame = bytearray(os.urandom(len(frame)))
+        self._write(bytes(frame))
 
     def _write(self, frame: bytes) -> None:
         view = memoryview(frame)
@@ -225,3 +251,27 @@ class ModbusSlave:
                 return
             view = view[k:]
         self.replies += 1
+
+
+def place_temperatures(temps_c, n_cells: int, n_reported: int, roles=None) -> np.ndarray | None:
+    """The simulated board's temperatures in the map's order, °C, by the profile's roles.
+
+    ``temps_c`` is the board model's list (cell NTCs, then the bleed-resistor NTC). A
+    ``cells`` position gets the cell NTCs in turn, ``bleed_resistor`` the bleed NTC,
+    ``fet``/``ambient`` and positions in no role the mean cell temperature (the bench
+    models no separate FET or ambient sensor). None (keep the model's order) when the
+    profile names no role."""
+    if roles is None or not getattr(roles, "stated", False):
+        return None
+    t = np.asarray(temps_c, float)
+    cells = t[:n_cells] if len(t) >= n_cells else t
+    mean = float(np.mean(cells)) if len(cells) else 25.0
+    bleed = float(t[n_cells]) if len(t) > n_cells else mean
+    from ..profile import TEMPERATURE_ROLES
+
+    out = np.full(n_reported, mean)
+    for role in TEMPERATURE_ROLES:
+        for j, i in enumerate(roles.indices(role, n_reported)):
+            out[i] = float(cells[j % len(cells)]) if role == "cells" and len(cells) else (
+                bleed if role == "bleed_resistor" else mean)
+    return out

@@ -52,7 +52,13 @@ def check_maps(profile) -> list[str]:
     """Load the register map as the link will (no reservations: errors raise ConfigError)."""
     from ..register_map import load_register_map
 
-    load_register_map(profile.resolve(profile.link.register_map), profile.cells)
+    plan = load_register_map(profile.resolve(profile.link.register_map), profile.cells)
+    roles = getattr(profile, "temperatures", None)
+    if roles is not None and roles.stated:  # every position the profile names must be reported
+        from ...profile import TEMPERATURE_ROLES
+
+        for role in TEMPERATURE_ROLES:
+            roles.indices(role, plan.n_temperatures, profile.source)
     return []
 
 
@@ -61,7 +67,8 @@ def bench(profile, name: str):
     from ...sim.modbus_slave import ModbusSlave
 
     link = profile.link
-    return ModbusSlave(profile.resolve(link.register_map), profile.cells, link.unit_id).start()
+    return ModbusSlave(profile.resolve(link.register_map), profile.cells, link.unit_id,
+                       temperature_roles=getattr(profile, "temperatures", None)).start()
 
 
 KIND = LinkKind(
