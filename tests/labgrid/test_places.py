@@ -144,13 +144,60 @@ def _bmsrig_run(env, out, *plans):
                           timeout=600)
 
 
+def read_record(run_dir) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (run_dir / "record.jsonl").read_text().splitlines() if line.strip()]
+
+
 @pytest.mark.slow
-def test_bmsrig_run_holds_the_place_for_the_run(place, session, tmp_path):
-    """``bmsrig run`` on the virtual bench served through a place: acquired, the plan passes, released."""
+def test_bmsrig_run_holds_the_place_for_the_run(place, session, coordinator, tmp_path):
+    """``bmsrig run`` on the virtual bench served through a place: acquired, the plan passes,
+    released; the record and the report name the coordinator, place, exporter and resources."""
     env = _shared_bench(place, tmp_path)
     proc = _bmsrig_run(env, tmp_path / "run", "test_channel_mapping.py")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert holder(session) is None
+    start = next(e for e in read_record(tmp_path / "run") if e["event"] == "run_start")
+    held = start["context"]["rig"]["labgrid"]
+    assert held["coordinator"] == coordinator and held["holder"] == me(session)
+    assert held["places"][0]["name"] == "bench-a" and held["places"][0]["exporters"] == ["rig-a"]
+    assert {r["path"] for r in held["places"][0]["resources"]} == {"rig-a/bench-a/SimBench/bench",
+                                                                    "rig-a/bench-a/BenchPort/port"}
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert f"Held through labgrid coordinator {coordinator}: place bench-a (acquired by {me(session)}" in report
+    assert "SimBench rig-a/bench-a/SimBench/bench" in report
+
+
+@pytest.mark.slow
+def test_bmsrig_run_whose_place_is_stolen_mid_run_is_exit_3(place, session, coordinator, tmp_path):
+    """Another job kicks the run off its place while the plans run: exit 3, a rig-fault
+    deviation naming the place in the record, never a pass; the thief keeps the place."""
+    import sys
+
+    from .conftest import ROOT, _env, proc_wait
+
+    env = _shared_bench(place, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", "--rig", str(env), "--board",
+                             "reference-4s-lfp-uart", "--out", str(tmp_path / "run"), "test_channel_mapping.py",
+                             "test_hvc.py"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env=_env())
+    try:
+        while holder(session) != me(session):
+            assert proc.poll() is None, proc.stdout.read()
+            proc_wait(proc, 0.05)
+        client(coordinator, "-p", "bench-a", "release", "--kick", user="ci-job-3")
+        client(coordinator, "-p", "bench-a", "acquire", user="ci-job-3")
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out[-3000:]
+    faults = [e for e in read_record(tmp_path / "run") if e["event"] == "deviation" and e["kind"] == "rig_fault"]
+    assert faults and "labgrid place bench-a" in faults[0]["message"]
+    run_end = [e for e in read_record(tmp_path / "run") if e["event"] == "run_end"]
+    assert run_end and run_end[0]["exit_code"] == 3
+    assert holder(session).endswith("/ci-job-3")
 
 
 def test_bmsrig_run_on_a_place_held_by_another_is_exit_3(place, session, coordinator, tmp_path):
