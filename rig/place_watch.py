@@ -81,7 +81,7 @@ class PlaceWatch:
     def _run(self) -> None:
         from labgrid.remote.client import ensure_event_loop
 
-        from .places import connect_session, end_session
+        from .coordinator import connect_session, end_session
 
         loop = ensure_event_loop()  # this thread's own loop, which its sessions use too
         self._loop, self._stop = loop, asyncio.Event()

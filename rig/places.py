@@ -34,7 +34,6 @@ Only labgrid's coordinator API is used (``AcquirePlace``, ``ReleasePlace`` with
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -45,13 +44,13 @@ from pathlib import Path
 import yaml
 
 from .clock import WallClock
+from .coordinator import call as _call, connect_session, end_session, sync as _sync
 from .errors import ConfigError
 from .lock import RigBusy, rig_lock
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
-CONNECT_TIMEOUT_S = 10.0  # wall-clock bound on one coordinator request, s
 POLL_S = 1.0  # how often a queued run polls its reservation (labgrid expires it after 60 s unpolled), s
 _TAG = re.compile(r"[a-z][a-z0-9_]+")
 
@@ -91,55 +90,6 @@ def coordinator_address(env_path, coordinator: str | None = None) -> str:
         return str(coordinator)
     option = (_load(env_path).get("options") or {}).get("coordinator_address")
     return str(option or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR)
-
-
-def connect_session(address: str, env_path):
-    """A ClientSession on its own connection (its own gRPC channel and event loop of this
-    thread): the coordinator tells clients apart by their connection, and labgrid's
-    RemotePlace opens a session of its own in this process."""
-    import grpc
-    from labgrid.remote.client import ClientSession, ensure_event_loop
-    from labgrid.remote.generated import labgrid_coordinator_pb2_grpc
-    from labgrid.util.proxy import proxymanager
-
-    try:
-        loop = ensure_event_loop()
-        target = proxymanager.get_grpc_address(address, default_port=20408)
-        session = ClientSession(target, loop)
-        loop.run_until_complete(session.channel.close())
-        session.channel = grpc.aio.insecure_channel(target=target, options=[
-            ("grpc.use_local_subchannel_pool", 1), ("grpc.keepalive_time_ms", 7500),
-            ("grpc.keepalive_timeout_ms", 10000), ("grpc.http2.ping_timeout_ms", 10000),
-            ("grpc.http2.max_pings_without_data", 0)])
-        session.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(session.channel)
-        loop.run_until_complete(asyncio.wait_for(session.start(), CONNECT_TIMEOUT_S))
-    except Exception as exc:  # grpc / labgrid errors of an unreachable coordinator
-        raise ConfigError(env_path, "options.coordinator_address",
-                          f"labgrid coordinator {address} does not answer: {exc}") from None
-    return session
-
-
-def end_session(session):
-    """Stop and close a session, whatever state its stream is in."""
-    with contextlib.suppress(Exception):
-        session.loop.run_until_complete(asyncio.wait_for(session.stop(), CONNECT_TIMEOUT_S))
-    with contextlib.suppress(Exception):
-        session.loop.run_until_complete(session.close())
-
-
-def _call(session, method: str, request, sync: bool = True):
-    """One coordinator request (then a sync, so ``session.places`` shows its effect)."""
-    async def call():
-        response = await getattr(session.stub, method)(request)
-        if sync and not session.stopping.is_set():
-            await session.sync_with_coordinator()
-        return response
-
-    return session.loop.run_until_complete(asyncio.wait_for(call(), CONNECT_TIMEOUT_S))
-
-
-def _sync(session):
-    session.loop.run_until_complete(asyncio.wait_for(session.sync_with_coordinator(), CONNECT_TIMEOUT_S))
 
 
 # --------------------------------------------------------------------------- which place
