@@ -26,15 +26,18 @@ bench-a:
     calibration_due: 2027-03-31
   emulator:
     cls: ScpiInstrument
-    address: TCPIP::192.0.2.10::INSTR
+    address: TCPIP::127.0.0.1::{scpi_port}::SOCKET
     calibration_due: 2027-03-31
+  supply:
+    cls: ScpiInstrument
+    address: TCPIP::127.0.0.1::{closed_port}::SOCKET
   can:
     cls: CANPort
     interface: virtual
     channel: "@bench"
   chamber:
     cls: ModbusChamberPort
-    host: 192.0.2.20
+    serial_port: /dev/ttyNOSUCHPORT
   bench:
     cls: SimBench
     ambient_c: 23.5
@@ -74,21 +77,42 @@ def test_every_project_resource_has_an_export():
 
 def test_exporter_serves_project_resources_through_a_real_coordinator(exporter, session):
     """The exporter survives dict and date parameters and a bad resource; the client rebuilds
-    each resource from what the coordinator carries."""
-    proc = exporter("rig-a", EXPORTER_CONFIG)
-    found = session.wait_resources("rig-a", 6, proc)
-    assert proc.poll() is None, proc.log.read_text()  # still running
-    daq = found[("bench-a", "daq")]
-    assert daq.cls == "NiDaqDevice" and daq.avail
-    assert daq.args["calibration_due"] == "2027-03-31"
-    assert json.loads(daq.args["digital_lines"])["charge_enable"] == "Dev1/port0/line0"
-    rebuilt = target_factory.resources["NiDaqDevice"](target=None, name=None, **daq.args)
-    assert rebuilt.digital_lines == {"charge_enable": "Dev1/port0/line0", "discharge_enable": "Dev1/port0/line1"}
-    assert rebuilt.thermocouples == {"pack": "Dev1/ai16"} and rebuilt.serial == "01A2B3C4"
-    for key, cls in (("emulator", "ScpiInstrument"), ("can", "CANPort"), ("chamber", "ModbusChamberPort"),
-                     ("bench", "SimBench")):
-        entry = found[("bench-a", key)]
-        assert entry.cls == cls and entry.avail
-        target_factory.resources[cls](target=None, name=None, **entry.args)
-    bad = found[("bench-a", "bad")]
-    assert not bad.avail and "bogus_key" in bad.extra.get("broken", "")
+    each resource from what the coordinator carries; availability says whether the
+    instrument answers on the exporter host."""
+    import socket
+
+    from .conftest import _free_port
+
+    with socket.socket() as instrument:  # an instrument listening on the lab network
+        instrument.bind(("127.0.0.1", 0))
+        instrument.listen()
+        config = EXPORTER_CONFIG.replace("{scpi_port}", str(instrument.getsockname()[1])).replace(
+            "{closed_port}", str(_free_port()))
+        proc = exporter("rig-a", config)
+        found = session.wait_resources("rig-a", 7, proc)
+        assert proc.poll() is None, proc.log.read_text()  # still running
+        daq = found[("bench-a", "daq")]
+        assert daq.cls == "NiDaqDevice" and daq.avail
+        assert daq.args["calibration_due"] == "2027-03-31"
+        assert json.loads(daq.args["digital_lines"])["charge_enable"] == "Dev1/port0/line0"
+        rebuilt = target_factory.resources["NiDaqDevice"](target=None, name=None, **daq.args)
+        assert rebuilt.digital_lines == {"charge_enable": "Dev1/port0/line0", "discharge_enable": "Dev1/port0/line1"}
+        assert rebuilt.thermocouples == {"pack": "Dev1/ai16"} and rebuilt.serial == "01A2B3C4"
+        for key, cls in (("emulator", "ScpiInstrument"), ("can", "CANPort"), ("bench", "SimBench")):
+            entry = found[("bench-a", key)]
+            assert entry.cls == cls and entry.avail, (key, entry.extra)
+            target_factory.resources[cls](target=None, name=None, **entry.args)
+        supply, chamber = found[("bench-a", "supply")], found[("bench-a", "chamber")]
+        assert not supply.avail and "does not answer" in supply.extra["unavailable"]
+        assert not chamber.avail and "/dev/ttyNOSUCHPORT does not exist" in chamber.extra["unavailable"]
+        bad = found[("bench-a", "bad")]
+        assert not bad.avail and "unknown key 'bogus_key'; NiDaqDevice takes" in bad.extra.get("broken", "")
+
+
+def test_availability_of_a_socketcan_interface():
+    from rig.exporter import availability
+
+    can_port = target_factory.resources["CANPort"](target=None, name=None, interface="socketcan", channel="nocan9")
+    assert availability(can_port) == (False, "CAN interface nocan9 does not exist on this host")
+    virtual = target_factory.resources["CANPort"](target=None, name=None, interface="virtual", channel="x")
+    assert availability(virtual) == (True, None)
