@@ -18,6 +18,9 @@ host (:func:`availability`, checked every :data:`CHECK_EVERY_S`): a TCP instrume
 connection, a serial port exists, a SocketCAN interface is up; a place whose resource is
 not available cannot be acquired (labgrid's rule).
 
+A ``CANPort`` is served as a network CAN port (:class:`CanPortExport`): a socketcand bridge
+over the rig's python-can bus, started when its place is acquired.
+
 Not done here: SCPI/Modbus-TCP proxied through the exporter host (labgrid's proxy
 mechanism is SSH to the exporter host, ``LG_PROXY``).
 """
@@ -153,10 +156,44 @@ class ProjectResourceExport(ResourceExport):
         return super().poll()
 
 
+@attr.s(eq=False)
+class CanPortExport(ProjectResourceExport):
+    """A ``CANPort`` served as a network CAN port: while its place is acquired, a
+    :class:`rig.can_bridge.CanBridge` on this host serves the bus in the socketcand protocol
+    and the resource says ``interface: socketcand`` with this exporter's ``host`` and the
+    bridge's ``port`` (python-can's socketcand interface on the client connects to it)."""
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        self.bridge = None
+
+    def _get_start_params(self):
+        return {k: wire_value(getattr(self.local, k)) for k in ("interface", "channel", "bitrate", "fd", "data_bitrate")}
+
+    def _start(self, start_params):
+        from .can_bridge import CanBridge
+
+        p = start_params
+        self.bridge = CanBridge.for_interface(p["interface"], p["channel"], bitrate=p["bitrate"], fd=p["fd"],
+                                              data_bitrate=p["data_bitrate"]).start()
+
+    def _stop(self, start_params):
+        if self.bridge is not None:
+            self.bridge.stop()
+            self.bridge = None
+
+    def _get_params(self):
+        params = super()._get_params()
+        if self.local is not None and self.bridge is not None:
+            params.update(interface="socketcand", host=self.host, port=self.bridge.port)
+        return params
+
+
 def register_exports() -> list[str]:
     """Register :class:`ProjectResourceExport` for every project resource class labgrid knows
     (a class registered with its own export is left alone). Returns the class names."""
     names = project_resources()
+    exports.setdefault("CANPort", CanPortExport)
     for name in names:
         exports.setdefault(name, ProjectResourceExport)
     return names
