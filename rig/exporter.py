@@ -21,8 +21,11 @@ not available cannot be acquired (labgrid's rule).
 A ``CANPort`` is served as a network CAN port (:class:`CanPortExport`): a socketcand bridge
 over the rig's python-can bus, started when its place is acquired.
 
-Not done here: SCPI/Modbus-TCP proxied through the exporter host (labgrid's proxy
-mechanism is SSH to the exporter host, ``LG_PROXY``).
+SCPI (VISA ``TCPIP::H::P::SOCKET``) and Modbus-TCP (``host``/``port``) instruments are
+reachable through the exporter host: while the place is acquired a
+:class:`rig.tcp_proxy.TcpProxy` forwards a port of this host to the instrument and the
+resource names this host and that port, so a client needs no route to the lab network.
+Not forwarded: VXI-11 (``TCPIP::H::INSTR``, portmapper and dynamic ports) and HiSLIP.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from labgrid.remote.exporter import ResourceExport, exports
 
 from . import labgrid as _registered  # noqa: F401  (registers the project's resource classes)
 from .resources import wire_value
+from .tcp_proxy import TcpProxy, tcp_endpoint
 
 NOT_EXPORTED = frozenset({"RunContext"})  # added by build_rig to a target, never written in a rig file
 CHECK_EVERY_S = 5.0  # how often an export checks its instrument answers (labgrid polls every ~1 s), s
@@ -131,10 +135,27 @@ class ProjectResourceExport(ResourceExport):
         if self.local is None:
             return {k: wire_value(v) for k, v in self.local_params.items()}
         params = {k: wire_value(getattr(self.local, k, v)) for k, v in self.local_params.items()}
+        proxy, endpoint = getattr(self, "proxy_server", None), tcp_endpoint(self.local)
+        if proxy is not None and endpoint is not None:  # the instrument through this host
+            params.update(endpoint[2](self.host, proxy.port))
         why = getattr(self, "unavailable_because", None)
         if why:  # labgrid-client resources -v shows it beside avail False
             params["extra"] = {"unavailable": why}
         return params
+
+    def _get_start_params(self):
+        endpoint = tcp_endpoint(self.local) if self.local is not None else None
+        return {"host": endpoint[0], "port": endpoint[1]} if endpoint else {}
+
+    def _start(self, start_params):
+        """Forward the instrument's TCP port through this host while the place is acquired."""
+        if start_params:
+            self.proxy_server = TcpProxy(start_params["host"], start_params["port"]).start()
+
+    def _stop(self, start_params):
+        proxy, self.proxy_server = getattr(self, "proxy_server", None), None
+        if proxy is not None:
+            proxy.stop()
 
     def poll(self):
         if self.local is None:
