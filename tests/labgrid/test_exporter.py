@@ -116,3 +116,29 @@ def test_availability_of_a_socketcan_interface():
     assert availability(can_port) == (False, "CAN interface nocan9 does not exist on this host")
     virtual = target_factory.resources["CANPort"](target=None, name=None, interface="virtual", channel="x")
     assert availability(virtual) == (True, None)
+
+
+def test_labgrid_client_knows_the_project_classes_with_rig_labgrid_imported(coordinator, exporter, session, tmp_path):
+    """A place holding a CANPort: plain labgrid-client cannot build its target (unknown
+    class); with rig.labgrid imported (python -m rig.lgclient, or a rig file's imports:)
+    it can, and only the missing power driver is left to complain about."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import _env
+
+    proc = exporter("rig-e", "bench-e:\n  can:\n    cls: CANPort\n    interface: virtual\n    channel: vcan-e\n")
+    session.wait_resources("rig-e", 1, proc)
+    env = dict(_env(), LG_COORDINATOR=session.address.replace("ipv4:", ""), LG_PLACE="bench-e")
+    plain = [shutil.which("labgrid-client")]
+    ours = [sys.executable, "-m", "rig.lgclient"]
+    for cmd in (["create"], ["add-match", "rig-e/bench-e/*"], ["acquire"]):
+        subprocess.run(plain + cmd, env=env, check=True, capture_output=True, timeout=60)
+    unknown = subprocess.run(plain + ["power", "get"], env=env, capture_output=True, text=True, timeout=60)
+    assert "unknown resource class CANPort" in unknown.stderr
+    known = subprocess.run(ours + ["power", "get"], env=env, capture_output=True, text=True, timeout=60,
+                           cwd=tmp_path)
+    assert known.returncode != 0 and "unknown resource class" not in known.stderr, known.stderr
+    assert "target has no compatible resource available" in known.stderr, known.stderr  # no power switch
+    subprocess.run(plain + ["release"], env=env, check=True, capture_output=True, timeout=60)
