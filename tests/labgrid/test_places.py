@@ -354,3 +354,15 @@ def test_a_place_released_and_reacquired_by_the_same_user_is_lost(place, session
         client(coordinator, "-p", "bench-a", "acquire", user=session.getuser())
         WallClock().wait_until(lambda: hold.lost() is not None, 10, "the place watch noticing", poll=0.05)
         assert "released" in hold.lost()
+
+
+def test_place_of_a_reservation_token_made_by_the_ci_script(two_places, session, coordinator, monkeypatch):
+    """``labgrid-client reserve --shell`` in the CI script, then ``--place +`` (LG_TOKEN): the
+    run acquires the place allocated to that reservation and leaves the reservation to the script."""
+    out = client(coordinator, "reserve", "--shell", "name=bench-b", user=session.getuser())
+    token = out.strip().split("LG_TOKEN=")[1]
+    monkeypatch.setenv("LG_TOKEN", token)
+    with hold_places(two_places, place="+", wait_s=5, clock=StepClock()) as hold:
+        assert hold.places == {"bench-a": "bench-b"} and hold.reservations == {}
+        assert holder(session, "bench-b") == me(session)
+    assert holder(session, "bench-b") is None and token in client(coordinator, "reservations")
