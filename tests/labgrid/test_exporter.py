@@ -142,3 +142,20 @@ def test_labgrid_client_knows_the_project_classes_with_rig_labgrid_imported(coor
     assert known.returncode != 0 and "unknown resource class" not in known.stderr, known.stderr
     assert "target has no compatible resource available" in known.stderr, known.stderr  # no power switch
     subprocess.run(plain + ["release"], env=env, check=True, capture_output=True, timeout=60)
+
+
+def test_list_parameters_cross_the_coordinator_and_back():
+    """BS1200Bus units and PickeringLxi modules (lists of mappings, with dates) are carried as
+    JSON text and read back by the resources' own converters."""
+    bs = target_factory.resources["BS1200Bus"]
+    units = [{"box_id": 1, "channels": 12, "serial": "BS-1", "calibration_due": dt.date(2027, 3, 31)},
+             {"box_id": 2, "channels": [1, 2, 3, 4]}]
+    local = bs(target=None, name=None, units=units)
+    remote = bs(target=None, name=None, units=wire_value(local.units))
+    assert remote.units == local.units and remote.units[1]["channels"] == (1, 2, 3, 4)
+    assert remote.units[0]["calibration_due"] == "2027-03-31"
+    lxi = target_factory.resources["PickeringLxi"]
+    mods = lxi(target=None, name=None, address="10.0.0.5", modules=[{"bus": 1, "device": 15, "channels": 6}])
+    assert lxi(target=None, name=None, address="10.0.0.5", modules=wire_value(mods.modules)).modules == mods.modules
+    with pytest.raises(ValueError, match="BS1200Bus.units: not a list and not JSON text"):
+        bs(target=None, name=None, units="[{broken")
