@@ -297,6 +297,10 @@ class _Taker:
                     return res.allocations["main"][0], token, ours
                 if res.state is not ReservationState.waiting:
                     raise RigBusy(f"labgrid reservation {token}", f"is {res.state.name} on {self.address}")
+                if self.remaining() <= 0 and not ours:
+                    raise RigBusy(f"labgrid reservation {token}", f"still waiting for a place after "
+                                  f"{self.wait_s:g} s (--lock-wait) on {self.address}; filter "
+                                  f"{' '.join(f'{k}={v}' for k, v in res.filters.get('main', {}).items()) or 'none'}")
                 if self.remaining() <= 0:
                     _sync(self.session)
                     matching = [self.describe(n) for n, p in sorted(self.session.places.items())

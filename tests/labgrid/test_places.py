@@ -275,6 +275,15 @@ def test_bad_place_selections_are_config_errors(two_places, monkeypatch):
     with pytest.raises(ConfigError, match="LG_TOKEN"):
         with hold_places(two_places, place="+"):
             pass
+    local = two_places.parent / "local.yaml"
+    local.write_text("targets:\n  main:\n    resources:\n      BenchPort: {}\n")
+    with pytest.raises(ConfigError, match="names 0 RemotePlace resources") as ei:
+        with hold_places(local, place="bench-a"):
+            pass
+    assert ei.value.key == "--place"
+    monkeypatch.setenv("LG_PLACE", "bench-a")  # labgrid's variable, set for other tools: ignored here
+    with hold_places(local) as hold:
+        assert hold.places == {}
 
 
 def test_tags_pick_a_free_place_and_a_third_job_is_busy(two_places, session, coordinator):
@@ -366,3 +375,13 @@ def test_place_of_a_reservation_token_made_by_the_ci_script(two_places, session,
         assert hold.places == {"bench-a": "bench-b"} and hold.reservations == {}
         assert holder(session, "bench-b") == me(session)
     assert holder(session, "bench-b") is None and token in client(coordinator, "reservations")
+
+
+def test_a_reservation_token_still_waiting_after_the_wait_is_exit_3(place, session, coordinator, monkeypatch):
+    client(coordinator, "-p", "bench-a", "acquire", user="ci-job-2")
+    out = client(coordinator, "reserve", "--shell", "name=bench-a", user=session.getuser())
+    token = out.strip().split("LG_TOKEN=")[1]
+    with pytest.raises(RigBusy, match=f"reservation {token}.*still waiting.*name=bench-a"):
+        with hold_places(place, place=f"+{token}", wait_s=3, clock=StepClock()):
+            pytest.fail("ran without the reservation's place")
+    assert token in client(coordinator, "reservations")  # the CI script's reservation is left to it
