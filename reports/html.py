@@ -151,6 +151,21 @@ def _near_limit(m: dict) -> bool:
     return (lo is not None and v < lo + u) or (hi is not None and v > hi - u)
 
 
+def shared_rig_line(labgrid: dict | None) -> str | None:
+    """The report's line naming the labgrid coordinator, places, exporters and resources a
+    shared rig was held through (``record run_start context.rig.labgrid``), None otherwise."""
+    if not labgrid or not labgrid.get("places"):
+        return None
+    parts = []
+    for p in labgrid["places"]:
+        res = ", ".join(f"{r.get('cls')} {r.get('path')}" for r in p.get("resources") or []) or "none"
+        hosts = ", ".join(p.get("exporter_hosts") or []) or "not stated"
+        reservation = f", reservation {p['reservation']}" if p.get("reservation") else ""
+        parts.append(f"place {p.get('name')} ({p.get('how')} by {labgrid.get('holder')}{reservation}); exporters "
+                     f"{', '.join(p.get('exporters') or []) or 'none'} on {hosts}; resources: {res}")
+    return f"Held through labgrid coordinator {labgrid.get('coordinator')}: " + "; ".join(parts) + "."
+
+
 def _instrument_rows(instruments: list, test_date: _dt.date | None) -> list[dict]:
     rows = []
     for ins in instruments or []:
@@ -376,7 +391,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
             "argv": " ".join(str(a) for a in (ctx.get("argv") or [])),
             "planned": len(summary.planned_tests),
         },
-        "rig": {"env": rig.get("env") or "—", "kind": rig.get("kind") or "—", "instruments": instruments},
+        "rig": {"env": rig.get("env") or "—", "kind": rig.get("kind") or "—", "instruments": instruments,
+                "shared": shared_rig_line(rig.get("labgrid"))},
         "conditions": conditions_section(summary, ctx),
         "rules": [{"name": r, "text": RULE_TEXT.get(r, f"Decision rule {r!r} (as recorded)."), "risk": RULE_RISK.get(r, "")} for r in rules_used],
         "near_limit": sum(_near_limit(m) for m in measurements if rule_name(m.get("decision_rule")) == "simple"),

@@ -150,6 +150,7 @@ def build_rig(
     from . import labgrid as _registrations  # noqa: F401  (register our classes)
     from .drivers.links import select_link_driver
     from .drivers.sim import SimBenchDriver
+    from .places import rename_remote_places
 
     env_path = find_env(env)
     from .check import check_env
@@ -161,6 +162,7 @@ def build_rig(
         if coordinator:  # labgrid's --lg-coordinator: where the rig's RemotePlace resources are served
             environment.config.set_option("coordinator_address", str(coordinator))
         main = environment.config.get_targets().get("main")
+        rename_remote_places(main)  # the place this run holds (bmsrig run --place), rig/places.py
         order_drivers(main)
         if isinstance(main, dict):
             with_context(main, ctx)  # the RunContext resource exists before any driver is created

@@ -84,6 +84,7 @@ def check_env(env_path: Path) -> str:
 
     from . import labgrid as _registrations  # noqa: F401
     from .labgrid import SimBench
+    from .places import rename_remote_places
 
     raw = load_yaml(env_path, "rig description")
     if not isinstance(raw, dict) or not isinstance(raw.get("targets"), dict):
@@ -102,6 +103,7 @@ def check_env(env_path: Path) -> str:
     from .safety import LimitConfigError
 
     try:
+        rename_remote_places(env.config.get_targets().get("main"))  # the place the run holds (--place)
         order_drivers(env.config.get_targets().get("main"))
         target = env.get_target("main")
     except LimitConfigError as exc:

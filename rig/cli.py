@@ -69,7 +69,8 @@ def cmd_run(args) -> int:
         check_lock_name(args.lock)
     from .build import find_env
 
-    with hold_places(find_env(args.rig)):  # a rig served by labgrid places: held for the whole run
+    # a rig served by labgrid places: held for the whole run (rig/places.py), queued by --lock-wait
+    with hold_places(find_env(args.rig), place=args.place, wait_s=args.lock_wait):
         return _run_locked(args)
 
 
@@ -77,7 +78,10 @@ def _run_locked(args) -> int:
     profile, env_path, kind = _preflight(args)
     run_id = _new_run_id(profile.name)
     run_dir = Path(args.out) if args.out else Path("runs") / run_id
-    lock_name = args.lock or (None if kind == "bench" else lock_name_for(env_path))
+    from .places import active_hold
+
+    held = active_hold() is not None and bool(active_hold().places)  # labgrid places: their own host locks
+    lock_name = args.lock or (None if kind == "bench" or held else lock_name_for(env_path))
     if lock_name is None:
         return _claim_and_run(args, profile, env_path, run_id, run_dir)
     with rig_lock(lock_name, wait_s=args.lock_wait, run_id=run_id, rig=env_path):
@@ -115,8 +119,11 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     # pytest's tracebacks: -v gives pytest's full report back
     pytest_args += ["-q", "--tb=no", "-rN", "--disable-warnings"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
+    from fixtures.place_guard import PlaceGuard
+    from .places import active_hold
+
     result = SessionResult()
-    code = int(pytest.main(pytest_args, plugins=[result]))
+    code = int(pytest.main(pytest_args, plugins=[result, PlaceGuard(active_hold())]))
     if result.state is not None and result.state.disk_fault is not None:
         print(f"bmsrig: {result.state.disk_fault}", file=sys.stderr)
     return result.exit_code(code)
@@ -278,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exclusive rig lock name (default: the rig description's file stem; none on the bench)")
     run.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
                      help="queue up to S seconds for a rig another run holds (default 0: exit 3 at once)")
+    run.add_argument("--place", default=None, metavar="NAME|+TOKEN|TAG=V,..",
+                     help="labgrid place for a rig file with one RemotePlace, as labgrid-client -p "
+                          "(default: $LG_PLACE, else the rig file's); TAG=V: any place with those tags")
     run.add_argument("--db", default=None, metavar="PATH|URL",
                      help="results database to index the run in and to draw the report's trend from "
                           "(default: $BMSRIG_DB, else results.sqlite beside the run folder)")

@@ -43,6 +43,15 @@ from .resources import CalibratedInstrument, json_dict
 target_factory.reg_resource(RunContext)
 
 
+def _flag(value) -> bool:
+    """A boolean parameter, also as the text it may cross labgrid's coordinator as."""
+    if isinstance(value, str):
+        if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no", ""):
+            raise ValueError(f"not a boolean: {value!r}")
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
 def _opt_float(value):
     return None if value is None else float(value)
 
@@ -70,11 +79,35 @@ class CANPort(Resource):
         interface (str): python-can interface name (socketcan, pcan, kvaser, vector, virtual...)
         channel (str): interface channel (``can0``, ``PCAN_USBBUS1``, or ``@bench``)
         bitrate (int): bit/s; the profile's bitrate is used when 0
+        fd (bool): CAN FD (python-can ``fd=True``)
+        data_bitrate (int): CAN FD data-phase bit rate, bit/s (0: the interface's default)
+        host, port (str, int): with ``interface: socketcand``, the socketcand server (the
+            exporter's CAN bridge, :mod:`rig.can_bridge`) serving ``channel``
     """
 
     interface = attr.ib(default="socketcan", validator=attr.validators.instance_of(str))
     channel = attr.ib(default="can0", converter=str)
     bitrate = attr.ib(default=0, converter=int)
+    fd = attr.ib(default=False, converter=_flag)
+    data_bitrate = attr.ib(default=0, converter=int)
+    host = attr.ib(default="", converter=str)
+    port = attr.ib(default=0, converter=int)
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        if self.interface == "socketcand" and not (self.host and self.port):
+            raise ValueError("interface socketcand needs the bridge's host and port")
+        if self.data_bitrate and not self.fd:
+            raise ValueError("data_bitrate is a CAN FD setting: set fd: true")
+
+    def bus_options(self) -> dict:
+        """python-can ``Bus`` arguments beyond interface, channel and bitrate."""
+        if self.interface == "socketcand":
+            return {"host": self.host, "port": self.port}
+        options = {"fd": True} if self.fd else {}
+        if self.data_bitrate:
+            options["data_bitrate"] = self.data_bitrate
+        return options
 
 
 @target_factory.reg_resource

@@ -30,7 +30,8 @@ BENCH = "@bench"
 
 # port resource class -> Endpoint (the profile's rate wins over RawSerialPort's default speed)
 _PORT_ENDPOINT = {
-    "CANPort": lambda r: Endpoint(address=r.channel, interface=r.interface, speed=r.bitrate),
+    "CANPort": lambda r: Endpoint(address=r.channel, interface=r.interface, speed=r.bitrate,
+                                  options=tuple(r.bus_options().items())),
     "RawSerialPort": lambda r: Endpoint(address=r.port),
     "NetworkSerialPort": lambda r: Endpoint(address=network_serial_url(r)),
 }

@@ -21,6 +21,7 @@ validation, the cell-model loop, and the safe state. A vendor driver implements 
 from __future__ import annotations
 
 import importlib
+import json
 import math
 
 import numpy as np
@@ -55,6 +56,11 @@ def unit_list(value, *, kind: str, key: str, channels_max: int, required: tuple[
     explicit list of 1-based unit channels in cell order. Returns a tuple of plain dicts with
     ``channels`` as a tuple of ints. Raises ValueError naming ``kind.key[i].field``.
     """
+    if isinstance(value, str):  # the JSON text a list crosses labgrid's coordinator as (rig.resources.wire_value)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{kind}.{key}: not a list and not JSON text: {value!r} ({exc})") from None
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{kind}.{key}: must be a non-empty list of {key}, got {value!r}")
     out = []

@@ -85,6 +85,7 @@ class Endpoint:
     interface: str = ""
     speed: int = 0
     bench: bool = False
+    options: tuple = ()  # further (name, value) pairs for the interface: socketcand host/port, CAN FD
 
 
 class BenchCounterpart(Protocol):

@@ -50,7 +50,9 @@ def open_link(profile, endpoint: Endpoint, clock) -> CanBmsLink:
         frame_time = None  # the bench stamps frames in rig (virtual) time
     else:
         interface = endpoint.interface or "socketcan"
-        kwargs["bitrate"] = endpoint.speed or link.bitrate
+        if interface != "socketcand":  # a socketcand bridge: the exporter host set the bit rate
+            kwargs["bitrate"] = endpoint.speed or link.bitrate
+        kwargs.update(dict(endpoint.options))  # CAN FD, socketcand host/port (CANPort.bus_options)
         frame_time = _wall_to_rig(clock)
     channel = endpoint.address
     try:
