@@ -18,6 +18,12 @@ Scenarios:
   days), and the true SOC gap by day with the day it is projected to close.
 - ``ff-vs-fine`` — 2 h of balancing with fast-forward and with a fixed 10 ms step: charge
   bled and final delta must agree within 1 %.
+- ``duration-scaling`` — what simulated duration costs: the ``balance-40h`` pack left for
+  10 h, 160 h and 640 h, each in one ``advance`` (a plan's long sleep): ms per simulated
+  hour and ``cost_growth`` (wall ratio over duration ratio; < 1: cost grows less than
+  linearly).
+- ``peer-ecm`` — throughput side by side with PyBaMM's Thevenin model of the same pack
+  (:mod:`rig.bench_peer`); ``"status": "absent"`` when PyBaMM is not installed.
 - ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
 - ``report-build`` — wall time of a full report (junit.xml, report.html, report.pdf,
   manifest) of the full plan on reference-16s-lfp (seed 1, run first in a subprocess and
@@ -324,7 +330,7 @@ from .bench_peer import peer_ecm  # noqa: E402  (the peer comparison lives besid
 SCENARIOS = {
     "balance-40h": balance_40h,
     "duration-scaling": duration_scaling,
-    "peer-ecm": peer_ecm,
+    "peer-ecm": lambda: peer_ecm(PROFILE),
     "daily-60d": daily_60d,
     "daily-60d-matched": daily_60d_matched,
     "ff-vs-fine": ff_vs_fine,

@@ -3,7 +3,7 @@ equivalent-circuit simulation of the same pack, when one is installed.
 
 The peer is PyBaMM's Thevenin model (``pybamm.equivalent_circuit.Thevenin``, its default
 ECM_Example parameters with the pack's cell capacity). Both simulate the pack of
-:data:`rig.bench.PROFILE` discharging at ``current_a`` for ``duration_s`` from 90 % SOC,
+the board profile (``bmsrig bench``: reference-16s-lfp) discharging at ``current_a`` for ``duration_s`` from 90 % SOC,
 with an output every ``output_s`` (the bench: ``advance(output_s)`` then a terminal-voltage
 read; PyBaMM: the experiment's ``period``). PyBaMM solves one cell; the series pack is
 ``n`` such cells carrying the same current, so its pack figure is ``n`` × the one-cell
@@ -62,15 +62,15 @@ def _peer_cell_wall(capacity_ah: float, duration_s: float, output_s: float, curr
     return time.perf_counter() - t0
 
 
-def peer_ecm(duration_s: float = 3600.0, current_a: float = 20.0, outputs_s=(1.0, 60.0)) -> dict:
-    """The side-by-side figure per output interval, or ``status: absent`` without a peer."""
+def peer_ecm(profile_name: str, duration_s: float = 3600.0, current_a: float = 20.0, outputs_s=(1.0, 60.0)) -> dict:
+    """The side-by-side figure per output interval for the board profile ``profile_name``,
+    or ``status: absent`` without a peer."""
     if not peer_available():
         return _scenario(0.0, 0.0, {"peer": PEER, "status": "absent",
                                     "reason": f"{PEER} is not installed here: no side-by-side figure"})
     from .profile import load_profile
-    from .bench import PROFILE
 
-    profile = load_profile(PROFILE)
+    profile = load_profile(profile_name)
     rows = []
     total = 0.0
     for out in outputs_s:
