@@ -68,3 +68,23 @@ def test_peer_comparison_says_the_peer_is_absent_and_invents_no_figure():
     assert r["scenario"] == "peer-ecm"
     assert r["result"]["status"] == "absent" and "not installed" in r["result"]["reason"]
     assert r["simulated_s"] == 0.0 and r["ratio"] is None and "by_output" not in r["result"]
+
+
+def test_a_window_under_cv_keeps_its_drift_promise_while_the_current_tapers():
+    # charging into the LFP knee until the CV limit takes over: the regulator's current falls
+    # by amperes per second, the fine path re-evaluates it once a second; a window opened in
+    # between with a tight drift limit (a cell near a protection level) must count its drift
+    # from the present current, and end before a current change alone overshoots it
+    w = _imbalanced_world(PROFILE, soc_high=0.996)
+    w.set_charger(20.0, float(w.pack_voltage()) + 0.35)
+    stepper = w.stepping
+    windows = 0
+    for _ in range(12):
+        w.advance(1.37)
+        if not stepper.power.in_cv():
+            continue
+        windows += 1
+        stepper.stats["ff_drift_used_max"] = 0.0
+        stepper.fast_forward(w.t + 5.0, np.zeros(PROFILE.cells), 0.6e-3)
+        assert stepper.stats["ff_drift_used_max"] <= 1.0, (w.t, stepper.power.i_pack)
+    assert windows >= 5  # the taper was exercised
