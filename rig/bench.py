@@ -18,6 +18,12 @@ Scenarios:
   days), and the true SOC gap by day with the day it is projected to close.
 - ``ff-vs-fine`` — 2 h of balancing with fast-forward and with a fixed 10 ms step: charge
   bled and final delta must agree within 1 %.
+- ``duration-scaling`` — what simulated duration costs: the ``balance-40h`` pack left for
+  10 h, 160 h and 640 h, each in one ``advance`` (a plan's long sleep): ms per simulated
+  hour and ``cost_growth`` (wall ratio over duration ratio; < 1: cost grows less than
+  linearly).
+- ``peer-ecm`` — throughput side by side with PyBaMM's Thevenin model of the same pack
+  (:mod:`rig.bench_peer`); ``"status": "absent"`` when PyBaMM is not installed.
 - ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
 - ``report-build`` — wall time of a full report (junit.xml, report.html, report.pdf,
   manifest) of the full plan on reference-16s-lfp (seed 1, run first in a subprocess and
@@ -152,7 +158,7 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
         w.set_charger(-discharge_a, None)
         while float(np.mean(w.soc())) > low_soc:
             rem = (float(np.mean(w.soc())) - low_soc) * p.capacity_ah / discharge_a * 3600.0
-            w.advance(max(60.0, min(3600.0, rem)))
+            w.advance(max(60.0, rem))
         w.set_charger(0.0)
         # rest on the plateau (no balancing there) so that the day's only top-of-charge
         # time is the charge's end and the window: the day is 24 h long
@@ -164,7 +170,7 @@ def daily_60d(days: int = 60, discharge_a: float = 20.0, charge_a: float = 20.0,
         t_charge = w.t
         while w.pack_current() > 0.95 * charge_a:
             rem = (0.99 - float(np.mean(w.soc()))) * p.capacity_ah / charge_a * 3600.0
-            w.advance(max(60.0, min(3600.0, rem)))
+            w.advance(max(60.0, rem))
             if w.t - day_start > 86000:
                 break
         charge_est_s = w.t - t_charge  # the next day's rest is sized from today's charge
@@ -245,6 +251,35 @@ def ff_vs_fine(window_s: float = 7200.0, fine_step_s: float = 0.01, seed: int = 
     return _result("ff-vs-fine", window_s, walls["ff"] + walls["fine"], res)
 
 
+def duration_scaling(hours=(10.0, 160.0, 640.0)) -> dict:
+    """What simulated duration costs: the ``balance-40h`` pack (fifteen cells 2 Ah high, CV
+    charger) left for each of ``hours`` in a single ``advance``, as a plan's long
+    ``clock.sleep`` does, from the same start. Reports wall seconds, ms per simulated hour
+    and fast-forward windows for each; ``cost_growth`` is the wall ratio of the longest to
+    the shortest against their duration ratio (1.0: linear; less: sublinear)."""
+    p = _profile()
+    rows = []
+    t_all = time.perf_counter()
+    for h in hours:
+        w = _imbalanced_world(p)
+        w.set_charger(5.0, p.cells * CV_CELL_V)
+        t0 = time.perf_counter()
+        w.advance(h * 3600.0)
+        wall = time.perf_counter() - t0
+        rows.append({"hours": h, "wall_s": round(wall, 4), "ms_per_hour": round(1e3 * wall / h, 3),
+                     "ff_windows": w.stats["ff"], "events": w.stats["events"],
+                     "final_delta_mv": round(_delta_v(w) * 1e3, 2),
+                     "charge_bled_ah_total": round(float(w.bleed_charge_c.sum()) / 3600.0, 3)})
+        w.close()
+    wall_all = time.perf_counter() - t_all
+    first, last = rows[0], rows[-1]
+    growth = (last["wall_s"] / first["wall_s"]) / (last["hours"] / first["hours"]) if first["wall_s"] > 0 else None
+    res = {"runs": rows, "duration_ratio": last["hours"] / first["hours"],
+           "wall_ratio": round(last["wall_s"] / first["wall_s"], 2) if first["wall_s"] > 0 else None,
+           "cost_growth": None if growth is None else round(growth, 3)}
+    return _result("duration-scaling", sum(h for h in hours) * 3600.0, wall_all, res)
+
+
 def can_decode() -> dict | None:
     try:
         from .links.bench import can_decode_rate
@@ -290,8 +325,12 @@ def report_build(run_dir=None) -> dict:
             "measurements": len(s.measurements), "captures": len(s.captures), "steps_s": steps})
 
 
+from .bench_peer import peer_ecm  # noqa: E402  (the peer comparison lives beside: module size)
+
 SCENARIOS = {
     "balance-40h": balance_40h,
+    "duration-scaling": duration_scaling,
+    "peer-ecm": lambda: peer_ecm(PROFILE),
     "daily-60d": daily_60d,
     "daily-60d-matched": daily_60d_matched,
     "ff-vs-fine": ff_vs_fine,

@@ -6,7 +6,8 @@ lag of ``resistor_thermal_tau_s`` (profile keys); cells = air + position gradien
 source mode, their own :class:`~rig.sim.thermal.CellThermal` with self-heating in
 cell-model mode. The fine path accumulates bleed energy and the nodes update in lumps of
 at most ``THERMAL_LUMP_S`` with the lump's mean power (all time constants are ≥ 60 s);
-anything that reads a temperature flushes the lump first. Units: °C, W, J, s.
+anything that reads a temperature flushes the lump first. The cell model's electrical
+temperature follows the cell nodes in steps of ``PACK_TEMP_RESOLUTION_C``. Units: °C, W, J, s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ BOARD_TAU_S = 300.0
 """Board (AFE, NTC) temperature lag behind the chamber air, s."""
 THERMAL_LUMP_S = 0.5
 """Longest thermal lump on the fine path, s."""
+PACK_TEMP_RESOLUTION_C = 0.01
+"""The cell model's temperature follows the cells' thermal nodes in moves of at least this,
+°C: its Arrhenius factors are then not recomputed at every thermal step. 0.01 °C moves a
+resistance by < 0.03 % (Ea 20 kJ/mol), the leakage by < 0.08 % and the OCV by < 3 µV
+(|dU/dT| ≤ 0.3 mV/K)."""
 
 
 class BenchThermal:
@@ -68,7 +74,10 @@ class BenchThermal:
         if em.cell_thermal is not None:
             heat = em.pack.heat_w(self.power.i_pack - self.bleed.i_ch)
             em.cell_thermal.step(h, air, heat)
-            em.pack.temperature_c = em.cell_thermal.temperature_c
+            t_cells = em.cell_thermal.temperature_c
+            t_pack = em.pack.temperature_c
+            if np.max(np.abs(t_cells - t_pack)) > PACK_TEMP_RESOLUTION_C:
+                t_pack[...] = t_cells
 
     def cell_temperatures(self) -> np.ndarray:
         """Cell temperatures now, °C."""

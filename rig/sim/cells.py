@@ -15,7 +15,9 @@ generator and an Arrhenius factor whose activation energy makes it double every
 update, linear coulomb count), with resistances and leakage evaluated at the step start,
 so one step of any length equals many small ones (up to the resistance's SOC dependence
 inside the step). It is vectorised and allocation-free: per-temperature factors are cached
-until ``temperature_c`` changes, per-``dt`` exponentials until ``dt`` changes.
+until ``temperature_c`` changes, per-``dt`` exponentials until ``dt`` changes, and the
+per-state terms (OCV, its slope, the SOC factor of the resistances) are evaluated once per
+state (SOC, temperature) however many readers ask: they come back read-only.
 
 Figures (``shared/data/REFERENCE.md``, "Cells"):
 
@@ -233,6 +235,7 @@ class PackModel:
         self._buf = np.empty(self.n)
         self._buf2 = np.empty(self.n)
         self._dt = None
+        self._terms_cache = None
         self._refresh_temperature()
 
     # ---- temperature ---------------------------------------------------------------
@@ -271,23 +274,43 @@ class PackModel:
             self._refresh_temperature()
 
     # ---- instantaneous quantities --------------------------------------------------
+    def _terms(self) -> tuple:
+        """``(soc, temp, ocv, slope, soc_factor, r0, r1)`` of the present state, evaluated
+        once per state: kept until the SOC or a temperature changes (compared by value, so
+        an in-place write is seen too). The arrays are read-only."""
+        c = self._terms_cache
+        soc, t = self.soc, self._temp
+        if c is not None and (soc == c[0]).all() and (t == c[1]).all():
+            return c
+        if not (t == self._temp_seen).all():
+            self._refresh_temperature()
+        v, slope = self._curve.ocv_and_slope(soc, t)
+        sf = soc - 0.5
+        sf *= sf
+        sf *= self._k_soc
+        sf += 1.0
+        r0 = self._r0_t * sf
+        r1 = self._r1_t * sf
+        for a in (v, slope, sf, r0, r1):
+            a.setflags(write=False)
+        c = self._terms_cache = (soc.copy(), t.copy(), v, slope, sf, r0, r1)
+        return c
+
     def ocv(self) -> np.ndarray:
-        """Open-circuit voltage per cell now, V."""
-        return self._curve.ocv(self.soc, self._temp)
+        """Open-circuit voltage per cell now, V (read-only)."""
+        return self._terms()[2]
 
     def ocv_slope(self) -> np.ndarray:
-        """dOCV/dSOC per cell now (SOC as a fraction 0..1), V."""
-        return self._curve.slope(self.soc, self._temp)
+        """dOCV/dSOC per cell now (SOC as a fraction 0..1), V (read-only)."""
+        return self._terms()[3]
 
     def resistance_r0(self) -> np.ndarray:
-        """Series resistance per cell now (temperature and SOC), Ω."""
-        self._check_temperature()
-        return self._r0_t * self.params.soc_factor(self.soc)
+        """Series resistance per cell now (temperature and SOC), Ω (read-only)."""
+        return self._terms()[5]
 
     def resistance_r1(self) -> np.ndarray:
-        """First RC pair's resistance per cell now, Ω."""
-        self._check_temperature()
-        return self._r1_t * self.params.soc_factor(self.soc)
+        """First RC pair's resistance per cell now, Ω (read-only)."""
+        return self._terms()[6]
 
     def leakage_a(self) -> np.ndarray:
         """Self-discharge current per cell at the present temperature, A."""
@@ -296,7 +319,9 @@ class PackModel:
 
     def terminal_voltage(self, current_a: np.ndarray | float = 0.0) -> np.ndarray:
         """Terminal voltage per cell with ``current_a`` flowing now (+ charges), V."""
-        v = self.ocv() + self.v_rc + self.resistance_r0() * current_a
+        c = self._terms()
+        v = c[2] + self.v_rc
+        v += c[5] * current_a
         if self._two_rc:
             v += self.v_rc2
         return v
@@ -308,21 +333,28 @@ class PackModel:
         across a knot of the LFP knee meets a segment up to ~6x steeper), plus the RC
         relaxation terms ``|R·I − v_rc| / τ`` (summed as magnitudes, never cancelling)."""
         i = np.asarray(current_a, dtype=float)
-        self._check_temperature()
+        c = self._terms()
         net = i - self._leak_t
-        slope = self._curve.slope(self.soc, self._temp)
+        slope = c[3]
         if lookahead_s > 0.0:
-            slope = np.maximum(slope, self._curve.slope(self.soc + net * (lookahead_s * self._inv_as), self._temp))
-        r = np.abs(slope * net) * self._inv_as
-        r += np.abs(self.resistance_r1() * i - self.v_rc) / self.params.tau1_s
+            ahead = self._curve.ocv_and_slope(self.soc + net * (lookahead_s * self._inv_as), self._temp)[1]
+            slope = np.maximum(slope, ahead)
+        r = slope * net
+        np.abs(r, out=r)
+        r *= self._inv_as
+        rc = c[6] * i
+        rc -= self.v_rc
+        np.abs(rc, out=rc)
+        rc *= 1.0 / self.params.tau1_s
+        r += rc
         if self._two_rc:
-            r += np.abs(self._r2_t * self.params.soc_factor(self.soc) * i - self.v_rc2) / self.params.tau2_s
+            r += np.abs(self._r2_t * c[4] * i - self.v_rc2) / self.params.tau2_s
         return r
 
     def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:
         """Irreversible heat per cell with ``current_a`` flowing, W (I²R0 + I·v_rc)."""
         i = np.asarray(current_a, dtype=float)
-        q = i * i * self.resistance_r0() + i * self.v_rc
+        q = i * i * self._terms()[5] + i * self.v_rc
         if self._two_rc:
             q += i * self.v_rc2
         return q

@@ -151,6 +151,39 @@ class OcvCurve:
         ds = np.diff(self.soc)
         return np.diff(self.v) / ds, np.diff(self.dudt) / ds
 
+    @cached_property
+    def _segment_coefficients(self) -> np.ndarray:
+        """Rows ``(A, B, C, D, SB, SD)`` per interval between knots, with ``OCV = A + B·s +
+        (C + D·s)·(T − 25 °C)`` and ``slope = SB + SD·(T − 25 °C)`` for ``s`` in it. Row 0
+        is below the first knot (OCV clipped, slope of the first segment), row ``j`` the
+        segment from knot ``j − 1``, the last row beyond the last knot (``slope_hi``)."""
+        gv, gd = self._segment_slopes
+        lo = self.soc[:-1]
+        seg = np.stack([self.v[:-1] - gv * lo, gv, self.dudt[:-1] - gd * lo, gd, gv, gd], axis=1)
+        below = [self.v[0], 0.0, self.dudt[0], 0.0, gv[0], gd[0]]
+        hi = self.slope_hi
+        above = [self.v[-1] - hi * self.soc[-1], hi, self.dudt[-1], 0.0, hi, 0.0]
+        coef = np.vstack([below, seg, above])
+        coef.setflags(write=False)
+        return coef
+
+    def ocv_and_slope(self, soc: np.ndarray, temp_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`ocv` and :meth:`slope` at once for 1-D ``soc`` and ``temp_c`` (°C) of the
+        same shape: one lookup of the interval for both (the cell model evaluates them
+        once per step), V and V per unit SOC."""
+        i = np.searchsorted(self.soc, soc, side="right")
+        a, b, c, d, sb, sd = self._segment_coefficients.take(i, axis=0).T
+        dt = temp_c - T_REF_C
+        v = b * soc
+        v += a
+        d *= soc
+        d += c
+        d *= dt
+        v += d
+        sd = sd * dt
+        sd += sb
+        return v, sd
+
     def slope(self, soc, temp_c=T_REF_C) -> np.ndarray:
         """dOCV/dSOC in V per unit SOC: the slope of the segment holding ``soc``.
 

@@ -132,7 +132,11 @@ class Stepper:
                         if t_res > t + EPS_T and dv_max > 0.0:
                             self.fast_forward(min(t_res, fine_from), np.asarray(duty, float), dv_max)
                             self.next_wake = clock.t  # wake the board where the ff ended
-                            continue
+                            if clock.t > t:
+                                continue
+                            # a window that could not take a single step: one fine step, so a
+                            # board that declares the same window again cannot hold time still
+                            self.next_wake = nxt
             t_next = min(self.next_wake, t_end, t + max_step)
             self.step(t_next - t)
             clock.t = t_next
@@ -187,7 +191,12 @@ class Stepper:
         hist = self.history
         stats = self.stats
         thermal.flush()
-        circuit.refresh()
+        if em.mode == "model" and power.i_set != 0.0:
+            # the regulator re-evaluates now, as the fine path would within CHARGER_REG_S:
+            # the window's drift is counted from the terminals at the present current
+            circuit.solve()
+        else:
+            circuit.refresh()
         stats["ff"] += 1
         t_start = clock.t
         g_eff, on_frac = self.bleed.average(duty)
@@ -209,12 +218,20 @@ class Stepper:
             i_ch = i_bleed + iq
             if model:
                 # keep the drift promise: no step may carry a cell past the drift limit
+                i_prev = power.i_pack
                 power.i_pack = power.current(h, i_ch)
                 rate = float(np.max(em.pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)))
                 h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
                 if h_cap < h:
                     h = h_cap
                     power.i_pack = power.current(h, i_ch)
+                if power.i_pack != i_prev:
+                    # a regulator current that changes (CV) moves every terminal at once by
+                    # R0·ΔI, which the rate does not see: end before a step it would carry past
+                    jump = abs(power.i_pack - i_prev) * float(np.max(em.pack.resistance_r0()))
+                    if moved + jump > FF_DV_END * dv_max:
+                        power.i_pack = i_prev
+                        break
             hist.q += i_ch * h
             hist.bleed_on_s += on_frac * h
             hist.bleed_charge_c += i_bleed * h

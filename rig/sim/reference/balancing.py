@@ -102,35 +102,37 @@ class Balancing:
 
     def select_truncated(self, v: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
         """``(mask, truncated)``: truncated when ``max_channels`` left out a candidate that
-        could otherwise have been bled (then the voltage order decided the mask)."""
+        could otherwise have been bled (then the voltage order decided the mask).
+
+        Vectorised: cells of one parity are never adjacent, so the first pass (``parity``)
+        takes its candidates highest voltage first up to ``max_channels``; the second
+        pass takes the other parity's candidates not next to a first-pass cell, in the
+        same order, into the slots left."""
         n = self.n
-        vmin = float(v.min())
-        cand = (v - vmin) > self.stop_v
+        cand = (v - float(v.min())) > self.stop_v
         sel = np.zeros(n, bool)
         if not cand.any():
             return sel, False
         if self.bleed_all:
             return cand, False
         order = np.argsort(-v, kind="stable")
+        ranked = order[cand[order]]  # candidates, highest voltage first (ties: lower index)
+        max_ch = self.max_ch
         if self.allow_adjacent:
-            for i in order:
-                if cand[i] and sel.sum() < self.max_ch:
-                    sel[i] = True
-            return sel, int(cand.sum()) > self.max_ch
-        count = 0
-        truncated = False
-        for pass_parity in (parity, 1 - parity):
-            for i in order:
-                if not cand[i] or sel[i] or (i % 2) != pass_parity:
-                    continue
-                if (i > 0 and sel[i - 1]) or (i < n - 1 and sel[i + 1]):
-                    continue
-                if count >= self.max_ch:
-                    truncated = True
-                    break
-                sel[i] = True
-                count += 1
-        return sel, truncated
+            sel[ranked[:max_ch]] = True
+            return sel, len(ranked) > max_ch
+        same = (ranked % 2) == parity
+        first = ranked[same]
+        taken = first[:max_ch]
+        sel[taken] = True
+        room = max_ch - len(taken)
+        beside = np.zeros(n + 2, bool)  # beside[i + 1]: cell i has a first-pass neighbour
+        beside[taken] = True
+        beside[taken + 2] = True
+        second = ranked[~same]
+        second = second[~beside[second + 1]]
+        sel[second[:room]] = True
+        return sel, len(first) > max_ch or len(second) > room
 
     def decide(self, now: float, v: np.ndarray, advance_parity: bool = True) -> None:
         """Take a balancing decision on voltages ``v`` (sets mask, duty, PWM off time)."""

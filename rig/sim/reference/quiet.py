@@ -22,8 +22,9 @@ import numpy as np
 from .. import fastforward as ff
 
 EPS = ff.EPS
-FF_MAX_S = 3600.0
-"""Longest fast-forward window while balancing, s (re-sample and re-decide at least this often)."""
+FF_MAX_S = 24 * 3600.0
+"""Longest fast-forward window while balancing, s (re-sample and re-decide at least this often;
+the drift limit, the gate margins and the thermal check end a window sooner when anything moves)."""
 CHATTER_BUSY_V = 0.010
 """With ``balance_chatter``: not quiet while Vmax − Vmin is this close to the start delta, V."""
 
