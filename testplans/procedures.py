@@ -313,11 +313,11 @@ class BoardReading:
 def board_average(link, clock, profile, window_s: float | None = None) -> BoardReading:
     """Average the link's reported cell voltages over ``window_s`` of rig time.
 
-    Default window: two filter lengths (several independent reported values).
+    Default window: two filter lengths, at least two reports (several independent values).
     """
     s = profile.sampling
     if window_s is None:
-        window_s = 2.0 * s.filter_samples * s.period_s
+        window_s = 2.0 * max(s.filter_samples * s.period_s, s.report_period_s)
     samples = observe_window(link, clock, profile, window_s, "the board's cell voltages to average")
     arr = np.array([np.asarray(x.cell_v, dtype=float) for x in samples])
     return BoardReading(arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]),

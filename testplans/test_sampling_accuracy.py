@@ -65,11 +65,14 @@ def _sweep(profile, emulator, clock, link, daq, measure, temp_c, rows):
     # repeatability: 2 x the pooled scatter of the reported value, against half the accuracy
     rep = 2 * np.sqrt(var / len(accuracy_points(profile))) * 1e3
     # U (k=2) of a standard deviation from n independent values: 2 / sqrt(2 (n - 1)) of it
-    n_ind = len(accuracy_points(profile)) * independent_samples(profile, 2.0 * profile.sampling.filter_samples
-                                                                * profile.sampling.period_s)
+    s = profile.sampling
+    n_ind = len(accuracy_points(profile)) * independent_samples(profile, 2.0 * max(s.filter_samples * s.period_s,
+                                                                                   s.report_period_s))
     u_rep = rep * 2.0 / np.sqrt(2.0 * max(n_ind - 1.0, 1.0))
     for i in range(n):
-        measure(f"{cell_name(i)}_repeatability_mv", rep[i], "mV", limits=(0, acc / 2), uncertainty=float(u_rep[i]),
+        # a reported value quantised in steps of resolution_mv may flip between two steps
+        measure(f"{cell_name(i)}_repeatability_mv", rep[i], "mV", limits=(0, max(acc / 2, profile.sampling.resolution_mv)),
+                uncertainty=float(u_rep[i]),
                 u_reason=NO_SCATTER,
                 conditions={"temp_c": temp_c, "coverage": "2 sigma of reported values"})
 
