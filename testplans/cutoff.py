@@ -21,6 +21,7 @@ from testplans.procedures import (
     cell_name,
     daq_uncertainty_v,
     first_sample,
+    observe,
     plateau_v,
     poll_s,
     settle_s,
@@ -293,7 +294,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
         if tripped:
             if ch in hysteresis_channels:
                 if lockout and r.trip_t is not None:  # the staircase finds the hysteresis, not the lockout
-                    clock.sleep(max(0.0, r.trip_t + lockout - clock.now()))
+                    observe(clock, profile, max(0.0, r.trip_t + lockout - clock.now()))
                 if latched:
                     pack_source.off()  # a latched cut-off releases only without the charger (load)
                 level = release + d * (htol + stair)
@@ -333,7 +334,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
                         r.latency_s = t_open - t_step
                         r.step_t, r.open_t = t_step, t_open
                 if r.latency_s is not None and lockout:  # this release comes after the lockout
-                    clock.sleep(max(0.0, r.open_t + lockout + cut.recovery_tolerance_s - clock.now()))
+                    observe(clock, profile, max(0.0, r.open_t + lockout + cut.recovery_tolerance_s - clock.now()))
                 _release(r, r.open_t, record=r.latency_s is not None)
         # back to rest
         cells.set(ch, rest_v)

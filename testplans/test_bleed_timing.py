@@ -13,6 +13,7 @@ off, and subtracted: a bleed is the current above that common idle draw.
 import numpy as np
 import pytest
 
+from testplans.groups import both_parities, bleed_groups, most_in_a_group
 from testplans.procedures import (
     EXACT_COUNT,
     Cells,
@@ -41,40 +42,6 @@ def off_limit_ma(profile) -> float:
     """Largest current a non-bleeding channel may draw above the common idle draw, mA
     (5 % of the lowest allowed bleed current)."""
     return 0.05 * profile.balancing.bleed_current_ma[0]
-
-
-def bleed_groups(profile, n: int, skip: int | None = None) -> list[np.ndarray]:
-    """Channel sets the board may bleed together: alternate (non-adjacent) channels of one
-    parity, at most max_channels and at most ``max_per_group`` in each of the profile's
-    groups (AFEs); together they cover every channel (except ``skip``)."""
-    b = profile.balancing
-    groups = []
-    for parity in (0, 1):
-        left = [i for i in range(parity, n, 2) if i != skip]
-        while left:
-            m = np.zeros(n, bool)
-            per: dict[int, int] = {}
-            for i in list(left):
-                g = b.group_of(i)
-                if m.sum() < b.max_channels and per.get(g, 0) < b.most_per_group():
-                    m[i] = True
-                    per[g] = per.get(g, 0) + 1
-                    left.remove(i)
-            groups.append(m)
-    return groups
-
-
-def most_in_a_group(profile, mask) -> int:
-    """The most channels set in ``mask`` within one of the profile's groups (AFEs)."""
-    b = profile.balancing
-    idx = np.flatnonzero(np.asarray(mask, bool))
-    return max([int(np.sum([b.group_of(int(i)) == g for i in idx])) for g in {b.group_of(int(i)) for i in idx}] or [0])
-
-
-def both_parities(mask) -> int:
-    """1 when ``mask`` has odd and even channels set at once, else 0."""
-    idx = np.flatnonzero(np.asarray(mask, bool))
-    return int(bool(idx.size) and len({int(i) % 2 for i in idx}) == 2)
 
 
 def _idle(emulator, clock, measure, profile):

@@ -38,6 +38,7 @@ from testplans.procedures import (
     window,
 )
 from rig.chemistry import chemistry
+from testplans.groups import bleed_groups
 
 
 def zero_point_c(profile) -> float:
@@ -50,7 +51,7 @@ def zero_point_c(profile) -> float:
 def derating_points(profile, n: int) -> list[tuple[float, int]]:
     """(chamber °C, channels bleeding): low power at room, then full power cold/room/hot."""
     p = profile.protection
-    k_max = min(profile.balancing.max_channels, (n + 1) // 2)
+    k_max = int(bleed_groups(profile, n)[0].sum())  # the most channels it may bleed together
     hot = min(45.0, p.ot_charge_c - 7.0)
     cold = max(5.0, p.ut_charge_c + 10.0)
     return [(25.0, 1), (25.0, k_max), (hot, k_max), (cold, k_max)]
@@ -85,8 +86,8 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
         wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
         idle = idle_currents(emulator, clock)
         lv = balancing_levels(profile, link)
-        sel = np.zeros(n, bool)
-        sel[0:2 * k:2] = True
+        sel = np.zeros(n, bool)  # the first k channels of a set the board may bleed together
+        sel[np.flatnonzero(bleed_groups(profile, n)[0])[:k]] = True
         v = np.full(n, lv.base_v)
         v[sel] = lv.high_v
         cells.set_all(v)
