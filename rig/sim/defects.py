@@ -224,7 +224,7 @@ _CATALOG: tuple[DefectInfo, ...] = (
                "The HVC/LVC lockout after a trip is X s shorter than the profile's lockout_s.",
                "firmware", "test_hvc_recovery", "HVC-004"),
     DefectInfo("latch_release_early", (), "A latched HVC/LVC releases once the cell is back past the hysteresis, "
-               "with the charger (load) still connected.", "firmware", "test_hvc_recovery", "HVC-004"),
+               "with the charger (load) still connected.", "firmware", "test_lvc_recovery", "LVC-002"),
     DefectInfo("derating_floor", (_p("duty", "1", "lowest duty the derating reaches", minimum=0.0),),
                "Derating never takes the balancing duty below X: the curve never reaches zero.",
                "firmware", "test_derating", "BAL-008"),
