@@ -152,8 +152,6 @@ class Derating(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.zero_c <= self.start_c:
-            raise _Bad("zero_c", f"({self.zero_c:g} °C) must be above derating.start_c ({self.start_c:g} °C)")
         if self.points is not None:
             pts = self.points
             if len(pts) < 2:
@@ -167,6 +165,8 @@ class Derating(_Strict):
                 raise _Bad("points", "every duty must lie in [0, 1]")
             if pts[-1][1] != 0.0:
                 raise _Bad("points", f"the last point must be duty 0 (the curve reaches zero), got {pts[-1][1]:g}")
+        if self.zero_c <= self.start_c:
+            raise _Bad("zero_c", f"({self.zero_c:g} °C) must be above derating.start_c ({self.start_c:g} °C)")
         return self
 
     def curve(self) -> list[tuple[float, float]]:
