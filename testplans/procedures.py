@@ -64,8 +64,15 @@ def settle_s(profile) -> float:
     and one link poll to see it.
     """
     s = profile.sampling
-    extra = (s.report_period_s if s.update_period_s else 0.0) + s.latency_s
+    extra = (report_period_s(profile) if getattr(s, "update_period_s", None) else 0.0) + getattr(s, "latency_s", 0.0)
     return (s.filter_samples + 1) * s.period_s + extra + profile.link.poll_s
+
+
+def report_period_s(profile) -> float:
+    """How often the board reports a new value, s (``sampling.update_period_s``, else every
+    conversion)."""
+    s = profile.sampling
+    return getattr(s, "update_period_s", None) or s.period_s
 
 
 def poll_s(profile) -> float:
@@ -83,14 +90,14 @@ def independent_samples(profile, window_s: float) -> float:
     """How many statistically independent reported values a window holds (>= 1): one per
     filter length, or per report when the board reports less often."""
     s = profile.sampling
-    return max(1.0, window_s / max(s.filter_samples * s.period_s, s.report_period_s))
+    return max(1.0, window_s / max(s.filter_samples * s.period_s, report_period_s(profile)))
 
 
 def window_for_samples(profile, n_independent: float) -> float:
     """The observation window that holds ``n_independent`` independent reported values, s
     (the inverse of :func:`independent_samples`)."""
     s = profile.sampling
-    return n_independent * max(s.filter_samples * s.period_s, s.report_period_s)
+    return n_independent * max(s.filter_samples * s.period_s, report_period_s(profile))
 
 
 # --------------------------------------------------------------------------- set points
@@ -317,7 +324,7 @@ def board_average(link, clock, profile, window_s: float | None = None) -> BoardR
     """
     s = profile.sampling
     if window_s is None:
-        window_s = 2.0 * max(s.filter_samples * s.period_s, s.report_period_s)
+        window_s = 2.0 * max(s.filter_samples * s.period_s, report_period_s(profile))
     samples = observe_window(link, clock, profile, window_s, "the board's cell voltages to average")
     arr = np.array([np.asarray(x.cell_v, dtype=float) for x in samples])
     return BoardReading(arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]),
