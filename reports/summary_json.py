@@ -129,7 +129,7 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
         "exit_code": gated_exit_code(summary),
         "board": {"profile": profile.get("name"), "serial": dut.get("serial"), "hw_revision": dut.get("hw_revision"),
                   "fw_version": dut.get("fw_version"), "identified": not problems, "identity_problems": problems,
-                  "identity_source": dut.get("identity_source")},
+                  **({"identity_source": dut["identity_source"]} if dut.get("identity_source") else {})},
         "started": start.get("t_wall") or summary.first_wall,
         "ended": (summary.run_end or {}).get("t_wall") or summary.last_wall,
         "decision_rule": ctx.get("decision_rule"),
