@@ -118,6 +118,7 @@ class ChannelCutoff:
     release_u_v: float | None = None
     recovery_s: list = field(default_factory=list)  # step below release (latched: charger removal) -> FET close, s
     recovery_expected_s: list = field(default_factory=list)  # what the profile's recovery rule gives for each, s
+    recovery_after_trip_s: list = field(default_factory=list)  # each release's step back, counted from the trip, s
     released_while_connected: int = 0  # latched: releases seen with the charger (load) still connected
     flag_fet_mismatch: int = 0  # link samples whose flag disagrees with their own FET state
     flag_daq_mismatch: int = 0  # link samples whose FET state disagrees with the DAQ line
@@ -258,6 +259,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
             r.recovery_s.append(t_close - t_rel)
             left = 0.0 if t_open is None else lockout - (t_rel - t_open)
             r.recovery_expected_s.append(max(cut.recovery_s, left))
+            r.recovery_after_trip_s.append(None if t_open is None else t_rel - t_open)
         if latched:
             pack_source.set_current(pack_a)
 
@@ -401,12 +403,15 @@ def judge_cutoff_recovery(run: CutoffRun, cut, measure) -> None:
         expected = r.recovery_expected_s or [cut.recovery_s]
         for k, t in enumerate(r.recovery_s or [None]):
             want = expected[k] if k < len(expected) else cut.recovery_s
+            since = r.recovery_after_trip_s[k] if k < len(r.recovery_after_trip_s) else None
+            lockout = "none"
+            if cut.lockout_s and cut.recovery in ("lockout", "both") and since is not None:
+                lockout = "released before its end" if since < cut.lockout_s else "released after its end"
             measure(f"{cell}_{name}_recovery_s", t, "s",
                     limits=(want - cut.recovery_tolerance_s, want + cut.recovery_tolerance_s),
                     uncertainty=1e-3, conditions={**cond, "release": k + 1, "recovery": cut.recovery,
-                                                  "expected_s": round(want, 3),
-                                                  "lockout": ("before its end" if k == 0 else "after its end")
-                                                  if cut.lockout_s and cut.recovery in ("lockout", "both") else "none"})
+                                                  "expected_s": round(want, 3), "lockout": lockout,
+                                                  "released_after_trip_s": None if since is None else round(since, 3)})
         if cut.recovery == "latched":
             measure(f"{cell}_{name}_released_with_charger_connected", r.released_while_connected, "1", limits=(0, 0),
                     u_reason="exact count", conditions={**cond, "recovery": "latched"})
