@@ -380,6 +380,7 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "dut": {
             "serial": dut.get("serial") or "not read", "hw_revision": dut.get("hw_revision") or "not read",
             "fw_version": dut.get("fw_version") or "not read", "read": bool(summary.dut),
+            "from_item": [k.replace("_", " ") for k, v in (dut.get("identity_source") or {}).items() if v != "board"],
             "profile": profile.get("name") or "—", "description": profile.get("description") or "",
             "chemistry": (profile.get("chemistry") or "").upper(), "cells": profile.get("cells"),
             "capacity_ah": profile.get("capacity_ah"), "profile_path": ctx.get("profile_path") or profile.get("source") or "",

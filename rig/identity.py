@@ -46,6 +46,28 @@ def identity_problems(dut: dict | None) -> list[str]:
     return out
 
 
+ITEM_RECORD = "lab item record"
+"""``identity_source`` of a field taken from the lab configuration's ``item`` (not the board)."""
+
+
+def fill_identity(reported: dict, lab_config: dict | None) -> dict:
+    """The DUT identity to record: the board's own fields, and for each one the board left
+    blank or as a placeholder (its link map has no identity, or the board sends none), the
+    lab's item record (``item:`` of the lab configuration, :mod:`rig.labconfig`) when it
+    states it. ``identity_source`` says where each field came from (``board`` or
+    :data:`ITEM_RECORD`); a field in neither stays blank, and the gate below still applies."""
+    item = (lab_config or {}).get("item") or {}
+    out = dict(reported)
+    source = {}
+    for key in ("serial", "hw_revision", "fw_version"):
+        if is_placeholder(out.get(key)) and not is_placeholder(item.get(key)):
+            out[key], source[key] = item[key], ITEM_RECORD
+        else:
+            source[key] = "board"
+    out["identity_source"] = source
+    return out
+
+
 def gate_exit_code(code: int, dut: dict | None) -> int:
     """The run's exit code after the identity gate: a judged run (0 or 1) of an unidentified
     board becomes :data:`EXIT_UNIDENTIFIED`; usage errors (2) and rig faults (3) stand."""

@@ -11,6 +11,7 @@ lab keeps beside its rig descriptions::
     preparer: {name: A. Tester, function: test engineer}
     approver: {name: B. Approver, function: head of laboratory}
     authorisation: Authorised for issue by the head of laboratory.
+    item: {serial: NW16C-004411, fw_version: 3.1.0}   # the item record: identity as received
 
 Path: ``--lab-config PATH`` (``bmsrig run`` and the pytest plugin), else ``$BMSRIG_LAB``;
 none → every field is "not stated" in the report and the report is not authorised.
@@ -69,6 +70,19 @@ class MethodDoc(_Strict):
     _t = field_validator("id", "revision", "title")(_text)
 
 
+class ItemRecord(_Strict):
+    """The lab's record of the item tested (its label, its receipt check): the identity a
+    board that cannot report its own is known by (:func:`rig.identity.fill_identity`)."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    serial: Optional[str] = None
+    hw_revision: Optional[str] = None
+    fw_version: Optional[str] = None
+
+    _t = field_validator("serial", "hw_revision", "fw_version")(_text)
+
+
 class LabConfig(_Strict):
     """The contents of ``lab.yaml`` (every key optional; unknown keys rejected)."""
 
@@ -78,6 +92,7 @@ class LabConfig(_Strict):
     preparer: Optional[Person] = None
     approver: Optional[Person] = None
     authorisation: Optional[str] = None
+    item: Optional[ItemRecord] = None
 
     _t = field_validator("customer", "authorisation")(_text)
 

@@ -44,13 +44,34 @@ class Sampling(_Strict):
     mute_s: float = Field(0.005, ge=0, description="balancing muted this long before each conversion, s")
     filter_samples: int = Field(4, ge=1, description="moving-average length of the reported value")
     temperature_range_c: tuple[float, float] = Field((-20.0, 60.0), description="operating range of the cells, °C")
+    update_period_s: float | None = Field(None, gt=0, description="the board reports a new value this often, s "
+                                          "(unstated: every conversion, period_s)")
+    resolution_mv: float = Field(1.0, gt=0, description="step of the reported cell voltage (quantisation), mV")
+    latency_s: float = Field(0.0, ge=0, description="conversion to report, at most, s")
 
     @model_validator(mode="after")
     def _check(self):
         _ordered_pair(self.temperature_range_c, "temperature_range_c", "°C")
         if self.mute_s >= self.period_s:
             raise _Bad("mute_s", f"({self.mute_s:g} s) must be shorter than sampling.period_s ({self.period_s:g} s)")
+        if self.update_period_s is not None and self.update_period_s < self.period_s:
+            raise _Bad("update_period_s", f"({self.update_period_s:g} s) is faster than the conversions it reports "
+                       f"(sampling.period_s {self.period_s:g} s)")
+        if self.resolution_mv > 2.0 * self.accuracy_mv:
+            raise _Bad("resolution_mv", f"({self.resolution_mv:g} mV) is coarser than twice the accuracy spec "
+                       f"({self.accuracy_mv:g} mV): no reading could show it")
         return self
+
+    @property
+    def report_period_s(self) -> float:
+        """How often a new reported value appears, s (``update_period_s``, else every conversion)."""
+        return self.update_period_s or self.period_s
+
+    @property
+    def resolution_u_v(self) -> float:
+        """Expanded uncertainty (k=2) of one reported value from its quantisation, V: a
+        rectangular ±LSB/2, standard LSB/√12, times 2."""
+        return 2.0 * self.resolution_mv * 1e-3 / 12 ** 0.5
 
 
 TEMPERATURE_ROLES = ("cells", "bleed_resistor", "fet", "ambient")
@@ -103,23 +124,67 @@ class Temperatures(_Strict):
 
 
 class Derating(_Strict):
+    """Balancing duty against the bleed-resistor NTC, °C. Either ``start_c``/``zero_c`` (1 up
+    to start, linear to 0 at zero) or ``points``: ``[[°C, duty], ...]`` in rising °C, duty
+    falling to 0 at the last point, with ``shape`` ``linear`` (interpolated between points)
+    or ``steps`` (each point's duty holds from its temperature up to the next point's)."""
+
     start_c: float = Field(60.0, description="bleed-resistor NTC temperature where duty starts to fall, °C")
     zero_c: float = Field(80.0, description="NTC temperature where duty reaches zero, °C")
+    points: list[tuple[float, float]] | None = Field(None, description="the curve as [[°C, duty], ...]")
+    shape: Literal["linear", "steps"] = Field("linear", description="between points: interpolate, or hold a step")
     duty_tolerance: float = Field(0.10, gt=0, le=1, description="allowed |measured − curve| duty")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_points(cls, data):
+        pts = data.get("points") if isinstance(data, dict) else None
+        if isinstance(pts, list) and pts and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pts):
+            data = dict(data)
+            for key in ("start_c", "zero_c"):
+                if key in data:
+                    raise _Bad(key, "state the curve either by start_c/zero_c or by points, not both")
+            try:
+                data["start_c"], data["zero_c"] = float(pts[0][0]), float(pts[-1][0])
+            except (TypeError, ValueError):
+                pass  # the field validation names the bad point
+        return data
 
     @model_validator(mode="after")
     def _check(self):
+        if self.points is not None:
+            pts = self.points
+            if len(pts) < 2:
+                raise _Bad("points", "needs at least two points [[°C, duty], ...]")
+            for (t0, d0), (t1, d1) in zip(pts, pts[1:]):
+                if not t1 > t0:
+                    raise _Bad("points", f"temperatures must rise: {t0:g} °C then {t1:g} °C")
+                if d1 > d0:
+                    raise _Bad("points", f"duty must not rise with temperature: {d0:g} at {t0:g} °C, {d1:g} at {t1:g} °C")
+            if any(not 0.0 <= d <= 1.0 for _, d in pts):
+                raise _Bad("points", "every duty must lie in [0, 1]")
+            if pts[-1][1] != 0.0:
+                raise _Bad("points", f"the last point must be duty 0 (the curve reaches zero), got {pts[-1][1]:g}")
         if self.zero_c <= self.start_c:
             raise _Bad("zero_c", f"({self.zero_c:g} °C) must be above derating.start_c ({self.start_c:g} °C)")
         return self
 
+    def curve(self) -> list[tuple[float, float]]:
+        """The curve's points ``[(°C, duty), ...]`` (start/zero: ``[(start, 1), (zero, 0)]``)."""
+        return list(self.points) if self.points is not None else [(self.start_c, 1.0), (self.zero_c, 0.0)]
+
     def duty_at(self, celsius: float) -> float:
-        """The profile's derating curve: 1 below start, linear to 0 at zero_c."""
-        if celsius <= self.start_c:
-            return 1.0
-        if celsius >= self.zero_c:
+        """The profile's derating curve at ``celsius``: the first point's duty below it, 0 from
+        the last point on, interpolated (``linear``) or held (``steps``) between points."""
+        pts = self.curve()
+        if celsius < pts[0][0] or (celsius == pts[0][0] and self.shape == "linear"):
+            return 1.0 if self.points is None else float(pts[0][1])
+        if celsius >= pts[-1][0]:
             return 0.0
-        return 1.0 - (celsius - self.start_c) / (self.zero_c - self.start_c)
+        for (t0, d0), (t1, d1) in zip(pts, pts[1:]):
+            if t0 <= celsius < t1:
+                return float(d0) if self.shape == "steps" else float(d0 + (d1 - d0) * (celsius - t0) / (t1 - t0))
+        return 0.0  # pragma: no cover - the loop covers [first, last)
 
 
 class Strategies(_Strict):
@@ -133,6 +198,18 @@ class Strategies(_Strict):
     float_current_a: float = Field(2.0, ge=0, description="charge current below this near full is float, A")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    def duty(self, state: str) -> float:
+        """The duty multiplier in pack state ``rest``/``charge``/``float``/``discharge``."""
+        return {"rest": self.rest, "charge": self.charge, "float": self.float_, "discharge": self.discharge}[state]
+
+    def balancing_state(self) -> str | None:
+        """The pack state a test puts the board in to see it balance: rest when it balances at
+        rest, else charge, else float, else discharge; None when it balances in none."""
+        for state in ("rest", "charge", "float", "discharge"):
+            if self.duty(state) > 0.0:
+                return state
+        return None
 
 
 class Balancing(_Strict):
@@ -150,6 +227,15 @@ class Balancing(_Strict):
         1.0, description="min_cell_v shifts by this per °C of cell temperature above 25 °C, mV/°C"
     )
     max_toggles_per_min: float = Field(4.0, ge=0, description="balancing mask changes allowed per minute")
+    start_mode: Literal["delta", "absolute"] = Field(
+        "delta", description="delta: a cell bleeds when Vmax − Vmin > start_delta_mv; absolute: when it is above "
+        "start_cell_v (stops stop_delta_mv below it)")
+    start_cell_v: float | None = Field(None, description="absolute start: a cell above this bleeds, V")
+    interleave: Literal["fill", "odd_even"] = Field(
+        "fill", description="without allow_adjacent: fill (the decision's parity first, then non-adjacent cells of the "
+        "other) or odd_even (one parity per decision, odd and even decisions alternate)")
+    group_cells: int | None = Field(None, ge=1, description="cells per AFE / balancing group (1..group_cells, ...)")
+    max_per_group: int | None = Field(None, ge=1, description="most channels bleeding at once in one group")
     strategies: Strategies = Strategies()
     derating: Derating = Derating()
     resistor_thermal_c_per_w: float = Field(
@@ -165,7 +251,24 @@ class Balancing(_Strict):
         lo, hi = self.bleed_current_ma
         if not 0 < lo < hi:
             raise _Bad("bleed_current_ma", f"must be [low, high] with 0 < low < high, got {list(self.bleed_current_ma)} mA")
+        if self.start_mode == "absolute" and self.start_cell_v is None:
+            raise _Bad("start_cell_v", "is required with start_mode: absolute (the cell voltage a cell bleeds above, V)")
+        if self.start_mode == "absolute" and self.start_cell_v < self.min_cell_v:
+            raise _Bad("start_cell_v", f"({self.start_cell_v:g} V) must not be below balancing.min_cell_v "
+                       f"({self.min_cell_v:g} V)")
+        if (self.group_cells is None) != (self.max_per_group is None):
+            raise _Bad("max_per_group", "group_cells and max_per_group go together (the group size and its limit)")
+        if self.strategies.balancing_state() is None:
+            raise _Bad("strategies", "every strategy duty is 0: the board would never balance")
         return self
+
+    def group_of(self, channel: int) -> int:
+        """The balancing group (AFE) of 0-based ``channel`` (0 without groups)."""
+        return channel // self.group_cells if self.group_cells else 0
+
+    def most_per_group(self) -> int:
+        """Most channels bleeding at once in one group (``max_per_group``, else ``max_channels``)."""
+        return min(self.max_per_group or self.max_channels, self.max_channels)
 
     def min_cell_v_at(self, cell_temp_c: float) -> float:
         """Temperature-compensated balancing minimum voltage, V."""
@@ -181,13 +284,25 @@ class Cutoff(_Strict):
     latency_max_s: float = Field(2.0, gt=0, description="spec: crossing to FET open, s")
     hysteresis_tolerance_mv: float = Field(20.0, gt=0)
     recovery_tolerance_s: float = Field(1.0, gt=0)
+    recovery: Literal["hysteresis", "lockout", "both", "latched"] = Field(
+        "hysteresis", description="hysteresis: release once back past threshold ∓ hysteresis for recovery_s; lockout: "
+        "not before lockout_s after the trip, then once back inside the threshold; both: hysteresis and lockout; "
+        "latched: held until the charger (HVC) / load (LVC) is removed, then released once back past the hysteresis")
+    lockout_s: float = Field(0.0, ge=0, description="lockout / both: no release before this long after the trip, s")
 
     @model_validator(mode="after")
     def _check(self):
         if self.latency_max_s < self.delay_s:
             raise _Bad("latency_max_s", f"({self.latency_max_s:g} s) is shorter than delay_s ({self.delay_s:g} s): "
                        "no board that waits delay_s can meet it")
+        if self.recovery in ("lockout", "both") and self.lockout_s <= 0:
+            raise _Bad("lockout_s", f"must be > 0 with recovery: {self.recovery}")
         return self
+
+    @property
+    def uses_hysteresis(self) -> bool:
+        """Whether the release waits for the cell back past threshold ∓ hysteresis."""
+        return self.recovery in ("hysteresis", "both", "latched")
 
 
 class Protection(_Strict):

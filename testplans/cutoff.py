@@ -21,6 +21,7 @@ from testplans.procedures import (
     cell_name,
     daq_uncertainty_v,
     first_sample,
+    observe,
     plateau_v,
     poll_s,
     settle_s,
@@ -115,7 +116,10 @@ class ChannelCutoff:
     current_after_trip_a: float | None = None
     release_v: float | None = None  # staircase: level at which the FET closed again (reference)
     release_u_v: float | None = None
-    recovery_s: list = field(default_factory=list)  # step below release -> FET close edge, s
+    recovery_s: list = field(default_factory=list)  # step below release (latched: charger removal) -> FET close, s
+    recovery_expected_s: list = field(default_factory=list)  # what the profile's recovery rule gives for each, s
+    recovery_after_trip_s: list = field(default_factory=list)  # each release's step back, counted from the trip, s
+    released_while_connected: int = 0  # latched: releases seen with the charger (load) still connected
     flag_fet_mismatch: int = 0  # link samples whose flag disagrees with their own FET state
     flag_daq_mismatch: int = 0  # link samples whose FET state disagrees with the DAQ line
     flag_delay_s: float | None = None  # first flagged sample - DAQ open edge, s
@@ -186,13 +190,16 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
        opens (DAQ edge); trip voltage = the commanded voltage ``delay_s`` before the edge
        (the board confirms a crossing for ``delay_s``), corrected to the DAQ;
     3. the pack current must be zero after the trip;
-    4. release: hysteresis channels step down a staircase from release + tolerance in
-       tolerance/4 steps, each held longer than recovery time + tolerance — the level where
-       the FET closes is the release voltage, the time from that step to the close edge the
-       recovery time; other channels step straight below the release band (recovery time);
+    4. release, by the profile's ``recovery`` rule: hysteresis channels (a rule with a
+       hysteresis) step down a staircase from release + tolerance in tolerance/4 steps, each
+       held longer than recovery time + tolerance, after any lockout has run out — the level
+       where the FET closes is the release voltage; other channels step straight below the
+       release band at once, *before* a lockout ends (expected recovery: the longer of
+       recovery_s and what is left of the lockout); a latched cut-off must hold with the
+       charger (load) connected, then release after its removal (recovery timed from it);
     5. latency: from the safe side, a step to threshold + (tolerance + 5 mV) (the crossing of
        the profile threshold happens at the step); latency = FET open edge − step time;
-       then release again (a second recovery time).
+       then release again *after* the lockout (a second recovery time: recovery_s).
 
     The link is watched throughout: its flag must agree with its own FET state and with the
     DAQ's line.
@@ -209,15 +216,17 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
     rate = min(2e-3, 0.1 * tol / s.period_s)
     pack_a = kind.pack_sign * max(1.0, 0.1 * profile.capacity_ah)
     rest_v = plateau_v(profile)
-    release = thr - d * cut.hysteresis_mv * 1e-3
+    release = thr - d * cut.hysteresis_mv * 1e-3 if cut.uses_hysteresis else thr
+    latched = cut.recovery == "latched"
+    lockout = cut.lockout_s if cut.recovery in ("lockout", "both") else 0.0
     htol = cut.hysteresis_tolerance_mv * 1e-3
     stair = htol / 4.0
     hold = cut.recovery_s + cut.recovery_tolerance_s + (s.filter_samples + 2) * s.period_s
-    rec_timeout = cut.recovery_s + cut.recovery_tolerance_s + 5.0
+    rec_timeout = cut.recovery_s + lockout + cut.recovery_tolerance_s + 5.0
     if channels is None:
         channels = list(range(n))
     if hysteresis_channels is None:
-        hysteresis_channels = sorted({0, n // 2, n - 1})
+        hysteresis_channels = sorted({0, n // 2, n - 1}) if cut.uses_hysteresis else []
     u_daq = daq_uncertainty_v(daq) if daq is not None else s.accuracy_mv * 1e-3
     # timing uncertainty of the trip point: one sampling period of ramp, plus the command
     # step quantisation; combined with the DAQ uncertainty (k=2)
@@ -232,6 +241,27 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
 
     def opened() -> bool:
         return not watch.closed()
+
+    def _release(r: ChannelCutoff, t_open: float | None, record: bool = True) -> None:
+        """Step the cell below the release band and time the FET closing again (latched:
+        hold with the charger connected, then remove it and time from the removal)."""
+        t_rel = clock.now()
+        cells.set(ch, release - d * (htol + 10e-3))
+        if latched:
+            if _wait_level(watch, clock, hold, step):
+                r.released_while_connected += 1
+            else:
+                t_rel = clock.now()
+                pack_source.off()
+        closed = _wait_level(watch, clock, rec_timeout, step)
+        t_close = watch.edge(t_rel, True) if closed else None
+        if record and t_close is not None:
+            r.recovery_s.append(t_close - t_rel)
+            left = 0.0 if t_open is None else lockout - (t_rel - t_open)
+            r.recovery_expected_s.append(max(cut.recovery_s, left))
+            r.recovery_after_trip_s.append(None if t_open is None else t_rel - t_open)
+        if latched:
+            pack_source.set_current(pack_a)
 
     for ch in channels:
         r = ChannelCutoff(ch)
@@ -265,6 +295,10 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
         # 4. release
         if tripped:
             if ch in hysteresis_channels:
+                if lockout and r.trip_t is not None:  # the staircase finds the hysteresis, not the lockout
+                    observe(clock, profile, max(0.0, r.trip_t + lockout - clock.now()))
+                if latched:
+                    pack_source.off()  # a latched cut-off releases only without the charger (load)
                 level = release + d * (htol + stair)
                 lowest = release - d * (htol + stair)
                 while True:
@@ -285,13 +319,10 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
                 if watch.closed() is False:
                     cells.set(ch, release - d * (htol + 10e-3))
                     _wait_level(watch, clock, rec_timeout, step)
+                if latched:
+                    pack_source.set_current(pack_a)
             else:
-                t_rel = clock.now()
-                cells.set(ch, release - d * (htol + 10e-3))
-                if _wait_level(watch, clock, rec_timeout, step):
-                    t_close = watch.edge(t_rel, True)
-                    if t_close is not None:
-                        r.recovery_s.append(t_close - t_rel)
+                _release(r, r.trip_t)
         # 5. latency on a step across the threshold
         if watch.closed():
             cells.set(ch, v_a)
@@ -304,12 +335,9 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
                     if t_open is not None:
                         r.latency_s = t_open - t_step
                         r.step_t, r.open_t = t_step, t_open
-                t_rel = clock.now()
-                cells.set(ch, release - d * (htol + 10e-3))
-                if _wait_level(watch, clock, rec_timeout, step):
-                    t_close = watch.edge(t_rel, True)
-                    if t_close is not None and r.latency_s is not None:
-                        r.recovery_s.append(t_close - t_rel)
+                if r.latency_s is not None and lockout:  # this release comes after the lockout
+                    observe(clock, profile, max(0.0, r.open_t + lockout + cut.recovery_tolerance_s - clock.now()))
+                _release(r, r.open_t, record=r.latency_s is not None)
         # back to rest
         cells.set(ch, rest_v)
         clock.sleep(settle_s(profile))
@@ -372,10 +400,21 @@ def judge_cutoff_recovery(run: CutoffRun, cut, measure) -> None:
             measure(f"{cell}_{name}_hysteresis_mv", hyst, "mV",
                     limits=(cut.hysteresis_mv - cut.hysteresis_tolerance_mv, cut.hysteresis_mv + cut.hysteresis_tolerance_mv),
                     uncertainty=(r.release_u_v or 0.0) * 1e3, conditions=cond)
+        expected = r.recovery_expected_s or [cut.recovery_s]
         for k, t in enumerate(r.recovery_s or [None]):
+            want = expected[k] if k < len(expected) else cut.recovery_s
+            since = r.recovery_after_trip_s[k] if k < len(r.recovery_after_trip_s) else None
+            lockout = "none"
+            if cut.lockout_s and cut.recovery in ("lockout", "both") and since is not None:
+                lockout = "released before its end" if since < cut.lockout_s else "released after its end"
             measure(f"{cell}_{name}_recovery_s", t, "s",
-                    limits=(cut.recovery_s - cut.recovery_tolerance_s, cut.recovery_s + cut.recovery_tolerance_s),
-                    uncertainty=1e-3, conditions={**cond, "release": k + 1})
+                    limits=(want - cut.recovery_tolerance_s, want + cut.recovery_tolerance_s),
+                    uncertainty=1e-3, conditions={**cond, "release": k + 1, "recovery": cut.recovery,
+                                                  "expected_s": round(want, 3), "lockout": lockout,
+                                                  "released_after_trip_s": None if since is None else round(since, 3)})
+        if cut.recovery == "latched":
+            measure(f"{cell}_{name}_released_with_charger_connected", r.released_while_connected, "1", limits=(0, 0),
+                    u_reason="exact count", conditions={**cond, "recovery": "latched"})
 
 
 LATENCY_U_S = 1e-3

@@ -59,10 +59,20 @@ def settle_s(profile) -> float:
     """Time for a step on the cell inputs to be fully inside the board's reported value, s.
 
     The reported value is a moving average of ``filter_samples`` conversions, one per
-    ``period_s``; add one period for the conversion phase and one link poll to see it.
+    ``period_s``; add one period for the conversion phase, the board's report period and
+    latency (``sampling.update_period_s``, ``latency_s``; unstated: a report per conversion)
+    and one link poll to see it.
     """
     s = profile.sampling
-    return (s.filter_samples + 1) * s.period_s + profile.link.poll_s
+    extra = (report_period_s(profile) if getattr(s, "update_period_s", None) else 0.0) + getattr(s, "latency_s", 0.0)
+    return (s.filter_samples + 1) * s.period_s + extra + profile.link.poll_s
+
+
+def report_period_s(profile) -> float:
+    """How often the board reports a new value, s (``sampling.update_period_s``, else every
+    conversion)."""
+    s = profile.sampling
+    return getattr(s, "update_period_s", None) or s.period_s
 
 
 def poll_s(profile) -> float:
@@ -77,9 +87,17 @@ NO_SCATTER = "no scatter in the board's readings"
 
 
 def independent_samples(profile, window_s: float) -> float:
-    """How many statistically independent reported values a window holds (>= 1)."""
+    """How many statistically independent reported values a window holds (>= 1): one per
+    filter length, or per report when the board reports less often."""
     s = profile.sampling
-    return max(1.0, window_s / (s.filter_samples * s.period_s))
+    return max(1.0, window_s / max(s.filter_samples * s.period_s, report_period_s(profile)))
+
+
+def window_for_samples(profile, n_independent: float) -> float:
+    """The observation window that holds ``n_independent`` independent reported values, s
+    (the inverse of :func:`independent_samples`)."""
+    s = profile.sampling
+    return n_independent * max(s.filter_samples * s.period_s, report_period_s(profile))
 
 
 # --------------------------------------------------------------------------- set points
@@ -146,6 +164,68 @@ def imbalance_mv(profile) -> float:
     """An imbalance clearly above the start delta: start delta + 2 × accuracy, mV."""
     b = profile.balancing
     return b.start_delta_mv + 2.0 * profile.sampling.accuracy_mv
+
+
+@dataclass
+class BalancingLevels:
+    """Cell voltages that put a board on either side of its balancing start and stop, V:
+    every cell at ``base_v``, nothing bleeds; a cell above ``start_v`` starts bleeding; a
+    bleeding cell stops below ``stop_v``; ``margin_v`` keeps a set point clear of a level
+    (2 × accuracy, at least one reporting step)."""
+
+    base_v: float
+    start_v: float
+    stop_v: float
+    margin_v: float
+
+    @property
+    def high_v(self) -> float:
+        """A cell clearly above the start, V."""
+        return self.start_v + self.margin_v
+
+
+def balancing_levels(profile, link) -> BalancingLevels:
+    """:class:`BalancingLevels` from the profile's ``balancing.start_mode``: ``delta`` (base
+    at the top of charge, start/stop = base + start/stop delta) or ``absolute`` (start at
+    ``start_cell_v``, stop that less the stop delta, base clearly below the stop)."""
+    b, s = profile.balancing, profile.sampling
+    margin = max(2.0 * s.accuracy_mv, s.resolution_mv) * 1e-3
+    if b.start_mode == "absolute":
+        stop = b.start_cell_v - b.stop_delta_mv * 1e-3
+        return BalancingLevels(min(top_of_charge_v(profile, link), stop - 2 * margin), b.start_cell_v, stop, margin)
+    base = top_of_charge_v(profile, link)
+    return BalancingLevels(base, base + b.start_delta_mv * 1e-3, base + b.stop_delta_mv * 1e-3, margin)
+
+
+def pack_current_in(profile, state: str) -> float:
+    """A pack current the board reads as ``state`` (its ``balancing.strategies`` bounds), A
+    (+ charge): rest 0; charge twice the float bound (at least 1 A); float midway between
+    the rest and float bounds; discharge twice the rest bound (at least 1 A), negative."""
+    st = profile.balancing.strategies
+    return {"rest": 0.0, "charge": max(1.0, 2.0 * max(st.float_current_a, st.rest_current_a)),
+            "float": 0.5 * (st.rest_current_a + st.float_current_a),
+            "discharge": -max(1.0, 2.0 * st.rest_current_a)}[state]
+
+
+def enter_balancing_state(profile, pack_source, state: str | None = None) -> dict:
+    """Drive the pack into a state the profile allows balancing in, and say which.
+
+    Every test that expects the board to balance calls this first (BAL-001..006, 008, 009,
+    ACC-002's mask test; convergence too: it is the one place that knows the rule). The state
+    is ``balancing.strategies.balancing_state()``: rest when the board balances at rest
+    (nothing changes: the pack source stays off), else charge, float or discharge, with the
+    pack source driving :func:`pack_current_in` through the string (in source mode the
+    emulator holds every cell's voltage, so the current changes no set point). ``state``
+    forces another state (BAL-010 visits the excluded ones). Undo with ``pack_source.off()``.
+    Returns the test conditions to record: ``{"pack_state": ..., "pack_current_a": ...}``.
+    """
+    state = state or profile.balancing.strategies.balancing_state()
+    amps = pack_current_in(profile, state)
+    if amps == 0.0:
+        pack_source.off()
+    else:
+        pack_source.set_current(amps)
+    return {"pack_state": state, "pack_current_a": amps}
 
 
 class Cells:
@@ -240,11 +320,11 @@ class BoardReading:
 def board_average(link, clock, profile, window_s: float | None = None) -> BoardReading:
     """Average the link's reported cell voltages over ``window_s`` of rig time.
 
-    Default window: two filter lengths (several independent reported values).
+    Default window: two filter lengths, at least two reports (several independent values).
     """
     s = profile.sampling
     if window_s is None:
-        window_s = 2.0 * s.filter_samples * s.period_s
+        window_s = 2.0 * max(s.filter_samples * s.period_s, report_period_s(profile))
     samples = observe_window(link, clock, profile, window_s, "the board's cell voltages to average")
     arr = np.array([np.asarray(x.cell_v, dtype=float) for x in samples])
     return BoardReading(arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]),

@@ -25,7 +25,7 @@ def test_cell_mapping(profile, emulator, clock, link, measure):
     for i in range(n):
         cells.set(i, v0 + step_mv * 1e-3)
         clock.sleep(settle_s(profile))
-        step = board_average(link, clock, profile, window_s=profile.sampling.period_s * 2)
+        step = board_average(link, clock, profile, window_s=2 * max(profile.sampling.period_s, profile.sampling.report_period_s))
         rise = (step.mean_v - base) * 1e3
         # U (k=2) of a rise: the scatter of the two board averages it is the difference of, mV
         u_rise = 2e3 * np.sqrt(base_r.repeatability_u_v ** 2 + step.repeatability_u_v ** 2)

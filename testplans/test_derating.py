@@ -12,7 +12,12 @@ one more point with the chamber hot enough to put the NTC mid-curve.
 
 At each point, after the thermal loop settles: duty = mean bleed current over a window /
 bleed current while on (emulator channel currents, idle draw subtracted), compared with
-``derating.duty_at(reported NTC)`` ± duty_tolerance. The board re-decides its duty once per
+``strategy × derating.duty_at(reported NTC)`` ± duty_tolerance, the curve taken at each
+interval's lowest and highest NTC reading (the band the board's own reading lies in) (the curve as the profile
+states it: start/zero, or points, linear or steps). The last point puts the chamber above the
+curve's end (its zero): the bleed current there must be nil, so a board whose duty never
+reaches zero is caught. Every point runs in a pack state the profile allows balancing in
+(:func:`testplans.procedures.enter_balancing_state`). The board re-decides its duty once per
 balancing interval, so the NTC that counts is the reading at each decision: the lowest
 reading of each interval (the bleed PWM makes the hot spot ripple by a few °C).
 """
@@ -22,23 +27,32 @@ import pytest
 
 from testplans.procedures import (
     Cells,
+    balancing_levels,
     bleed_ntc_c,
     cells_text,
+    enter_balancing_state,
     idle_currents,
-    imbalance_mv,
     observe,
     on_currents,
     soak,
-    top_of_charge_v,
     wait_sample,
     window,
 )
+from rig.chemistry import chemistry
+from testplans.groups import bleed_groups
+
+
+def zero_point_c(profile) -> float:
+    """Chamber set point past the curve's zero (3 °C beyond its last point, inside the
+    chemistry's temperature envelope), °C: the board's own NTC then reads in the zero region
+    whatever the bleed power."""
+    return min(profile.balancing.derating.zero_c + 3.0, chemistry(profile.chemistry).abs_max_c - 2.0)
 
 
 def derating_points(profile, n: int) -> list[tuple[float, int]]:
     """(chamber °C, channels bleeding): low power at room, then full power cold/room/hot."""
     p = profile.protection
-    k_max = min(profile.balancing.max_channels, (n + 1) // 2)
+    k_max = int(bleed_groups(profile, n)[0].sum())  # the most channels it may bleed together
     hot = min(45.0, p.ot_charge_c - 7.0)
     cold = max(5.0, p.ut_charge_c + 10.0)
     return [(25.0, 1), (25.0, k_max), (hot, k_max), (cold, k_max)]
@@ -46,9 +60,9 @@ def derating_points(profile, n: int) -> list[tuple[float, int]]:
 
 @pytest.mark.requirement("BAL-008")
 @pytest.mark.needs("chamber")
-def test_derating(profile, emulator, clock, link, chamber, measure, capture):
+def test_derating(profile, emulator, pack_source, clock, link, chamber, measure, capture):
     """Measured duty follows the derating curve at the reported bleed-resistor temperature;
-    full duty below the derating start."""
+    full duty below the derating start; no bleed at all past the curve's zero."""
     if bleed_ntc_c(link.latest(), profile) is None:
         pytest.skip("not verified: the board reports no bleed-resistor temperature (the profile's "
                     "`temperatures` names no `bleed_resistor` sensor), so its derating input is not known")
@@ -59,6 +73,11 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
     window_s = max(60.0, 12 * b.interval_s)
     rows = []
     points = derating_points(profile, n)
+    state = enter_balancing_state(profile, pack_source)
+    strategy = b.strategies.duty(state["pack_state"])
+    if state["pack_current_a"] > 0 and zero_point_c(profile) >= profile.protection.ot_charge_c - 2.0:
+        state["zero_point"] = (f"not reached: balancing needs charge current, and at {zero_point_c(profile):g} °C "
+                               f"the charge FET opens (ot_charge_c {profile.protection.ot_charge_c:g} °C)")
     j = 0
     while j < len(points):
         temp, k = points[j]
@@ -67,16 +86,18 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
         wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
         idle = idle_currents(emulator, clock)
-        base = top_of_charge_v(profile, link)
-        sel = np.zeros(n, bool)
-        sel[0:2 * k:2] = True
-        v = np.full(n, base)
-        v[sel] = base + imbalance_mv(profile) * 1e-3
+        lv = balancing_levels(profile, link)
+        sel = np.zeros(n, bool)  # the first k channels of a set the board may bleed together
+        sel[np.flatnonzero(bleed_groups(profile, n)[0])[:k]] = True
+        v = np.full(n, lv.base_v)
+        v[sel] = lv.high_v
         cells.set_all(v)
         # let the hot spot and the derating loop settle (several thermal time constants)
         observe(clock, profile, 2 * b.interval_s)
-        clock.sleep(8 * b.resistor_thermal_tau_s)
+        # the on-current first, while the hot spot is still near the board (the duty high):
+        # settled on a curve that holds the duty near zero a PWM cycle may show no on-phase
         i_on = (on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s) - idle)[sel]
+        clock.sleep(8 * b.resistor_thermal_tau_s)
         t0 = observe(clock, profile, window_s)
         i_mean = (np.asarray(emulator.read_currents(aperture_s=window_s)) - idle)[sel]
         samples = window(link, t0, f"bleed-resistor NTC over the duty window at {temp:g} °C")
@@ -87,15 +108,30 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
         chunks = [ntc[(ts >= t0 + j * b.interval_s) & (ts < t0 + (j + 1) * b.interval_s)]
                   for j in range(int(window_s // b.interval_s))]
         at_decision = [float(c.min()) for c in chunks if len(c)] or [float(ntc.min())]
+        # the reading the board decided on lies between each interval's lowest and highest:
+        # the curve there bounds the duty (a step of a stepwise curve inside the ripple)
+        hottest = [float(c.max()) for c in chunks if len(c)] or [float(ntc.max())]
+        band = (strategy * float(np.mean([der.duty_at(x) for x in hottest])),
+                strategy * float(np.mean([der.duty_at(x) for x in at_decision])))
         t_ntc = float(np.mean(at_decision))
         # on-current must look like a bleed (else the duty cannot be measured: None fails)
         on_ok = np.sum(i_on) > 0.5 * b.bleed_current_ma[0] * 1e-3 * len(i_on)
         duty = float(np.sum(i_mean) / np.sum(i_on)) if on_ok else None
-        expected = float(np.mean([der.duty_at(x) for x in at_decision]))
+        expected = strategy * float(np.mean([der.duty_at(x) for x in at_decision]))
         cond = {"chamber_c": temp, "channels": cells_text(sel), "ntc_c": round(t_ntc, 2),
-                "ntc_ripple_c": round(float(np.ptp(ntc)), 2), "on_current_ma": round(float(np.mean(i_on)) * 1e3, 2)}
-        measure("derating_duty_error", None if duty is None else duty - expected, "1", limits=(-der.duty_tolerance, der.duty_tolerance),
-                uncertainty=0.02, conditions={**cond, "duty": None if duty is None else round(duty, 4), "expected_duty": round(expected, 4)})
+                "ntc_ripple_c": round(float(np.ptp(ntc)), 2), "on_current_ma": round(float(np.mean(i_on)) * 1e3, 2),
+                **state}
+        if expected == 0.0:  # past the curve's zero: nothing may bleed (a duty that never reaches zero fails)
+            mean_ma = float(np.max(i_mean)) * 1e3
+            measure("bleed_current_past_derating_zero_ma", mean_ma, "mA", limits=(None, 0.05 * b.bleed_current_ma[0]),
+                    uncertainty=0.1, conditions={**cond, "zero_c": der.zero_c, "expected_duty": 0.0})
+            rows.append((t_ntc, mean_ma / max(1e-9, float(np.mean(b.bleed_current_ma))), 0.0))
+            cells.set_all(np.full(n, b.min_cell_v - 0.1))
+            continue
+        error = None if duty is None else (duty - band[0] if duty < band[0] else max(0.0, duty - band[1]))
+        measure("derating_duty_error", error, "1", limits=(-der.duty_tolerance, der.duty_tolerance), uncertainty=0.02,
+                conditions={**cond, "duty": None if duty is None else round(duty, 4), "expected_duty": round(expected, 4),
+                            "expected_duty_band": [round(band[0], 4), round(band[1], 4)]})
         if t_ntc < der.start_c - 2.0:
             measure("duty_below_derating_start", duty, "1", limits=(1.0 - der.duty_tolerance, None),
                     uncertainty=0.02, conditions=cond)
@@ -108,6 +144,8 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
             rise = max(r[0] - p for r, (p, kk) in zip(rows, points) if kk == points[-1][1])
             extra = min(der.zero_c - 5.0, der.start_c + 0.5 * (der.zero_c - der.start_c) - rise)
             points.append((round(extra, 1), points[-1][1]))
+        if j == len(points) and not any(p[0] >= zero_point_c(profile) for p in points) and "zero_point" not in state:
+            points.append((zero_point_c(profile), points[-1][1]))
     cols = list(zip(*rows))
     capture("derating", {"temp_c": np.array(cols[0]), "duty": np.array(cols[1]), "expected_duty": np.array(cols[2])},
             {"temp_c": "°C", "duty": "1", "expected_duty": "1"}, kind="derating")

@@ -16,6 +16,9 @@ import pytest
 
 from testplans.procedures import (
     NO_SCATTER,
+    Cells,
+    plateau_v,
+    settle_s,
     independent_samples,
     board_average,
     cell_name,
@@ -52,7 +55,8 @@ def _sweep(profile, emulator, clock, link, daq, measure, temp_c, rows):
         reading = board_average(link, clock, profile)
         ref, u_daq = reference_voltages(daq)
         err = reading.mean_v - ref
-        u = np.sqrt(u_daq ** 2 + (2 * reading.repeatability_u_v) ** 2)
+        # U (k=2): the DAQ, the board's scatter and its reporting step (sampling.resolution_mv)
+        u = np.sqrt(u_daq ** 2 + (2 * reading.repeatability_u_v) ** 2 + profile.sampling.resolution_u_v ** 2)
         var += reading.std_v ** 2
         for i in range(n):
             measure(f"{cell_name(i)}_error_mv", err[i] * 1e3, "mV", limits=(-acc, acc), uncertainty=u[i] * 1e3,
@@ -61,11 +65,14 @@ def _sweep(profile, emulator, clock, link, daq, measure, temp_c, rows):
     # repeatability: 2 x the pooled scatter of the reported value, against half the accuracy
     rep = 2 * np.sqrt(var / len(accuracy_points(profile))) * 1e3
     # U (k=2) of a standard deviation from n independent values: 2 / sqrt(2 (n - 1)) of it
-    n_ind = len(accuracy_points(profile)) * independent_samples(profile, 2.0 * profile.sampling.filter_samples
-                                                                * profile.sampling.period_s)
+    s = profile.sampling
+    n_ind = len(accuracy_points(profile)) * independent_samples(profile, 2.0 * max(s.filter_samples * s.period_s,
+                                                                                   s.report_period_s))
     u_rep = rep * 2.0 / np.sqrt(2.0 * max(n_ind - 1.0, 1.0))
     for i in range(n):
-        measure(f"{cell_name(i)}_repeatability_mv", rep[i], "mV", limits=(0, acc / 2), uncertainty=float(u_rep[i]),
+        # a reported value quantised in steps of resolution_mv may flip between two steps
+        measure(f"{cell_name(i)}_repeatability_mv", rep[i], "mV", limits=(0, max(acc / 2, profile.sampling.resolution_mv)),
+                uncertainty=float(u_rep[i]),
                 u_reason=NO_SCATTER,
                 conditions={"temp_c": temp_c, "coverage": "2 sigma of reported values"})
 
@@ -96,3 +103,28 @@ def test_sampling_accuracy_over_temperature(profile, emulator, clock, link, daq,
         soak_board(chamber, link, clock, temp, profile)
         _sweep(profile, emulator, clock, link, daq, measure, temp, rows)
     _capture(capture, rows)
+
+
+@pytest.mark.requirement("ACC-003")
+def test_reporting_resolution(profile, emulator, clock, link, measure):
+    """A fine staircase on every channel (a fifth of the declared reporting step per stair,
+    over three steps, on the plateau): the reported values change in steps no coarser than
+    ``sampling.resolution_mv`` (the median step between consecutive distinct reported
+    values, every channel; 25 % allowance for a step split by noise)."""
+    s = profile.sampling
+    res = s.resolution_mv * 1e-3
+    n = emulator.n_channels
+    v0 = plateau_v(profile)
+    cells = Cells(emulator, np.full(n, v0))
+    clock.sleep(settle_s(profile))
+    seen = []
+    for j in range(16):
+        cells.set_all(np.full(n, v0 + j * res / 5.0))
+        clock.sleep(settle_s(profile))
+        seen.append(np.asarray(link.latest().cell_v, dtype=float))
+    arr = np.array(seen)
+    steps = [abs(float(b - a)) for ch in arr.T for a, b in zip(ch, ch[1:]) if abs(b - a) > 1e-7]
+    step_mv = float(np.median(steps)) * 1e3 if steps else None
+    measure("reported_step_mv", step_mv, "mV", limits=(None, 1.25 * s.resolution_mv), u_reason="read exactly off the board's reported values",
+            uncertainty=0.0, conditions={"declared_resolution_mv": s.resolution_mv, "stair_mv": round(res / 5 * 1e3, 3),
+                                         "stairs": 16, "changes_seen": len(steps), "start_v": round(v0, 4)})

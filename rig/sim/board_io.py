@@ -58,6 +58,10 @@ class BoardIO:
         """String current through the shunt, A (+ charge)."""
         return self.power.i_pack
 
+    def external_request_a(self) -> float:
+        """The pack source's set current (charger +, load −), A; 0 when it is off."""
+        return float(self.power.i_set)
+
     def stack_voltage(self) -> float:
         """Sum of the terminal voltages, V."""
         self.circuit.refresh()

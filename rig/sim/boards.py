@@ -25,7 +25,13 @@ from pathlib import Path
 from ..errors import ConfigError
 
 ENTRY_POINT_GROUP = "bmsrig.boards"
-BUILTIN: dict[str, str] = {"reference": "rig.sim.reference:ReferenceBoard"}
+BUILTIN: dict[str, str] = {
+    "reference": "rig.sim.reference:ReferenceBoard",
+    "northwind-nw16c": "rig.sim.vendors.northwind:NorthwindBoard",
+    "kestrel-ks8": "rig.sim.vendors.kestrel:KestrelBoard",
+    "fjord-fj12": "rig.sim.vendors.fjord:FjordBoard",
+    "gannet-gn24": "rig.sim.vendors.gannet:GannetBoard",
+}
 """Built-in board models, name -> ``module:Class`` (imported only when loaded)."""
 REQUIRED_METHODS = ("wake",)
 """Methods every board model must have (``wake(now) -> next wake time, s``)."""

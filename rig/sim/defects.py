@@ -55,6 +55,11 @@ Firmware
     ``no_derating``                 ignores the bleed-resistor NTC: full duty when hot
     ``derating_late:c=X``           derating starts (and reaches zero) X °C later
     ``no_temp_compensation``        the minimum cell voltage is not temperature compensated
+    ``balance_any_state``           balances in every pack state, whatever its strategies declare
+    ``lockout_short:s=X``           HVC/LVC lockout X s shorter than the profile's
+    ``latch_release_early``         a latched cut-off releases by hysteresis, charger still connected
+    ``derating_floor:duty=X``       derating never takes the duty below X (never reaches zero)
+    ``report_resolution:mv=X``      reports cell voltages in steps of X mV (coarser than declared)
     ``no_identity``                 the board does not report its serial and firmware version
                                     (the board model blanks them; the bench's power-on
                                     identity too): no statement of conformity, verdict
@@ -213,6 +218,19 @@ _CATALOG: tuple[DefectInfo, ...] = (
                "The balancing minimum voltage is not temperature compensated "
                "(balances hot cells it should not).",
                "firmware", "test_temperature_compensation", "BAL-009"),
+    DefectInfo("balance_any_state", (), "Balances in every pack state (rest, charge, float, discharge), "
+               "whatever its profile's balancing.strategies declare.", "firmware", "test_balancing_states", "BAL-010"),
+    DefectInfo("lockout_short", (_p("s", "s", "how much shorter", minimum=0.0),),
+               "The HVC/LVC lockout after a trip is X s shorter than the profile's lockout_s.",
+               "firmware", "test_hvc_recovery", "HVC-004"),
+    DefectInfo("latch_release_early", (), "A latched HVC/LVC releases once the cell is back past the hysteresis, "
+               "with the charger (load) still connected.", "firmware", "test_lvc_recovery", "LVC-002"),
+    DefectInfo("derating_floor", (_p("duty", "1", "lowest duty the derating reaches", minimum=0.0),),
+               "Derating never takes the balancing duty below X: the curve never reaches zero.",
+               "firmware", "test_derating", "BAL-008"),
+    DefectInfo("report_resolution", (_p("mv", "mV", "step of the reported cell voltage", minimum=0.0),),
+               "Reports cell voltages rounded to X mV steps, coarser than the profile's sampling.resolution_mv.",
+               "firmware", "test_reporting_resolution", "ACC-003"),
     DefectInfo("no_identity", (),
                "The board does not report its serial number and firmware version: the run ends "
                "UNIDENTIFIED (exit 4), no statement of conformity, whatever its results.",
@@ -337,6 +355,8 @@ class BoardDefects:
       starts this much later, °C
     - ``no_temp_compensation``: the minimum cell voltage is not temperature compensated
     - ``no_identity``: the board reports no serial and no firmware version (blank)
+    - ``balance_any_state``, ``lockout_short_s`` (s), ``latch_release_early``,
+      ``derating_floor`` (duty), ``report_resolution_v`` (V): the vendor choices broken
     """
 
     hvc_threshold_shift_v: float = 0.0
@@ -354,6 +374,11 @@ class BoardDefects:
     derating_shift_c: float = 0.0
     no_temp_compensation: bool = False
     no_identity: bool = False
+    balance_any_state: bool = False
+    lockout_short_s: float = 0.0
+    latch_release_early: bool = False
+    derating_floor: float = 0.0
+    report_resolution_v: float | None = None
 
     @classmethod
     def from_defects(cls, defects: "Defects | BoardDefects | Iterable[str] | None") -> "BoardDefects":
@@ -385,6 +410,11 @@ class BoardDefects:
             derating_shift_c=param("derating_late", "c") or 0.0,
             no_temp_compensation="no_temp_compensation" in d,
             no_identity="no_identity" in d,
+            balance_any_state="balance_any_state" in d,
+            lockout_short_s=param("lockout_short", "s") or 0.0,
+            latch_release_early="latch_release_early" in d,
+            derating_floor=param("derating_floor", "duty") or 0.0,
+            report_resolution_v=param("report_resolution", "mv", 1e-3),
         )
 
     @property

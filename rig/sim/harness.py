@@ -109,6 +109,11 @@ class BoardHarness:
         """Stack voltage as the board measures it (sum of the conversions' truth), V."""
         return self._io.stack_voltage()
 
+    def external_request_a(self) -> float:
+        """What the charger (+) or load (−) connected to the pack terminals asks for, A; 0
+        when none is connected (a board's charger / load detect). Added for latched cut-offs."""
+        return self._io.external_request_a()
+
     def set_bleed(self, mask) -> None:
         """Bleed switch commands, bool array (n,). Hardware defects may override a switch."""
         self._io.set_bleed(mask)

@@ -81,7 +81,8 @@ def test_a_board_without_flags_passes_with_the_flag_checks_not_verified(tmp_path
     assert all("no `flags.lvc`" in m["conditions"]["lvc_flag"] for m in lvc), lvc[:1]
 
 
-@pytest.mark.parametrize("name", ["reference-16s-no-balancing", "reference-16s-no-flags", "reference-16s-cell-ntcs-only"])
+@pytest.mark.parametrize("name", ["reference-16s-no-balancing", "reference-16s-no-flags", "reference-16s-cell-ntcs-only",
+                                  "reference-16s-bare"])
 def test_the_test_profiles_are_the_reference_board_but_for_the_map(name):
     ref = (Path(__file__).parents[2] / "testplans" / "profiles" / "reference-16s-lfp.yaml").read_text()
     mine = (DATA / f"{name}.yaml").read_text()

@@ -61,7 +61,7 @@ def test_entry_points_read_through_importlib_metadata(monkeypatch):
 
 
 @pytest.mark.parametrize("spec, fragment", [
-    ("nope", "not a registered name (reference) and not 'module:Class'"),
+    ("nope", "not a registered name (fjord-fj12, gannet-gn24, kestrel-ks8, northwind-nw16c, reference) and not 'module:Class'"),
     ("", "must be a registered name or 'module:Class'"),
     ("a:b:c", "must be 'module:Class'"),
     ("no_such_pkg.boards:Mine", "cannot import board model module 'no_such_pkg.boards'"),

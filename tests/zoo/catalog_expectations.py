@@ -60,6 +60,29 @@ IDENTITY: dict[str, tuple[str, str, str]] = {
 
 PROFILES = ("reference-16s-lfp", "reference-32s-lfp", "reference-4s-lfp-uart")
 
+# Vendor boards (rig/sim/vendors): each made other choices than the reference board and
+# states them in its profile; it must pass the plans on its own profile.
+VENDOR_PROFILES = ("northwind-nw16c", "kestrel-ks8", "fjord-fj12", "gannet-gn24")
+
+# (profile, spec, plan file, test function, substring of the failure message): a vendor
+# board breaking its own declared behaviour (a faulty variant), caught naming the cause.
+VENDOR_CAUGHT: tuple[tuple[str, str, str, str, str], ...] = (
+    # declared charge-only, balances at rest too
+    ("northwind-nw16c", "balance_any_state", "test_bleed_timing.py", "test_balancing_states", "channels_balancing_in_rest"),
+    # declared rest + float only, balances under full charge too
+    ("fjord-fj12", "balance_any_state", "test_bleed_timing.py", "test_balancing_states", "channels_balancing_in_charge"),
+    # declared stepwise curve to zero at 48 °C, never goes below 30 %
+    ("northwind-nw16c", "derating_floor:duty=0.3", "test_derating.py", "test_derating", "bleed_current_past_derating_zero_ma"),
+    # declared 10 s HVC lockout, releases after 4 s
+    ("kestrel-ks8", "lockout_short:s=6", "test_hvc.py", "test_hvc_recovery", "hvc_recovery_s"),
+    # declared hysteresis + 5 s lockout, the lockout 3 s short
+    ("gannet-gn24", "lockout_short:s=3", "test_hvc.py", "test_hvc_recovery", "hvc_recovery_s"),
+    # declared LVC latched until the load is removed, releases by hysteresis with the load on
+    ("kestrel-ks8", "latch_release_early", "test_lvc.py", "test_lvc_recovery", "lvc_released_with_charger_connected"),
+    # declared 10 mV reporting steps, reports in 20 mV steps
+    ("fjord-fj12", "report_resolution:mv=20", "test_sampling_accuracy.py", "test_reporting_resolution", "reported_step_mv"),
+)
+
 
 def defect_name(spec: str) -> str:
     return spec.split(":", 1)[0]

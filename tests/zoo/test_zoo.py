@@ -18,7 +18,7 @@ import pytest
 
 from rig.sim.defects import catalog
 
-from .catalog_expectations import CAUGHT, IDENTITY, PROFILES, WITHIN_SPEC, defect_name
+from .catalog_expectations import CAUGHT, IDENTITY, PROFILES, VENDOR_CAUGHT, VENDOR_PROFILES, WITHIN_SPEC, defect_name
 
 SEEDS = range(1, 11)
 
@@ -33,6 +33,7 @@ NOT_JUDGED: dict[str, tuple[str, str]] = {
 def test_every_catalog_defect_has_a_catching_test():
     names = {d.name for d in catalog()}
     covered = {defect_name(s) for s in CAUGHT} | {defect_name(s) for s in NOT_JUDGED} | {defect_name(s) for s in IDENTITY}
+    covered |= {defect_name(row[1]) for row in VENDOR_CAUGHT}
     missing = sorted(names - covered)
     assert not missing, f"catalog defects without a catching plan test in tests/zoo/catalog_expectations.py: {missing}"
     unknown = sorted(covered - names)
@@ -88,6 +89,8 @@ def test_catalog_names_the_same_catching_test_as_the_zoo_table():
              if by_name.get(defect_name(spec)) != test}
     wrong.update({spec: (by_name[defect_name(spec)], test) for spec, (_, test) in NOT_JUDGED.items()
                   if by_name.get(defect_name(spec)) != test})
+    wrong.update({spec: (by_name[defect_name(spec)], test) for _, spec, _, test, _ in VENDOR_CAUGHT
+                  if by_name.get(defect_name(spec)) != test and defect_name(spec) != "balance_any_state"})
     assert not wrong, f"catalog caught_by disagrees with the zoo table (catalog, zoo): {wrong}"
 
 
@@ -121,3 +124,45 @@ def test_full_plan_fails_each_defect_in_its_intended_test(plan_runner, spec):
     assert run.returncode == 1, f"{spec}: exit {run.returncode}\n{run.stdout}"
     assert test in failed, f"{spec}: {test} did not fail; failed: {sorted(failed)}"
     assert cause in run.test_end(test)["message"]
+
+
+# --------------------------------------------------------------------------- vendor boards
+# The plan (without convergence, which runs at rest: testplans/test_balancing_convergence.py
+# is being rewritten to enter a balancing state with procedures.enter_balancing_state) on
+# each vendor board's own profile, and each vendor board breaking its own declared behaviour.
+VENDOR_PLAN = "not test_balancing_convergence"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", VENDOR_PROFILES)
+def test_vendor_board_passes_its_own_profile(plan_runner, board):
+    """A board from another vendor that meets its own profile passes the plans."""
+    run = plan_runner(board, seed=1, test=VENDOR_PLAN)
+    bad = {k: v for k, v in run.outcomes().items() if v not in ("passed", "skipped")}
+    assert run.returncode == 0 and not bad, f"{board}: exit {run.returncode}; not passed: {bad}\n{run.stdout}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,spec,plan,test,cause", VENDOR_CAUGHT,
+                         ids=[f"{row[0]}-{row[1]}" for row in VENDOR_CAUGHT])
+def test_vendor_faulty_variant_is_caught(plan_runner, board, spec, plan, test, cause):
+    """The vendor board breaking its own declared behaviour fails the test of that
+    requirement, and the failure names the measurement."""
+    run = plan_runner(board, defects=[spec], plan=plan, test=test)
+    end = run.test_end(test)
+    assert end is not None, f"{spec}: {test} did not run\n{run.stdout}"
+    assert run.returncode == 1 and end["outcome"] == "failed", (
+        f"{spec} on {board}: {test} {end['outcome']} (exit {run.returncode}); the faulty variant was not caught")
+    assert cause in end["message"], f"{spec} on {board}: {test} failed without naming {cause!r}: {end['message'][:1500]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,spec,plan,test,cause", VENDOR_CAUGHT[:1] + VENDOR_CAUGHT[3:4],
+                         ids=["northwind-nw16c-balance_any_state", "kestrel-ks8-lockout_short"])
+def test_vendor_faulty_variant_passes_without_the_fault(plan_runner, board, spec, plan, test, cause):
+    """The same test on the same vendor board without the fault passes: the catch is the
+    fault's, not the vendor's choice."""
+    run = plan_runner(board, plan=plan, test=test)
+    end = run.test_end(test)
+    assert end is not None and end["outcome"] == "passed" and run.returncode == 0, (
+        f"{board}: {test} {end and end['outcome']}: {end and end['message'][:1500]}")

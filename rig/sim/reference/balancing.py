@@ -3,10 +3,13 @@
 - pack state from the shunt: rest (|I| ≤ rest_current_a), discharge, float (0 < I <
   float_current_a), charge; the strategy duty of that state multiplies the bleed duty;
 - only if Vmax ≥ ``min_cell_v_at(mean cell NTC)`` and Vmax − Vmin > start delta (or,
-  already balancing, > stop delta);
-- candidates: cells more than stop delta above Vmin; at most ``max_channels``; never
-  adjacent unless ``allow_adjacent``: odd and even channel sets alternate each interval,
-  highest voltage first, then non-adjacent cells of the other parity fill free slots;
+  already balancing, > stop delta); with ``start_mode: absolute``: a cell above
+  ``start_cell_v`` (already balancing: above ``start_cell_v`` − stop delta);
+- candidates: cells more than stop delta above Vmin (absolute: above that level); at most
+  ``max_channels`` and ``max_per_group`` per group of ``group_cells``; never adjacent
+  unless ``allow_adjacent``: odd and even channel sets alternate each interval, highest
+  voltage first, then (``interleave: fill``) non-adjacent cells of the other parity fill
+  free slots (``odd_even``: one parity per decision; the other when it has no candidate);
 - duty = strategy × derating(bleed-resistor NTC) (``derating.duty_at``), applied as on/off
   PWM within the interval (on from the decision for duty × interval).
 
@@ -35,6 +38,10 @@ class Balancing:
         self.derate_shift = fd.derating_shift_c
         self.temp_comp = not fd.no_temp_compensation
         self.max_ch = b.max_channels
+        self.absolute_v = b.start_cell_v if b.start_mode == "absolute" else None
+        self.odd_even = b.interleave == "odd_even"
+        self.group_of = b.group_of
+        self.per_group = b.most_per_group()
         self.allow_adjacent = b.allow_adjacent
         self.st = b.strategies
         self.r_bleed = b.bleed_resistor_ohm
@@ -60,8 +67,12 @@ class Balancing:
         return "charge"
 
     def strategy_duty(self, state: str) -> float:
-        st = self.st
-        return {"rest": st.rest, "charge": st.charge, "float": st.float_, "discharge": st.discharge}[state]
+        """Duty multiplier in pack ``state`` (defect ``balance_any_state``: 1 in every state)."""
+        return 1.0 if self.firmware_defects.balance_any_state else self.st.duty(state)
+
+    def absolute_level_v(self, was_active: bool) -> float:
+        """Absolute start: the level a cell must be above to bleed, V."""
+        return self.absolute_v - self.stop_v if was_active else self.absolute_v
 
     def min_cell_v(self) -> float:
         """The balancing minimum cell voltage at the mean cell NTC, V."""
@@ -74,7 +85,8 @@ class Balancing:
         """Derating duty (0..1) at bleed-resistor NTC ``t_ntc``, °C."""
         if self.no_derating:
             return 1.0
-        return self.profile.balancing.derating.duty_at(t_ntc - self.derate_shift)
+        duty = self.profile.balancing.derating.duty_at(t_ntc - self.derate_shift)
+        return max(duty, self.firmware_defects.derating_floor)
 
     def active(self, v: np.ndarray, was_active: bool, strat: float) -> bool:
         """Whether balancing runs on filtered voltages ``v``."""
@@ -83,6 +95,8 @@ class Balancing:
             return False
         if not self.ignore_min_v and vmax < self.min_cell_v():
             return False
+        if self.absolute_v is not None:
+            return vmax > self.absolute_level_v(was_active)
         delta = vmax - vmin
         if self.chatter:
             return delta > self.start_v
@@ -109,13 +123,15 @@ class Balancing:
         pass takes the other parity's candidates not next to a first-pass cell, in the
         same order, into the slots left."""
         n = self.n
-        cand = (v - float(v.min())) > self.stop_v
+        cand = self.candidates(v)
         sel = np.zeros(n, bool)
         if not cand.any():
             return sel, False
         if self.bleed_all:
             return cand, False
         order = np.argsort(-v, kind="stable")
+        if self.odd_even or self.per_group < self.max_ch:
+            return self._select_grouped(cand, order, parity)
         ranked = order[cand[order]]  # candidates, highest voltage first (ties: lower index)
         max_ch = self.max_ch
         if self.allow_adjacent:
@@ -133,6 +149,38 @@ class Balancing:
         second = second[~beside[second + 1]]
         sel[second[:room]] = True
         return sel, len(first) > max_ch or len(second) > room
+
+    def _select_grouped(self, cand: np.ndarray, order: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
+        """``select_truncated`` with groups (``max_per_group``) or ``odd_even`` interleave:
+        cell by cell, highest voltage first, each group's count kept."""
+        n = self.n
+        sel = np.zeros(n, bool)
+        per_group: dict[int, int] = {}
+        count = 0
+        truncated = False
+        passes = [None] if self.allow_adjacent else [parity, 1 - parity]
+        if self.odd_even:
+            passes = [parity if (cand[parity::2]).any() else 1 - parity]
+        for pass_parity in passes:
+            for i in order:
+                if not cand[i] or sel[i] or (pass_parity is not None and (i % 2) != pass_parity):
+                    continue
+                if pass_parity is not None and ((i > 0 and sel[i - 1]) or (i < n - 1 and sel[i + 1])):
+                    continue
+                g = self.group_of(int(i))
+                if count >= self.max_ch or per_group.get(g, 0) >= self.per_group:
+                    truncated = True
+                    continue
+                sel[i] = True
+                count += 1
+                per_group[g] = per_group.get(g, 0) + 1
+        return sel, truncated
+
+    def candidates(self, v: np.ndarray) -> np.ndarray:
+        """The cells a decision may bleed on filtered voltages ``v`` (bool mask)."""
+        if self.absolute_v is not None:
+            return v > self.absolute_level_v(self.balancing)
+        return (v - float(v.min())) > self.stop_v
 
     def decide(self, now: float, v: np.ndarray, advance_parity: bool = True) -> None:
         """Take a balancing decision on voltages ``v`` (sets mask, duty, PWM off time)."""

@@ -59,6 +59,9 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         self.sw = np.zeros(n, bool)  # switches as applied
         self.window = None  # the fast-forward window the board sleeps through
         self.last_conversion_t = None
+        stated = s.resolution_mv * 1e-3 if "resolution_mv" in s.model_fields_set else 0.0  # else the link's scale
+        self.resolution_v = max(stated, fd.report_resolution_v or 0.0)
+        self.report_every = max(1, int(round(s.report_period_s / s.period_s)))  # conversions per report
         harness.set_bleed(self.sw)
         harness.set_fets(True, True)
         harness.set_output("hvc_out", False)
@@ -138,7 +141,13 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         if self.chatter or (k % self.D == self.dec_phase):
             self.decide(now, raw if self.chatter else self.v, advance_parity=(k % self.D == self.dec_phase))
         self.apply_switches(self.desired(now))
-        self.publish(now)
+        if k % self.report_every == 0:
+            self.publish(now)
+
+    def reported_cell_v(self) -> np.ndarray:
+        """The filtered cell voltages as reported: rounded to the reporting resolution, V."""
+        q = self.resolution_v
+        return np.round(self.v / q) * q if q > 1e-6 else self.v.copy()
 
     def publish(self, now: float) -> None:
         """Publish a telemetry snapshot of the present state."""
@@ -147,7 +156,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
             return
         b = self.profile.bench
         self.h.publish(Telemetry(
-            cell_v=self.v.copy(),
+            cell_v=self.reported_cell_v(),
             temps_c=np.append(t["cells"], t["bleed_resistor"]),
             balancing=self.mask & (self.duty > 0.0),
             hvc=self.hvc.active and not self.hvc_flag_missing,

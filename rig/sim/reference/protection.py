@@ -3,7 +3,10 @@
 - HVC: any cell ≥ ``hvc.threshold_v`` at every (raw) conversion for ``hvc.delay_s`` -> charge
   FET open, HVC flag, ``hvc_out`` high. The trip happens at exactly ``t_cross + delay`` (a
   wake is scheduled there), so latency resolves to the millisecond. Recovery: every cell ≤
-  threshold − hysteresis for ``recovery_s``.
+  threshold − hysteresis for ``recovery_s``, by the profile's ``recovery``: ``hysteresis``;
+  ``lockout`` (back below the threshold, not before ``lockout_s`` after the trip); ``both``
+  (hysteresis, not before the lockout); ``latched`` (hysteresis, only once the charger is
+  removed: ``harness.external_request_a()`` ≤ 0; LVC: the load, ≥ 0).
 - LVC: the same downwards with the discharge FET.
 - OT/UT: hottest cell NTC ≥ ``ot_charge_c`` / coldest ≤ ``ut_charge_c`` opens the charge FET
   (``OTUT_HYSTERESIS_C`` recovery hysteresis).
@@ -23,19 +26,21 @@ class Cutoff:
     """One protection comparator with delay and recovery (state only): ``active`` (latched),
     ``trip_at`` / ``recover_at`` (pending timer instants, s, or None)."""
 
-    __slots__ = ("active", "trip_at", "recover_at")
+    __slots__ = ("active", "trip_at", "recover_at", "tripped_t")
 
     def __init__(self):
         self.active = False
         self.trip_at = None
         self.recover_at = None
+        self.tripped_t = None
 
     def timers(self) -> tuple:
         """The pending timer instants (s, or None)."""
         return self.trip_at, self.recover_at
 
-    def compare(self, now: float, over: bool, back: bool, delay: float, recovery: float) -> None:
-        """Start or cancel the trip/recovery timer from one conversion's comparison."""
+    def compare(self, now: float, over: bool, back: bool, delay: float, recovery: float, lockout: float = 0.0) -> None:
+        """Start or cancel the trip/recovery timer from one conversion's comparison (the
+        release not before ``lockout`` s after the trip)."""
         if not self.active:
             if over:
                 if self.trip_at is None:
@@ -45,7 +50,7 @@ class Cutoff:
         else:
             if back:
                 if self.recover_at is None:
-                    self.recover_at = now + recovery
+                    self.recover_at = max(now + recovery, (self.tripped_t or now) + lockout)
             else:
                 self.recover_at = None
 
@@ -53,7 +58,7 @@ class Cutoff:
         """Fire a timer that is due; True when the latch changed."""
         changed = False
         if self.trip_at is not None and now >= self.trip_at - EPS:
-            self.active, self.trip_at, self.recover_at = True, None, None
+            self.active, self.trip_at, self.recover_at, self.tripped_t = True, None, None, now
             changed = True
         if self.recover_at is not None and now >= self.recover_at - EPS:
             self.active, self.recover_at = False, None
@@ -81,6 +86,10 @@ class Protection:
         hyst_v = fd.hvc_hysteresis_v if fd.hvc_hysteresis_v is not None else p.hvc.hysteresis_mv * 1e-3
         self.hvc_rec_v = self.hvc_thr - hyst_v
         self.hvc_recovery = p.hvc.recovery_s
+        self.hvc_mode, self.lvc_mode = p.hvc.recovery, p.lvc.recovery
+        self.hvc_lockout = max(0.0, p.hvc.lockout_s - fd.lockout_short_s)
+        self.lvc_lockout = max(0.0, p.lvc.lockout_s - fd.lockout_short_s)
+        self.latch_early = fd.latch_release_early
         self.hvc_flag_missing = fd.hvc_flag_missing
         self.lvc_thr = p.lvc.threshold_v - fd.lvc_threshold_shift_v
         self.lvc_delay = p.lvc.delay_s
@@ -96,8 +105,15 @@ class Protection:
         """Run the comparators on the conversion just taken."""
         v = self.raw if self.PROTECTION_ON_RAW else self.v
         vmax, vmin = float(v.max()), float(v.min())
-        self.hvc.compare(now, vmax >= self.hvc_thr, vmax <= self.hvc_rec_v, self.hvc_delay, self.hvc_recovery)
-        self.lvc.compare(now, vmin <= self.lvc_thr, vmin >= self.lvc_rec_v, self.lvc_delay, self.lvc_recovery)
+        ext = self.external_request_a()
+        hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
+        lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
+        if self.hvc_mode == "latched" and not self.latch_early:
+            hvc_back = hvc_back and ext <= 0.0  # the charger removed
+        if self.lvc_mode == "latched" and not self.latch_early:
+            lvc_back = lvc_back and ext >= 0.0  # the load removed
+        self.hvc.compare(now, vmax >= self.hvc_thr, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
+        self.lvc.compare(now, vmin <= self.lvc_thr, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
         cells = self.temps["cells"]
         tmax, tmin = float(np.max(cells)), float(np.min(cells))
         ot = self.ot
@@ -113,6 +129,12 @@ class Protection:
         if (ot, ut) != (self.ot, self.ut):
             self.ot, self.ut = ot, ut
             self.drive_fets()
+
+    def external_request_a(self) -> float:
+        """What the charger (+) or load (−) connected to the pack asks for, A (0: none);
+        a harness without charger detection: 0."""
+        read = getattr(self.h, "external_request_a", None)
+        return float(read()) if read is not None else 0.0
 
     def run_timers(self, now: float) -> None:
         """Fire due protection timers (FETs and telemetry follow at once)."""

@@ -64,15 +64,21 @@ class Quiet:
             if self.temp_comp:
                 shift = self.profile.balancing.temp_comp_mv_per_c * 1e-3 * self.h.ff_drift_limit_c
             conds.append(ff.Condition(vmax, self.min_cell_v(), inclusive=True, slack=shift))
-        level = self.stop_v if self.balancing else self.start_v
-        conds.append(ff.Condition(vmax - vmin, level, share=0.5))
         hold = []
+        if self.absolute_v is not None:  # absolute start: each cell against the level
+            level = self.absolute_level_v(self.balancing)
+            conds.append(ff.Condition(vmax, level, share=0.5))
+            lead, edge = v, level
+        else:
+            level = self.stop_v if self.balancing else self.start_v
+            conds.append(ff.Condition(vmax - vmin, level, share=0.5))
+            lead, edge = v - vmin, self.stop_v
         if all(c.holds for c in conds):  # active: the candidate set must hold too
-            lead = v - vmin
-            hold.append(0.5 * float(np.min(np.abs(lead - self.stop_v))))
+            hold.append(0.5 * float(np.min(np.abs(lead - edge))))
             if any(truncated for _, truncated in self.selections()):
-                cand = np.sort(v[lead > self.stop_v])
-                hold.append(0.5 * float(np.min(np.diff(cand))))
+                cand = np.sort(v[lead > edge])
+                if cand.size > 1:
+                    hold.append(0.5 * float(np.min(np.diff(cand))))
         return ff.Gate(tuple(conds), tuple(hold))
 
     def drift_allowance_v(self) -> float:
