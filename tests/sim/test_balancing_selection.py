@@ -11,6 +11,9 @@ from rig.sim.reference.balancing import Balancing
 def _selector(n, max_ch, allow_adjacent=False, bleed_all=False, stop_v=0.010):
     sel = object.__new__(Balancing)
     sel.n, sel.max_ch, sel.allow_adjacent, sel.bleed_all, sel.stop_v = n, max_ch, allow_adjacent, bleed_all, stop_v
+    # start by delta, no groups, no odd/even interleave: the plain rule below
+    sel.absolute_v, sel.balancing, sel.odd_even = None, False, False
+    sel.per_group, sel.group_of = max_ch, lambda i: 0
     return sel
 
 
@@ -57,6 +60,10 @@ def test_vectorised_selection_follows_the_cell_by_cell_rule(n, max_ch, allow_adj
         want, want_truncated = _rule_cell_by_cell(list(v), parity, n, max_ch, allow_adjacent, board.stop_v)
         assert mask.tolist() == want, (v, parity)
         assert truncated == want_truncated, (v, parity)
+        # the cell-by-cell path used for groups and odd/even agrees with it on a plain board
+        order = np.argsort(-v, kind="stable")
+        grouped_mask, grouped_truncated = board._select_grouped(board.candidates(v), order, parity)
+        assert grouped_mask.tolist() == want and grouped_truncated == want_truncated, (v, parity)
         seen_truncated.add(truncated)
         if not allow_adjacent:
             assert not np.any(mask[1:] & mask[:-1])  # never two adjacent cells
