@@ -264,6 +264,16 @@ def cmd_bench(args) -> int:
     return EXIT_PASS
 
 
+def cmd_plan(args) -> int:
+    """``bmsrig plan``: each test of the tier with its estimated rig time, and the total."""
+    from .estimate import estimate_plan, format_plan
+    from .profile import load_profile
+
+    est = estimate_plan(load_profile(args.board), args.tier, args.board_model, use_cache=not args.fresh)
+    print(json.dumps(est.to_dict(), indent=2) if args.json else format_plan(est))
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bmsrig", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -307,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--json", action="store_true")
     ben.add_argument("names", nargs="*", help="scenario names (default: all)")
     ben.set_defaults(func=cmd_bench)
+    pln = sub.add_parser("plan", help="the tests a run would run, with the estimated rig time of each and the total")
+    add_argparse(pln, [o for o in RUN_OPTIONS if o.flag in ("--board", "--tier", "--board-model")])
+    pln.add_argument("--json", action="store_true")
+    pln.add_argument("--fresh", action="store_true", help="estimate again even if an estimate is cached")
+    pln.set_defaults(func=cmd_plan)
     add_subcommands(sub)  # verify, index, history, compare (rig/cli_results.py)
     return ap
 

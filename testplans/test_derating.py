@@ -20,6 +20,7 @@ reading of each interval (the bleed PWM makes the hot spot ripple by a few °C).
 import numpy as np
 import pytest
 
+from rig import progress
 from testplans.procedures import (
     Cells,
     bleed_ntc_c,
@@ -36,12 +37,19 @@ from testplans.procedures import (
 
 
 def derating_points(profile, n: int) -> list[tuple[float, int]]:
-    """(chamber °C, channels bleeding): low power at room, then full power cold/room/hot."""
+    """(chamber °C, channels bleeding): low power at room, then full power room/cold/hot (cold
+    before hot: the run ends hot, where the temperature-compensation plan starts)."""
     p = profile.protection
     k_max = min(profile.balancing.max_channels, (n + 1) // 2)
     hot = min(45.0, p.ot_charge_c - 7.0)
     cold = max(5.0, p.ut_charge_c + 10.0)
-    return [(25.0, 1), (25.0, k_max), (hot, k_max), (cold, k_max)]
+    return [(25.0, 1), (25.0, k_max), (cold, k_max), (hot, k_max)]
+
+
+def setpoints(profile) -> list[float]:
+    """The chamber set points this plan visits, in order, °C (the chamber schedule's input;
+    a board whose bleed power does not reach the curve gets one more, hot, point)."""
+    return [t for t, _ in derating_points(profile, profile.cells)]
 
 
 @pytest.mark.requirement("BAL-008")
@@ -64,6 +72,7 @@ def test_derating(profile, emulator, clock, link, chamber, measure, capture):
         temp, k = points[j]
         j += 1
         soak(chamber, link, clock, temp, dwell_s=300.0, settle_c=0.5, profile=profile)
+        progress.phase(f"derating: {k} channel(s) bleeding at {temp:g} °C")
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
         wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
         idle = idle_currents(emulator, clock)
