@@ -23,7 +23,9 @@ Scaled capacity (the method, and why it does not weaken BAL-007): the emulator's
 modelled, so each is modelled with its capacity multiplied by ``scale`` (and the 2 Ah gap
 with it) while every current stays as it is. A cell's state moves as dSOC/dt = I / C: with
 C and the time axis both multiplied by ``scale`` the SOC trajectory of every cell, and with
-it every voltage the board sees and every decision it takes on them, is the same curve; the
+it every voltage the board sees and every decision it takes on them, is the same curve (the
+cells keep the full-size cell's resistances, thermal mass and self-discharge current: only
+the charge capacity is scaled, ``set_cell_model(..., capacity_scale=scale)``); the
 bleed closes the gap at the same mA, the gap is ``scale`` times smaller, the hours are
 ``scale`` times fewer. The board's own timers (balancing interval, measurement pauses,
 seconds) stay far shorter than the scaled run (minutes), so they do not see the difference.
@@ -58,9 +60,10 @@ STALL_MIN_FALL_MV = 1.0
 """Least fall of the high cell's excess over the look-back that still counts as progress, mV."""
 
 
-METHOD = ("scaled capacity: cells modelled at capacity x scale with the gap x scale and every current "
-          "unchanged (dSOC/dt = I/C): the same SOC and voltage trajectory on a time axis x scale; "
-          "prediction, ±20 % band, stall look-back and timeout on the same axis")
+METHOD = ("scaled capacity: the profile's cells (resistances, thermal mass, self-discharge current) modelled "
+          "with charge capacity x scale, the gap x scale, every current unchanged (dSOC/dt = I/C): the same SOC "
+          "and voltage trajectory on a time axis x scale; prediction, ±20 % band, stall look-back and timeout "
+          "on the same axis")
 
 
 def capacity_scale(profile) -> float:
@@ -77,15 +80,17 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     b = profile.balancing
     n = emulator.n_channels
     scale = capacity_scale(profile)
-    cap = profile.capacity_ah * scale  # modelled capacity, Ah
+    cap = profile.capacity_ah * scale  # modelled charge capacity, Ah
     gap_ah = GAP_AH * scale  # modelled gap, Ah: the same SOC gap as GAP_AH on the full cell
     hi_cell = n // 2
     idle_v = idle_currents(emulator, clock)
     soc_high = 0.999
-    soc = np.full(n, soc_high - gap_ah / cap)
+    soc = np.full(n, soc_high - GAP_AH / profile.capacity_ah)
     soc[hi_cell] = soc_high
-    progress.phase("balancing: convergence (scaled capacity)")
-    emulator.set_cell_model(profile.chemistry, cap, soc)
+    progress.phase(f"balancing: convergence (capacity x {scale:.3g})")
+    # the profile's cells (resistances, thermal mass, self-discharge current) with their
+    # charge capacity x scale: rig.protocols.CellEmulator.set_cell_model
+    emulator.set_cell_model(profile.chemistry, profile.capacity_ah, soc, capacity_scale=scale)
     # the charger at the top: a trickle of 80 % of the nominal bleed current, CV ~3.5 V per cell
     v_cell_top = b.min_cell_v + 0.100
     pack_source.set_current(0.8 * profile.bleed_current_nominal_a, voltage_limit_v=n * v_cell_top)
@@ -141,7 +146,7 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
             "rate_ma": round(rate * 1e3, 3)}
     if stalled is not None:
         cond.update(stalled_after_h=round(stalled[0] / 3600, 2), stalled_excess_mv=round(stalled[1] * 1e3, 2),
-                    stall_rule=f"excess fell < {STALL_MIN_FALL_MV} mV in {STALL_WINDOW_S * scale / 3600:.3g} h "
+                    stall_rule=f"excess fell < {STALL_MIN_FALL_MV} mV in {lookback * look / 3600:.3g} h "
                                f"({STALL_WINDOW_S / 3600:g} h at full capacity)")
     if converged_at is not None:
         cond["full_capacity_equivalent_h"] = round(converged_at / scale / 3600, 2)
