@@ -88,8 +88,25 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     from .runfolder import claim_run_dir
 
     claim_run_dir(run_dir, run_id, key="--out")
+    _announce_estimate(args, profile, env_path)
     verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
     return _report(run_dir, verdict, db=args.db, index=not args.no_index)
+
+
+def _announce_estimate(args, profile, env_path) -> None:
+    """On a real rig: the tier's estimated rig time before anything moves (a dry run on the
+    bench when none is cached; the progress line reads it). On the bench: the cached one, if any."""
+    from .check import check_env
+    from .estimate import cached, estimate_plan
+    from .progress import hms
+
+    est = cached(profile, args.tier, args.board_model)
+    if est is None and check_env(env_path) != "bench" and not args.no_progress:
+        print(f"bmsrig: estimating the rig time of the {args.tier} tier (dry run on the virtual bench) ...", flush=True)
+        est = estimate_plan(profile, args.tier, args.board_model)
+    if est is not None:
+        print(f"bmsrig: {args.tier} tier, {len(est.tests)} tests, estimated rig time {hms(est.total_s)} "
+              f"(bmsrig plan --tier {args.tier} lists each test)", flush=True)
 
 
 def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
@@ -115,6 +132,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     # pytest's tracebacks: -v gives pytest's full report back
     pytest_args += ["-q", "--tb=no", "-rN", "--disable-warnings"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
+    pytest_args += ["--no-progress"] if args.no_progress else []
     result = SessionResult()
     code = int(pytest.main(pytest_args, plugins=[result]))
     if result.state is not None and result.state.disk_fault is not None:
@@ -292,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results database to index the run in and to draw the report's trend from "
                           "(default: $BMSRIG_DB, else results.sqlite beside the run folder)")
     run.add_argument("--no-index", action="store_true", help="do not index the run in the results database")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line and no rig-time estimate")
     run.add_argument("plans", nargs="*", help="plan files under testplans/ (default: all)")
     run.set_defaults(func=cmd_run)
 

@@ -152,3 +152,27 @@ def test_plan_estimate_is_within_10_percent_of_the_record_and_the_tier_within_it
         if s > 60.0:  # a test of a minute or more: its own estimate within 10 % too
             assert abs(est["tests"][nodeid] - s) <= 0.10 * s, nodeid
     assert "bmsrig:" in ran.stdout and "rig " in ran.stdout  # progress lines in a log (not a TTY)
+
+
+def test_a_scaled_capacity_cell_follows_the_full_cells_voltage_trajectory_in_scaled_time():
+    """The equivalence BAL-007's scaled run rests on: the profile's cell (100 Ah LFP) and the
+    same cell with its charge capacity x 0.01, driven by the same currents (a 50 mA bleed on
+    one cell, a 40 mA trickle on all), give the same terminal voltages at times x 0.01."""
+    import numpy as np
+
+    from rig.cellmodel import scaled_cell_params
+    from rig.sim.cells import CellParams, PackModel
+
+    n, cap, scale = 4, 100.0, 0.01
+    soc = np.array([0.979, 0.979, 0.999, 0.979])
+    current = np.array([0.04, 0.04, -0.01, 0.04])  # A, positive charges
+    full = PackModel("lfp", n, cap, soc, np.random.default_rng(3), params=CellParams.for_chemistry("lfp", cap))
+    fast = PackModel("lfp", n, cap * scale, soc, np.random.default_rng(3), params=scaled_cell_params("lfp", cap, scale))
+    for _ in range(20):  # 20 h of the full cell, 12 min of the scaled one
+        full.step(3600.0, current)
+        fast.step(3600.0 * scale, current)
+    assert np.allclose(fast.soc, full.soc, atol=2e-4)
+    # the scaled cell's RC has had 1/100 of the time to relax: allow the RC part of a 50 mA step
+    assert np.allclose(fast.terminal_voltage(current), full.terminal_voltage(current), atol=0.5e-3)
+    with pytest.raises(ValueError, match="capacity_scale"):
+        scaled_cell_params("lfp", cap, 1.5)
