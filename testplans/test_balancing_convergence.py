@@ -49,7 +49,7 @@ from testplans.procedures import bleed_currents, cell_name, current_u_a, idle_cu
 
 GAP_AH = 2.0
 TOLERANCE = 0.20
-CONVERGENCE_BUDGET_H = 0.4
+CONVERGENCE_BUDGET_H = 0.3
 """Rig time the nominal bleed current should need to close the scaled gap, h."""
 STALL_WINDOW_S = 7200.0
 """Look-back of the stall rule at full capacity, s (scaled with the capacity)."""
