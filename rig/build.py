@@ -89,13 +89,17 @@ class Rig:
         Emulator in source mode, no injected noise, every channel at the baseline voltage;
         pack current zero; chamber at ambient and stable; the board out of any protection
         state with balancing off (as a lab does before each procedure). ``keep_chamber``: leave
-        the chamber where it is (the next test sets its own set points; fixtures.schedule).
+        the chamber where it is (the next test sets its own set points; fixtures.schedule)
+        unless the board reports over- or under-temperature there.
         """
         self.pack_source.off()
         self.emulator.set_source_mode()
         self.emulator.set_noise(0.0)
         self.emulator.set_voltages(np.full(self.emulator.n_channels, self.baseline_cell_v))
         self.emulator.enable(True)
+        if keep_chamber and self.chamber is not None:  # kept only while the board is not OT/UT gated
+            flags = self.link.latest().flags
+            keep_chamber = not (flags.ot or flags.ut)
         if self.chamber is not None and not keep_chamber and abs(self.chamber.read_temperature() - ambient_c) > 1.0:
             self.chamber.set_temperature(ambient_c)
             self.chamber.wait_stable(tolerance_c=1.0, dwell_s=60.0, timeout_s=4 * 3600)
