@@ -83,19 +83,24 @@ class Rig:
             except Exception:
                 pass
 
-    def baseline(self, ambient_c: float = 25.0) -> None:
+    def baseline(self, ambient_c: float = 25.0, keep_chamber: bool = False) -> None:
         """Return the rig to its between-tests state and wait for the board to settle.
 
         Emulator in source mode, no injected noise, every channel at the baseline voltage;
         pack current zero; chamber at ambient and stable; the board out of any protection
-        state with balancing off (as a lab does before each procedure).
+        state with balancing off (as a lab does before each procedure). ``keep_chamber``: leave
+        the chamber where it is (the next test sets its own set points; fixtures.schedule)
+        unless the board reports over- or under-temperature there.
         """
         self.pack_source.off()
         self.emulator.set_source_mode()
         self.emulator.set_noise(0.0)
         self.emulator.set_voltages(np.full(self.emulator.n_channels, self.baseline_cell_v))
         self.emulator.enable(True)
-        if self.chamber is not None and abs(self.chamber.read_temperature() - ambient_c) > 1.0:
+        if keep_chamber and self.chamber is not None:  # kept only while the board is not OT/UT gated
+            flags = self.link.latest().flags
+            keep_chamber = not (flags.ot or flags.ut)
+        if self.chamber is not None and not keep_chamber and abs(self.chamber.read_temperature() - ambient_c) > 1.0:
             self.chamber.set_temperature(ambient_c)
             self.chamber.wait_stable(tolerance_c=1.0, dwell_s=60.0, timeout_s=4 * 3600)
         p = self.profile

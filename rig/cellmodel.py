@@ -26,6 +26,23 @@ from .protocols import CellEmulator
 from .safety import HardLimits, Limit, check_cell_model, trip
 
 
+def scaled_cell_params(chemistry: str, capacity_ah, capacity_scale: float = 1.0):
+    """The cell parameters (rig.sim.cells.CellParams) of a physical cell of ``capacity_ah``
+    (Ah; the mean of per-cell values) modelled with its charge capacity times
+    ``capacity_scale``: resistances and thermal mass stay the physical cell's, and its
+    self-discharge *current* stays too (the per-month fraction over the scaled capacity is
+    1/scale larger). With every current unchanged, dSOC/dt = I / (C * scale): the same SOC
+    and voltage trajectory on a time axis ``scale`` times shorter. ValueError outside
+    0 < scale <= 1."""
+    from .sim.cells import CellParams
+
+    scale = float(capacity_scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"capacity_scale must be in (0, 1], got {capacity_scale}")
+    params = CellParams.for_chemistry(chemistry, float(np.mean(capacity_ah)))
+    return params.replace(self_discharge_per_month=params.self_discharge_per_month / scale)
+
+
 class CellModelLoop:
     """Drive ``emulator`` as a string of modelled cells, ticking on ``clock``.
 
@@ -43,7 +60,7 @@ class CellModelLoop:
 
     def __init__(self, emulator: CellEmulator, clock: Clock, chemistry: str, capacity_ah, soc,
                  temperature_c: float | None = None, period_s: float = 0.25, seed: int = 0,
-                 limits: HardLimits | None = None):
+                 limits: HardLimits | None = None, capacity_scale: float = 1.0):
         from .sim.cells import PackModel
 
         n = emulator.n_channels
@@ -56,7 +73,8 @@ class CellModelLoop:
         self.voltage_limit: Limit = self.limits["voltage_range_v"]
         self._what = getattr(emulator, "role", "cell emulator")
         cap, soc = check_cell_model(self._what, self.limits, n, capacity_ah, soc, temperature_c)
-        self.pack = PackModel(chemistry, n, cap, soc, np.random.default_rng(seed),
+        self.pack = PackModel(chemistry, n, cap * capacity_scale, soc, np.random.default_rng(seed),
+                              params=scaled_cell_params(chemistry, cap, capacity_scale),
                               temperature_c=25.0 if temperature_c is None else float(temperature_c))
         self.voltage_limit.check_channels(f"{self._what} (cell model, initial terminal voltage)",
                                           self.pack.terminal_voltage(np.zeros(n)), n)

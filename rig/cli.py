@@ -92,8 +92,25 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     from .runfolder import claim_run_dir
 
     claim_run_dir(run_dir, run_id, key="--out")
+    _announce_estimate(args, profile, env_path)
     verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
     return _report(run_dir, verdict, db=args.db, index=not args.no_index)
+
+
+def _announce_estimate(args, profile, env_path) -> None:
+    """On a real rig: the tier's estimated rig time before anything moves (a dry run on the
+    bench when none is cached; the progress line reads it). On the bench: the cached one, if any."""
+    from .check import check_env
+    from .estimate import cached, estimate_plan
+    from .progress import hms
+
+    est = cached(profile, args.tier, args.board_model)
+    if est is None and check_env(env_path) != "bench" and not args.no_progress:
+        print(f"bmsrig: estimating the rig time of the {args.tier} tier (dry run on the virtual bench) ...", flush=True)
+        est = estimate_plan(profile, args.tier, args.board_model)
+    if est is not None:
+        print(f"bmsrig: {args.tier} tier, {len(est.tests)} tests, estimated rig time {hms(est.total_s)} "
+              f"(bmsrig plan --tier {args.tier} lists each test)", flush=True)
 
 
 def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
@@ -119,6 +136,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     # pytest's tracebacks: -v gives pytest's full report back
     pytest_args += ["-q", "--tb=no", "-rN", "--disable-warnings"] if not args.verbose else ["-v"]
     pytest_args += ["-x"] if args.exitfirst else []
+    pytest_args += ["--no-progress"] if args.no_progress else []
     from fixtures.place_guard import PlaceGuard
     from .places import active_hold
 
@@ -271,6 +289,16 @@ def cmd_bench(args) -> int:
     return EXIT_PASS
 
 
+def cmd_plan(args) -> int:
+    """``bmsrig plan``: each test of the tier with its estimated rig time, and the total."""
+    from .estimate import estimate_plan, format_plan
+    from .profile import load_profile
+
+    est = estimate_plan(load_profile(args.board), args.tier, args.board_model, use_cache=not args.fresh)
+    print(json.dumps(est.to_dict(), indent=2) if args.json else format_plan(est))
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bmsrig", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -292,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results database to index the run in and to draw the report's trend from "
                           "(default: $BMSRIG_DB, else results.sqlite beside the run folder)")
     run.add_argument("--no-index", action="store_true", help="do not index the run in the results database")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line and no rig-time estimate")
     run.add_argument("plans", nargs="*", help="plan files under testplans/ (default: all)")
     run.set_defaults(func=cmd_run)
 
@@ -317,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--json", action="store_true")
     ben.add_argument("names", nargs="*", help="scenario names (default: all)")
     ben.set_defaults(func=cmd_bench)
+    pln = sub.add_parser("plan", help="the tests a run would run, with the estimated rig time of each and the total")
+    add_argparse(pln, [o for o in RUN_OPTIONS if o.flag in ("--board", "--tier", "--board-model")])
+    pln.add_argument("--json", action="store_true")
+    pln.add_argument("--fresh", action="store_true", help="estimate again even if an estimate is cached")
+    pln.set_defaults(func=cmd_plan)
     add_subcommands(sub)  # verify, index, history, compare (rig/cli_results.py)
     return ap
 

@@ -16,6 +16,9 @@ from typing import Any, Callable, Sequence
 
 from .measurement import DECISION_RULES
 
+TIERS = ("regression", "qualification")
+"""The plan tiers (testplans/tiers.py holds the same, with the table; a test checks they agree)."""
+
 
 def default_operator() -> str:
     """The operator named in the report when none is given: the login name ($USER)."""
@@ -77,6 +80,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--lab-config", "lab configuration YAML: customer, item received date, method document, preparer, "
            "approver, authorisation (default: $BMSRIG_LAB; none: 'not stated', report not authorised)",
            metavar="PATH"),
+    Option("--tier", "regression (room temperature, minutes of rig time) or qualification (every requirement; "
+           "default): the tests of testplans/tiers.yaml to run", default="qualification", choices=TIERS),
     Option("--junit-by", "junit.xml testcases: one per test function (default) or one per requirement",
            default="test", choices=("test", "requirement")),
 )
@@ -85,6 +90,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
 PLUGIN_OPTIONS: tuple[Option, ...] = (
     Option("--run-dir", "write the run record and captures here"),
     Option("--run-id", "unique run ID for the record and report (default: the run folder's name)"),
+    Option("--no-progress", "no live progress line (test, phase, rig time, ETA) on the console", action="store_true"),
 )
 """Options only the pytest plugin takes (``bmsrig run`` sets them from ``--out``)."""
 

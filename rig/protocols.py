@@ -143,8 +143,14 @@ class CellEmulator(abc.ABC):
         capacity_ah: np.ndarray | float,
         soc: np.ndarray | float,
         temperature_c: float | None = None,
+        capacity_scale: float = 1.0,
     ) -> None:
-        """Enter cell-model mode: each channel behaves as a cell with that capacity and SOC (0..1)."""
+        """Enter cell-model mode: each channel behaves as a cell with that capacity and SOC (0..1).
+
+        ``capacity_scale`` (0 < s <= 1): model the cells of ``capacity_ah`` (their resistances,
+        thermal mass and self-discharge current) with a charge capacity of ``capacity_ah * s``:
+        the same currents move the SOC 1/s times faster, the same SOC trajectory in s times
+        the rig time (rig.cellmodel.scaled_cell_params)."""
 
     @abc.abstractmethod
     def set_source_mode(self) -> None:

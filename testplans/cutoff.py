@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rig import progress
 from rig.errors import WaitTimeout
 from testplans.procedures import (
     Cells,
@@ -264,6 +265,7 @@ def characterise_cutoff(kind: CutoffKind, profile, emulator, pack_source, clock,
             pack_source.set_current(pack_a)
 
     for ch in channels:
+        progress.phase(f"{kind.name.upper()} ramp, cell {ch + 1} of {n}")
         r = ChannelCutoff(ch)
         t_start = clock.now()
         # 1. approach from the safe side
@@ -438,10 +440,20 @@ def capture_cutoff_timing(run: CutoffRun, cut, capture) -> None:
                              "t_cross": r0.step_t, "t_trip": r0.open_t})
 
 
-def characterise_cutoff_on(rig, kind: CutoffKind) -> CutoffRun:
-    """Baseline the rig, characterise ``kind`` on every channel, leave the pack source off."""
+def tier_channels(n: int, tier: str | None) -> list[int] | None:
+    """The channels a run of ``tier`` characterises: every channel in qualification (None);
+    the first, middle and last in regression (the hysteresis channels: every step of the
+    procedure, in minutes; the per-channel measurement path is judged on every channel by
+    the accuracy and mapping plans of the same tier)."""
+    return sorted({0, n // 2, n - 1}) if tier == "regression" else None
+
+
+def characterise_cutoff_on(rig, kind: CutoffKind, tier: str | None = None) -> CutoffRun:
+    """Baseline the rig, characterise ``kind`` on the ``tier``'s channels (every channel in
+    qualification), leave the pack source off."""
     rig.baseline()
     try:
-        return characterise_cutoff(kind, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq)
+        return characterise_cutoff(kind, rig.profile, rig.emulator, rig.pack_source, rig.clock, rig.link, rig.daq,
+                                   channels=tier_channels(rig.emulator.n_channels, tier))
     finally:
         rig.pack_source.off()

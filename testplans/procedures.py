@@ -11,10 +11,12 @@ say otherwise.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rig import progress
 from rig.errors import LinkFault, WaitTimeout
 
 _T_RES_S = 1e-6
@@ -459,13 +461,29 @@ def current_u_a(i_a) -> np.ndarray:
 # --------------------------------------------------------------------------- chamber
 
 
+_SOAKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+"""chamber -> (set point °C, what was soaked): the last soak completed on that chamber."""
+
+
 def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 300.0, settle_c: float = 0.3,
-         timeout_s: float = 6 * 3600.0, profile=None) -> float:
+         timeout_s: float = 6 * 3600.0, profile=None, what: str = "cells") -> float:
     """Chamber to ``celsius``, wait until stable, then until the board's own temperature
     reading ``reading(sample)`` (default: mean cell NTC, by the ``profile``'s temperature
     roles) settles: change < ``settle_c`` over ``dwell_s``. Returns that reading, °C
-    (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s)."""
+    (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s).
+
+    One soak serves the next: when the last soak completed on this chamber was at the same
+    set point for the same ``what`` (``cells``, or ``board`` for the faster board soak) and
+    the chamber still reads within 1 °C of it, nothing moved since, and the reading is
+    returned at once (the chamber schedule runs tests of one set point back to back)."""
     reading = reading or (lambda s: cell_temperature_c(s, profile))
+    progress.phase(f"soak at {celsius:g} °C")
+    try:
+        last = _SOAKED.get(chamber)
+    except TypeError:  # an unhashable driver: no memory of its soaks
+        last = None
+    if last == (float(celsius), what) and abs(chamber.read_temperature() - celsius) <= 1.0:
+        return reading(link.latest())
     chamber.set_temperature(celsius)
     chamber.wait_stable(tolerance_c=1.0, dwell_s=min(dwell_s, 120.0), timeout_s=timeout_s)
     seen = {"prev": reading(link.latest())}
@@ -480,6 +498,10 @@ def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 30
         clock.wait_until(settled, max(timeout_s - dwell_s, 0.0), "the board's temperature to settle", poll=dwell_s)
     except WaitTimeout:
         pass  # not settled within the timeout: the newest reading is what the board says
+    try:
+        _SOAKED[chamber] = (float(celsius), what)
+    except TypeError:
+        pass
     return seen["newest"]
 
 
@@ -488,4 +510,4 @@ def soak_board(chamber, link, clock, celsius: float, profile=None) -> float:
     board NTC sits on the board and tracks its temperature (:func:`board_temperature_c`);
     wait until it settles (tau ~ minutes). °C."""
     return soak(chamber, link, clock, celsius, reading=lambda s: board_temperature_c(s, profile), dwell_s=120.0,
-                settle_c=0.2)
+                settle_c=0.2, what="board")

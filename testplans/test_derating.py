@@ -25,6 +25,7 @@ reading of each interval (the bleed PWM makes the hot spot ripple by a few °C).
 import numpy as np
 import pytest
 
+from rig import progress
 from testplans.procedures import (
     Cells,
     balancing_levels,
@@ -50,12 +51,19 @@ def zero_point_c(profile) -> float:
 
 
 def derating_points(profile, n: int) -> list[tuple[float, int]]:
-    """(chamber °C, channels bleeding): low power at room, then full power cold/room/hot."""
+    """(chamber °C, channels bleeding): low power at room, then full power room/cold/hot (cold
+    before hot: the run ends hot, where the temperature-compensation plan starts)."""
     p = profile.protection
     k_max = int(bleed_groups(profile, n)[0].sum())  # the most channels it may bleed together
     hot = min(45.0, p.ot_charge_c - 7.0)
     cold = max(5.0, p.ut_charge_c + 10.0)
-    return [(25.0, 1), (25.0, k_max), (hot, k_max), (cold, k_max)]
+    return [(25.0, 1), (25.0, k_max), (cold, k_max), (hot, k_max)]
+
+
+def setpoints(profile) -> list[float]:
+    """The chamber set points this plan visits, in order, °C (the chamber schedule's input;
+    a board whose bleed power does not reach the curve gets one more, hot, point)."""
+    return [t for t, _ in derating_points(profile, profile.cells)]
 
 
 @pytest.mark.requirement("BAL-008")
@@ -83,6 +91,7 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
         temp, k = points[j]
         j += 1
         soak(chamber, link, clock, temp, dwell_s=300.0, settle_c=0.5, profile=profile)
+        progress.phase(f"derating: {k} channel(s) bleeding at {temp:g} °C")
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
         wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
         idle = idle_currents(emulator, clock)

@@ -15,9 +15,9 @@ from testplans.procedures import EXACT_COUNT, cell_name
 
 
 @pytest.fixture(scope="module")
-def hvc_run(session_rig):
+def hvc_run(session_rig, tier):
     """The HVC characterisation of every channel (run once for this plan)."""
-    return characterise_cutoff_on(session_rig, HVC)
+    return characterise_cutoff_on(session_rig, HVC, tier)
 
 
 @pytest.mark.requirement("HVC-001")

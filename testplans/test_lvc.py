@@ -13,9 +13,9 @@ from testplans.procedures import EXACT_COUNT, cell_name, not_reported
 
 
 @pytest.fixture(scope="module")
-def lvc_run(session_rig):
+def lvc_run(session_rig, tier):
     """The LVC characterisation of every channel (run once for this plan)."""
-    return characterise_cutoff_on(session_rig, LVC)
+    return characterise_cutoff_on(session_rig, LVC, tier)
 
 
 @pytest.mark.requirement("LVC-001")

@@ -46,6 +46,12 @@ def temperature_points(profile) -> dict[str, float]:
     return {"cold": lo + 10.0, "hot": hi - 10.0}
 
 
+def setpoints(profile) -> list[float]:
+    """The chamber set points the over-temperature test visits, in order, °C (the chamber
+    schedule's input)."""
+    return list(temperature_points(profile).values())
+
+
 def _sweep(profile, emulator, clock, link, daq, measure, temp_c, rows):
     acc = profile.sampling.accuracy_mv
     n = emulator.n_channels

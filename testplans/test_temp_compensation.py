@@ -32,6 +32,11 @@ def chamber_points(profile) -> dict[str, float]:
     return {"hot": hot, "cold": cold}
 
 
+def setpoints(profile) -> list[float]:
+    """The chamber set points this plan visits, in order, °C (the chamber schedule's input)."""
+    return list(chamber_points(profile).values())
+
+
 @pytest.mark.requirement("BAL-009")
 @pytest.mark.reports("balancing")
 @pytest.mark.needs("chamber")

@@ -213,7 +213,7 @@ class MappedCellEmulator(FixedLimits):
         if _NOISE.check(self._what(), v_rms) != 0.0:
             raise RigFault(self._what(), "this emulator has no noise injection; add an AWG driver to the rig")
 
-    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
+    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None, capacity_scale=1.0):
         """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels.
 
         SOC, capacity, temperature and the model's first terminal voltages are checked against
@@ -222,7 +222,8 @@ class MappedCellEmulator(FixedLimits):
         from ..context import context_of
 
         loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
-                             temperature_c=temperature_c, period_s=self.cell_model_period_s)  # checks the set-up
+                             temperature_c=temperature_c, period_s=self.cell_model_period_s,
+                             capacity_scale=capacity_scale)  # checks the set-up
         self.set_source_mode()
         self._cell_loop = loop.start()
 

@@ -281,7 +281,7 @@ class ScpiCellEmulatorDriver(FixedLimits, _Visa, Driver, CellEmulator):
 
     _cell_loop = None
 
-    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
+    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None, capacity_scale=1.0):
         """Cell-model mode: a control loop on the rig clock (rig.cellmodel) drives the channels.
 
         SOC, capacity, temperature and the model's initial terminal voltages are checked
@@ -290,7 +290,8 @@ class ScpiCellEmulatorDriver(FixedLimits, _Visa, Driver, CellEmulator):
         from ..context import context_of
 
         loop = CellModelLoop(self, context_of(self.target).clock, chemistry, capacity_ah, soc,
-                             temperature_c=temperature_c, period_s=self.cell_model_period_s)
+                             temperature_c=temperature_c, period_s=self.cell_model_period_s,
+                             capacity_scale=capacity_scale)
         self.set_source_mode()
         self._cell_loop = loop.start()
 

@@ -202,12 +202,16 @@ class SimCellEmulatorDriver(FixedLimits, _SimInstrument, Driver, CellEmulator):
     def set_noise(self, v_rms):
         self._world.set_emulator_noise(self.limits["max_noise_v_rms"].check(self.role, v_rms))
 
-    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None):
+    def set_cell_model(self, chemistry, capacity_ah, soc, temperature_c=None, capacity_scale=1.0):
         """Switch to cell-model mode; SOC, capacity, temperature and the predicted terminal
-        voltages are checked against the hard limits before the world is switched."""
+        voltages are checked against the hard limits before the world is switched.
+        ``capacity_scale``: see rig.protocols.CellEmulator.set_cell_model."""
+        from ..cellmodel import scaled_cell_params
+
         cap, soc_arr = check_cell_model(self.role, self.limits, self.n_channels, capacity_ah, soc, temperature_c)
-        model = self._world.prepare_cell_model(chemistry, cap, soc_arr,
-                                              None if temperature_c is None else float(temperature_c))
+        params = scaled_cell_params(chemistry, cap, capacity_scale) if capacity_scale != 1.0 else None
+        model = self._world.prepare_cell_model(chemistry, cap * capacity_scale, soc_arr,
+                                              None if temperature_c is None else float(temperature_c), params=params)
         self._vlim().check_channels(f"{self.role} (cell model, predicted terminal voltage)", model.v, self.n_channels)
         lim = self._vlim()
         self._world.install_cell_model(model, ovp=(lim.lo, lim.hi))
