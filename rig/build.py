@@ -11,7 +11,7 @@ from .chemistry import chemistry
 from .clock import Clock, WallClock
 from .context import RigContext, with_context
 from .env_drivers import driver_key, order_drivers
-from .errors import ConfigError, RigFault
+from .errors import ConfigError, RigFault, WaitTimeout
 from .profile import BoardProfile
 from .safety import FixedLimits, LimitConfigError
 from .protocols import (
@@ -100,11 +100,25 @@ class Rig:
         if keep_chamber and self.chamber is not None:  # kept only while the board is not OT/UT gated
             flags = self.link.latest().flags
             keep_chamber = not (flags.ot or flags.ut)
+        if keep_chamber and self.chamber is not None:
+            # a board that gates on temperature without reporting an OT/UT flag (or with no
+            # flags at all) shows it only by not settling: then back to ambient, and settle there
+            try:
+                self._settle()
+                return
+            except WaitTimeout:
+                keep_chamber = False
         if self.chamber is not None and not keep_chamber and abs(self.chamber.read_temperature() - ambient_c) > 1.0:
             self.chamber.set_temperature(ambient_c)
             self.chamber.wait_stable(tolerance_c=1.0, dwell_s=60.0, timeout_s=4 * 3600)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait out the protection recoveries, then for the board at baseline (no protection
+        flags, FETs closed, balancing off); WaitTimeout when it does not get there."""
         p = self.profile
-        settle = max(p.protection.hvc.recovery_s, p.protection.lvc.recovery_s) + 4 * p.sampling.period_s
+        cutoffs = (p.protection.hvc, p.protection.lvc)
+        settle = max(max(c.recovery_s, c.lockout_s) for c in cutoffs) + 4 * p.sampling.period_s
         self.clock.sleep(settle)
         self.link.wait_for(
             lambda s: not (s.flags.hvc or s.flags.lvc) and s.charge_fet and s.discharge_fet and not s.balancing.any(),
