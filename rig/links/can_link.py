@@ -26,6 +26,7 @@ from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
 from .can_requests import RequestScheduler
+from .dbc import codec
 from .signal_map import CanPlan, IdentityPlan, compile_signal_map, load_dbc
 from .signal_map_ext import PGN_MASK
 
@@ -61,7 +62,7 @@ class CanBmsLink(LinkBase):
         self._raw: list = [None] * len(plan.slot_names)
         self._seen: dict[tuple, float] = {}   # source (frame id, page or None) -> last frame time
         # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
-        self._dispatch = {fid: self._entry(fid, h) for fid, h in plan.handlers.items()}
+        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message)) for fid, h in plan.handlers.items()}
         self._j1939 = dict(plan.j1939)
         self._complete = False
         self._problem = ""
@@ -99,8 +100,8 @@ class CanBmsLink(LinkBase):
         self.requests.start(clock.now())
 
     @staticmethod
-    def _entry(fid: int, h):
-        return (fid, h.message.decode, h.slots, h.completes_sample, h.page_index, h.pages)
+    def _entry(fid: int, h, message):
+        return (fid, message.decode, h.slots, h.completes_sample, h.page_index, h.pages)
 
     def _send(self, frame_id: int, extended: bool, data: bytes) -> None:
         """Transmit one frame (a request), stamped with rig time (the bench keeps timestamps)."""

@@ -7,7 +7,7 @@ answers: a request with a ``response`` expects one response frame per frame sent
 :attr:`RequestScheduler.problem` (the link's silence detail). The scheduler never blocks: the
 link calls :meth:`service` from its pump.
 
-Triggers (``on``): ``schedule`` every ``every_s`` from the link's start; ``start`` once;
+Triggers (``when``): ``schedule`` every ``every_s`` from the link's start; ``start`` once;
 ``sample`` at start and again after each complete sample (a board that answers only when
 asked, one request per sample); ``identity`` at start and whenever identity is read and
 not yet complete.

@@ -145,6 +145,8 @@ class CanPlan:
     j1939_priority: frozenset | None = None
     requests: list = field(default_factory=list)            # [RequestPlan]
     slot_page: list = field(default_factory=list)
+    slot_signals: list = field(default_factory=list)   # slot -> cantools signal
+    slot_messages: list = field(default_factory=list)  # slot -> cantools message
 
     def capabilities(self) -> Capabilities:
         """What the board reports: the quantities this map says where to find."""
@@ -259,7 +261,7 @@ def _series_names(series, n_cells: int, key: str, path: Path, exact: bool, res: 
                   pages: dict) -> list[tuple[str, object]]:
     """(signal name, page or None) per cell; ``pages`` collects each paged message's index."""
     if getattr(series, "pages", None) is not None:
-        return page_cells(series.pages, n_cells, key + ".pages", res, pages)
+        return ext.page_cells(series.pages, n_cells, key + ".pages", res, pages)
     if series.template is not None:
         names = expand_template(series.template, n_cells, series.first, path, key + ".template")
         missing = [x for x in names if x not in res.by_name and "." not in x]
@@ -438,7 +440,8 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         cell_invalid=cell_invalid, valid=valid_plan, slot_source=slot_source, cell_sources=cell_sources,
         required_sources=sorted(required, key=str), page_timeout=page_timeout, events=events,
         event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests,
-        slot_page=list(res.slot_page),
+        slot_page=list(res.slot_page), slot_signals=list(res.slot_signal),
+        slot_messages=list(res.slot_message),
     )
 
 

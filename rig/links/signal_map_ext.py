@@ -278,6 +278,6 @@ def compile_requests(requests, res) -> list[RequestPlan]:
             except Exception as exc:
                 raise ConfigError(res.map_path, f"{key}.signals", f"cannot encode {msg.name} with {d}: {exc}") from None
         resp = _message(res, r.response, key + ".response").frame_id if r.response else None
-        out.append(RequestPlan(j, msg.name, msg.frame_id, bool(msg.is_extended_frame), frames, r.on, r.every_s,
+        out.append(RequestPlan(j, msg.name, msg.frame_id, bool(msg.is_extended_frame), frames, r.when, r.every_s,
                                resp, r.timeout_s, r.retries, listed, dict(r.signals)))
     return out

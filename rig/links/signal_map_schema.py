@@ -269,14 +269,14 @@ class J1939(_M):
 
 class Request(_M):
     """A frame the link transmits. ``signals``: values to encode (a list = one frame per
-    value, in order); ``on``: ``schedule`` (every ``every_s``), ``start`` (once),
+    value, in order); ``when``: ``schedule`` (every ``every_s``), ``start`` (once),
     ``sample`` (at start and after each complete sample), ``identity`` (when identity is
     read); ``response``: the message the board answers with, expected within ``timeout_s``
     (resent ``retries`` times, then named as a link problem)."""
 
     message: str
     signals: dict[str, int | float | str | list[int | float | str]] = Field(default_factory=dict)
-    on: Literal["schedule", "start", "sample", "identity"] = "schedule"
+    when: Literal["schedule", "start", "sample", "identity"] = "schedule"
     every_s: float | None = Field(None, gt=0)
     response: str | None = None
     timeout_s: float = Field(0.5, gt=0)
@@ -284,8 +284,8 @@ class Request(_M):
 
     @model_validator(mode="after")
     def _period(self):
-        if (self.on == "schedule") != (self.every_s is not None):
-            raise ValueError("'every_s' goes with on: schedule (and only with it)")
+        if (self.when == "schedule") != (self.every_s is not None):
+            raise ValueError("'every_s' goes with when: schedule (and only with it)")
         lists = [k for k, v in self.signals.items() if isinstance(v, list)]
         if len(lists) > 1:
             raise ValueError(f"one signal may list values, not {len(lists)} ({', '.join(lists)})")

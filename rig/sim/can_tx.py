@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
 from .can_tx_parts import answers, encode_conditions, received_requests, set_page_byte
 
@@ -105,10 +106,7 @@ class CanTransmitter:
         """True: the board sends nothing (the bench's silent defects; :meth:`send` still works)."""
 
         # slot -> (cantools message, signal)
-        sigs = []
-        for mname, sname in plan.slot_names:
-            m = self.db.get_message_by_name(mname)
-            sigs.append((m, next(s for s in m.signals if s.name == sname)))
+        sigs = list(zip(plan.slot_messages, plan.slot_signals))
         self._sig = sigs
         lim = np.array([_limits(s) for _m, s in sigs], float).reshape(-1, 2)
         self._lo, self._hi = lim[:, 0], lim[:, 1]
@@ -179,7 +177,7 @@ class CanTransmitter:
             ev = None
             if m.frame_id in plan.events:  # sent only while one of its flags/FETs is on
                 ev = [c for c in conds if set(c.slots) & set(g["slots"])]
-            self._frames.append((m.frame_id, m.encode, base, fields, g["identity"], mux, ev))
+            self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev))
         self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                           data=bytes(8)) for fid, *_ in self._frames}
         self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
