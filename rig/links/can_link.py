@@ -335,7 +335,7 @@ class CanBmsLink(LinkBase):
         start, count0 = now, self._history.count
         while True:
             waited = clock.now() - start
-            if waited >= self.timeout_s:
+            if waited >= self.timeout_s - 1e-6:  # a float remainder too small to move the clock must not spin
                 break
             clock.sleep(min(self.poll_s, self.timeout_s - waited))
             self.pump()
@@ -348,7 +348,9 @@ class CanBmsLink(LinkBase):
         plan = self.plan
         expected = ", ".join(f"{plan.message_names.get(fid, hex(fid))} (0x{fid:X})" for fid in plan.sample_frame_ids)
         if self.frames_received == 0:
-            return f"no CAN frames received at all on {getattr(self._bus, 'channel_info', 'the bus')}; expected {expected}"
+            asked = f"; {self.requests.problem}" if self.requests.problem else ""
+            return (f"no CAN frames received at all on {getattr(self._bus, 'channel_info', 'the bus')}; "
+                    f"expected {expected}{asked}")
         never = [f"{plan.message_names.get(fid, hex(fid))} (0x{fid:X})" for fid in plan.sample_frame_ids
                  if fid not in self._seen]
         parts = [f"{self.frames_received} frames received so far"]
@@ -375,7 +377,7 @@ class CanBmsLink(LinkBase):
             self.requests.identity_wanted(start)
         while any(self._raw[s] is None for s in slots):
             waited = clock.now() - start
-            if waited >= self.timeout_s:
+            if waited >= self.timeout_s - 1e-6:
                 missing = [s for s in slots if self._raw[s] is None]
                 raise LinkFault(self.name, f"identity not received within {self.timeout_s:g} s: missing "
                                            f"{plan.describe_slots(missing)}")

@@ -30,7 +30,12 @@ class RequestScheduler:
         self._pending: dict[int, list] = {}  # plan index -> [deadline s, tries, responses still due]
         self.frames_sent = 0
         self.unanswered = 0
-        self.problem = ""
+        self._problems: dict[int, str] = {}
+
+    @property
+    def problem(self) -> str:
+        """The requests that went unanswered (last outcome of each), "" when all were answered."""
+        return "; ".join(self._problems[k] for k in sorted(self._problems))
 
     def start(self, now: float) -> None:
         """Send what goes out when the link opens; start the schedules at ``now`` (s)."""
@@ -57,7 +62,7 @@ class RequestScheduler:
                 continue
             del self._pending[idx]
             self.unanswered += 1
-            self.problem = (f"request {p.message} got no {self._names.get(p.response_id, hex(p.response_id))} "
+            self._problems[idx] = (f"request {p.message} got no {self._names.get(p.response_id, hex(p.response_id))} "
                             f"within {p.timeout_s:g} s ({p.retries + 1} tries)")
             if p.on == "sample":  # keep asking: a board that comes back resumes the samples
                 self._fire(p, now)
@@ -69,7 +74,7 @@ class RequestScheduler:
                 pend[2] -= 1
                 if pend[2] <= 0:
                     del self._pending[idx]
-                    self.problem = ""
+                    self._problems.pop(idx, None)
 
     def sample_completed(self, now: float) -> None:
         """A sample completed: ask for the next one (``on: sample``)."""
@@ -87,5 +92,6 @@ class RequestScheduler:
         for data, _value in p.frames:
             self._send(p.frame_id, p.extended, data)
             self.frames_sent += 1
-        if p.response_id is not None:
+        if p.response_id is not None and (tries or p.index not in self._pending):
+            # a scheduled send while the previous one is unanswered keeps that one's deadline
             self._pending[p.index] = [now + p.timeout_s, tries, len(p.frames)]
