@@ -65,6 +65,7 @@ class CanBmsLink(LinkBase):
         self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message)) for fid, h in plan.handlers.items()}
         self._j1939 = dict(plan.j1939)
         self._complete = False
+        self._prev_sample_ts = _NEG_INF
         self._problem = ""
         self.frames_received = 0
         self.frames_decoded = 0
@@ -260,8 +261,10 @@ class CanBmsLink(LinkBase):
             self._problem = (f"{plan.sample_on} arrived but every cell source is older than its timeout: "
                              f"{', '.join(self._source_name(s) for s in self._cell_src)}")
             return
+        prev, self._prev_sample_ts = self._prev_sample_ts, ts
         for fid, (hold, _hb) in plan.events.items():  # an event frame not repeated within hold_s: absent
-            if hold is not None and ts - self._seen.get(fid, _NEG_INF) > hold:
+            last = self._seen.get(fid, _NEG_INF)
+            if (hold == "cycle" and last <= prev) or (isinstance(hold, float) and ts - last > hold):
                 for s in self._event_slots.get(fid, ()):
                     raw[s] = None
         valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \

@@ -252,9 +252,17 @@ class Event(_M):
     """An event-driven message (sent on change or while a fault lasts): never seen or not
     seen for ``hold_s`` means its flags are *not set*, not "no complete sample"; the board
     is alive while ``heartbeat`` (default: ``sample_on``) keeps arriving. ``hold_s: null``:
-    the last value holds until the next frame."""
+    the last value holds until the next frame; ``hold_s: cycle``: a frame repeated every
+    cycle while the fault lasts, so a cycle without it (no frame since the previous
+    ``sample_on``) means not set."""
 
-    hold_s: float | None = Field(None, gt=0)
+    hold_s: float | Literal["cycle"] | None = None
+
+    @model_validator(mode="after")
+    def _positive(self):
+        if isinstance(self.hold_s, float) and self.hold_s <= 0:
+            raise ValueError("hold_s must be > 0 s (or 'cycle')")
+        return self
     heartbeat: str | None = None
 
 

@@ -190,7 +190,10 @@ def test_event_alarm_frame_absent_is_not_set_and_its_bits_are_ored(board, link, 
         board.cycle(0.25 * k, mv())
     clock.sleep(3.0 - clock.now())
     s = link.latest()
-    assert s.t == pytest.approx(2.75) and not s.flags.hvc and not s.flags.ot  # hold_s 1 s expired
+    assert s.t == pytest.approx(2.75) and not s.flags.hvc and not s.flags.ot
+    # hold_s: cycle -- the first cycle without the frame already reads "not set"
+    after = link.history(0.75, 0.75, require_coverage=False)
+    assert after and not after[0].flags.hvc
 
 
 # ----------------------------------------------------------------------------- map errors
@@ -201,7 +204,7 @@ def test_event_alarm_frame_absent_is_not_set_and_its_bits_are_ored(board, link, 
     (("signals: [CellV_1, CellV_2, CellV_3]", "signals: [CellV_1, CellV_X]"), "cells.voltage.pages.signals",
      "'CellV_X' is not in message XB_CellPage"),
     (("values: [CLOSED]", "values: [SHUT]"), "fets.charge.values", "'SHUT' is not a value name of signal Contactor"),
-    (("XB_Alarm: {hold_s: 1.0}", "XB_Alarms: {hold_s: 1.0}"), "events.XB_Alarms", "not found in DBC"),
+    (("XB_Alarm: {hold_s: cycle}", "XB_Alarms: {hold_s: cycle}"), "events.XB_Alarms", "not found in DBC"),
     (("index: TPage", "index: TPg"), "temperatures.cells.pages.index.signal", "'TPg' is not in message XB_TempPage"),
     (("invalid_values: [0xFFFF]", "invalid_values: [0x1FFFF]"), "cells.voltage.invalid_values", "does not fit"),
     (("index: {byte: 0}", "index: {byte: 0, bit: 6, length: 1}"), "cells.voltage.pages.index",
