@@ -391,6 +391,23 @@ class CanBmsLink(LinkBase):
                                      fw_version=out["fw_version"])
         return self._identity
 
+    def latest_held(self):
+        """The newest sample held, without pumping or waiting (None if none yet)."""
+        return self._history.newest()
+
+    def silence_detail(self) -> str:
+        """Why no sample completed (what was expected, never received, or stale)."""
+        return self._silence_detail()
+
+    def identity_if_known(self) -> DutIdentity | None:
+        """The identity decoded so far, without waiting or asking (None until every mapped
+        identity signal has arrived): for decoding a capture."""
+        plan = self.plan
+        if any(self._raw[s] is None for p in plan.identity.values() if p is not None for s in p.slots):
+            return None
+        out = {k: (self._identity_string(p) if p is not None else "unknown") for k, p in plan.identity.items()}
+        return DutIdentity(serial=out["serial"], hw_revision=out["hw_revision"], fw_version=out["fw_version"])
+
     def _identity_string(self, p: IdentityPlan) -> str:
         vals = [self._raw[s] for s in p.slots]
         if p.kind == "ascii":
