@@ -62,10 +62,10 @@ class CanBmsLink(LinkBase):
         self._raw: list = [None] * len(plan.slot_names)
         self._seen: dict[tuple, float] = {}   # source (frame id, page or None) -> last frame time
         # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
-        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message)) for fid, h in plan.handlers.items()}
+        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events) for fid, h in plan.handlers.items()}
         self._j1939 = dict(plan.j1939)
         self._complete = False
-        self._prev_sample_ts = _NEG_INF
+        self._events_this_cycle: set[int] = set()  # event frames received since the last sample
         self._problem = ""
         self.frames_received = 0
         self.frames_decoded = 0
@@ -83,6 +83,8 @@ class CanBmsLink(LinkBase):
         self._cell_src = sorted({src for ss in plan.cell_sources for src in ss}, key=str)
         pos = {src: j for j, src in enumerate(self._cell_src)}
         self._cell_src_idx = [[pos[src] for src in ss] for ss in plan.cell_sources]
+        self._required = [self._key(src) for src in plan.required_sources]
+        self._cell_keys = [self._key(src) for src in self._cell_src]
         self._event_slots: dict[int, list[int]] = {}
         for slot in plan.event_slots:
             self._event_slots.setdefault(plan.slot_source[slot][0], []).append(slot)
@@ -101,8 +103,12 @@ class CanBmsLink(LinkBase):
         self.requests.start(clock.now())
 
     @staticmethod
-    def _entry(fid: int, h, message):
-        return (fid, message.decode, h.slots, h.completes_sample, h.page_index, h.pages)
+    def _entry(fid: int, h, message, events):
+        pidx = h.page_index
+        psig = None if pidx is None else pidx.signal
+        pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
+        return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
+                fid in events)
 
     def _send(self, frame_id: int, extended: bool, data: bytes) -> None:
         """Transmit one frame (a request), stamped with rig time (the bench keeps timestamps)."""
@@ -182,7 +188,7 @@ class CanBmsLink(LinkBase):
                     if msg.is_error_frame:
                         self.error_frames += 1
                     continue
-                fid, decode, slots, completes, pidx, pages = h
+                fid, decode, slots, completes, paged, psig, pbyte, pages, event = h
                 data = msg.data
                 try:
                     values = decode(data, decode_choices=False)
@@ -196,8 +202,11 @@ class CanBmsLink(LinkBase):
                         raw[s] = v
                 ts = msg.timestamp
                 seen[fid] = ts
-                if pidx is not None:
-                    page = pidx.of(data, values)
+                if paged:
+                    if psig is not None:
+                        page = values.get(psig)
+                    else:
+                        page = (data[pbyte[0]] >> pbyte[1]) & pbyte[2] if pbyte[0] < len(data) else None
                     seen[(fid, page)] = ts
                     ps = pages.get(page)
                     if ps is not None:
@@ -205,6 +214,8 @@ class CanBmsLink(LinkBase):
                             v = values.get(k)
                             if v is not None:
                                 raw[s] = v
+                if event:
+                    self._events_this_cycle.add(fid)
                 if responses and fid in responses:
                     self.requests.answered(fid)
                 if completes:
@@ -234,10 +245,10 @@ class CanBmsLink(LinkBase):
     def _on_clock(self, now: float) -> None:
         self.pump()
 
-    def _stale(self, src, ts: float) -> bool:
+    def _key(self, src) -> tuple:
+        """(key in the seen table, timeout s, source) for a source (frame id, page or None)."""
         fid, page = src
-        last = self._seen.get(fid if page is None else src, _NEG_INF)
-        return ts - last > self.plan.page_timeout.get(src, self.timeout_s)
+        return (fid if page is None else src, self.plan.page_timeout.get(src, self.timeout_s), src)
 
     def _assemble(self, ts: float) -> None:
         plan = self.plan
@@ -249,22 +260,23 @@ class CanBmsLink(LinkBase):
                 self._problem = f"{plan.sample_on} arrived but these signals never did: {plan.describe_slots(missing)}"
                 return
             self._complete = True
-        for src in plan.required_sources:
-            if self._stale(src, ts):
+        seen = self._seen
+        for key, tmo, src in self._required:
+            if ts - seen.get(key, _NEG_INF) > tmo:
                 self.incomplete_cycles += 1
                 self._problem = (f"{plan.sample_on} arrived but {self._source_name(src)} is older than "
                                  f"its {plan.page_timeout.get(src, self.timeout_s):g} s timeout")
                 return
-        fresh = np.array([not self._stale(src, ts) for src in self._cell_src], bool)
+        fresh = np.array([ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys], bool)
         if not fresh.any():
             self.incomplete_cycles += 1
             self._problem = (f"{plan.sample_on} arrived but every cell source is older than its timeout: "
                              f"{', '.join(self._source_name(s) for s in self._cell_src)}")
             return
-        prev, self._prev_sample_ts = self._prev_sample_ts, ts
+        this_cycle, self._events_this_cycle = self._events_this_cycle, set()
         for fid, (hold, _hb) in plan.events.items():  # an event frame not repeated within hold_s: absent
             last = self._seen.get(fid, _NEG_INF)
-            if (hold == "cycle" and last <= prev) or (isinstance(hold, float) and ts - last > hold):
+            if (hold == "cycle" and fid not in this_cycle) or (isinstance(hold, float) and ts - last > hold):
                 for s in self._event_slots.get(fid, ()):
                     raw[s] = None
         valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \

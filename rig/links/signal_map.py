@@ -211,16 +211,16 @@ class _Resolver:
                 m = self.db.get_message_by_name(mname)
             except KeyError:
                 raise ConfigError(self.map_path, key, f"message {mname!r} not found in DBC {self.dbc_path.name}"
-                                  f"{self._close(mname, [x.name for x in self.db.messages])}") from None
+                                  f"{self.suggest(mname, [x.name for x in self.db.messages])}") from None
             for s in m.signals:
                 if s.name == sname:
                     return m, s
             raise ConfigError(self.map_path, key, f"signal {sname!r} not found in message {mname} of DBC "
-                              f"{self.dbc_path.name}{self._close(sname, [s.name for s in m.signals])}")
+                              f"{self.dbc_path.name}{self.suggest(sname, [s.name for s in m.signals])}")
         hits = self.by_name.get(name)
         if not hits:
             raise ConfigError(self.map_path, key, f"signal {name!r} not found in DBC {self.dbc_path.name}"
-                              f"{self._close(name, list(self.by_name))}")
+                              f"{self.suggest(name, list(self.by_name))}")
         if len({id(m) for m, _ in hits}) > 1:
             where = ", ".join(f"{m.name}.{name}" for m, _ in hits)
             raise ConfigError(self.map_path, key, f"signal {name!r} is in several messages of DBC "
@@ -228,7 +228,7 @@ class _Resolver:
         return hits[0]
 
     @staticmethod
-    def _close(name: str, candidates: list[str]) -> str:
+    def suggest(name: str, candidates: list[str]) -> str:
         close = difflib.get_close_matches(name, candidates, n=3)
         return f" (did you mean {', '.join(close)}?)" if close else ""
 
@@ -309,7 +309,7 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
     pages: dict[int, PageIndexPlan] = {}
     page_timeout: dict[tuple, float] = {}
 
-    on_msg = ext._message(res, smap.sample_on, "sample_on")
+    on_msg = ext.message_named(res, smap.sample_on, "sample_on")
 
     def linear(names: list[tuple[str, object]], quantity: str, ref, key: str) -> Linear:
         lin = Linear([], [], [])
@@ -399,7 +399,7 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
             h.pages.setdefault(page, {})[sig_name] = slot
     for fid in [on_msg.frame_id] + [hb for _hold, hb in events.values()]:
         if fid not in handlers:
-            m = ext._by_id(res, fid)
+            m = ext.message_by_id(res, fid)
             handlers[fid] = FrameHandler(m, {}, False, _mux_index(m))
     handlers[on_msg.frame_id].completes_sample = True
 
@@ -424,7 +424,7 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
     requests = ext.compile_requests(smap.requests, res)
     for r in requests:
         if r.response_id is not None and r.response_id not in handlers:
-            m = ext._by_id(res, r.response_id)
+            m = ext.message_by_id(res, r.response_id)
             handlers[r.response_id] = FrameHandler(m, {}, False, pages.get(r.response_id) or _mux_index(m))
 
     return CanPlan(

@@ -53,13 +53,13 @@ def page_cells(pages, n_cells: int, key: str, res, page_index: dict) -> list[tup
         msg = res.db.get_message_by_name(pages.message)
     except KeyError:
         raise ConfigError(P, key + ".message", f"message {pages.message!r} not found in DBC "
-                          f"{res.dbc_path.name}{res._close(pages.message, [m.name for m in res.db.messages])}") from None
+                          f"{res.dbc_path.name}{res.suggest(pages.message, [m.name for m in res.db.messages])}") from None
     idx = pages.index
     names = {s.name for s in msg.signals}
     if idx.signal is not None:
         if idx.signal not in names:
             raise ConfigError(P, key + ".index.signal", f"signal {idx.signal!r} is not in message {msg.name} "
-                              f"of DBC {res.dbc_path.name}{res._close(idx.signal, sorted(names))}")
+                              f"of DBC {res.dbc_path.name}{res.suggest(idx.signal, sorted(names))}")
         plan = PageIndexPlan(idx.signal)
     else:
         if idx.byte >= msg.length:
@@ -73,7 +73,7 @@ def page_cells(pages, n_cells: int, key: str, res, page_index: dict) -> list[tup
     for sig in pages.signals:
         if sig not in names:
             raise ConfigError(P, key + ".signals", f"signal {sig!r} is not in message {msg.name} of DBC "
-                              f"{res.dbc_path.name}{res._close(sig, sorted(names))}")
+                              f"{res.dbc_path.name}{res.suggest(sig, sorted(names))}")
     per = len(pages.signals)
     n_pages = -(-n_cells // per)
     top = pages.first + n_pages - 1
@@ -174,8 +174,8 @@ def compile_events(events: dict, sample_on, res) -> dict[int, tuple[float | None
     out = {}
     for name, ev in events.items():
         key = f"events.{name}"
-        msg = _message(res, name, key)
-        hb = _message(res, ev.heartbeat, key + ".heartbeat") if ev.heartbeat else sample_on
+        msg = message_named(res, name, key)
+        hb = message_named(res, ev.heartbeat, key + ".heartbeat") if ev.heartbeat else sample_on
         if hb.frame_id == msg.frame_id:
             raise ConfigError(res.map_path, key + ".heartbeat", "an event message cannot be its own heartbeat")
         out[msg.frame_id] = (ev.hold_s, hb.frame_id)
@@ -188,15 +188,15 @@ def compile_j1939(j, frame_ids: list[int], res) -> tuple[dict[int, int], frozens
         return {}, None, None
     wanted = None
     if j.messages is not None:
-        wanted = {_message(res, n, "j1939.messages").frame_id for n in j.messages}
+        wanted = {message_named(res, n, "j1939.messages").frame_id for n in j.messages}
     table: dict[int, int] = {}
     for fid in frame_ids:
-        m = _by_id(res, fid)
+        m = message_by_id(res, fid)
         if not m.is_extended_frame or (wanted is not None and fid not in wanted):
             continue
         pgn = fid & PGN_MASK
         if pgn in table and table[pgn] != fid:
-            other = _by_id(res, table[pgn]).name
+            other = message_by_id(res, table[pgn]).name
             raise ConfigError(res.map_path, "j1939", f"messages {other} and {m.name} have the same PGN "
                               f"0x{pgn >> 8:X}: matching by PGN cannot tell them apart")
         table[pgn] = fid
@@ -205,19 +205,19 @@ def compile_j1939(j, frame_ids: list[int], res) -> tuple[dict[int, int], frozens
     return table, sa, pri
 
 
-def _by_id(res, fid: int):
+def message_by_id(res, fid: int):
     for m in res.db.messages:
         if m.frame_id == fid:
             return m
     raise KeyError(fid)  # pragma: no cover - ids come from the DBC
 
 
-def _message(res, name: str, key: str):
+def message_named(res, name: str, key: str):
     try:
         return res.db.get_message_by_name(name)
     except KeyError:
         raise ConfigError(res.map_path, key, f"message {name!r} not found in DBC {res.dbc_path.name}"
-                          f"{res._close(name, [m.name for m in res.db.messages])}") from None
+                          f"{res.suggest(name, [m.name for m in res.db.messages])}") from None
 
 
 # --------------------------------------------------------------------------- requests
@@ -246,7 +246,7 @@ def compile_requests(requests, res) -> list[RequestPlan]:
     out = []
     for j, r in enumerate(requests):
         key = f"requests[{j}]"
-        msg = _message(res, r.message, key + ".message")
+        msg = message_named(res, r.message, key + ".message")
         sigs = {s.name: s for s in msg.signals}
         base = {}
         for s in msg.signals:
@@ -256,7 +256,7 @@ def compile_requests(requests, res) -> list[RequestPlan]:
         for name, v in r.signals.items():
             if name not in sigs:
                 raise ConfigError(res.map_path, f"{key}.signals.{name}", f"signal {name!r} is not in message "
-                                  f"{msg.name}{res._close(name, list(sigs))}")
+                                  f"{msg.name}{res.suggest(name, list(sigs))}")
             vals = v if isinstance(v, list) else [v]
             codes = []
             for x in vals:
@@ -277,7 +277,7 @@ def compile_requests(requests, res) -> list[RequestPlan]:
                 frames.append((bytes(msg.encode(d, strict=True)), v))
             except Exception as exc:
                 raise ConfigError(res.map_path, f"{key}.signals", f"cannot encode {msg.name} with {d}: {exc}") from None
-        resp = _message(res, r.response, key + ".response").frame_id if r.response else None
+        resp = message_named(res, r.response, key + ".response").frame_id if r.response else None
         out.append(RequestPlan(j, msg.name, msg.frame_id, bool(msg.is_extended_frame), frames, r.when, r.every_s,
                                resp, r.timeout_s, r.retries, listed, dict(r.signals)))
     return out
