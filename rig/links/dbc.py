@@ -59,7 +59,8 @@ def _check_frames(db, p: Path, text: str = "") -> None:
         by_name[m.name] = by_name.get(m.name, 0) + 1
     for (fid, ext), where in lines.items():
         if len(where) > 1 or len(by_id.get((fid, ext), ())) > 1:
-            defs = ", ".join(f"line {no}: BO_ {name}" for no, name in where) or ", ".join(by_id[(fid, ext)])
+            defs = (", ".join(name for _no, name in where) + " at lines " + ", ".join(str(no) for no, _n in where)
+                    if where else ", ".join(by_id[(fid, ext)]))
             raise ConfigError(p, f"BO_ {fid}" + (" (extended)" if ext else ""),
                               f"frame id 0x{fid:X} is defined {max(len(where), len(by_id.get((fid, ext), ())))} "
                               f"times ({defs}); a frame id must name exactly one message")
@@ -224,8 +225,8 @@ def load_dbc(dbc_path: str | Path):
         _check_signals_fit(db, p)  # no other strict error may hide behind the overlap
         pairs = [(m, a, b) for m in db.messages for a, b in overlapping_signals(m)]
         split = {m.frame_id: SplitMessage(m) for m in {id(m): m for m, _a, _b in pairs}.values()}
-        named = "; ".join(f"{m.name}: {a} and {b}" for m, a, b in pairs)
-        notes.append(f"{p}: overlapping signals ({named}). Loaded without cantools' strict checks; the "
+        named = "; ".join(f"{a} and {b} are overlapping in message {m.name}" for m, a, b in pairs)
+        notes.append(f"{p}: {named}. Loaded without cantools' strict checks; the "
                      "overlapping signals share bits (each decoded on its own).")
     _check_frames(db, p, text)
     db.bmsrig_warnings = notes

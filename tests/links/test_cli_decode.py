@@ -82,3 +82,13 @@ def test_decode_of_a_modbus_profile_is_a_config_error(tmp_path, capsys):
     write_capture(path, "example-j1939", cycles=1)
     code = main(["decode", str(path), "--board", str(PROFILE_DIR / "reference-4s-lfp-uart.yaml")])
     assert code == 2 and "link.kind" in capsys.readouterr().err
+
+
+def test_monitor_on_the_bench_prints_live_samples_of_a_polled_board():
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["monitor", "--board", str(PROFILE_DIR / "example-polled.yaml"), "--samples", "3"])
+    rows = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert code == 0 and len(rows) == 3
+    assert rows[1]["t"] > rows[0]["t"] and len(rows[0]["cells_v"]) == 8 and all(rows[-1]["cells_valid"])
+    assert rows[0]["identity"]["serial"] == "P-000777"
