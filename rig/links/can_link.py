@@ -18,6 +18,7 @@ import math
 import time
 from pathlib import Path
 from functools import partial
+from operator import itemgetter
 from typing import Callable
 
 import numpy as np
@@ -33,6 +34,14 @@ from .signal_map_ext import PGN_MASK
 _NEG_INF = -math.inf
 _MISS = object()
 _DISPATCH_CACHE = 4096  # identifiers remembered (J1939 matches and ignored ids)
+
+
+def _getter(slots: list[int]):
+    """``raw -> tuple of raw[i] for i in slots`` (operator.itemgetter, a tuple even for one slot)."""
+    if not slots:
+        return lambda raw: ()
+    get = itemgetter(*slots)
+    return (lambda raw: (get(raw),)) if len(slots) == 1 else get
 
 
 class CanBmsLink(LinkBase):
@@ -80,6 +89,8 @@ class CanBmsLink(LinkBase):
         self._temp_slots = plan.temps.slots
         self._temp_a = np.asarray(plan.temps.a, float)
         self._temp_b = np.asarray(plan.temps.b, float)
+        self._cell_get = _getter(self._cell_slots)
+        self._temp_get = _getter(self._temp_slots)
         self._cell_src = sorted({src for ss in plan.cell_sources for src in ss}, key=str)
         pos = {src: j for j, src in enumerate(self._cell_src)}
         self._cell_src_idx = [[pos[src] for src in ss] for ss in plan.cell_sources]
@@ -281,7 +292,7 @@ class CanBmsLink(LinkBase):
                     raw[s] = None
         valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \
             np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
-        cell_v = np.array([raw[i] for i in self._cell_slots], float)
+        cell_v = np.array(self._cell_get(raw), float)
         if plan.cell_invalid is not None:
             valid &= np.array([v not in bad for v, bad in zip(cell_v, plan.cell_invalid)], bool)
         if plan.valid is not None:
@@ -289,7 +300,8 @@ class CanBmsLink(LinkBase):
             valid &= self._cell_bits(vmask, voff, vbits) == bool(vval)
         cell_v = cell_v * self._cell_a + self._cell_b
         cell_v[~valid] = np.nan
-        temps = np.array([raw[i] for i in self._temp_slots], float) * self._temp_a + self._temp_b
+        temps = (np.array(self._temp_get(raw), float) * self._temp_a + self._temp_b) if self._temp_slots \
+            else np.zeros(0)
         if plan.balancing_mask or plan.balancing_bits:
             bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits)
             bal = bal if plan.balancing_active else ~bal
