@@ -13,6 +13,26 @@ link decodes with and the bench transmitter encodes with:
   address filtered as the map lists them.
 - **requests** (:func:`compile_requests`): frames the link transmits, encoded once here.
 
+Map keys (see the shipped ``testplans/profiles/example-*-can.yaml``)::
+
+    cells:
+      voltage:
+        pages: {message: XB_CellPage, index: {byte: 0}, signals: [CellV_1, CellV_2, CellV_3],
+                first: 0, timeout_s: 1.0}        # or index: TPage (a signal / DBC multiplexer)
+        invalid_values: [0xFFFF]                 # raw values meaning "not measured"
+      valid: {mask: CellValidBits, valid_value: 1}   # or template / signals / pages
+    flags:
+      hvc: {any: [OV_Cell, {signal: Alarm, bit: 3}]}   # OR of terms
+      ot: {signal: AlarmBits, mask: 0x0C}              # any of these bits
+    fets:
+      charge: {signal: Contactor, values: [CLOSED]}    # enum: WELDED is not closed
+    events: {XB_Alarm: {hold_s: cycle}}          # absent = not set; heartbeat: sample_on
+    j1939: {source_addresses: [0x80, 0x81]}      # match by PGN; priorities: [...] optional
+    requests:
+      - {message: Req, signals: {Type: CELLS, Page: [0, 1, 2]}, every_s: 0.25,
+         response: CellPage, timeout_s: 0.6, retries: 1}
+      - {message: Req, signals: {Type: IDENT}, when: identity, response: Ident}
+
 Every error is a :class:`~rig.errors.ConfigError` naming the map file, the key and the problem.
 """
 
