@@ -292,6 +292,14 @@ def can_decode() -> dict | None:
     return _result("can-decode", sim, wall, r)
 
 
+def can_pump_vs_cantools() -> dict:
+    """The CAN link's pump vs python-can + cantools on the same frames (18-cell multiplexed DBC)."""
+    from .links.can_throughput import pump_vs_cantools
+
+    r = pump_vs_cantools()
+    return _result("can-pump-vs-cantools", r["simulated_s"], r["wall_s"], r)
+
+
 def report_build(run_dir=None) -> dict:
     """Time ``reports.build`` (PDF included) of ``run_dir``, s; without ``run_dir``, of a
     fresh full-plan run of :data:`PROFILE` (the plan run itself is not timed)."""
@@ -335,6 +343,7 @@ SCENARIOS = {
     "daily-60d-matched": daily_60d_matched,
     "ff-vs-fine": ff_vs_fine,
     "can-decode": can_decode,
+    "can-pump-vs-cantools": can_pump_vs_cantools,
     "report-build": report_build,
 }
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import (EXIT_FAIL, EXIT_PASS, EXIT_RIG_FAULT, EXIT_USAGE, BmsrigError, ConfigError, DiskFault,
                      is_disk_error)
+from .cli_decode import add_subcommands as add_decode_subcommands
 from .cli_results import add_subcommands
 from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--fresh", action="store_true", help="estimate again even if an estimate is cached")
     pln.set_defaults(func=cmd_plan)
     add_subcommands(sub)  # verify, index, history, compare (rig/cli_results.py)
+    add_decode_subcommands(sub)  # decode, monitor (rig/cli_decode.py)
     return ap
 
 

@@ -63,6 +63,9 @@ class BmsSample:
       as the signal/register map orders them
     - ``balancing``: balancing mask, bool, shape (n_cells,)
     - ``charge_fet`` / ``discharge_fet``: True when the FET is closed (conducting)
+    - ``cells_valid``: bool per cell, False where the board reported no valid reading
+      (flagged invalid, a "not measured" value, or its page went stale); such a cell's
+      ``cell_v`` is NaN, never 0 V. Default: every cell valid.
     """
 
     t: float
@@ -72,11 +75,17 @@ class BmsSample:
     flags: BmsFlags
     charge_fet: bool
     discharge_fet: bool
+    cells_valid: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.cells_valid is None:
+            object.__setattr__(self, "cells_valid", np.ones(len(self.cell_v), bool))
 
     @property
     def delta_v(self) -> float:
-        """Max minus min reported cell voltage, V."""
-        return float(np.max(self.cell_v) - np.min(self.cell_v))
+        """Max minus min reported cell voltage over the valid cells, V (NaN if none is valid)."""
+        v = np.asarray(self.cell_v, float)[np.asarray(self.cells_valid, bool)]
+        return float(np.max(v) - np.min(v)) if len(v) else float("nan")
 
 
 @dataclass

@@ -220,13 +220,16 @@ class SampleHistory:
 def describe_sample(s: BmsSample | None) -> str:
     if s is None:
         return "no sample received"
-    vmax = float(max(s.cell_v)) if len(s.cell_v) else math.nan
-    vmin = float(min(s.cell_v)) if len(s.cell_v) else math.nan
+    valid = [float(v) for v, ok in zip(s.cell_v, s.cells_valid) if ok]
+    vmax = max(valid) if valid else math.nan
+    vmin = min(valid) if valid else math.nan
     bal = [i + 1 for i, b in enumerate(s.balancing) if b]
+    bad = [i + 1 for i, ok in enumerate(s.cells_valid) if not ok]
     f = s.flags
     return (f"last sample t={s.t:.3f} s: Vmin={vmin:.4f} V Vmax={vmax:.4f} V, balancing cells {bal}, "
             f"HVC={f.hvc} LVC={f.lvc} OT={f.ot} UT={f.ut}, charge FET {'closed' if s.charge_fet else 'open'}, "
-            f"discharge FET {'closed' if s.discharge_fet else 'open'}")
+            f"discharge FET {'closed' if s.discharge_fet else 'open'}"
+            + (f", cells reported invalid {bad}" if bad else ""))
 
 
 class LinkBase(BmsLink):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from functools import partial
+from operator import itemgetter
 from typing import Callable
 
 import numpy as np
@@ -24,9 +26,22 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_requests import RequestScheduler
+from .dbc import codec
 from .signal_map import CanPlan, IdentityPlan, compile_signal_map, load_dbc
+from .signal_map_ext import PGN_MASK
 
 _NEG_INF = -math.inf
+_MISS = object()
+_DISPATCH_CACHE = 4096  # identifiers remembered (J1939 matches and ignored ids)
+
+
+def _getter(slots: list[int]):
+    """``raw -> tuple of raw[i] for i in slots`` (operator.itemgetter, a tuple even for one slot)."""
+    if not slots:
+        return lambda raw: ()
+    get = itemgetter(*slots)
+    return (lambda raw: (get(raw),)) if len(slots) == 1 else get
 
 
 class CanBmsLink(LinkBase):
@@ -54,18 +69,19 @@ class CanBmsLink(LinkBase):
         self._frame_time = frame_time
         plan = self.plan
         self._raw: list = [None] * len(plan.slot_names)
-        self._seen: dict[int, float] = {}
-        # frame id -> (decode, {signal: slot}, completes_sample)
-        self._dispatch = {
-            fid: (h.message.decode, h.slots, h.completes_sample) for fid, h in plan.handlers.items()
-        }
+        self._seen: dict[tuple, float] = {}   # source (frame id, page or None) -> last frame time
+        # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
+        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events) for fid, h in plan.handlers.items()}
+        self._j1939 = dict(plan.j1939)
         self._complete = False
+        self._events_this_cycle: set[int] = set()  # event frames received since the last sample
         self._problem = ""
         self.frames_received = 0
         self.frames_decoded = 0
         self.decode_errors = 0
         self.error_frames = 0
         self.incomplete_cycles = 0
+        self.requests = RequestScheduler(plan.requests, self._send, plan.message_names)
         # precomputed assembly
         self._cell_slots = plan.cell_v.slots
         self._cell_a = np.asarray(plan.cell_v.a, float)
@@ -73,9 +89,18 @@ class CanBmsLink(LinkBase):
         self._temp_slots = plan.temps.slots
         self._temp_a = np.asarray(plan.temps.a, float)
         self._temp_b = np.asarray(plan.temps.b, float)
-        self._nbytes_mask = 0
-        if plan.balancing_mask:
-            self._nbytes_mask = (sum(w for _, w in plan.balancing_mask) + 7) // 8 + 1
+        self._cell_get = _getter(self._cell_slots)
+        self._temp_get = _getter(self._temp_slots)
+        self._cell_src = sorted({src for ss in plan.cell_sources for src in ss}, key=str)
+        pos = {src: j for j, src in enumerate(self._cell_src)}
+        self._cell_src_idx = [[pos[src] for src in ss] for ss in plan.cell_sources]
+        self._required = [self._key(src) for src in plan.required_sources]
+        self._cell_keys = [self._key(src) for src in self._cell_src]
+        self._event_slots: dict[int, list[int]] = {}
+        for slot in plan.event_slots:
+            self._event_slots.setdefault(plan.slot_source[slot][0], []).append(slot)
+        self._cell_src_simple = (np.array([ix[0] for ix in self._cell_src_idx], int)
+                                 if all(len(ix) == 1 for ix in self._cell_src_idx) else None)
         self.mapped = frozenset(
             ["cell_v"]
             + (["temps_c"] if self._temp_slots else [])
@@ -86,6 +111,27 @@ class CanBmsLink(LinkBase):
             + (["state"] if plan.state_slot is not None else [])
         )
         self._listen()
+        self.requests.start(clock.now())
+
+    @staticmethod
+    def _entry(fid: int, h, message, events):
+        pidx = h.page_index
+        psig = None if pidx is None else pidx.signal
+        pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
+        return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
+                fid in events)
+
+    def _send(self, frame_id: int, extended: bool, data: bytes) -> None:
+        """Transmit one frame (a request), stamped with rig time (the bench keeps timestamps)."""
+        import can
+
+        msg = can.Message(arbitration_id=frame_id, is_extended_id=extended, data=data,
+                          timestamp=self.clock.now())
+        try:
+            self._bus.send(msg)
+        except can.CanError as exc:
+            raise LinkFault(self.name, f"cannot send 0x{frame_id:X} on "
+                                       f"{getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
 
     # ----------------------------------------------------------------- construction helpers
 
@@ -122,55 +168,98 @@ class CanBmsLink(LinkBase):
     # ----------------------------------------------------------------- decode path
 
     def pump(self) -> int:
-        """Drain the bus without blocking; decode every frame; return frames read.
-
-        Raises :class:`LinkFault` on a bus error (``can.CanError``).
-        """
+        """Drain the bus without blocking; decode every frame; send requests that are due;
+        return frames read. Raises :class:`LinkFault` on a bus error (``can.CanError``)."""
         import can
 
-        recv = self._bus.recv
+        try:
+            n = self.feed(iter(partial(self._bus.recv, 0), None))
+        except can.CanError as exc:
+            raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
+        if self.requests.plans:
+            self.requests.service(self.clock.now())
+        return n
+
+    def feed(self, frames) -> int:
+        """Decode ``frames`` (``can.Message`` objects, e.g. from a log reader) in order; return
+        how many were read. Samples complete into the history as on a live bus."""
         dispatch = self._dispatch
         raw = self._raw
         seen = self._seen
+        responses = self.requests.response_ids
         n = 0
         try:
-            while True:
-                msg = recv(0)
-                if msg is None:
-                    break
+            for msg in frames:
                 n += 1
-                h = dispatch.get(msg.arbitration_id)
+                aid = msg.arbitration_id
+                h = dispatch.get(aid, _MISS)
+                if h is _MISS:
+                    h = self._lookup(msg)
                 if h is None:
                     if msg.is_error_frame:
                         self.error_frames += 1
                     continue
-                decode, slots, completes = h
+                fid, decode, slots, completes, paged, psig, pbyte, pages, event = h
+                data = msg.data
                 try:
-                    values = decode(msg.data, decode_choices=False)
+                    values = decode(data, decode_choices=False)
                 except Exception as exc:  # short frame, bad mux index...: count, keep going
                     self.decode_errors += 1
-                    self._problem = (f"frame 0x{msg.arbitration_id:X} ({self.plan.message_names.get(msg.arbitration_id)}) "
-                                     f"did not decode: {exc}")
+                    self._problem = (f"frame 0x{aid:X} ({self.plan.message_names.get(fid)}) did not decode: {exc}")
                     continue
                 for k, v in values.items():
                     s = slots.get(k)
                     if s is not None:
                         raw[s] = v
                 ts = msg.timestamp
-                seen[msg.arbitration_id] = ts
+                seen[fid] = ts
+                if paged:
+                    if psig is not None:
+                        page = values.get(psig)
+                    else:
+                        page = (data[pbyte[0]] >> pbyte[1]) & pbyte[2] if pbyte[0] < len(data) else None
+                    seen[(fid, page)] = ts
+                    ps = pages.get(page)
+                    if ps is not None:
+                        for k, s in ps.items():
+                            v = values.get(k)
+                            if v is not None:
+                                raw[s] = v
+                if event:
+                    self._events_this_cycle.add(fid)
+                if responses and fid in responses:
+                    self.requests.answered(fid)
                 if completes:
                     self._assemble(ts)
-        except can.CanError as exc:
+        finally:
             self.frames_received += n
-            raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
-        self.frames_received += n
         return n
+
+    def _lookup(self, msg):
+        """A frame id not in the table: J1939 by PGN (priority / source address as the map
+        allows), else ignored. The answer is cached per identifier."""
+        h = None
+        aid = msg.arbitration_id
+        if self._j1939 and msg.is_extended_id and not msg.is_error_frame:
+            fid = self._j1939.get(aid & PGN_MASK)
+            plan = self.plan
+            if fid is not None and (plan.j1939_sa is None or (aid & 0xFF) in plan.j1939_sa) \
+                    and (plan.j1939_priority is None or (aid >> 26) & 7 in plan.j1939_priority):
+                h = self._dispatch[fid]
+        if len(self._dispatch) < _DISPATCH_CACHE:
+            self._dispatch[aid] = h
+        return h
 
     def _refresh(self) -> None:
         self.pump()
 
     def _on_clock(self, now: float) -> None:
         self.pump()
+
+    def _key(self, src) -> tuple:
+        """(key in the seen table, timeout s, source) for a source (frame id, page or None)."""
+        fid, page = src
+        return (fid if page is None else src, self.plan.page_timeout.get(src, self.timeout_s), src)
 
     def _assemble(self, ts: float) -> None:
         plan = self.plan
@@ -183,41 +272,47 @@ class CanBmsLink(LinkBase):
                 return
             self._complete = True
         seen = self._seen
-        tmo = self.timeout_s
-        for fid in plan.sample_frame_ids:
-            if ts - seen.get(fid, _NEG_INF) > tmo:
+        for key, tmo, src in self._required:
+            if ts - seen.get(key, _NEG_INF) > tmo:
                 self.incomplete_cycles += 1
-                self._problem = (f"{plan.sample_on} arrived but {plan.message_names.get(fid, hex(fid))} "
-                                 f"is older than the {tmo:g} s timeout")
+                self._problem = (f"{plan.sample_on} arrived but {self._source_name(src)} is older than "
+                                 f"its {plan.page_timeout.get(src, self.timeout_s):g} s timeout")
                 return
-        t = ts if self._frame_time is None else self._frame_time(ts)
-        cell_v = np.array([raw[i] for i in self._cell_slots], float) * self._cell_a + self._cell_b
-        temps = np.array([raw[i] for i in self._temp_slots], float) * self._temp_a + self._temp_b
-        n = self.n_cells
-        if plan.balancing_mask:
-            m, shift = 0, 0
-            for slot, width in plan.balancing_mask:
-                m |= (int(raw[slot]) & ((1 << width) - 1)) << shift
-                shift += width
-            bits = np.unpackbits(np.frombuffer(m.to_bytes(self._nbytes_mask, "little"), np.uint8),
-                                 bitorder="little")[plan.balancing_bit_offset:plan.balancing_bit_offset + n]
-            bal = bits.astype(bool) if plan.balancing_active else ~bits.astype(bool)
-        elif plan.balancing_bits:
-            act = plan.balancing_active
-            bal = np.array([int(raw[i]) == act for i in plan.balancing_bits], bool)
+        fresh = np.array([ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys], bool)
+        if not fresh.any():
+            self.incomplete_cycles += 1
+            self._problem = (f"{plan.sample_on} arrived but every cell source is older than its timeout: "
+                             f"{', '.join(self._source_name(s) for s in self._cell_src)}")
+            return
+        this_cycle, self._events_this_cycle = self._events_this_cycle, set()
+        for fid, (hold, _hb) in plan.events.items():  # an event frame not repeated within hold_s: absent
+            last = self._seen.get(fid, _NEG_INF)
+            if (hold == "cycle" and fid not in this_cycle) or (isinstance(hold, float) and ts - last > hold):
+                for s in self._event_slots.get(fid, ()):
+                    raw[s] = None
+        valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \
+            np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
+        cell_v = np.array(self._cell_get(raw), float)
+        if plan.cell_invalid is not None:
+            valid &= np.array([v not in bad for v, bad in zip(cell_v, plan.cell_invalid)], bool)
+        if plan.valid is not None:
+            vmask, voff, vbits, vval = plan.valid
+            valid &= self._cell_bits(vmask, voff, vbits) == bool(vval)
+        cell_v = cell_v * self._cell_a + self._cell_b
+        cell_v[~valid] = np.nan
+        temps = (np.array(self._temp_get(raw), float) * self._temp_a + self._temp_b) if self._temp_slots \
+            else np.zeros(0)
+        if plan.balancing_mask or plan.balancing_bits:
+            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits)
+            bal = bal if plan.balancing_active else ~bal
         else:
-            bal = np.zeros(n, bool)
+            bal = np.zeros(self.n_cells, bool)
 
-        def bit(ref) -> bool:
-            if ref is None:
-                return False
-            v = int(raw[ref.slot])
-            if ref.bit is not None:
-                v = (v >> ref.bit) & 1
-            return v == ref.active
+        def on(cond) -> bool:
+            return cond is not None and cond.test(raw)
 
         f = plan.flags
-        flags = BmsFlags(hvc=bit(f["hvc"]), lvc=bit(f["lvc"]), ot=bit(f["ot"]), ut=bit(f["ut"]))
+        flags = BmsFlags(hvc=on(f["hvc"]), lvc=on(f["lvc"]), ot=on(f["ot"]), ut=on(f["ut"]))
         pack_v = pack_a = state = None
         if plan.pack_v is not None:
             pack_v = float(raw[plan.pack_v.slots[0]]) * plan.pack_v.a[0] + plan.pack_v.b[0]
@@ -226,12 +321,32 @@ class CanBmsLink(LinkBase):
         if plan.state_slot is not None:
             code = int(raw[plan.state_slot])
             state = plan.state_choices.get(code, str(code))
+        t = ts if self._frame_time is None else self._frame_time(ts)
         self._history.append(LinkSample(
             t=t, cell_v=cell_v, temps_c=temps, balancing=bal, flags=flags,
-            charge_fet=bit(plan.fets["charge"]), discharge_fet=bit(plan.fets["discharge"]),
-            pack_v=pack_v, pack_a=pack_a, state=state,
+            charge_fet=on(plan.fets["charge"]), discharge_fet=on(plan.fets["discharge"]),
+            cells_valid=valid, pack_v=pack_v, pack_a=pack_a, state=state,
         ))
         self._problem = ""
+        self.requests.sample_completed(self.clock.now())
+
+    def _cell_bits(self, mask, offset: int, bits) -> np.ndarray:
+        """One bool per cell from a concatenated bit mask [(slot, width)] or per-cell slots."""
+        raw, n = self._raw, self.n_cells
+        if mask:
+            m, shift = 0, 0
+            for slot, width in mask:
+                m |= (int(raw[slot]) & ((1 << width) - 1)) << shift
+                shift += width
+            nbytes = (shift + 7) // 8 + 1
+            return np.unpackbits(np.frombuffer(m.to_bytes(nbytes, "little"), np.uint8),
+                                 bitorder="little")[offset:offset + n].astype(bool)
+        return np.array([int(raw[i]) == 1 for i in bits], bool)
+
+    def _source_name(self, src) -> str:
+        fid, page = src
+        name = self.plan.message_names.get(fid, hex(fid))
+        return name if page is None else f"{name} page {page}"
 
     # ----------------------------------------------------------------- BmsLink
 
@@ -247,7 +362,7 @@ class CanBmsLink(LinkBase):
         start, count0 = now, self._history.count
         while True:
             waited = clock.now() - start
-            if waited >= self.timeout_s:
+            if waited >= self.timeout_s - 1e-6:  # a float remainder too small to move the clock must not spin
                 break
             clock.sleep(min(self.poll_s, self.timeout_s - waited))
             self.pump()
@@ -260,7 +375,9 @@ class CanBmsLink(LinkBase):
         plan = self.plan
         expected = ", ".join(f"{plan.message_names.get(fid, hex(fid))} (0x{fid:X})" for fid in plan.sample_frame_ids)
         if self.frames_received == 0:
-            return f"no CAN frames received at all on {getattr(self._bus, 'channel_info', 'the bus')}; expected {expected}"
+            asked = f"; {self.requests.problem}" if self.requests.problem else ""
+            return (f"no CAN frames received at all on {getattr(self._bus, 'channel_info', 'the bus')}; "
+                    f"expected {expected}{asked}")
         never = [f"{plan.message_names.get(fid, hex(fid))} (0x{fid:X})" for fid in plan.sample_frame_ids
                  if fid not in self._seen]
         parts = [f"{self.frames_received} frames received so far"]
@@ -271,6 +388,8 @@ class CanBmsLink(LinkBase):
             parts.append(f"last sample at t={newest.t:.3f} s")
         if self._problem:
             parts.append(self._problem)
+        if self.requests.problem:
+            parts.append(self.requests.problem)
         return "; ".join(parts)
 
     def identity(self) -> DutIdentity:
@@ -281,9 +400,11 @@ class CanBmsLink(LinkBase):
         slots = [s for p in plan.identity.values() if p is not None for s in p.slots]
         clock = self.clock
         start = clock.now()
+        if any(self._raw[s] is None for s in slots):
+            self.requests.identity_wanted(start)
         while any(self._raw[s] is None for s in slots):
             waited = clock.now() - start
-            if waited >= self.timeout_s:
+            if waited >= self.timeout_s - 1e-6:
                 missing = [s for s in slots if self._raw[s] is None]
                 raise LinkFault(self.name, f"identity not received within {self.timeout_s:g} s: missing "
                                            f"{plan.describe_slots(missing)}")
@@ -293,6 +414,23 @@ class CanBmsLink(LinkBase):
         self._identity = DutIdentity(serial=out["serial"], hw_revision=out["hw_revision"],
                                      fw_version=out["fw_version"])
         return self._identity
+
+    def latest_held(self):
+        """The newest sample held, without pumping or waiting (None if none yet)."""
+        return self._history.newest()
+
+    def silence_detail(self) -> str:
+        """Why no sample completed (what was expected, never received, or stale)."""
+        return self._silence_detail()
+
+    def identity_if_known(self) -> DutIdentity | None:
+        """The identity decoded so far, without waiting or asking (None until every mapped
+        identity signal has arrived): for decoding a capture."""
+        plan = self.plan
+        if any(self._raw[s] is None for p in plan.identity.values() if p is not None for s in p.slots):
+            return None
+        out = {k: (self._identity_string(p) if p is not None else "unknown") for k, p in plan.identity.items()}
+        return DutIdentity(serial=out["serial"], hw_revision=out["hw_revision"], fw_version=out["fw_version"])
 
     def _identity_string(self, p: IdentityPlan) -> str:
         vals = [self._raw[s] for s in p.slots]

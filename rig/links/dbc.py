@@ -37,13 +37,33 @@ def _read_dbc_text(p: Path) -> str:
     raise AssertionError("latin-1 decodes any byte string")  # pragma: no cover
 
 
-def _check_frames(db, p: Path) -> None:
-    """One frame id, one message: a DBC defining an id twice would silently keep the last."""
+def _bo_lines(text: str) -> dict[tuple[int, bool], list[tuple[int, str]]]:
+    """(frame id, extended) -> [(line number, message name)] of every ``BO_`` definition."""
+    out: dict[tuple[int, bool], list[tuple[int, str]]] = {}
+    for no, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*BO_\s+(\d+)\s+(\w+)\s*:", line)
+        if m:
+            raw = int(m.group(1))
+            out.setdefault((raw & 0x1FFFFFFF, bool(raw & 0x80000000)), []).append((no, m.group(2)))
+    return out
+
+
+def _check_frames(db, p: Path, text: str = "") -> None:
+    """One frame id, one message: a DBC defining an id twice would silently keep the last.
+    The error names every definition (line and message name)."""
+    lines = _bo_lines(text)
     by_id: dict[tuple[int, bool], list[str]] = {}
     by_name: dict[str, int] = {}
     for m in db.messages:
         by_id.setdefault((m.frame_id, bool(m.is_extended_frame)), []).append(m.name)
         by_name[m.name] = by_name.get(m.name, 0) + 1
+    for (fid, ext), where in lines.items():
+        if len(where) > 1 or len(by_id.get((fid, ext), ())) > 1:
+            defs = (", ".join(name for _no, name in where) + " at lines " + ", ".join(str(no) for no, _n in where)
+                    if where else ", ".join(by_id[(fid, ext)]))
+            raise ConfigError(p, f"BO_ {fid}" + (" (extended)" if ext else ""),
+                              f"frame id 0x{fid:X} is defined {max(len(where), len(by_id.get((fid, ext), ())))} "
+                              f"times ({defs}); a frame id must name exactly one message")
     for (fid, ext), names in by_id.items():
         if len(names) > 1:
             raise ConfigError(p, f"BO_ {fid}" + (" (extended)" if ext else ""),
@@ -51,7 +71,9 @@ def _check_frames(db, p: Path) -> None:
                               "a frame id must name exactly one message")
     for name, count in by_name.items():
         if count > 1:
-            raise ConfigError(p, f"BO_ {name}", f"message name {name!r} is defined {count} times")
+            at = [f"line {no}" for ws in lines.values() for no, nm in ws if nm == name]
+            raise ConfigError(p, f"BO_ {name}", f"message name {name!r} is defined {count} times"
+                              + (f" ({', '.join(at)})" if at else ""))
 
 
 class _DropOverwrite(logging.Filter):
@@ -85,6 +107,88 @@ def _check_signals_fit(db, p: Path) -> None:
                 raise ConfigError(p, f"BO_ {m.frame_id} {m.name}", f"not a valid DBC: {exc}") from None
 
 
+def signal_bits(sig) -> frozenset:
+    """The frame bit positions (Intel numbering, byte * 8 + bit) a signal occupies."""
+    if sig.byte_order == "little_endian":
+        return frozenset(range(sig.start, sig.start + sig.length))
+    bits, b = [], sig.start
+    for _ in range(sig.length):  # Motorola: MSB first, sawtooth numbering
+        bits.append(b)
+        b = b + 15 if b % 8 == 0 else b - 1
+    return frozenset(bits)
+
+
+def _coexist(a, b) -> bool:
+    """Can signals ``a`` and ``b`` be in one frame (not on two different multiplexer values)?"""
+    if a.multiplexer_ids and b.multiplexer_ids and a.multiplexer_signal == b.multiplexer_signal:
+        return bool(set(a.multiplexer_ids) & set(b.multiplexer_ids))
+    return True
+
+
+def overlapping_signals(message) -> list[tuple[str, str]]:
+    """Pairs of signals of ``message`` that share frame bits and can be sent together."""
+    sigs = [(s, signal_bits(s)) for s in message.signals]
+    out = []
+    for i, (a, ba) in enumerate(sigs):
+        for b, bb in sigs[i + 1:]:
+            if ba & bb and _coexist(a, b):
+                out.append((a.name, b.name))
+    return out
+
+
+class SplitMessage:
+    """A message whose signals overlap (a raw byte and its bit fields), which cantools cannot
+    pack or unpack as one: decoded and encoded as several non-overlapping views of the same
+    frame. Same ``decode``/``encode`` calls as a cantools ``Message``."""
+
+    def __init__(self, message):
+        from cantools.database.can import Message
+
+        self.message = message
+        self.frame_id = message.frame_id
+        self.name = message.name
+        self.length = message.length
+        self.is_extended_frame = message.is_extended_frame
+        self.signals = message.signals
+        muxes = [s for s in message.signals if s.is_multiplexer]
+        groups: list[list] = []
+        for s in message.signals:
+            if s.is_multiplexer:
+                continue
+            bits = signal_bits(s)
+            for g in groups:
+                if not any(bits & signal_bits(o) and _coexist(s, o) for o in g):
+                    g.append(s)
+                    break
+            else:
+                groups.append([s])
+        self.views = [Message(frame_id=message.frame_id, name=message.name, length=message.length,
+                              signals=muxes + g, is_extended_frame=message.is_extended_frame, strict=False)
+                      for g in groups or [[]]]
+        self._names = [{s.name for s in v.signals} for v in self.views]
+
+    def decode(self, data, decode_choices: bool = True, scaling: bool = True, **kw) -> dict:
+        out: dict = {}
+        for v in self.views:
+            out.update(v.decode(data, decode_choices=decode_choices, scaling=scaling, **kw))
+        return out
+
+    def encode(self, data: dict, scaling: bool = True, padding: bool = False, strict: bool = True) -> bytes:
+        acc = 0
+        for v, names in zip(self.views, self._names):
+            part = v.encode({k: x for k, x in data.items() if k in names}, scaling=scaling, padding=padding,
+                            strict=strict)
+            acc |= int.from_bytes(part, "big")
+        return acc.to_bytes(self.length, "big")
+
+
+def codec(db, message):
+    """What decodes/encodes ``message``: the message itself, or a :class:`SplitMessage`
+    when the DBC loaded with overlapping signals in it."""
+    split = getattr(db, "bmsrig_split", {})
+    return split.get(message.frame_id, message)
+
+
 def load_dbc(dbc_path: str | Path):
     """Load a DBC with cantools; a malformed or missing DBC is a ConfigError naming it.
 
@@ -102,6 +206,7 @@ def load_dbc(dbc_path: str | Path):
         raise ConfigError(p, None, "DBC file not found")
     text = _read_dbc_text(p)
     notes: list[str] = []
+    split: dict = {}
     try:
         with _quiet_overwrites():
             db = cantools.database.load_string(text, database_format="dbc", strict=True)
@@ -117,11 +222,15 @@ def load_dbc(dbc_path: str | Path):
         except Exception as exc2:
             text2 = " ".join(x.strip() for x in str(exc2).strip().splitlines() if x.strip())
             raise ConfigError(p, None, f"not a valid DBC: {text2 or type(exc2).__name__}") from None
-        notes.append(f"{p}: {first} Loaded without cantools' strict checks; decoded values of "
-                     "the overlapping signals share bits.")
         _check_signals_fit(db, p)  # no other strict error may hide behind the overlap
-    _check_frames(db, p)
+        pairs = [(m, a, b) for m in db.messages for a, b in overlapping_signals(m)]
+        split = {m.frame_id: SplitMessage(m) for m in {id(m): m for m, _a, _b in pairs}.values()}
+        named = "; ".join(f"{a} and {b} are overlapping in message {m.name}" for m, a, b in pairs)
+        notes.append(f"{p}: {named}. Loaded without cantools' strict checks; the "
+                     "overlapping signals share bits (each decoded on its own).")
+    _check_frames(db, p, text)
     db.bmsrig_warnings = notes
+    db.bmsrig_split = split if notes else {}
     for note in notes:
         warnings.warn(note, DbcWarning, stacklevel=2)
     return db

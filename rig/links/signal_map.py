@@ -40,7 +40,9 @@ from typing import Literal
 
 from ..errors import ConfigError
 from .base import SI_UNIT, UNITS, Capabilities, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
+from . import signal_map_ext as ext
 from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
+from .signal_map_ext import CondPlan, PageIndexPlan, RequestPlan, TermPlan  # noqa: F401
 from .signal_map_schema import (  # noqa: F401  (re-exported)
     Balancing,
     Cells,
@@ -95,6 +97,8 @@ class FrameHandler:
     message: object  # cantools Message
     slots: dict[str, int]
     completes_sample: bool
+    page_index: PageIndexPlan | None = None       # where the frame says its page (or mux value)
+    pages: dict[int, dict[str, int]] = field(default_factory=dict)  # page -> {signal: slot}
 
 
 @dataclass
@@ -118,8 +122,8 @@ class CanPlan:
     balancing_bit_offset: int
     balancing_bits: list[int] | None               # slot per cell
     balancing_active: int
-    flags: dict[str, BitRef | None]
-    fets: dict[str, BitRef | None]
+    flags: dict[str, CondPlan | None]
+    fets: dict[str, CondPlan | None]
     pack_v: Linear | None
     pack_a: Linear | None
     state_slot: int | None
@@ -128,6 +132,21 @@ class CanPlan:
     message_names: dict[int, str] = field(default_factory=dict)
     #: reservations about the DBC (e.g. overlapping signals loaded non-strictly)
     dbc_warnings: list[str] = field(default_factory=list)
+    cell_invalid: list[frozenset] | None = None   # per cell: decoded values meaning "no reading"
+    valid: tuple | None = None                    # (mask, bit offset, per-cell slots, valid value)
+    slot_source: list[tuple] = field(default_factory=list)   # slot -> (frame id, page or None)
+    cell_sources: list[list[tuple]] = field(default_factory=list)  # cell -> sources its values come from
+    required_sources: list[tuple] = field(default_factory=list)    # stale -> no sample
+    page_timeout: dict[tuple, float] = field(default_factory=dict)  # source -> its own timeout, s
+    events: dict[int, tuple] = field(default_factory=dict)  # frame id -> (hold_s, heartbeat frame id)
+    event_slots: list[int] = field(default_factory=list)
+    j1939: dict[int, int] = field(default_factory=dict)     # PGN bits -> DBC frame id
+    j1939_sa: frozenset | None = None
+    j1939_priority: frozenset | None = None
+    requests: list = field(default_factory=list)            # [RequestPlan]
+    slot_page: list = field(default_factory=list)
+    slot_signals: list = field(default_factory=list)   # slot -> cantools signal
+    slot_messages: list = field(default_factory=list)  # slot -> cantools message
 
     def capabilities(self) -> Capabilities:
         """What the board reports: the quantities this map says where to find."""
@@ -177,10 +196,12 @@ class _Resolver:
         for m in db.messages:
             for s in m.signals:
                 self.by_name.setdefault(s.name, []).append((m, s))
-        self.slot_of: dict[tuple[int, str], int] = {}
+        self.slot_of: dict[tuple[int, str, object], int] = {}
         self.slot_names: list[tuple[str, str]] = []
         self.slot_frame: list[int] = []
         self.slot_message: list[object] = []
+        self.slot_page: list[object] = []    # explicit page index value (paged series), else None
+        self.slot_signal: list[object] = []  # the cantools signal
 
     def find(self, name: str, key: str):
         """(message, signal) for ``Signal`` or ``Message.Signal``."""
@@ -190,35 +211,37 @@ class _Resolver:
                 m = self.db.get_message_by_name(mname)
             except KeyError:
                 raise ConfigError(self.map_path, key, f"message {mname!r} not found in DBC {self.dbc_path.name}"
-                                  f"{self._close(mname, [x.name for x in self.db.messages])}") from None
+                                  f"{self.suggest(mname, [x.name for x in self.db.messages])}") from None
             for s in m.signals:
                 if s.name == sname:
                     return m, s
             raise ConfigError(self.map_path, key, f"signal {sname!r} not found in message {mname} of DBC "
-                              f"{self.dbc_path.name}{self._close(sname, [s.name for s in m.signals])}")
+                              f"{self.dbc_path.name}{self.suggest(sname, [s.name for s in m.signals])}")
         hits = self.by_name.get(name)
         if not hits:
             raise ConfigError(self.map_path, key, f"signal {name!r} not found in DBC {self.dbc_path.name}"
-                              f"{self._close(name, list(self.by_name))}")
-        if len(hits) > 1:
+                              f"{self.suggest(name, list(self.by_name))}")
+        if len({id(m) for m, _ in hits}) > 1:
             where = ", ".join(f"{m.name}.{name}" for m, _ in hits)
             raise ConfigError(self.map_path, key, f"signal {name!r} is in several messages of DBC "
                               f"{self.dbc_path.name}; qualify it as one of: {where}")
         return hits[0]
 
     @staticmethod
-    def _close(name: str, candidates: list[str]) -> str:
+    def suggest(name: str, candidates: list[str]) -> str:
         close = difflib.get_close_matches(name, candidates, n=3)
         return f" (did you mean {', '.join(close)}?)" if close else ""
 
-    def slot(self, name: str, key: str) -> tuple[int, object, object]:
+    def slot(self, name: str, key: str, page=None) -> tuple[int, object, object]:
         m, s = self.find(name, key)
-        k = (m.frame_id, s.name)
+        k = (m.frame_id, s.name, page)
         if k not in self.slot_of:
             self.slot_of[k] = len(self.slot_names)
-            self.slot_names.append((m.name, s.name))
+            self.slot_names.append((m.name, s.name if page is None else f"{s.name}[page {page}]"))
             self.slot_frame.append(m.frame_id)
             self.slot_message.append(m)
+            self.slot_page.append(page)
+            self.slot_signal.append(s)
         return self.slot_of[k], m, s
 
     def conversion(self, sig, quantity: str, unit: str | None, scale: float, offset: float, key: str):
@@ -234,7 +257,11 @@ class _Resolver:
         return scale * f, offset * f + o
 
 
-def _series_names(series: Series, n_cells: int, key: str, path: Path, exact: bool, res: _Resolver) -> list[str]:
+def _series_names(series, n_cells: int, key: str, path: Path, exact: bool, res: _Resolver,
+                  pages: dict) -> list[tuple[str, object]]:
+    """(signal name, page or None) per cell; ``pages`` collects each paged message's index."""
+    if getattr(series, "pages", None) is not None:
+        return ext.page_cells(series.pages, n_cells, key + ".pages", res, pages)
     if series.template is not None:
         names = expand_template(series.template, n_cells, series.first, path, key + ".template")
         missing = [x for x in names if x not in res.by_name and "." not in x]
@@ -244,12 +271,30 @@ def _series_names(series: Series, n_cells: int, key: str, path: Path, exact: boo
                               f"the profile has {n_cells} cells but DBC {res.dbc_path.name} has no signal "
                               f"{missing[0]!r}" + (f" (it has {len(have)} of the {n_cells}: "
                                                    f"{have[0]}..{have[-1]})" if have else ""))
-        return names
+        return [(x, None) for x in names]
     names = list(series.signals)
     if exact and len(names) != n_cells:
         raise ConfigError(path, key + ".signals",
                           f"lists {len(names)} signals but the profile has {n_cells} cells")
-    return names
+    return [(x, None) for x in names]
+
+
+def _cell_bits(spec, n_cells: int, key: str, res: _Resolver, pages: dict):
+    """(mask [(slot, width)], bit offset, per-cell slots) for a balancing/validity section."""
+    P = res.map_path
+    if spec.mask is not None:
+        masks = [spec.mask] if isinstance(spec.mask, str) else list(spec.mask)
+        out, width = [], 0
+        for nm in masks:
+            slot, _m, sig = res.slot(nm, key + ".mask")
+            out.append((slot, sig.length))
+            width += sig.length
+        if spec.bit_offset + n_cells > width:
+            raise ConfigError(P, key + ".mask",
+                              f"the mask has {width} bits (from bit {spec.bit_offset}) but the profile has {n_cells} cells")
+        return out, spec.bit_offset, None
+    names = _series_names(spec, n_cells, key, P, True, res, pages)
+    return None, 0, [res.slot(nm, key, page)[0] for nm, page in names]
 
 
 def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int, db=None) -> CanPlan:
@@ -261,75 +306,67 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         raise ConfigError(map_path, "cells", f"the profile's cell count must be >= 1, got {n_cells}")
     res = _Resolver(db, dbc_path, map_path)
     P = map_path
+    pages: dict[int, PageIndexPlan] = {}
+    page_timeout: dict[tuple, float] = {}
 
-    # sample_on
-    try:
-        on_msg = db.get_message_by_name(smap.sample_on)
-    except KeyError:
-        raise ConfigError(P, "sample_on", f"message {smap.sample_on!r} not found in DBC {dbc_path.name}"
-                          f"{res._close(smap.sample_on, [m.name for m in db.messages])}") from None
+    on_msg = ext.message_named(res, smap.sample_on, "sample_on")
 
-    def linear(names: list[str], quantity: str, ref, key: str) -> Linear:
+    def linear(names: list[tuple[str, object]], quantity: str, ref, key: str) -> Linear:
         lin = Linear([], [], [])
-        for j, nm in enumerate(names):
+        for j, (nm, page) in enumerate(names):
             k = key if len(names) == 1 else f"{key}[{j}]"
-            slot, _m, sig = res.slot(nm, k)
+            slot, _m, sig = res.slot(nm, k, page)
             a, b = res.conversion(sig, quantity, ref.unit, ref.scale, ref.offset, key)
             lin.slots.append(slot)
             lin.a.append(a)
             lin.b.append(b)
+        if getattr(ref, "pages", None) is not None and ref.pages.timeout_s is not None:
+            for s in lin.slots:
+                page_timeout[(res.slot_frame[s], res.slot_page[s])] = ref.pages.timeout_s
         return lin
 
     # cells
-    vnames = _series_names(smap.cells.voltage, n_cells, "cells.voltage", P, True, res)
-    cell_v = linear(vnames, "voltage", smap.cells.voltage, "cells.voltage")
-
+    vseries = smap.cells.voltage
+    cell_v = linear(_series_names(vseries, n_cells, "cells.voltage", P, True, res, pages), "voltage", vseries,
+                    "cells.voltage")
+    cell_invalid = None
+    if vseries.invalid_values:
+        cell_invalid = []
+        for s in cell_v.slots:
+            sig = res.slot_signal[s]
+            for raw in vseries.invalid_values:
+                if raw < 0 or raw >> sig.length:
+                    raise ConfigError(P, "cells.voltage.invalid_values", f"raw value {raw} does not fit signal "
+                                      f"{sig.name} ({sig.length} bits)")
+            cell_invalid.append(frozenset(r * sig.scale + sig.offset for r in vseries.invalid_values))
     bal = smap.cells.balancing
     bal_mask = bal_bits = None
     bal_off, bal_active = 0, 1
     if bal is not None:
         bal_active = bal.active_value
-        if bal.mask is not None:
-            masks = [bal.mask] if isinstance(bal.mask, str) else list(bal.mask)
-            bal_mask = []
-            width = 0
-            for j, nm in enumerate(masks):
-                slot, _m, sig = res.slot(nm, "cells.balancing.mask")
-                bal_mask.append((slot, sig.length))
-                width += sig.length
-            bal_off = bal.bit_offset
-            if bal_off + n_cells > width:
-                raise ConfigError(P, "cells.balancing.mask",
-                                  f"the mask has {width} bits (from bit {bal_off}) but the profile has {n_cells} cells")
-        else:
-            bnames = _series_names(Series(template=bal.template, signals=bal.signals, first=bal.first),
-                                   n_cells, "cells.balancing", P, True, res)
-            bal_bits = [res.slot(nm, "cells.balancing")[0] for nm in bnames]
+        bal_mask, bal_off, bal_bits = _cell_bits(bal, n_cells, "cells.balancing", res, pages)
+    valid = smap.cells.valid
+    valid_plan = None
+    if valid is not None:
+        valid_plan = _cell_bits(valid, n_cells, "cells.valid", res, pages) + (valid.valid_value,)
 
     # temperatures
     temps = Linear([], [], [])
     if smap.temperatures.cells is not None:
-        tn = _series_names(smap.temperatures.cells, n_cells, "temperatures.cells", P, False, res)
-        t = linear(tn, "temperature", smap.temperatures.cells, "temperatures.cells")
-        temps = t
+        tn = _series_names(smap.temperatures.cells, n_cells, "temperatures.cells", P, False, res, pages)
+        temps = linear(tn, "temperature", smap.temperatures.cells, "temperatures.cells")
     if smap.temperatures.bleed_resistor is not None:
         ref = smap.temperatures.bleed_resistor
-        t = linear([ref.signal], "temperature", ref, "temperatures.bleed_resistor")
+        t = linear([(ref.signal, None)], "temperature", ref, "temperatures.bleed_resistor")
         temps = Linear(temps.slots + t.slots, temps.a + t.a, temps.b + t.b)
 
-    def bitref(ref, key: str, active: int) -> BitRef:
-        slot, _m, sig = res.slot(ref.signal, key)
-        if ref.bit is not None and ref.bit >= sig.length:
-            raise ConfigError(P, key + ".bit", f"bit {ref.bit} is outside signal {sig.name} ({sig.length} bits)")
-        return BitRef(slot, ref.bit, active)
-
-    flags = {k: (bitref(getattr(smap.flags, k), f"flags.{k}", getattr(smap.flags, k).active_value)
+    flags = {k: (ext.compile_condition(getattr(smap.flags, k), f"flags.{k}", getattr(smap.flags, k).active_value, res)
                  if getattr(smap.flags, k) is not None else None) for k in ("hvc", "lvc", "ot", "ut")}
-    fets = {k: (bitref(getattr(smap.fets, k), f"fets.{k}", getattr(smap.fets, k).closed)
+    fets = {k: (ext.compile_condition(getattr(smap.fets, k), f"fets.{k}", getattr(smap.fets, k).closed, res)
                 if getattr(smap.fets, k) is not None else None) for k in ("charge", "discharge")}
 
-    pack_v = linear([smap.pack.voltage.signal], "voltage", smap.pack.voltage, "pack.voltage") if smap.pack.voltage else None
-    pack_a = linear([smap.pack.current.signal], "current", smap.pack.current, "pack.current") if smap.pack.current else None
+    pack_v = linear([(smap.pack.voltage.signal, None)], "voltage", smap.pack.voltage, "pack.voltage") if smap.pack.voltage else None
+    pack_a = linear([(smap.pack.current.signal, None)], "current", smap.pack.current, "pack.current") if smap.pack.current else None
 
     state_slot, state_choices = None, {}
     if smap.state is not None:
@@ -339,9 +376,85 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         elif sig.choices:
             state_choices = {int(k): str(v) for k, v in sig.choices.items()}
 
-    sample_slots = list(range(len(res.slot_names)))
+    events = ext.compile_events(smap.events, on_msg, res)
+    sample_slots = [s for s in range(len(res.slot_names)) if res.slot_frame[s] not in events]
+    event_slots = [s for s in range(len(res.slot_names)) if res.slot_frame[s] in events]
+    identity, identity_slots = _identity(smap, res, P, set(range(len(res.slot_names))))
 
-    # identity (its own slots: identity frames come at a slower cadence and do not gate samples)
+    # dispatch table
+    handlers: dict[int, FrameHandler] = {}
+    for slot, (mname, sname) in enumerate(res.slot_names):
+        fid = res.slot_frame[slot]
+        h = handlers.get(fid)
+        if h is None:
+            # the message itself, not a lookup by id: cantools does not find an extended
+            # frame whose id fits in 11 bits by its bare id
+            m = res.slot_message[slot]
+            h = handlers[fid] = FrameHandler(m, {}, False, pages.get(fid) or _mux_index(m))
+        sig_name = res.slot_signal[slot].name
+        page = res.slot_page[slot]
+        if page is None:
+            h.slots[sig_name] = slot
+        else:
+            h.pages.setdefault(page, {})[sig_name] = slot
+    for fid in [on_msg.frame_id] + [hb for _hold, hb in events.values()]:
+        if fid not in handlers:
+            m = ext.message_by_id(res, fid)
+            handlers[fid] = FrameHandler(m, {}, False, _mux_index(m))
+    handlers[on_msg.frame_id].completes_sample = True
+
+    def source(slot: int) -> tuple:
+        fid, page = res.slot_frame[slot], res.slot_page[slot]
+        if page is None:
+            ids = res.slot_signal[slot].multiplexer_ids
+            page = ids[0] if ids and len(ids) == 1 else None
+        return (fid, page)
+
+    slot_source = [source(s) for s in range(len(res.slot_names))]
+    per_cell = [[s] for s in cell_v.slots]
+    for extra in (bal_bits, valid_plan[2] if valid_plan else None):
+        if extra:
+            for i, s in enumerate(extra):
+                per_cell[i].append(s)
+    cell_sources = [sorted({slot_source[s] for s in ss}, key=str) for ss in per_cell]
+    cell_src = {src for ss in cell_sources for src in ss}
+    required = {slot_source[s] for s in sample_slots} - cell_src
+    required |= {(on_msg.frame_id, None)} | {(hb, None) for _hold, hb in events.values()}
+    j_table, j_sa, j_pri = ext.compile_j1939(smap.j1939, sorted(handlers), res)
+    requests = ext.compile_requests(smap.requests, res)
+    for r in requests:
+        if r.response_id is not None and r.response_id not in handlers:
+            m = ext.message_by_id(res, r.response_id)
+            handlers[r.response_id] = FrameHandler(m, {}, False, pages.get(r.response_id) or _mux_index(m))
+
+    return CanPlan(
+        map_path=map_path, dbc_path=dbc_path, n_cells=n_cells, sample_on=on_msg.name,
+        sample_on_id=on_msg.frame_id, timeout_s=smap.timeout_s, handlers=handlers,
+        slot_names=res.slot_names, sample_slots=sample_slots,
+        sample_frame_ids=sorted({fid for fid, _p in required | cell_src}), identity_slots=identity_slots,
+        cell_v=cell_v, temps=temps, balancing_mask=bal_mask, balancing_bit_offset=bal_off,
+        balancing_bits=bal_bits, balancing_active=bal_active, flags=flags, fets=fets, pack_v=pack_v,
+        pack_a=pack_a, state_slot=state_slot, state_choices=state_choices, identity=identity,
+        message_names={m.frame_id: m.name for m in db.messages},
+        dbc_warnings=list(getattr(db, "bmsrig_warnings", [])),
+        cell_invalid=cell_invalid, valid=valid_plan, slot_source=slot_source, cell_sources=cell_sources,
+        required_sources=sorted(required, key=str), page_timeout=page_timeout, events=events,
+        event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests,
+        slot_page=list(res.slot_page), slot_signals=list(res.slot_signal),
+        slot_messages=list(res.slot_message),
+    )
+
+
+def _mux_index(m) -> PageIndexPlan | None:
+    """A multiplexed message's multiplexer as its page index (staleness per page)."""
+    for s in m.signals:
+        if s.is_multiplexer:
+            return PageIndexPlan(s.name)
+    return None
+
+
+def _identity(smap, res: _Resolver, P: Path, before: set) -> tuple[dict, list[int]]:
+    """Identity plans (their own slots: identity frames come at a slower cadence and do not gate samples)."""
     identity: dict[str, IdentityPlan | None] = {}
     for k in ("serial", "hw_revision", "fw_version"):
         f: IdentityField | None = getattr(smap.identity, k)
@@ -372,31 +485,4 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         if kind == "value" and len(names) > 1:
             raise ConfigError(P, key, "several signals need 'ascii: true' or a mapping with a 'format'")
         identity[k] = IdentityPlan(kind, slots, labels, lens, orders, f.format)
-    identity_slots = [s for s in range(len(res.slot_names)) if s not in set(sample_slots)]
-
-    # dispatch table
-    handlers: dict[int, FrameHandler] = {}
-    for slot, (mname, sname) in enumerate(res.slot_names):
-        fid = res.slot_frame[slot]
-        h = handlers.get(fid)
-        if h is None:
-            # the message itself, not a lookup by id: cantools does not find an extended
-            # frame whose id fits in 11 bits by its bare id
-            h = handlers[fid] = FrameHandler(res.slot_message[slot], {}, False)
-        h.slots[sname] = slot
-    if on_msg.frame_id not in handlers:
-        handlers[on_msg.frame_id] = FrameHandler(on_msg, {}, True)
-    handlers[on_msg.frame_id].completes_sample = True
-    sample_fids = sorted({res.slot_frame[s] for s in sample_slots} | {on_msg.frame_id})
-
-    return CanPlan(
-        map_path=map_path, dbc_path=dbc_path, n_cells=n_cells, sample_on=on_msg.name,
-        sample_on_id=on_msg.frame_id, timeout_s=smap.timeout_s, handlers=handlers,
-        slot_names=res.slot_names, sample_slots=sample_slots, sample_frame_ids=sample_fids,
-        identity_slots=identity_slots, cell_v=cell_v, temps=temps, balancing_mask=bal_mask,
-        balancing_bit_offset=bal_off, balancing_bits=bal_bits, balancing_active=bal_active,
-        flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a, state_slot=state_slot,
-        state_choices=state_choices, identity=identity,
-        message_names={m.frame_id: m.name for m in db.messages},
-        dbc_warnings=list(getattr(db, "bmsrig_warnings", [])),
-    )
+    return identity, [s for s in range(len(res.slot_names)) if s not in before]

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
+from .can_tx_parts import answers, encode_conditions, received_requests, set_page_byte
 
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
@@ -104,10 +106,7 @@ class CanTransmitter:
         """True: the board sends nothing (the bench's silent defects; :meth:`send` still works)."""
 
         # slot -> (cantools message, signal)
-        sigs = []
-        for mname, sname in plan.slot_names:
-            m = self.db.get_message_by_name(mname)
-            sigs.append((m, next(s for s in m.signals if s.name == sname)))
+        sigs = list(zip(plan.slot_messages, plan.slot_signals))
         self._sig = sigs
         lim = np.array([_limits(s) for _m, s in sigs], float).reshape(-1, 2)
         self._lo, self._hi = lim[:, 0], lim[:, 1]
@@ -130,28 +129,40 @@ class CanTransmitter:
         for code, name in sorted(plan.state_choices.items(), reverse=True):
             self._state_code[str(name)] = int(code)  # the lowest code of a name wins
 
-        # frames: (frame id, multiplexer value) -> message, base values, the slots it carries
+        # frames: (frame id, page tag) -> message, base values, the slots it carries; page tag =
+        # (multiplexer or page-index signal, value), ("#byte", value) or None
         groups: dict[tuple[int, object], dict] = {}
         ident = set(plan.identity_slots)
+        plain = []
         for slot, (m, s) in enumerate(sigs):
-            if s.multiplexer_ids:
-                keys = [(m.frame_id, (s.multiplexer_signal, s.multiplexer_ids[0]))]
+            page = plan.slot_page[slot] if plan.slot_page else None
+            pidx = plan.handlers[m.frame_id].page_index
+            if page is not None:
+                key = (m.frame_id, (pidx.signal, page) if pidx.signal else ("#byte", page))
+            elif s.multiplexer_ids:
+                key = (m.frame_id, (s.multiplexer_signal, s.multiplexer_ids[0]))
             else:
-                keys = [key for key in groups if key[0] == m.frame_id] or [(m.frame_id, self._first_mux(m))]
+                plain.append(slot)
+                continue
+            g = groups.setdefault(key, {"message": m, "slots": [], "identity": True})
+            g["slots"].append(slot)
+            g["identity"] = g["identity"] and slot in ident
+        for slot in plain:  # a plain signal rides in every frame of its message
+            m = sigs[slot][0]
+            keys = [key for key in groups if key[0] == m.frame_id] or [(m.frame_id, self._first_mux(m))]
             for key in keys:
                 g = groups.setdefault(key, {"message": m, "slots": [], "identity": True})
                 g["slots"].append(slot)
                 g["identity"] = g["identity"] and slot in ident
-            if not s.multiplexer_ids:  # a plain signal rides in every frame of its message
-                for key, g in groups.items():
-                    if key[0] == m.frame_id and slot not in g["slots"]:
-                        g["slots"].append(slot)
         on = plan.sample_on_id
-        if not any(key[0] == on for key in groups):
-            m = self.plan.handlers[on].message
-            groups[(on, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
+        needed = [on] + [hb for _hold, hb in plan.events.values()] + [r.response_id for r in plan.requests]
+        for fid in needed:
+            if fid is not None and not any(key[0] == fid for key in groups):
+                m = self.plan.handlers[fid].message
+                groups[(fid, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
         groups_msg = {key[0]: g["message"] for key, g in groups.items()}
-        self._frames = []       # (frame id, encode, base dict, [(signal name, slot)], identity only)
+        conds = [c for c in list(plan.flags.values()) + list(plan.fets.values()) if c is not None]
+        self._frames = []  # (frame id, encode, base, [(signal, slot)], identity only, page tag, event conds)
         for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
             g = groups[key]
             m = g["message"]
@@ -160,12 +171,19 @@ class CanTransmitter:
             base = {s.name: _rest_value(s) for s in m.signals
                     if not s.multiplexer_ids or (mux is not None and s.multiplexer_signal == mux[0]
                                                  and mux[1] in s.multiplexer_ids)}
-            if mux is not None:
+            if mux is not None and mux[0] != "#byte":
                 base[mux[0]] = mux[1]
             fields = [(sigs[s][1].name, s) for s in g["slots"]]
-            self._frames.append((m.frame_id, m.encode, base, fields, g["identity"]))
+            ev = None
+            if m.frame_id in plan.events:  # sent only while one of its flags/FETs is on
+                ev = [c for c in conds if set(c.slots) & set(g["slots"])]
+            self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev))
         self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                           data=bytes(8)) for fid, *_ in self._frames}
+        self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
+                           if h.page_index is not None and h.page_index.signal is None}
+        self._polled = {r.response_id for r in plan.requests if r.response_id is not None}
+        self._held = None
         self._next_identity = -np.inf
         self._ident_cache: tuple | None = None
         self._ident_vals: dict[int, float] = {}
@@ -227,19 +245,9 @@ class CanTransmitter:
             off = 0 if act else 1
             for i, slot in enumerate(plan.balancing_bits):
                 vals[slot] = int(act if bal[i] else off)
-        acc: dict[int, int] = {}
         refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
         refs += [(plan.fets["charge"], tel.charge_fet), (plan.fets["discharge"], tel.discharge_fet)]
-        for ref, state in refs:
-            if ref is None:
-                continue
-            v = ref.active if state else (0 if ref.active else 1)
-            if ref.bit is None:
-                acc[ref.slot] = int(v)
-            else:
-                acc[ref.slot] = acc.get(ref.slot, 0) | ((int(v) & 1) << ref.bit)
-        for slot, v in acc.items():
-            vals[slot] = v
+        encode_conditions(vals, [(c, bool(on)) for c, on in refs if c is not None])
 
     def encode(self, t: float, tel) -> list[tuple[int, bytes]]:
         """The frames of one cycle as (frame id, data), in send order (identity included when due)."""
@@ -271,20 +279,34 @@ class CanTransmitter:
         if send_identity:
             self._next_identity = t + self.identity_period_s
         out: list[tuple[int, bytes]] = []
-        for fid, enc, base, fields, identity_only in self._frames:
-            if identity_only and not send_identity:
+        self._tags = []
+        for fid, enc, base, fields, identity_only, tag, event in self._frames:
+            if identity_only and not send_identity and fid not in self._polled:
                 continue
+            if event is not None and not any(c.test(vals) for c in event):
+                continue  # an event frame: never sent while healthy
             d = dict(base)
             for name, s in fields:
                 v = vals[s]
                 if v is not None:
                     d[name] = v
-            out.append((fid, enc(d, strict=False)))
+            data = enc(d, strict=False)
+            if tag is not None and tag[0] == "#byte":
+                data = set_page_byte(data, self._page_byte[fid], tag[1])
+            out.append((fid, data))
+            self._tags.append(tag)
         return out
 
     def send(self, t: float, telemetry) -> int:
-        """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return frames sent."""
+        """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return
+        frames sent. Frames the map says are answers to requests go out only when asked: the
+        requests received since the last cycle are answered now, in order."""
         frames = self.encode(t, telemetry)
+        if self._polled:
+            asked = received_requests(self.bus, self.plan.requests)
+            tags = self._tags
+            streamed = [f for f in frames if f[0] not in self._polled]
+            frames = streamed + answers(frames, tags, asked)
         send = self.bus.send
         msgs = self._can_msg
         for fid, data in frames:
@@ -307,7 +329,8 @@ class CanTransmitter:
         self.send(t, telemetry)
 
     def hold(self, telemetry) -> None:
-        """Nothing to hold: a CAN board streams; the next cycle carries the news."""
+        """Nothing to hold: a CAN board streams (or answers) at its next cycle."""
+        self._held = telemetry
 
     def close(self) -> None:
         if self._own_bus and self.bus is not None:

@@ -157,7 +157,7 @@ def test_stale_message_stops_samples(can_bus, channel, clock):
     clock.sleep(3.0)
     with pytest.raises(LinkFault) as ei:
         link.latest()
-    assert "BMS_Temperatures is older than" in str(ei.value)
+    assert "BMS_Temperatures page 0 is older than" in str(ei.value)  # staleness per page
     tx.close()
 
 

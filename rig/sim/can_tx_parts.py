@@ -1,0 +1,78 @@
+"""Helpers of the bench CAN transmitter (:mod:`rig.sim.can_tx`): flags and FETs as the map's
+conditions encode them, a page index in a data byte, and answers to the link's requests."""
+
+from __future__ import annotations
+
+
+def encode_conditions(vals: list, states: list) -> None:
+    """Write each (condition, on) of ``states`` into the slot values ``vals``.
+
+    On: the condition's first term is made true (its bit, the lowest bit of its mask, or its
+    lowest listed value). Off: every term is made false (bit/mask cleared, a value outside
+    the listed ones). Offs are written first so that two conditions sharing one enum signal
+    (e.g. contactor CLOSED vs WELDED) leave the one that is on.
+    """
+    acc: dict[int, int] = {}
+    for cond, on in sorted(states, key=lambda x: x[1]):
+        terms = cond.terms[:1] if on else cond.terms
+        for t in terms:
+            cur = acc.get(t.slot, 0)
+            if t.bit is not None:
+                want = min(t.values) if on else _outside(t.values, 1)
+                acc[t.slot] = (cur & ~(1 << t.bit)) | ((want & 1) << t.bit)
+            elif t.mask is not None:
+                low = t.mask & -t.mask
+                acc[t.slot] = (cur | low) if on else (cur & ~t.mask)
+            else:
+                acc[t.slot] = min(t.values) if on else (cur if cur not in t.values else _outside(t.values))
+    for slot, v in acc.items():
+        vals[slot] = v
+
+
+def _outside(values, limit: int | None = None) -> int:
+    """The smallest non-negative integer not in ``values`` (at most ``limit``)."""
+    v = 0
+    while v in values and (limit is None or v < limit):
+        v += 1
+    return v
+
+
+def set_page_byte(data: bytes, index, page: int) -> bytes:
+    """``data`` with the page index written into its declared byte bits."""
+    b = bytearray(data)
+    mask = index.mask << index.shift
+    b[index.byte] = (b[index.byte] & ~mask & 0xFF) | ((page & index.mask) << index.shift)
+    return bytes(b)
+
+
+def received_requests(bus, requests) -> list:
+    """Requests the host sent since the last call: [(request plan, listed value or None)]."""
+    by_id = {}
+    for r in requests:
+        by_id.setdefault(r.frame_id, []).append(r)
+    out = []
+    while True:
+        msg = bus.recv(0)
+        if msg is None:
+            return out
+        for r in by_id.get(msg.arbitration_id, ()):
+            for data, value in r.frames:
+                if bytes(msg.data) == data:
+                    out.append((r, value))
+                    break
+
+
+def answers(frames: list, tags: list, asked: list) -> list:
+    """The response frames of ``frames`` (parallel ``tags``: page tag or None) for ``asked``:
+    all frames of the response message, or only its page equal to the listed value."""
+    out = []
+    for r, value in asked:
+        if r.response_id is None:
+            continue
+        for (fid, data), tag in zip(frames, tags):
+            if fid != r.response_id:
+                continue
+            if value is not None and tag is not None and r.listed_signal is not None and tag[1] != value:
+                continue
+            out.append((fid, data))
+    return out
