@@ -21,9 +21,7 @@ Protocol (socketcand, raw mode; ASCII, one command between ``<`` and ``>``):
 
 Every connection opens its own bus through ``open_bus(channel)`` (on SocketCAN and the
 virtual bus, several buses on one channel see each other's frames, as several socketcand
-clients do). On a virtual bus a frame a client sends is stamped once, when the bridge puts
-it on the bus (wall clock, s), and every other client receives it with that same stamp (as
-every listener of a hardware interface sees one reception stamp).
+clients do).
 
 The bridge counts what it relays: :attr:`CanBridge.frames_in` (clients' frames put on the
 bus) and :attr:`CanBridge.frames_out` (bus frames sent to clients); :meth:`CanBridge.stop`
@@ -32,7 +30,6 @@ logs both.
 
 from __future__ import annotations
 
-import collections
 import logging
 import re
 import socket
@@ -43,7 +40,6 @@ import can
 
 log = logging.getLogger(__name__)
 
-INTAKE_STAMPS_KEPT = 4096  # recent intake stamps remembered (not restamped on the way out)
 RECV_POLL_S = 0.05  # how long a forwarding thread blocks on the bus before checking for stop, s
 _COMMAND = re.compile(r"<\s*([^<>]*?)\s*>")
 
@@ -83,8 +79,6 @@ class CanBridge:
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
         self._count_lock = threading.Lock()
-        self._intake = collections.deque(maxlen=INTAKE_STAMPS_KEPT)
-        self._intake_set: set[float] = set()
         self.frames_in = 0
         """Frames clients sent that the bridge put on the bus."""
         self.frames_out = 0
@@ -101,7 +95,7 @@ class CanBridge:
             if fd and data_bitrate and interface != "virtual":
                 kwargs["data_bitrate"] = data_bitrate
             if interface == "virtual":
-                kwargs = {"preserve_timestamps": True}  # the bridge stamps clients' frames itself
+                kwargs = {}
             return can.Bus(interface=interface, channel=ch, **kwargs)
 
         # a virtual bus carries the sender's stamp (the bench's board time): stamp frames on
@@ -186,14 +180,7 @@ class CanBridge:
             self._stop_conn(conn, bus)
 
     def _put(self, bus, msg: can.Message) -> None:
-        """A client's frame onto the bus, stamped now (wall clock, s) on a virtual bus."""
-        if self.stamp_on_arrival:
-            msg.timestamp = time.time()
-            with self._count_lock:
-                if len(self._intake) == self._intake.maxlen:
-                    self._intake_set.discard(self._intake[0])
-                self._intake.append(msg.timestamp)
-                self._intake_set.add(msg.timestamp)
+        """A client's frame onto the bus, counted."""
         bus.send(msg)
         with self._count_lock:
             self.frames_in += 1
@@ -214,8 +201,8 @@ class CanBridge:
                 return
             if msg is None or msg.is_error_frame:
                 continue
-            if self.stamp_on_arrival and msg.timestamp not in self._intake_set:
-                msg.timestamp = time.time()  # another sender's stamp (a bench board's time): stamp on arrival
+            if self.stamp_on_arrival:
+                msg.timestamp = time.time()
             try:
                 reply(frame_text(msg))
             except OSError:

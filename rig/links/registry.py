@@ -78,9 +78,7 @@ class Endpoint:
 
     ``address``: CAN channel, tty path ...; ``interface``: python-can interface (CAN only,
     ``""`` otherwise); ``speed``: bit/baud rate from the rig description (0 = the profile's);
-    ``bench``: the virtual bench's board (timestamps are rig time already);
-    ``frame_time``: a frame timestamp -> rig time (s) that replaces the link's own wall-clock
-    conversion (the bench's board reached over a network bus, :mod:`rig.sim.can_relay`).
+    ``bench``: the virtual bench's board (timestamps are rig time already).
     """
 
     address: str
@@ -88,7 +86,6 @@ class Endpoint:
     speed: int = 0
     bench: bool = False
     options: tuple = ()  # further (name, value) pairs for the interface: socketcand host/port, CAN FD
-    frame_time: Callable[[float], float] | None = None
 
 
 class BenchCounterpart(Protocol):

@@ -70,10 +70,9 @@ class DutPorts:
     def over_network(self, endpoint):
         """Put the board's CAN frames on the network bus ``endpoint`` (an
         :class:`~rig.links.registry.Endpoint` with a python-can interface, e.g. socketcand);
-        returns the endpoint the host link opens: the same bus, its frames' times mapped
-        back to board time."""
-        import dataclasses
-
+        returns the endpoint the host link opens: the frames as they came back through that
+        bus, in the board's time."""
+        from ..links.registry import Endpoint
         from .can_relay import CanRelay
 
         if self.relay is None:
@@ -84,7 +83,7 @@ class DutPorts:
                 raise LinkFault(f"CAN {endpoint.interface}:{endpoint.address}",
                                 f"the bench board cannot reach the network CAN bus: {exc}") from None
             self.relay.flush()
-        return dataclasses.replace(endpoint, frame_time=self.relay.rig_time)
+        return Endpoint(address=self.relay.channel, bench=True)
 
     def power_on(self):
         """The cycle a board holds before its first sample: identity only, cells and

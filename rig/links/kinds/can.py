@@ -53,7 +53,7 @@ def open_link(profile, endpoint: Endpoint, clock) -> CanBmsLink:
         if interface != "socketcand":  # a socketcand bridge: the exporter host set the bit rate
             kwargs["bitrate"] = endpoint.speed or link.bitrate
         kwargs.update(dict(endpoint.options))  # CAN FD, socketcand host/port (CANPort.bus_options)
-        frame_time = endpoint.frame_time or _wall_to_rig(clock)
+        frame_time = _wall_to_rig(clock)
     channel = endpoint.address
     try:
         bus = can.Bus(interface=interface, channel=channel, **kwargs)
