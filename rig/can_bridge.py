@@ -22,6 +22,10 @@ Protocol (socketcand, raw mode; ASCII, one command between ``<`` and ``>``):
 Every connection opens its own bus through ``open_bus(channel)`` (on SocketCAN and the
 virtual bus, several buses on one channel see each other's frames, as several socketcand
 clients do).
+
+The bridge counts what it relays: :attr:`CanBridge.frames_in` (clients' frames put on the
+bus) and :attr:`CanBridge.frames_out` (bus frames sent to clients); :meth:`CanBridge.stop`
+logs both.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ _COMMAND = re.compile(r"<\s*([^<>]*?)\s*>")
 def frame_text(msg: can.Message) -> str:
     """A bus frame as socketcand sends it to a client."""
     ident = f"{msg.arbitration_id & 0x1FFFFFFF:08X}" if msg.is_extended_id else f"{msg.arbitration_id & 0x7FF:03X}"
-    seconds = max(0.0, float(msg.timestamp or 0.0))
-    return f"< frame {ident} {int(seconds)}.{int(round((seconds % 1) * 1e6)) % 1000000:06d} {bytes(msg.data).hex().upper()} >"
+    micros = round(max(0.0, float(msg.timestamp or 0.0)) * 1e6)  # a fraction rounding up carries into the second
+    return f"< frame {ident} {micros // 1000000}.{micros % 1000000:06d} {bytes(msg.data).hex().upper()} >"
 
 
 def parse_send(args: list[str], fd: bool) -> can.Message:
@@ -74,6 +78,11 @@ class CanBridge:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
+        self._count_lock = threading.Lock()
+        self.frames_in = 0
+        """Frames clients sent that the bridge put on the bus."""
+        self.frames_out = 0
+        """Bus frames the bridge sent to clients (one per frame per receiving client)."""
 
     @classmethod
     def for_interface(cls, interface: str, channel: str, *, bitrate: int = 0, fd: bool = False,
@@ -99,6 +108,8 @@ class CanBridge:
         return self
 
     def stop(self) -> None:
+        log.info("CAN bridge %s on port %s: %d frames from clients onto the bus, %d frames to clients",
+                 self.channel, self.port, self.frames_in, self.frames_out)
         self._stop.set()
         for sock in [self._server, *self._conns]:
             try:
@@ -156,7 +167,7 @@ class CanBridge:
                         self._spawn(self._forward, "can-bridge-forward", bus, reply)
                     elif cmd == "send" and bus is not None:
                         try:
-                            bus.send(parse_send(args, self.fd))
+                            self._put(bus, parse_send(args, self.fd))
                         except (ValueError, can.CanError) as exc:
                             reply(f"< error {exc} >")
                     elif cmd == "echo":
@@ -167,6 +178,12 @@ class CanBridge:
             return
         finally:
             self._stop_conn(conn, bus)
+
+    def _put(self, bus, msg: can.Message) -> None:
+        """A client's frame onto the bus, counted."""
+        bus.send(msg)
+        with self._count_lock:
+            self.frames_in += 1
 
     def _stop_conn(self, conn, bus):
         try:
@@ -190,3 +207,5 @@ class CanBridge:
                 reply(frame_text(msg))
             except OSError:
                 return
+            with self._count_lock:
+                self.frames_out += 1

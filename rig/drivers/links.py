@@ -13,6 +13,10 @@ Nothing here knows CAN from Modbus: the profile's ``link.kind`` names a
 - :class:`BenchLinkDriver` + resource ``BenchPort`` — the virtual bench: the endpoint is
   the simulated board's (``world.dut_ports.endpoint()``), for every kind. A port resource
   with ``"@bench"`` as its channel/port means the same.
+- A ``CANPort`` served over the network (``interface: socketcand``, an exported port) in a
+  target that also has a ``SimBench``: the simulated board sits on that bus — its frames are
+  relayed onto it (:meth:`rig.sim.ports.DutPorts.over_network`) and the link reads them
+  back through the bridge (a virtual bench served through a labgrid place).
 """
 
 from __future__ import annotations
@@ -149,6 +153,10 @@ class LinkDriver(_LinkDriverBase):
         ep = _PORT_ENDPOINT[cls](self.port)
         if ep.address == BENCH and cls != "NetworkSerialPort":
             return self._bench_endpoint(f"{cls}.{'channel' if cls == 'CANPort' else 'port'}")
+        if cls == "CANPort" and ep.interface == "socketcand" and self.bench is not None:
+            if self.bench.world is None:
+                self.target.activate(self.bench)
+            return self.bench.world.dut_ports.over_network(ep)
         return ep
 
 

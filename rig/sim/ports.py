@@ -11,6 +11,10 @@ switch is commanded; ``telemetry_gap:t=..,s=..`` keeps it quiet for ``s`` second
 ``t`` (rig time, s). A quiet board's cycles are not published and its counterpart is
 ``muted`` (a polled slave stops answering).
 
+A CAN board on a network bus (a rig whose CAN port is an exported ``CANPort``, served by
+the exporter's socketcand bridge): :meth:`DutPorts.over_network` relays the counterpart's
+frames onto that bus (:class:`rig.sim.can_relay.CanRelay`) after every cycle.
+
 Power-on identity: until the board's first cycle, the counterpart holds a cycle carrying only
 the board's identity (``bench:`` serial, HW revision, FW version; blank with the
 ``no_identity`` defect), so a polled board answers its identity registers from the start.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..errors import LinkFault
 from ..links.registry import BenchCounterpart, kind_of
 from .defects import board_defects
 
@@ -40,6 +45,8 @@ class DutPorts:
         self._gaps = [(d["t"], d["t"] + d["s"]) for d in defects.all("telemetry_gap")] if hasattr(defects, "all") else []
         self._no_identity = board_defects(defects).no_identity
         self._port: BenchCounterpart | None = None
+        self.relay = None
+        """The :class:`~rig.sim.can_relay.CanRelay` once :meth:`over_network` made one."""
         self._last = None
         self.muted = False
         """True while a muting defect keeps the board quiet (updated on every publish)."""
@@ -59,6 +66,24 @@ class DutPorts:
                 port.hold(self._last if self._last is not None else self.power_on())
             self._port = port
         return self._port.address
+
+    def over_network(self, endpoint):
+        """Put the board's CAN frames on the network bus ``endpoint`` (an
+        :class:`~rig.links.registry.Endpoint` with a python-can interface, e.g. socketcand);
+        returns the endpoint the host link opens: the frames as they came back through that
+        bus, in the board's time."""
+        from ..links.registry import Endpoint
+        from .can_relay import CanRelay
+
+        if self.relay is None:
+            channel = self.endpoint()
+            try:
+                self.relay = CanRelay(channel, endpoint)
+            except Exception as exc:  # python-can: CanError, OSError, ValueError ...
+                raise LinkFault(f"CAN {endpoint.interface}:{endpoint.address}",
+                                f"the bench board cannot reach the network CAN bus: {exc}") from None
+            self.relay.flush()
+        return Endpoint(address=self.relay.channel, bench=True)
 
     def power_on(self):
         """The cycle a board holds before its first sample: identity only, cells and
@@ -84,10 +109,15 @@ class DutPorts:
                 return
         if self._port is not None:
             self._port.publish(tel, t)
+            if self.relay is not None:
+                self.relay.flush()
 
     def close(self) -> None:
         """Close the counterpart (idempotent); a later :meth:`endpoint` opens a new one."""
         port, self._port = self._port, None
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            relay.close()
         if port is not None:
             try:
                 port.close()
