@@ -35,6 +35,7 @@ from testplans.procedures import (
     idle_currents,
     observe,
     on_currents,
+    pack_current_in,
     soak,
     wait_sample,
     window,
@@ -60,10 +61,22 @@ def derating_points(profile, n: int) -> list[tuple[float, int]]:
     return [(25.0, 1), (25.0, k_max), (cold, k_max), (hot, k_max)]
 
 
+def zero_point_skipped(profile) -> str | None:
+    """Why the point past the curve's zero cannot be run on this board (None: it is run):
+    a board that balances only with charge current flowing opens its charge FET there."""
+    state = profile.balancing.strategies.balancing_state()
+    if pack_current_in(profile, state) > 0 and zero_point_c(profile) >= profile.protection.ot_charge_c - 2.0:
+        return (f"not reached: balancing needs charge current, and at {zero_point_c(profile):g} °C "
+                f"the charge FET opens (ot_charge_c {profile.protection.ot_charge_c:g} °C)")
+    return None
+
+
 def setpoints(profile) -> list[float]:
-    """The chamber set points this plan visits, in order, °C (the chamber schedule's input;
-    a board whose bleed power does not reach the curve gets one more, hot, point)."""
-    return [t for t, _ in derating_points(profile, profile.cells)]
+    """The chamber set points this plan visits, in order, °C (the chamber schedule's input):
+    the fixed points, then the point past the curve's zero when the board can be run there
+    (a board whose bleed power does not reach the curve gets one more, hot, point between)."""
+    fixed = [t for t, _ in derating_points(profile, profile.cells)]
+    return fixed if zero_point_skipped(profile) else fixed + [zero_point_c(profile)]
 
 
 @pytest.mark.requirement("BAL-008")
@@ -83,9 +96,8 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
     points = derating_points(profile, n)
     state = enter_balancing_state(profile, pack_source)
     strategy = b.strategies.duty(state["pack_state"])
-    if state["pack_current_a"] > 0 and zero_point_c(profile) >= profile.protection.ot_charge_c - 2.0:
-        state["zero_point"] = (f"not reached: balancing needs charge current, and at {zero_point_c(profile):g} °C "
-                               f"the charge FET opens (ot_charge_c {profile.protection.ot_charge_c:g} °C)")
+    if zero_point_skipped(profile):
+        state["zero_point"] = zero_point_skipped(profile)
     j = 0
     while j < len(points):
         temp, k = points[j]
