@@ -283,6 +283,19 @@ def test_daly_board_is_judged_but_unidentified(tmp_path):
     assert '"serial":""' in (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
 
 
+@pytest.mark.slow
+def test_daly_board_identified_by_the_labs_item_record_passes(tmp_path):
+    """The lab writes the serial from the board's label into its item record (lab.yaml
+    ``item:``): the Daly board, which cannot report one, is then identified (exit 0) and the
+    record says where the identity came from."""
+    lab = tmp_path / "lab.yaml"
+    lab.write_text("customer: bench check\nitem: {serial: DALY8S-2026-0042, hw_revision: R1, fw_version: '1.0'}\n")
+    proc = _run_plan(DALY_PROFILE, tmp_path / "run", "--lab-config", str(lab), "test_channel_mapping.py")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = (tmp_path / "run" / "record.jsonl").read_text().replace(" ", "")
+    assert '"serial":"DALY8S-2026-0042"' in record and "item" in record.split('"identity_source"')[1][:80]
+
+
 def test_identity_survives_a_board_waking_from_sleep(jbd_board, clock):
     """The JBD protocol: "the first data packet cannot be responded to in sleep mode"."""
     with jbd_link(jbd_board, clock, serial="barcode", retries=1) as link:
