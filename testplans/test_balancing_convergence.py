@@ -74,7 +74,7 @@ import pytest
 
 from rig import progress
 from testplans.procedures import (balancing_levels, bleed_currents, cell_name, current_u_a, idle_currents, on_currents,
-                                  pack_current_in)
+                                  pack_current_in, top_of_charge_v)
 
 GAP_AH = 2.0
 TOLERANCE = 0.20
@@ -95,7 +95,10 @@ HOLD_DECISIONS = 3
 SWING_SOC = 0.001
 """Largest SOC swing of one phase of a charge/float cycle (0.1 % of the modelled capacity)."""
 TRICKLE_OF_BLEED = 0.8
-"""Mean pack current over a cycle as a fraction of the nominal bleed current × the balancing fraction."""
+"""Rest: the trickle as a fraction of the nominal bleed current."""
+HIGH_CELL_FALL_SOC = 0.002
+"""Charge/float cycle: how far the high cell's SOC falls while the gap closes (0.2 %): on
+LFP's knee a cell ~0.5 % below the top is at the balancing minimum, where the board stops."""
 
 
 METHOD = ("scaled capacity: the profile's cells (resistances, thermal mass, self-discharge current) modelled "
@@ -127,8 +130,26 @@ class BalancingHold:
             self.i_hold_a = pack_current_in(profile, self.state)
             self.t_hold_s = HOLD_DECISIONS * b.interval_s
             self.cycle_s, self.fraction = 2.0 * self.t_hold_s, 0.5
-            mean_a = 0.0 if self.absolute else TRICKLE_OF_BLEED * bleed * self.fraction
-            self.i_other_a = 2.0 * mean_a - self.i_hold_a  # the same phase length: mean over the cycle = mean_a
+            # the mean current over a cycle: this share of the high cell's mean bleed (the
+            # rest lost by the high cell over the gap is HIGH_CELL_FALL_SOC of its charge)
+            self.share = 0.0 if self.absolute else min(0.98, max(0.5, 1.0 - HIGH_CELL_FALL_SOC * profile.capacity_ah / GAP_AH))
+            self.set_mean(self.share * bleed * self.fraction)
+
+    def set_mean(self, mean_a: float) -> None:
+        """Charge/float cycle: the discharge phase sized for a mean of ``mean_a`` over the cycle, A."""
+        self.mean_a = mean_a
+        self.bias_a = getattr(self, "bias_a", 0.0)
+        self.i_other_a = 2.0 * (mean_a + self.bias_a) - self.i_hold_a  # the same phase length
+
+    def correct(self, string_mean_a: float) -> None:
+        """Charge/float cycle: a charger's set points are not its delivered current to 1 %,
+        and 1 % of the phase current is the whole mean: trim the discharge phase by what
+        the string actually carried over the last whole cycles (``string_mean_a``, A,
+        measured on the emulator's channels) against the mean wanted (integral action)."""
+        if self.cycle_s is None:
+            return
+        self.bias_a += self.mean_a - string_mean_a
+        self.i_other_a = 2.0 * (self.mean_a + self.bias_a) - self.i_hold_a
 
     def least_scale(self) -> float:
         """The capacity scale under which one phase would swing the SOC more than SWING_SOC."""
@@ -187,7 +208,7 @@ class BalancingHold:
                 "scenario": (f"cycle of {self.cycle_s:g} s: {self.t_hold_s:g} s at {self.i_other_a:+.4g} A, then "
                              f"{self.t_hold_s:g} s at {self.i_hold_a:+.4g} A ({self.state}); mean "
                              f"{0.5 * (self.i_hold_a + self.i_other_a) * 1e3:.3g} mA"),
-                "balancing_fraction": self.fraction}
+                "balancing_fraction": self.fraction, "mean_share_of_high_cell_bleed": round(self.share, 3)}
 
 
 def capacity_scale(profile, hold: BalancingHold | None = None, gap_ah: float = GAP_AH) -> float:
@@ -252,17 +273,35 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     # charge capacity x scale: rig.protocols.CellEmulator.set_cell_model
     emulator.set_cell_model(profile.chemistry, profile.capacity_ah, soc, capacity_scale=scale)
     scenario = hold.start(pack_source)
+    soc_seen = [clock.now(), np.asarray(emulator.read_soc(), dtype=float)]
+
+    def string_mean_a() -> float:
+        """Mean current the charger drove into the cells since the last call, A (+ charge):
+        the SOC gained by the cells that do not bleed (their median, the emulator's
+        cell-model readout) × the modelled capacity (self-discharge included: the net)."""
+        now, soc_now = clock.now(), np.asarray(emulator.read_soc(), dtype=float)
+        gained = float(np.median(soc_now[others] - soc_seen[1][others]))
+        dt = max(now - soc_seen[0], 1e-9)
+        soc_seen[:] = [now, soc_now]
+        return gained * cap * 3600.0 / dt
     chunk = hold.whole_cycles(max(12 * b.interval_s, 600.0 * scale))  # s: the first (rate) window
     t0 = clock.now()
     rows = [(0.0, link.latest())]
     # first chunk: measure the bleed currents the prediction rests on
     hold.run(pack_source, clock, chunk)
     i_mean = np.asarray(emulator.read_currents(aperture_s=chunk))
+    string_first_a = string_mean_a()
     i_on = hold.in_state(pack_source, clock,
                          lambda: on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s))
     # the charger's string current flows through every channel of a real emulator: out with it
     i_on, i_mean, bleeding = bleed_currents(i_on, i_mean, idle_v, b.bleed_current_ma[0] * 1e-3)
     rows.append((clock.now() - t0, link.latest()))
+    bleed_hi_a = float(i_mean[hi_cell])
+    floor_v = top_of_charge_v(profile, link) + levels.margin_v  # the high cell stays above, V
+    if hold.cycle_s is not None and not hold.absolute and bleed_hi_a > 0:
+        hold.set_mean(hold.share * bleed_hi_a)  # the measured mean bleed, not the nominal
+        hold.correct(string_first_a)
+        scenario = hold.conditions()
     rate = float(i_mean[hi_cell] - (0.0 if hold.absolute else np.mean(i_mean[others])))  # A: how fast the gap closes
     duty = float(np.sum(i_mean[bleeding]) / np.sum(i_on[bleeding])) if bleeding.any() else 0.0
     measure("bleed_on_current_ma", float(np.mean(i_on[bleeding]) * 1e3) if bleeding.any() else None, "mA",
@@ -282,10 +321,24 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
             return float(v.max() - levels.stop_v)
         return float(v[hi_cell] - np.median(v[others]))
 
+    def above_others_v(sample) -> float:
+        """How far the high cell stands above the highest other cell, V."""
+        v = np.asarray(sample.cell_v, dtype=float)
+        return float(v[hi_cell] - v[others].max())
+
+    def standing_out_v(sample) -> float:
+        """What is left to close, V: absolute start, the highest cell above the stop level;
+        delta, the high cell above the others' median or above the highest other cell,
+        whichever is less (on the knee the others' own capacity spread reaches the stop delta)."""
+        return excess_v(sample) if hold.absolute else min(excess_v(sample), above_others_v(sample))
+
     def converged(sample) -> bool:
         if hold.absolute:  # every cell at or below the stop level (one reporting margin), none bleeding
             return excess_v(sample) <= levels.margin_v and not any(sample.balancing)
-        return excess_v(sample) < b.stop_delta_mv * 1e-3 and not sample.balancing[hi_cell]
+        # the board has let go of the high cell and it no longer stands out: within the stop
+        # delta of the others' median, or (on the knee, where the others' own capacity
+        # spread reaches the stop delta) of the highest other cell
+        return not sample.balancing[hi_cell] and standing_out_v(sample) < b.stop_delta_mv * 1e-3
 
     converged_at = None
     stalled = None  # (elapsed s, excess V) where the gap stopped closing
@@ -293,12 +346,18 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     look = hold.whole_cycles(max(2 * b.interval_s, 60.0 * scale))  # s between looks (60 s at full capacity)
     lookback_s = stall_lookback_s(profile, scale, hold.fraction)
     lookback = max(2, int(np.ceil(lookback_s / look)))
-    excess = [excess_v(rows[-1][1])]
+    excess = [standing_out_v(rows[-1][1])]
     while predicted and clock.now() - t0 < timeout:
         hold.run(pack_source, clock, look)  # ends in the balancing state
+        hold.correct(string_mean_a())
+        if hold.cycle_s is not None and not hold.absolute and bleed_hi_a > 0:
+            # the high cell falls at (1 - share) of its bleed until it nears the balancing
+            # minimum; from there the cycle's mean matches its bleed and holds it
+            near_floor = float(link.latest().cell_v[hi_cell]) < floor_v
+            hold.set_mean((1.0 if near_floor else hold.share) * bleed_hi_a)
         s = link.latest()
         rows.append((clock.now() - t0, s))
-        excess.append(excess_v(s))
+        excess.append(standing_out_v(s))
         if converged(s):
             converged_at = clock.now() - t0
             break
@@ -313,7 +372,7 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
             "high_cell": hi_cell + 1, "soc_high": soc_high, **scenario,
             "start_mode": b.start_mode, "predicted_h": None if predicted is None else round(predicted / 3600, 2),
             "duty": round(duty, 4), "rate_ma": round(rate * 1e3, 3),
-            "stall_lookback_s": round(lookback * look, 1)}
+            "stall_lookback_s": round(lookback * look, 1), "high_cell_floor_v": round(floor_v, 4), "string_mean_first_chunk_ma": round(string_first_a * 1e3, 3)}
     if hold.absolute:
         cond.update(stop_level_v=round(levels.stop_v, 4), soc_at_stop_level=round(soc_stop, 5))
     if stalled is not None:
@@ -326,7 +385,7 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
     measure("convergence_time_h", None if converged_at is None else converged_at / 3600, "h", limits=lo_hi,
             uncertainty=look / 3600, conditions=cond)
     final_limit_mv = levels.margin_v * 1e3 if hold.absolute else b.stop_delta_mv
-    measure("final_high_cell_excess_mv", excess_v(final) * 1e3, "mV", limits=(None, final_limit_mv),
+    measure("final_high_cell_excess_mv", standing_out_v(final) * 1e3, "mV", limits=(None, final_limit_mv),
             u_reason="the board's own reported cell voltages (the quantity the board acts on), no rig instrument",
             conditions={**cond, "final_delta_mv": round(final.delta_v * 1e3, 2)})
     step = max(1, len(rows) // 2000 + 1)
