@@ -328,16 +328,18 @@ def test_balancing_convergence(profile, emulator, pack_source, clock, link, meas
 
     def standing_out_v(sample) -> float:
         """What is left to close, V: absolute start, the highest cell above the stop level;
-        delta, the high cell above the others' median or above the highest other cell,
-        whichever is less (on the knee the others' own capacity spread reaches the stop delta)."""
-        return excess_v(sample) if hold.absolute else min(excess_v(sample), above_others_v(sample))
+        delta, the high cell above the others' median; in a charge/float cycle (the high cell
+        falls only HIGH_CELL_FALL_SOC, so the cells meet near the top of LFP's knee, where the
+        others' own spread reaches the stop delta) above the others' median or above the
+        highest other cell, whichever is less."""
+        if hold.absolute or hold.cycle_s is None:
+            return excess_v(sample)
+        return min(excess_v(sample), above_others_v(sample))
 
     def converged(sample) -> bool:
         if hold.absolute:  # every cell at or below the stop level (one reporting margin), none bleeding
             return excess_v(sample) <= levels.margin_v and not any(sample.balancing)
-        # the board has let go of the high cell and it no longer stands out: within the stop
-        # delta of the others' median, or (on the knee, where the others' own capacity
-        # spread reaches the stop delta) of the highest other cell
+        # the board has let go of the high cell and it no longer stands out (standing_out_v)
         return not sample.balancing[hi_cell] and standing_out_v(sample) < b.stop_delta_mv * 1e-3
 
     converged_at = None
