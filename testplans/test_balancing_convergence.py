@@ -7,7 +7,11 @@ cell): the high cell bleeds slightly faster than it charges and stays on the kne
 balancing minimum, while the others climb to meet it. The plan waits on the clock in
 chunks (fast-forwarded on the bench) and checks the link between chunks until the high cell
 is within the stop delta of the others (their median: on the knee the cells' own spread
-shows in Vmax − Vmin) and the board has stopped bleeding it.
+shows in Vmax − Vmin) and the board has stopped bleeding it (no bleed on it over two
+balancing decisions, watched on the link). What still stood out when the board first let go
+of the high cell is judged too (``release_high_cell_excess_mv`` ≤ stop delta +
+``RELEASE_MARGIN_MV`` + one reporting step): a board with too wide a stop delta lets go early
+and the trickle would lift the others to it all the same.
 
 Why one high cell rather than one low cell: with one low cell every other cell must shed
 2 Ah through at most max_channels at once, so the bleed power drives the resistors into
