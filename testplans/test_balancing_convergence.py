@@ -77,8 +77,14 @@ import numpy as np
 import pytest
 
 from rig import progress
-from testplans.procedures import (balancing_levels, bleed_currents, cell_name, current_u_a, idle_currents, on_currents,
-                                  observe_window, pack_current_in, top_of_charge_v)
+from testplans.procedures import (
+    balancing_levels,
+    cell_name,
+    observe_window,
+    pack_current_in,
+    top_of_charge_v,
+)
+from testplans.currents import bleed_currents, current_u_a, idle_currents, on_currents
 
 GAP_AH = 2.0
 TOLERANCE = 0.20
