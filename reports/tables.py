@@ -118,7 +118,7 @@ def worst_by_requirement(tests: list[dict]) -> dict[str, dict]:
     return {k: v[1] for k, v in best.items()}
 
 
-def annex_tables(series: list[dict], max_cols: int = 9) -> list[dict]:
+def annex_tables(series: list[dict], max_cols: int = 12) -> list[dict]:
     """A test's series side by side: tables of at most ``max_cols`` value columns, a row per
     cell; ``groups`` head the columns (one per series, with its anchor and unit)."""
     chunks: list[list[tuple[dict, int]]] = [[]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from testplans.procedures import bleed_currents
+from testplans.currents import bleed_currents
 
 N = 16
 IDLE_A = np.full(N, 1e-3)          # the board's supply draw per channel, A
