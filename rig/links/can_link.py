@@ -7,9 +7,11 @@ the virtual bench frame timestamps are virtual time already (``frame_time`` is t
 identity); on a real rig pass ``frame_time=CanBmsLink.epoch_frame_time(clock)`` (or your
 interface's own conversion) so samples carry rig time.
 
-Decode path: one dict lookup of the frame id in a table precomputed from the map, one
-``cantools`` ``Message.decode(data, decode_choices=False)``, one slot store per signal.
-A sample is assembled when the map's ``sample_on`` message arrives.
+Decode path: one dict lookup of the frame id in a table precomputed from the map, then
+the frame's compiled store (:mod:`rig.links.can_fastpath`: cantools' bitstruct formats,
+each mapped signal scaled by its cantools conversion into its slot), or for what that does
+not cover ``cantools`` ``Message.decode(data, decode_choices=False)`` and one slot store
+per signal. A sample is assembled when the map's ``sample_on`` message arrives.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
 from .signal_map import CanPlan, IdentityPlan, compile_signal_map, load_dbc
@@ -53,12 +56,14 @@ class CanBmsLink(LinkBase):
     - ``clock``: the rig clock; ``timeout_s``: no sample within this is a :class:`LinkFault`
       (``None``: the map's ``timeout_s``, else 2 s); ``poll_s``: wait granularity, s
     - ``frame_time``: frame timestamp -> rig time, s (``None`` = identity, the bench)
+    - ``fast_path``: unpack frames straight into slots (:mod:`rig.links.can_fastpath`);
+      ``False`` decodes every frame with ``Message.decode`` (same samples, slower)
     """
 
     def __init__(self, name: str, bus, dbc_path: str | Path, signal_map_path: str | Path, n_cells: int,
                  clock, timeout_s: float | None = 2.0, poll_s: float = 0.1,
                  frame_time: Callable[[float], float] | None = None, own_bus: bool = False,
-                 history_len: int = HISTORY_LEN):
+                 history_len: int = HISTORY_LEN, fast_path: bool = True):
         self.db = load_dbc(dbc_path)
         self.plan: CanPlan = compile_signal_map(signal_map_path, dbc_path, int(n_cells), db=self.db)
         if timeout_s is None:
@@ -71,7 +76,10 @@ class CanBmsLink(LinkBase):
         self._raw: list = [None] * len(plan.slot_names)
         self._seen: dict[tuple, float] = {}   # source (frame id, page or None) -> last frame time
         # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
-        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events) for fid, h in plan.handlers.items()}
+        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events, self._raw, self._seen,
+                                           fast_path) for fid, h in plan.handlers.items()}
+        #: frame ids decoded by the compiled fast path (the rest by ``Message.decode``)
+        self.fast_frame_ids = frozenset(fid for fid, h in self._dispatch.items() if h[-1] is not None)
         self._j1939 = dict(plan.j1939)
         self._complete = False
         self._events_this_cycle: set[int] = set()  # event frames received since the last sample
@@ -114,12 +122,13 @@ class CanBmsLink(LinkBase):
         self.requests.start(clock.now())
 
     @staticmethod
-    def _entry(fid: int, h, message, events):
+    def _entry(fid: int, h, message, events, raw: list, seen: dict, fast_path: bool):
         pidx = h.page_index
         psig = None if pidx is None else pidx.signal
         pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
+        fast = None if not fast_path or h.pages or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig)
         return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
-                fid in events)
+                fid in events, fast)
 
     def _send(self, frame_id: int, extended: bool, data: bytes) -> None:
         """Transmit one frame (a request), stamped with rig time (the bench keeps timestamps)."""
@@ -199,8 +208,16 @@ class CanBmsLink(LinkBase):
                     if msg.is_error_frame:
                         self.error_frames += 1
                     continue
-                fid, decode, slots, completes, paged, psig, pbyte, pages, event = h
+                fid, decode, slots, completes, paged, psig, pbyte, pages, event, fast = h
                 data = msg.data
+                if fast is not None and fast(data, msg.timestamp):
+                    if event:
+                        self._events_this_cycle.add(fid)
+                    if responses and fid in responses:
+                        self.requests.answered(fid)
+                    if completes:
+                        self._assemble(msg.timestamp)
+                    continue
                 try:
                     values = decode(data, decode_choices=False)
                 except Exception as exc:  # short frame, bad mux index...: count, keep going
