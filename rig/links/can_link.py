@@ -85,7 +85,7 @@ class CanBmsLink(LinkBase):
         self._events_this_cycle: set[int] = set()  # event frames received since the last sample
         self._problem = ""
         self.frames_received = 0
-        self.frames_decoded = 0
+        self.frames_decoded = 0   # frames of a mapped message that decoded (fast path or Message.decode)
         self.decode_errors = 0
         self.error_frames = 0
         self.incomplete_cycles = 0
@@ -196,7 +196,7 @@ class CanBmsLink(LinkBase):
         raw = self._raw
         seen = self._seen
         responses = self.requests.response_ids
-        n = 0
+        n = d = 0  # frames read, frames decoded
         try:
             for msg in frames:
                 n += 1
@@ -211,6 +211,7 @@ class CanBmsLink(LinkBase):
                 fid, decode, slots, completes, paged, psig, pbyte, pages, event, fast = h
                 data = msg.data
                 if fast is not None and fast(data, msg.timestamp):
+                    d += 1
                     if event:
                         self._events_this_cycle.add(fid)
                     if responses and fid in responses:
@@ -224,6 +225,7 @@ class CanBmsLink(LinkBase):
                     self.decode_errors += 1
                     self._problem = (f"frame 0x{aid:X} ({self.plan.message_names.get(fid)}) did not decode: {exc}")
                     continue
+                d += 1
                 for k, v in values.items():
                     s = slots.get(k)
                     if s is not None:
@@ -250,6 +252,7 @@ class CanBmsLink(LinkBase):
                     self._assemble(ts)
         finally:
             self.frames_received += n
+            self.frames_decoded += d
         return n
 
     def _lookup(self, msg):
@@ -295,8 +298,8 @@ class CanBmsLink(LinkBase):
                 self._problem = (f"{plan.sample_on} arrived but {self._source_name(src)} is older than "
                                  f"its {plan.page_timeout.get(src, self.timeout_s):g} s timeout")
                 return
-        fresh = np.array([ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys], bool)
-        if not fresh.any():
+        fresh = [ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys]
+        if not any(fresh):
             self.incomplete_cycles += 1
             self._problem = (f"{plan.sample_on} arrived but every cell source is older than its timeout: "
                              f"{', '.join(self._source_name(s) for s in self._cell_src)}")
@@ -307,6 +310,7 @@ class CanBmsLink(LinkBase):
             if (hold == "cycle" and fid not in this_cycle) or (isinstance(hold, float) and ts - last > hold):
                 for s in self._event_slots.get(fid, ()):
                     raw[s] = None
+        fresh = np.array(fresh, bool)
         valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \
             np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
         cell_v = np.array(self._cell_get(raw), float)
