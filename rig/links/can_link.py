@@ -78,8 +78,12 @@ class CanBmsLink(LinkBase):
         # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
         self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events, self._raw, self._seen,
                                            fast_path) for fid, h in plan.handlers.items()}
+        # frame id -> (compiled store, anything after the store: event / response / sample)
+        responses = frozenset(r.response_id for r in plan.requests if r.response_id is not None)
+        self._fast = {fid: (h[-1], h[3] or h[8] or fid in responses, fid) for fid, h in self._dispatch.items()
+                      if h[-1] is not None}
         #: frame ids decoded by the compiled fast path (the rest by ``Message.decode``)
-        self.fast_frame_ids = frozenset(fid for fid, h in self._dispatch.items() if h[-1] is not None)
+        self.fast_frame_ids = frozenset(self._fast)
         self._j1939 = dict(plan.j1939)
         self._complete = False
         self._events_this_cycle: set[int] = set()  # event frames received since the last sample
@@ -196,10 +200,17 @@ class CanBmsLink(LinkBase):
         raw = self._raw
         seen = self._seen
         responses = self.requests.response_ids
+        fast_ids = self._fast
         n = d = 0  # frames read, frames decoded
         try:
             for msg in frames:
                 n += 1
+                f = fast_ids.get(msg.arbitration_id)
+                if f is not None and f[0](msg.data, msg.timestamp):
+                    d += 1
+                    if f[1]:
+                        self._after_store(f[2], msg.timestamp)
+                    continue
                 aid = msg.arbitration_id
                 h = dispatch.get(aid, _MISS)
                 if h is _MISS:
@@ -210,14 +221,9 @@ class CanBmsLink(LinkBase):
                     continue
                 fid, decode, slots, completes, paged, psig, pbyte, pages, event, fast = h
                 data = msg.data
-                if fast is not None and fast(data, msg.timestamp):
+                if fast is not None and aid != fid and fast(data, msg.timestamp):  # a J1939 alias
                     d += 1
-                    if event:
-                        self._events_this_cycle.add(fid)
-                    if responses and fid in responses:
-                        self.requests.answered(fid)
-                    if completes:
-                        self._assemble(msg.timestamp)
+                    self._after_store(fid, msg.timestamp)
                     continue
                 try:
                     values = decode(data, decode_choices=False)
@@ -254,6 +260,16 @@ class CanBmsLink(LinkBase):
             self.frames_received += n
             self.frames_decoded += d
         return n
+
+    def _after_store(self, fid: int, ts: float) -> None:
+        """What follows a fast-path store of frame ``fid``: event bookkeeping, a request
+        answered, a sample completed (in the general path's order)."""
+        if fid in self.plan.events:
+            self._events_this_cycle.add(fid)
+        if fid in self.requests.response_ids:
+            self.requests.answered(fid)
+        if fid == self.plan.sample_on_id:
+            self._assemble(ts)
 
     def _lookup(self, msg):
         """A frame id not in the table: J1939 by PGN (priority / source address as the map
