@@ -24,18 +24,16 @@ from testplans.procedures import (
     cell_temperature_c,
     cells_text,
     enter_balancing_state,
-    idle_currents,
-    mean_currents,
     pack_current_in,
     most_channels,
     not_reported,
     observe,
     observe_window,
-    on_currents,
     reference_voltages,
     settle_s,
     wait_sample,
 )
+from testplans.currents import idle_currents, mean_currents, on_currents
 
 
 def off_limit_ma(profile) -> float:

@@ -32,14 +32,13 @@ from testplans.procedures import (
     bleed_ntc_c,
     cells_text,
     enter_balancing_state,
-    idle_currents,
     observe,
-    on_currents,
     pack_current_in,
     soak,
     wait_sample,
     window,
 )
+from testplans.currents import idle_currents, on_currents
 from rig.chemistry import chemistry
 from testplans.groups import bleed_groups
 
