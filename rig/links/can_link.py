@@ -7,9 +7,11 @@ the virtual bench frame timestamps are virtual time already (``frame_time`` is t
 identity); on a real rig pass ``frame_time=CanBmsLink.epoch_frame_time(clock)`` (or your
 interface's own conversion) so samples carry rig time.
 
-Decode path: one dict lookup of the frame id in a table precomputed from the map, one
-``cantools`` ``Message.decode(data, decode_choices=False)``, one slot store per signal.
-A sample is assembled when the map's ``sample_on`` message arrives.
+Decode path: one dict lookup of the frame id in a table precomputed from the map, then
+the frame's compiled store (:mod:`rig.links.can_fastpath`: cantools' bitstruct formats,
+each mapped signal scaled by its cantools conversion into its slot), or for what that does
+not cover ``cantools`` ``Message.decode(data, decode_choices=False)`` and one slot store
+per signal. A sample is assembled when the map's ``sample_on`` message arrives.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
 from .signal_map import CanPlan, IdentityPlan, compile_signal_map, load_dbc
@@ -53,12 +56,14 @@ class CanBmsLink(LinkBase):
     - ``clock``: the rig clock; ``timeout_s``: no sample within this is a :class:`LinkFault`
       (``None``: the map's ``timeout_s``, else 2 s); ``poll_s``: wait granularity, s
     - ``frame_time``: frame timestamp -> rig time, s (``None`` = identity, the bench)
+    - ``fast_path``: unpack frames straight into slots (:mod:`rig.links.can_fastpath`);
+      ``False`` decodes every frame with ``Message.decode`` (same samples, slower)
     """
 
     def __init__(self, name: str, bus, dbc_path: str | Path, signal_map_path: str | Path, n_cells: int,
                  clock, timeout_s: float | None = 2.0, poll_s: float = 0.1,
                  frame_time: Callable[[float], float] | None = None, own_bus: bool = False,
-                 history_len: int = HISTORY_LEN):
+                 history_len: int = HISTORY_LEN, fast_path: bool = True):
         self.db = load_dbc(dbc_path)
         self.plan: CanPlan = compile_signal_map(signal_map_path, dbc_path, int(n_cells), db=self.db)
         if timeout_s is None:
@@ -71,13 +76,20 @@ class CanBmsLink(LinkBase):
         self._raw: list = [None] * len(plan.slot_names)
         self._seen: dict[tuple, float] = {}   # source (frame id, page or None) -> last frame time
         # frame id -> (frame id, decode, {signal: slot}, completes_sample, page index, {page: {signal: slot}})
-        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events) for fid, h in plan.handlers.items()}
+        self._dispatch = {fid: self._entry(fid, h, codec(self.db, h.message), plan.events, self._raw, self._seen,
+                                           fast_path) for fid, h in plan.handlers.items()}
+        # frame id -> (compiled store, anything after the store: event / response / sample)
+        responses = frozenset(r.response_id for r in plan.requests if r.response_id is not None)
+        self._fast = {fid: (h[-1], h[3] or h[8] or fid in responses, fid) for fid, h in self._dispatch.items()
+                      if h[-1] is not None}
+        #: frame ids decoded by the compiled fast path (the rest by ``Message.decode``)
+        self.fast_frame_ids = frozenset(self._fast)
         self._j1939 = dict(plan.j1939)
         self._complete = False
         self._events_this_cycle: set[int] = set()  # event frames received since the last sample
         self._problem = ""
         self.frames_received = 0
-        self.frames_decoded = 0
+        self.frames_decoded = 0   # frames of a mapped message that decoded (fast path or Message.decode)
         self.decode_errors = 0
         self.error_frames = 0
         self.incomplete_cycles = 0
@@ -114,12 +126,13 @@ class CanBmsLink(LinkBase):
         self.requests.start(clock.now())
 
     @staticmethod
-    def _entry(fid: int, h, message, events):
+    def _entry(fid: int, h, message, events, raw: list, seen: dict, fast_path: bool):
         pidx = h.page_index
         psig = None if pidx is None else pidx.signal
         pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
+        fast = None if not fast_path or h.pages or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig)
         return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
-                fid in events)
+                fid in events, fast)
 
     def _send(self, frame_id: int, extended: bool, data: bytes) -> None:
         """Transmit one frame (a request), stamped with rig time (the bench keeps timestamps)."""
@@ -187,10 +200,17 @@ class CanBmsLink(LinkBase):
         raw = self._raw
         seen = self._seen
         responses = self.requests.response_ids
-        n = 0
+        fast_ids = self._fast
+        n = d = 0  # frames read, frames decoded
         try:
             for msg in frames:
                 n += 1
+                f = fast_ids.get(msg.arbitration_id)
+                if f is not None and f[0](msg.data, msg.timestamp):
+                    d += 1
+                    if f[1]:
+                        self._after_store(f[2], msg.timestamp)
+                    continue
                 aid = msg.arbitration_id
                 h = dispatch.get(aid, _MISS)
                 if h is _MISS:
@@ -199,14 +219,19 @@ class CanBmsLink(LinkBase):
                     if msg.is_error_frame:
                         self.error_frames += 1
                     continue
-                fid, decode, slots, completes, paged, psig, pbyte, pages, event = h
+                fid, decode, slots, completes, paged, psig, pbyte, pages, event, fast = h
                 data = msg.data
+                if fast is not None and aid != fid and fast(data, msg.timestamp):  # a J1939 alias
+                    d += 1
+                    self._after_store(fid, msg.timestamp)
+                    continue
                 try:
                     values = decode(data, decode_choices=False)
                 except Exception as exc:  # short frame, bad mux index...: count, keep going
                     self.decode_errors += 1
                     self._problem = (f"frame 0x{aid:X} ({self.plan.message_names.get(fid)}) did not decode: {exc}")
                     continue
+                d += 1
                 for k, v in values.items():
                     s = slots.get(k)
                     if s is not None:
@@ -233,7 +258,18 @@ class CanBmsLink(LinkBase):
                     self._assemble(ts)
         finally:
             self.frames_received += n
+            self.frames_decoded += d
         return n
+
+    def _after_store(self, fid: int, ts: float) -> None:
+        """What follows a fast-path store of frame ``fid``: event bookkeeping, a request
+        answered, a sample completed (in the general path's order)."""
+        if fid in self.plan.events:
+            self._events_this_cycle.add(fid)
+        if fid in self.requests.response_ids:
+            self.requests.answered(fid)
+        if fid == self.plan.sample_on_id:
+            self._assemble(ts)
 
     def _lookup(self, msg):
         """A frame id not in the table: J1939 by PGN (priority / source address as the map
@@ -278,8 +314,8 @@ class CanBmsLink(LinkBase):
                 self._problem = (f"{plan.sample_on} arrived but {self._source_name(src)} is older than "
                                  f"its {plan.page_timeout.get(src, self.timeout_s):g} s timeout")
                 return
-        fresh = np.array([ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys], bool)
-        if not fresh.any():
+        fresh = [ts - seen.get(key, _NEG_INF) <= tmo for key, tmo, _src in self._cell_keys]
+        if not any(fresh):
             self.incomplete_cycles += 1
             self._problem = (f"{plan.sample_on} arrived but every cell source is older than its timeout: "
                              f"{', '.join(self._source_name(s) for s in self._cell_src)}")
@@ -290,6 +326,7 @@ class CanBmsLink(LinkBase):
             if (hold == "cycle" and fid not in this_cycle) or (isinstance(hold, float) and ts - last > hold):
                 for s in self._event_slots.get(fid, ()):
                     raw[s] = None
+        fresh = np.array(fresh, bool)
         valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \
             np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
         cell_v = np.array(self._cell_get(raw), float)

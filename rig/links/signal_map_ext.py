@@ -137,7 +137,10 @@ class CondPlan:
     terms: tuple[TermPlan, ...]
 
     def test(self, raw: list) -> bool:
-        return any(t.test(raw[t.slot]) for t in self.terms)
+        for t in self.terms:  # a loop, not any(genexpr): called for every flag of every sample
+            if t.test(raw[t.slot]):
+                return True
+        return False
 
     @property
     def slots(self) -> list[int]:

@@ -10,4 +10,5 @@ def test_pump_and_cantools_decode_the_same_stream_side_by_side():
     assert r["frames"] >= 2_000 and r["n_cells"] == 18
     # one sample per telemetry cycle: the pump assembled every cycle it was given
     assert r["samples"] == round(r["simulated_s"] / 0.25)
+    assert r["pump_frames_decoded"] == r["frames"]  # the pump decoded every frame, as cantools did
     assert r["pump_vs_cantools"] == r["pump_frames_per_s"] / r["cantools_frames_per_s"] > 0
