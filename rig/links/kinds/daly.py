@@ -24,29 +24,27 @@ number or version: a Daly board is unidentified (:mod:`rig.identity`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from ..daly_link import DEFAULT_DATA_IDS, DEFAULT_FLAG_BITS, POLLABLE, DalyBmsLink
-from ..registry import Endpoint, LinkKind, LinkSettings
-from .jbd import check_flag_bits, check_unreported
+from ..registry import Endpoint, LinkKind
+from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
-class DalySettings(LinkSettings):
+class DalySettings(PolledSerialSettings):
     """``link:`` of a Daly board (baud rate bit/s, times s)."""
 
+    FLAG_STATUS_BITS: ClassVar[int] = 56  # the 0x98 failure field, 7 bytes
+
     kind: Literal["daly"]
-    baudrate: int = Field(9600, gt=0, le=1_000_000, description="UART baud rate, bit/s (8N1)")
     temperature_count: int = Field(ge=0, le=16, description="temperature sensors the board reports (0x96)")
     data_ids: list[int] = Field(default_factory=lambda: list(DEFAULT_DATA_IDS), description="data ids asked per poll")
     flags: dict[str, list[int]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_FLAG_BITS.items()},
                                         description="0x98 failure bits ORed into each flag (bit k = byte k//8, bit k%8)")
     current_positive: Literal["charge", "discharge"] = "charge"
     address: Literal[0x40, 0x80] = 0x40
-    unreported: list[str] = Field(default_factory=list, description="quantities the board leaves empty")
-    response_timeout_s: float = Field(0.5, gt=0, le=10, description="wait for one reply, s")
-    retries: int = Field(2, ge=0, le=10)
 
     @field_validator("data_ids")
     @classmethod
@@ -61,26 +59,13 @@ class DalySettings(LinkSettings):
             raise ValueError("names a data id twice")
         return value
 
-    @field_validator("flags")
-    @classmethod
-    def _flags(cls, value):
-        return check_flag_bits(value, 56)
-
-    @field_validator("unreported")
-    @classmethod
-    def _unreported(cls, value):
-        return check_unreported(value)
 
 
 def check_maps(profile) -> list[str]:
     """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
-    from ...errors import ConfigError
     from ..daly_protocol import MAX_CELLS
 
-    if profile.cells > MAX_CELLS:
-        raise ConfigError(profile.source, "cells", f"{profile.cells} cells, but the Daly protocol reports at most "
-                          f"{MAX_CELLS}: the 0x97 balance field has 48 bits")
-    return []
+    return check_cell_limit(profile, "Daly", MAX_CELLS, "the 0x97 balance field has 48 bits")
 
 
 def open_link(profile, endpoint: Endpoint, clock) -> DalyBmsLink:
@@ -90,7 +75,7 @@ def open_link(profile, endpoint: Endpoint, clock) -> DalyBmsLink:
     return DalyBmsLink(
         name=f"Daly {endpoint.address}", port=endpoint.address, n_cells=profile.cells, clock=clock,
         temperature_count=link.temperature_count, data_ids=link.data_ids,
-        flags={k: tuple(v) for k, v in link.flags.items()}, current_positive=link.current_positive,
+        flags=link.flag_bits(), current_positive=link.current_positive,
         address=link.address, baudrate=endpoint.speed or link.baudrate, unreported=link.unreported,
         timeout_s=link.timeout_s, poll_s=link.poll_s, response_timeout_s=link.response_timeout_s,
         retries=link.retries,
@@ -101,13 +86,9 @@ def bench(profile, name: str):
     """The simulated board's Daly UART on a fresh pty (``name`` is not needed: the pty is unique)."""
     from ...sim.daly_slave import DalySlave
 
-    from ...errors import ConfigError
-
     link = profile.link
-    if link.temperature_count > profile.cells + 1:
-        raise ConfigError(profile.source, "link.temperature_count", f"{link.temperature_count} sensors, but the bench board model "
-                          f"measures {profile.cells + 1} temperatures ({profile.cells} cells + the bleed resistor)")
-    return DalySlave(profile.cells, link.temperature_count, {k: tuple(v) for k, v in link.flags.items()},
+    check_bench_sensors(profile, "temperature_count", link.temperature_count)
+    return DalySlave(profile.cells, link.temperature_count, link.flag_bits(),
                      link.current_positive).start()
 
 

@@ -26,68 +26,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from ...yamlio import KeyedValueError as _Bad
-from ..base import QUANTITIES
 from ..jbd_link import DEFAULT_FLAG_BITS, JbdBmsLink
-from ..registry import Endpoint, LinkKind, LinkSettings
-
-FLAG_NAMES = ("hvc", "lvc", "ot", "ut")
-
-
-def check_flag_bits(value: dict, width: int) -> dict:
-    """``{flag: [bit, ...]}``: known flags, bits inside the ``width``-bit status field."""
-    for name, bits in value.items():
-        if name not in FLAG_NAMES:
-            raise _Bad(name, f"unknown flag {name!r}; use {', '.join(FLAG_NAMES)}")
-        for b in bits:
-            if not 0 <= b < width:
-                raise _Bad(name, f"bit {b} is outside the {width}-bit protection status (0..{width - 1})")
-    return value
+from ..registry import Endpoint, LinkKind
+from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
-def check_unreported(value: list) -> list:
-    """Names of :data:`rig.links.base.QUANTITIES`."""
-    for q in value:
-        if q not in QUANTITIES:
-            raise ValueError(f"unknown quantity {q!r}; use one of {', '.join(QUANTITIES)}")
-    return value
-
-
-class JbdSettings(LinkSettings):
+class JbdSettings(PolledSerialSettings):
     """``link:`` of a JBD board (baud rate bit/s, times s)."""
 
     kind: Literal["jbd"]
-    baudrate: int = Field(9600, gt=0, le=1_000_000, description="UART baud rate, bit/s (8N1)")
     ntc_count: int = Field(ge=0, le=8, description="NTCs the board reports in register 0x03")
     flags: dict[str, list[int]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_FLAG_BITS.items()},
                                         description="protection-status bits ORed into each flag")
     serial: Literal["none", "barcode", "serial_num"] = "none"
-    unreported: list[str] = Field(default_factory=list, description="quantities the board leaves empty")
-    response_timeout_s: float = Field(0.5, gt=0, le=10, description="wait for one reply, s")
-    retries: int = Field(2, ge=0, le=10)
-
-    @field_validator("flags")
-    @classmethod
-    def _flags(cls, value):
-        return check_flag_bits(value, 16)
-
-    @field_validator("unreported")
-    @classmethod
-    def _unreported(cls, value):
-        return check_unreported(value)
 
 
 def check_maps(profile) -> list[str]:
     """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
-    from ...errors import ConfigError
     from ..jbd_protocol import MAX_CELLS
 
-    if profile.cells > MAX_CELLS:
-        raise ConfigError(profile.source, "cells", f"{profile.cells} cells, but the JBD protocol reports at most "
-                          f"{MAX_CELLS}: its balance status is two 16-bit words")
-    return []
+    return check_cell_limit(profile, "JBD", MAX_CELLS, "its balance status is two 16-bit words")
 
 
 def open_link(profile, endpoint: Endpoint, clock) -> JbdBmsLink:
@@ -97,7 +57,7 @@ def open_link(profile, endpoint: Endpoint, clock) -> JbdBmsLink:
     return JbdBmsLink(
         name=f"JBD {endpoint.address}", port=endpoint.address, n_cells=profile.cells, clock=clock,
         ntc_count=link.ntc_count, baudrate=endpoint.speed or link.baudrate,
-        flags={k: tuple(v) for k, v in link.flags.items()}, serial=link.serial, unreported=link.unreported,
+        flags=link.flag_bits(), serial=link.serial, unreported=link.unreported,
         timeout_s=link.timeout_s, poll_s=link.poll_s, response_timeout_s=link.response_timeout_s,
         retries=link.retries,
     )
@@ -107,13 +67,9 @@ def bench(profile, name: str):
     """The simulated board's JBD UART on a fresh pty (``name`` is not needed: the pty is unique)."""
     from ...sim.jbd_slave import JbdSlave
 
-    from ...errors import ConfigError
-
     link = profile.link
-    if link.ntc_count > profile.cells + 1:
-        raise ConfigError(profile.source, "link.ntc_count", f"{link.ntc_count} sensors, but the bench board model "
-                          f"measures {profile.cells + 1} temperatures ({profile.cells} cells + the bleed resistor)")
-    return JbdSlave(profile.cells, link.ntc_count, {k: tuple(v) for k, v in link.flags.items()},
+    check_bench_sensors(profile, "ntc_count", link.ntc_count)
+    return JbdSlave(profile.cells, link.ntc_count, link.flag_bits(),
                     profile.capacity_ah).start()
 
 
