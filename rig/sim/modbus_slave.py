@@ -25,81 +25,38 @@ import select
 import struct
 import threading
 import time
-import tty
 from pathlib import Path
 
 import numpy as np
 
 from ..links.register_map import RegisterPlan, compile_register_map
+from .pty_slave import PtyServer
 
 REFERENCE_REGISTER_MAP = Path(__file__).resolve().parents[2] / "testplans" / "profiles" / "reference-bms-modbus.yaml"
 _FRAME_GAP_S = 0.05  # a partial frame older than this is dropped (RTU inter-frame silence, generous)
 
 
-class ModbusSlave:
+class ModbusSlave(PtyServer):
     """Modbus RTU slave of the simulated board: ``ModbusSlave(map, n_cells).start().port``."""
 
     def __init__(self, register_map_path: str | Path | None, n_cells: int, unit_id: int = 1,
                  temperature_roles=None):
         """``temperature_roles``: the profile's :class:`~rig.profile.Temperatures`; when it
         names roles, each position of the map gets the simulated temperature of its role."""
+        super().__init__()
         self.plan: RegisterPlan = compile_register_map(register_map_path or REFERENCE_REGISTER_MAP, int(n_cells))
         self.unit_id = int(unit_id)
         self.temperature_roles = temperature_roles
         self._image = self.plan.new_image()
         self._lock = threading.Lock()
         self._corrupt: list[str] = []
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._wake: tuple[int, int] | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.port: str | None = None
         self.requests = 0
         self.replies = 0
         self.bad_frames = 0
         self.muted = False
         """True: the board answers nothing (a silent UART; requests are still counted)."""
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> "ModbusSlave":
-        if self._thread is not None:
-            return self
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline: bytes pass untouched until pyserial configures it
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        self._wake = os.pipe()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"modbus-slave {self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop the thread and close every descriptor (idempotent)."""
-        self._stop.set()
-        if self._wake is not None:
-            try:
-                os.write(self._wake[1], b"x")
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        for fd in (self._master, self._slave, *(self._wake or ())):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = self._wake = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
+    # ----------------------------------------------------------------- lifecycle: PtyServer
     def __del__(self):  # pragma: no cover - safety net
         try:
             self.close()
@@ -117,11 +74,6 @@ class ModbusSlave:
             self._image = image
 
     # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
-    @property
-    def address(self) -> str:
-        """The pty the host link opens (the slave is started if it was not)."""
-        return self.start().port
-
     def publish(self, telemetry, t: float) -> None:
         """One telemetry cycle at board time ``t`` (s): the register image now serves it."""
         self.update(telemetry)

@@ -20,21 +20,18 @@ import threading
 import tty
 
 
-class PtySlave:
-    """Serves requests on a fresh pty from a daemon thread (see the module docstring)."""
-
-    CORRUPTIONS = ("flip", "short", "silent")
+class PtyServer:
+    """A pty whose master side one daemon thread serves (:meth:`_serve`, a subclass's):
+    opened by :meth:`start`, the slave tty at :attr:`port`; :meth:`close` stops the thread
+    (``_stop`` set, the wake pipe written) and closes every descriptor. The Modbus slave and
+    :class:`PtySlave` are built on it."""
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.replies = 0
-        self.muted = False
-        self._corrupt: list[str] = []
         self._master: int | None = None
         self._slave: int | None = None
         self._wake: tuple[int, int] | None = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self.port: str | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -46,6 +43,7 @@ class PtySlave:
         self._master, self._slave = master, slave
         self.port = os.ttyname(slave)
         self._wake = os.pipe()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"{type(self).__name__} {self.port}", daemon=True)
         self._thread.start()
         return self
@@ -57,6 +55,7 @@ class PtySlave:
 
     def close(self) -> None:
         """Stop the thread and close every descriptor (idempotent)."""
+        self._stop.set()
         if self._wake is not None:
             try:
                 os.write(self._wake[1], b"x")
@@ -78,6 +77,24 @@ class PtySlave:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _serve(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PtySlave(PtyServer):
+    """Serves requests on a fresh pty from a daemon thread (see the module docstring)."""
+
+    CORRUPTIONS = ("flip", "short", "silent")
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.replies = 0
+        self.muted = False
+        self._corrupt: list[str] = []
+
 
     # ----------------------------------------------------------------- tests
     def inject_corruption(self, n_replies: int = 1, mode: str = "flip") -> None:
