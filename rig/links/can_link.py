@@ -116,7 +116,7 @@ class CanBmsLink(LinkBase):
         self.mapped = frozenset(
             ["cell_v"]
             + (["temps_c"] if self._temp_slots else [])
-            + (["balancing"] if (plan.balancing_mask or plan.balancing_bits) else [])
+            + (["balancing"] if (plan.balancing_mask or plan.balancing_bits or plan.balancing_at) else [])
             + [f"flags.{k}" for k, v in plan.flags.items() if v is not None]
             + [f"{k}_fet" for k, v in plan.fets.items() if v is not None]
             + (["pack_v"] if plan.pack_v else []) + (["pack_a"] if plan.pack_a else [])
@@ -130,7 +130,8 @@ class CanBmsLink(LinkBase):
         pidx = h.page_index
         psig = None if pidx is None else pidx.signal
         pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
-        fast = None if not fast_path or h.pages or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig)
+        fast = None if not fast_path or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig,
+                                                                              h.pages)
         return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
                 fid in events, fast)
 
@@ -334,13 +335,14 @@ class CanBmsLink(LinkBase):
             valid &= np.array([v not in bad for v, bad in zip(cell_v, plan.cell_invalid)], bool)
         if plan.valid is not None:
             vmask, voff, vbits, vval = plan.valid
-            valid &= self._cell_bits(vmask, voff, vbits) == bool(vval)
+            valid &= self._cell_bits(vmask, voff, vbits, plan.valid_at) == bool(vval)
         cell_v = cell_v * self._cell_a + self._cell_b
         cell_v[~valid] = np.nan
         temps = (np.array(self._temp_get(raw), float) * self._temp_a + self._temp_b) if self._temp_slots \
             else np.zeros(0)
-        if plan.balancing_mask or plan.balancing_bits:
-            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits)
+        if plan.balancing_mask or plan.balancing_bits or plan.balancing_at:
+            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits,
+                                  plan.balancing_at)
             bal = bal if plan.balancing_active else ~bal
         else:
             bal = np.zeros(self.n_cells, bool)
@@ -367,9 +369,12 @@ class CanBmsLink(LinkBase):
         self._problem = ""
         self.requests.sample_completed(self.clock.now())
 
-    def _cell_bits(self, mask, offset: int, bits) -> np.ndarray:
-        """One bool per cell from a concatenated bit mask [(slot, width)] or per-cell slots."""
+    def _cell_bits(self, mask, offset: int, bits, at=None) -> np.ndarray:
+        """One bool per cell from a concatenated bit mask [(slot, width)], per-cell slots, or
+        per-cell (slot, bit or None) (a board of several strings)."""
         raw, n = self._raw, self.n_cells
+        if at:
+            return np.array([((int(raw[s]) >> b) & 1) == 1 if b is not None else int(raw[s]) == 1 for s, b in at], bool)
         if mask:
             m, shift = 0, 0
             for slot, width in mask:

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
-from .can_tx_parts import answers, encode_conditions, received_requests, set_page_byte
+from ..links.signal_map_cells import bit_refs as _bit_refs
+from .can_tx_parts import answers, encode_conditions, received_requests, set_cell_bits, set_page_byte
 
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
@@ -51,6 +52,11 @@ def _limits(sig) -> tuple[float, float]:
     if mn is not None and mx is not None and mn < mx:
         lo, hi = max(lo, mn), min(hi, mx)
     return float(lo), float(hi)
+
+
+def _mask_refs(mask, offset: int, n: int) -> list:
+    """Per cell (slot, bit) of a concatenated mask."""
+    return _bit_refs(mask, offset, None, n)
 
 
 def _rest_value(sig) -> float:
@@ -118,10 +124,11 @@ class CanTransmitter:
 
         self._cells = lin(plan.cell_v)
         t_slots, t_a, t_b = lin(plan.temps)
-        self._bleed = None
-        if smap.temperatures.bleed_resistor is not None and len(t_slots):
-            self._bleed = (int(t_slots[-1]), float(t_a[-1]), float(t_b[-1]))
-            t_slots, t_a, t_b = t_slots[:-1], t_a[:-1], t_b[:-1]
+        self._bleed = []  # the bleed-resistor NTC(s) (one per string on a board of several): the board's one
+        nb = plan.n_bleed if smap.temperatures.bleed_resistor is not None else 0
+        if nb and len(t_slots) >= nb:
+            self._bleed = [(int(t_slots[j]), float(t_a[j]), float(t_b[j])) for j in range(len(t_slots) - nb, len(t_slots))]
+            t_slots, t_a, t_b = t_slots[:-nb], t_a[:-nb], t_b[:-nb]
         k = min(len(t_slots), n)  # cell NTCs beyond the board's cells are not sent
         self._temps = (t_slots[:k], t_a[:k], t_b[:k])
         self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
@@ -245,6 +252,18 @@ class CanTransmitter:
             off = 0 if act else 1
             for i, slot in enumerate(plan.balancing_bits):
                 vals[slot] = int(act if bal[i] else off)
+        elif plan.balancing_at:
+            set_cell_bits(vals, plan.balancing_at, bal if act else ~bal)
+        if plan.valid is not None:  # every reading the board sends is valid
+            vmask, voff, vbits, vval = plan.valid
+            every = np.full(n, bool(vval))
+            if plan.valid_at:
+                set_cell_bits(vals, plan.valid_at, every)
+            elif vbits:
+                for slot in vbits:
+                    vals[slot] = int(vval)
+            elif vmask:
+                set_cell_bits(vals, [r for r in _mask_refs(vmask, voff, n)], every)
         refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
         refs += [(plan.fets["charge"], tel.charge_fet), (plan.fets["discharge"], tel.discharge_fet)]
         encode_conditions(vals, [(c, bool(on)) for c, on in refs if c is not None])
@@ -261,10 +280,10 @@ class CanTransmitter:
         k = min(len(slots), len(temps))
         for s, v in zip(slots[:k], self._clip(slots[:k], (temps[:k] - b[:k]) / a[:k])):
             vals[s] = float(v)
-        if self._bleed is not None and len(temps):
-            s, a1, b1 = self._bleed
+        if self._bleed and len(temps):
             hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
-            vals[s] = float(np.clip((hot - b1) / a1, self._lo[s], self._hi[s]))
+            for s, a1, b1 in self._bleed:
+                vals[s] = float(np.clip((hot - b1) / a1, self._lo[s], self._hi[s]))
         for name, (slots, a, b) in self._pack:
             s = int(slots[0])
             vals[s] = float(np.clip((float(getattr(tel, name)) - b[0]) / a[0], self._lo[s], self._hi[s]))

@@ -76,3 +76,17 @@ def answers(frames: list, tags: list, asked: list) -> list:
                 continue
             out.append((fid, data))
     return out
+
+
+def set_cell_bits(vals: list, refs: list, on) -> None:
+    """Write one bit per cell: ``refs`` per cell (slot, bit or None = the whole signal),
+    ``on`` per cell (bool). Bits of one slot are gathered into one int (64-bit masks exceed
+    a float)."""
+    acc: dict[int, int] = {}
+    for (slot, bit), v in zip(refs, on):
+        if bit is None:
+            vals[slot] = int(bool(v))
+        else:
+            acc[slot] = acc.get(slot, 0) | (int(bool(v)) << bit)
+    for slot, v in acc.items():
+        vals[slot] = v
