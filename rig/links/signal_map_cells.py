@@ -223,6 +223,9 @@ def for_string(model, st: StringPlan, key: str, P: Path):
 def per_string(model, strings: list[StringPlan], key: str, P: Path, every: bool = True):
     """[(string, the section for it)]: once per string when it uses placeholders (or
     ``every``: a per-cell section), else once for the whole board (string None)."""
+    if strings[0].name is None and placeholders(model):
+        used = sorted(placeholders(model))
+        raise ConfigError(P, key, f"uses {{{used[0]}}}, a string's message, but the map lists no 'strings:'")
     if strings[0].name is None or (not every and not placeholders(model)):
         return [(StringPlan(None, 0, sum(s.cells for s in strings)), model)]
     return [(st, for_string(model, st, key, P)) for st in strings]
