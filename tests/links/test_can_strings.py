@@ -282,3 +282,20 @@ def test_bench_transmitter_sends_both_strings():
         assert frames[-1][0] == 800                       # Master_Status last
     finally:
         tx.close()
+
+
+@pytest.mark.slow
+def test_the_two_string_example_passes_the_full_plan_on_the_bench(tmp_path):
+    """The shipped example, every test of the plan, on the virtual bench: all requirements judged."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", "--board", str(PROFILE_DIR / "example-two-string.yaml"),
+                           "--out", str(out), "--no-index"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["verdict"] == "PASS" and doc["counts"]["failed"] == 0 and doc["counts"]["skipped"] == 0
+    assert doc["counts"]["passed"] > 0
+    assert {v["verdict"] for v in doc["requirements"].values()} == {"PASS"}
