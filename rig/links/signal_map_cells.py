@@ -37,6 +37,7 @@ from . import signal_map_ext as ext
 from .signal_map_schema import FlagRef, SignalMap
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_AS_MESSAGE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}\.|^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 #: sections compiled once per string (their ``{Key}`` placeholders name the string's messages)
 PER_STRING = ("cells", "temperatures", "flags")
 
@@ -173,8 +174,9 @@ def strings_of(smap: SignalMap, n_cells: int, res) -> list[StringPlan]:
     return out
 
 
-def placeholders(model) -> set[str]:
-    """The ``{Key}`` placeholders a section uses (``{i}``, a template's cell number, excluded)."""
+def placeholders(model, as_message: bool = False) -> set[str]:
+    """The ``{Key}`` placeholders a section uses (``{i}``, a template's cell number, excluded);
+    ``as_message``: only those standing where a message name goes (``{Key}.Signal``, ``{Key}``)."""
     found: set[str] = set()
 
     def look(x):
@@ -182,7 +184,10 @@ def placeholders(model) -> set[str]:
             for v in x:
                 look(v)
         elif isinstance(x, str):
-            found.update(k for k in _PLACEHOLDER.findall(x) if k != "i")
+            if as_message:
+                found.update(a or b for a, b in _AS_MESSAGE.findall(x))
+            else:
+                found.update(k for k in _PLACEHOLDER.findall(x) if k != "i")
         return x
     _walk(model.model_dump() if hasattr(model, "model_dump") else model, lambda d: {k: look(v) for k, v in d.items()})
     return found
@@ -223,8 +228,8 @@ def for_string(model, st: StringPlan, key: str, P: Path):
 def per_string(model, strings: list[StringPlan], key: str, P: Path, every: bool = True):
     """[(string, the section for it)]: once per string when it uses placeholders (or
     ``every``: a per-cell section), else once for the whole board (string None)."""
-    if strings[0].name is None and placeholders(model):
-        used = sorted(placeholders(model))
+    if strings[0].name is None and placeholders(model, as_message=True):
+        used = sorted(placeholders(model, as_message=True))
         raise ConfigError(P, key, f"uses {{{used[0]}}}, a string's message, but the map lists no 'strings:'")
     if strings[0].name is None or (not every and not placeholders(model)):
         return [(StringPlan(None, 0, sum(s.cells for s in strings)), model)]
