@@ -13,8 +13,10 @@ scaled (nobody reads them).
 It returns ``False`` without touching anything when the frame is not the ordinary case
 (shorter than the DBC length, a multiplexer value the DBC does not list): the link then
 takes the general path (``Message.decode``), which raises and counts the decode error as
-before. Messages the fast path does not cover (overlapping signals split in views, nested
-multiplexers, explicit ``pages:`` sections) get ``None`` and always take the general path.
+before. A ``pages:`` section (one signal name reused on every page) is stored per page,
+its index a DBC multiplexer or a plain signal of the message. Messages the fast path does
+not cover (overlapping signals split in views, nested multiplexers, pages indexed by the
+bits of a data byte) get ``None`` and always take the general path.
 """
 
 from __future__ import annotations

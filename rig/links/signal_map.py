@@ -25,7 +25,9 @@ used when it is one of those, else the SI unit is assumed. Minimal example::
       fw_version: {signals: {major: FwMajor, minor: FwMinor, patch: FwPatch},
                    format: "{major}.{minor}.{patch}"}
 
-A signal is named ``Signal`` (unique in the DBC) or ``Message.Signal``. Every error is a
+A signal is named ``Signal`` (unique in the DBC) or ``Message.Signal`` (or ``message:`` on the
+entry); a board of several strings lists them in ``strings:`` (:mod:`rig.links.signal_map_cells`).
+Every error is a
 :class:`~rig.errors.ConfigError` naming the map file, the key and the problem.
 :func:`compile_signal_map` turns map + DBC into :class:`CanPlan`, the precomputed dispatch
 table :class:`~rig.links.can_link.CanBmsLink` decodes with.
