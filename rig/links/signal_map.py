@@ -156,6 +156,7 @@ class CanPlan:
     valid_at: list | None = None
     n_bleed: int = 0
     strings: list = field(default_factory=list)
+    temp_cells: list | None = None   # several strings: per cell NTC the board cell (0-based) it sits among
 
     def cell_string(self, cell: int) -> str | None:
         """The name of the string 1-based board cell ``cell`` is in (None: one string)."""
@@ -344,10 +345,16 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         valid_plan = vb + (valid.valid_value,)
 
     # temperatures: the cell NTCs of every string, then the bleed-resistor NTC(s)
-    temps = Linear([], [], [])
+    temps, temp_cells = Linear([], [], []), []
     if smap.temperatures.cells is not None:
-        temps = cat(each(smap.temperatures.cells, "temperatures.cells", lambda sub, st: linear(cellmap.series_names(
-            sub, st.cells, "temperatures.cells", P, False, res, pages), "temperature", sub, "temperatures.cells")))
+        temp_cells: list[int] = []   # the board cell (0-based) each cell NTC sits among, spread over its string
+
+        def ntcs(sub, st):
+            lin = linear(cellmap.series_names(sub, st.cells, "temperatures.cells", P, False, res, pages),
+                         "temperature", sub, "temperatures.cells")
+            temp_cells.extend(st.first + k * st.cells // len(lin.slots) for k in range(len(lin.slots)))
+            return lin
+        temps = cat(each(smap.temperatures.cells, "temperatures.cells", ntcs))
     n_bleed = 0
     if smap.temperatures.bleed_resistor is not None:
         t = cat(each(smap.temperatures.bleed_resistor, "temperatures.bleed_resistor", lambda ref, st: linear(
@@ -438,6 +445,7 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         slot_page=list(res.slot_page), slot_signals=list(res.slot_signal),
         slot_messages=list(res.slot_message), balancing_at=bal_at, valid_at=valid_at, n_bleed=n_bleed,
         strings=[(st.name, st.first, st.cells) for st in strings if st.name is not None],
+        temp_cells=temp_cells if strings[0].name is not None else None,
     )
 
 

@@ -131,6 +131,9 @@ class CanTransmitter:
             t_slots, t_a, t_b = t_slots[:-nb], t_a[:-nb], t_b[:-nb]
         k = min(len(t_slots), n)  # cell NTCs beyond the board's cells are not sent
         self._temps = (t_slots[:k], t_a[:k], t_b[:k])
+        # which telemetry temperature each NTC reports: in order, or (several strings) the
+        # temperature of the cell it sits among in its own string
+        self._temp_src = np.asarray(plan.temp_cells[:k] if plan.temp_cells else range(k), int)
         self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
         self._state_code = {}
         for code, name in sorted(plan.state_choices.items(), reverse=True):
@@ -277,8 +280,9 @@ class CanTransmitter:
             vals[s] = float(v)
         temps = np.asarray(tel.temps_c, float)
         slots, a, b = self._temps
-        k = min(len(slots), len(temps))
-        for s, v in zip(slots[:k], self._clip(slots[:k], (temps[:k] - b[:k]) / a[:k])):
+        src = self._temp_src
+        k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
+        for s, v in zip(slots[:k], self._clip(slots[:k], (temps[src[:k]] - b[:k]) / a[:k])):
             vals[s] = float(v)
         if self._bleed and len(temps):
             hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]

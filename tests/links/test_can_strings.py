@@ -278,6 +278,8 @@ def test_bench_transmitter_sends_both_strings():
         np.testing.assert_allclose(s.cell_v, tel.cell_v, atol=1e-3)
         assert s.cells_valid.all() and list(np.flatnonzero(s.balancing)) == [2, 12]
         assert s.temps_c[-2:].tolist() == [47.0, 47.0]    # both strings' T_Balance: the board's one NTC
+        # each string's 4 NTCs report cells 1, 3, 5, 7 of that string (board cells 1, 3, .., 15)
+        assert s.temps_c[:8].tolist() == [25.0 + c for c in (0, 2, 4, 6, 8, 10, 12, 14)]
         assert s.flags.hvc and not s.discharge_fet
         assert frames[-1][0] == 800                       # Master_Status last
     finally:
