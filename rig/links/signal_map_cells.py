@@ -248,6 +248,8 @@ def in_string(st: StringPlan, fn, *args):
 
 def expand_flag(ref, strings: list[StringPlan], key: str, P: Path):
     """A flag whose terms name a placeholder: the OR of its terms over every string."""
+    if ref is not None and strings[0].name is None:
+        per_string(ref, strings, key, P)  # a placeholder without strings: the error
     if ref is None or strings[0].name is None or not placeholders(ref):
         return ref
     terms = []

@@ -176,6 +176,13 @@ def test_a_placeholder_without_strings_is_an_error(tmp_path):
     e = _error(_map(tmp_path, lambda d: d.pop("strings")))
     assert e.key == "cells.voltage" and "{Cells}" in e.problem and "strings:" in e.problem
 
+    def edit(d):
+        del d["strings"]
+        d["cells"] = {"voltage": {"pages": dict(d["cells"]["voltage"]["pages"], message="String1_Cells")}}
+        d["temperatures"] = {}
+    e = _error(_map(tmp_path, edit), n=8)
+    assert e.key == "flags.hvc" and "{Status}" in e.problem and "strings:" in e.problem
+
 
 def test_qualified_name_with_an_unknown_message_or_signal_is_an_error(tmp_path):
     e = _error(_map(tmp_path, lambda d: d["fets"].update(charge="Master_Stat.ChargeFET")))
