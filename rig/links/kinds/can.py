@@ -90,8 +90,10 @@ def bench(profile, name: str):
     from ...sim.can_tx import CanTransmitter
 
     link = profile.link
+    b = profile.bench
     return CanTransmitter(profile.resolve(link.dbc), name, profile.cells,
-                          signal_map_path=profile.resolve(link.signal_map))
+                          signal_map_path=profile.resolve(link.signal_map),
+                          j1939_source_address=b.j1939_source_address, j1939_priority=b.j1939_priority)
 
 
 KIND = LinkKind(
