@@ -231,3 +231,22 @@ def test_bench_j1939_from_a_disallowed_source_address_or_priority_is_ignored(tmp
     assert link.frames_received > 0
     link.close()
     tx.close()
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("  enabled_by_command: {command: balancing_on, value: BalEnable}", "  enabled_by_command: {value: BalEnable}",
+     "balancing.enabled_by_command.command"),
+    ("  fw_version: 2.3.1", "  fw_version: 2.3.1\n  j1939_priority: 9", "bench.j1939_priority"),
+    ("  fw_version: 2.3.1", "  fw_version: 2.3.1\n  j1939_source_address: 256", "bench.j1939_source_address"),
+])
+def test_profile_command_and_j1939_options_are_checked(tmp_path, old, new, key):
+    from rig.profile import load_profile
+
+    for name in ("example-polled.dbc", "example-polled-commands-can.yaml"):
+        (tmp_path / name).write_text((PROFILE_DIR / name).read_text())
+    src = (PROFILE_DIR / "example-polled-commands.yaml").read_text()
+    assert old in src
+    (tmp_path / "b.yaml").write_text(src.replace(old, new))
+    with pytest.raises(ConfigError) as ei:
+        load_profile(tmp_path / "b.yaml")
+    assert "b.yaml" in str(ei.value) and key in str(ei.value), str(ei.value)
