@@ -250,3 +250,23 @@ def test_profile_command_and_j1939_options_are_checked(tmp_path, old, new, key):
     with pytest.raises(ConfigError) as ei:
         load_profile(tmp_path / "b.yaml")
     assert "b.yaml" in str(ei.value) and key in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("old, new, key, words", [
+    ("  balancing_on:  ", "  enable_bal:  ", "balancing.enabled_by_command.command",
+     "example-polled-commands-can.yaml declares no command 'balancing_on' (declared: enable_bal, hvc_setpoint)"),
+    ("{CmdType: BALANCE, BalEnable: 1}", "{CmdType: BALANCE}", "balancing.enabled_by_command.value",
+     "command balancing_on of example-polled-commands-can.yaml carries no 'BalEnable' (it has: CmdType)"),
+])
+def test_a_gate_naming_a_command_the_map_lacks_is_refused_by_check(tmp_path, old, new, key, words):
+    from rig.check import check_profile_links
+    from rig.profile import load_profile
+
+    for name in ("example-polled.dbc", "example-polled-commands.yaml"):
+        (tmp_path / name).write_text((PROFILE_DIR / name).read_text())
+    smap = C_MAP.read_text()
+    assert old in smap
+    (tmp_path / C_MAP.name).write_text(smap.replace(old, new))
+    with pytest.raises(ConfigError) as ei:
+        check_profile_links(load_profile(tmp_path / "example-polled-commands.yaml"))
+    assert key in str(ei.value) and words in str(ei.value), str(ei.value)
