@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_commands import CommandSender, CommandsMixin
 from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
@@ -47,7 +48,7 @@ def _getter(slots: list[int]):
     return (lambda raw: (get(raw),)) if len(slots) == 1 else get
 
 
-class CanBmsLink(LinkBase):
+class CanBmsLink(CommandsMixin, LinkBase):
     """The DUT's view over CAN.
 
     - ``bus``: an open ``can.BusABC`` (the link reads it; ``own_bus=True`` shuts it down on close)
@@ -80,8 +81,10 @@ class CanBmsLink(LinkBase):
                                            fast_path) for fid, h in plan.handlers.items()}
         # frame id -> (compiled store, anything after the store: event / response / sample)
         responses = frozenset(r.response_id for r in plan.requests if r.response_id is not None)
+        self.commands = CommandSender(plan.commands, self._send)  # acks, paged answers: Message.decode
+        self.requests = RequestScheduler(plan.requests, self._send, plan.message_names, plan.handlers)
         self._fast = {fid: (h[-1], h[3] or h[8] or fid in responses, fid) for fid, h in self._dispatch.items()
-                      if h[-1] is not None}
+                      if h[-1] is not None and fid not in self.commands.ack_ids | self.requests.paged_ids}
         #: frame ids decoded by the compiled fast path (the rest by ``Message.decode``)
         self.fast_frame_ids = frozenset(self._fast)
         self._j1939 = dict(plan.j1939)
@@ -93,7 +96,6 @@ class CanBmsLink(LinkBase):
         self.decode_errors = 0
         self.error_frames = 0
         self.incomplete_cycles = 0
-        self.requests = RequestScheduler(plan.requests, self._send, plan.message_names)
         # precomputed assembly
         self._cell_slots = plan.cell_v.slots
         self._cell_a = np.asarray(plan.cell_v.a, float)
@@ -124,6 +126,7 @@ class CanBmsLink(LinkBase):
         )
         self._listen()
         self.requests.start(clock.now())
+        self.commands.start(clock.now())
 
     @staticmethod
     def _entry(fid: int, h, message, events, raw: list, seen: dict, fast_path: bool):
@@ -192,6 +195,8 @@ class CanBmsLink(LinkBase):
             raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
         if self.requests.plans:
             self.requests.service(self.clock.now())
+        if self.commands.plans:
+            self.commands.service(self.clock.now())
         return n
 
     def feed(self, frames) -> int:
@@ -254,7 +259,9 @@ class CanBmsLink(LinkBase):
                 if event:
                     self._events_this_cycle.add(fid)
                 if responses and fid in responses:
-                    self.requests.answered(fid)
+                    self.requests.answered(fid, page if paged else None)
+                if fid in self.commands.ack_ids:
+                    self.commands.received(fid, values)
                 if completes:
                     self._assemble(ts)
         finally:
@@ -394,8 +401,9 @@ class CanBmsLink(LinkBase):
 
     def latest(self) -> LinkSample:
         """The newest sample not older than the link timeout; waits on the clock up to the
-        timeout for one. Raises :class:`LinkFault` naming what did not arrive."""
+        timeout for one. Raises :class:`LinkFault` naming what did not arrive (or a command never acknowledged)."""
         self.pump()
+        self.check_commands()
         clock = self.clock
         newest = self._history.newest()
         now = clock.now()

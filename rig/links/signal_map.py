@@ -44,6 +44,7 @@ from ..errors import ConfigError
 from .base import SI_UNIT, UNITS, Capabilities, format_fields, load_yaml_mapping, unit_factor, validate_model
 from . import signal_map_cells as cellmap
 from . import signal_map_ext as ext
+from .can_commands import compile_commands
 from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
 from .signal_map_ext import CondPlan, PageIndexPlan, RequestPlan, TermPlan  # noqa: F401
 from .signal_map_schema import (  # noqa: F401  (re-exported)
@@ -147,6 +148,7 @@ class CanPlan:
     j1939_sa: frozenset | None = None
     j1939_priority: frozenset | None = None
     requests: list = field(default_factory=list)            # [RequestPlan]
+    commands: dict = field(default_factory=dict)            # name -> CommandPlan (rig.links.can_commands)
     slot_page: list = field(default_factory=list)
     slot_signals: list = field(default_factory=list)   # slot -> cantools signal
     slot_messages: list = field(default_factory=list)  # slot -> cantools message
@@ -428,6 +430,10 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         if r.response_id is not None and r.response_id not in handlers:
             m = ext.message_by_id(res, r.response_id)
             handlers[r.response_id] = FrameHandler(m, {}, False, pages.get(r.response_id) or _mux_index(m))
+    commands = compile_commands(smap.commands, res, ext.message_named)
+    for c in commands.values():
+        if c.ack_id is not None and c.ack_id not in handlers:
+            handlers[c.ack_id] = FrameHandler(c.ack_message, {}, False, _mux_index(c.ack_message))
 
     return CanPlan(
         map_path=map_path, dbc_path=dbc_path, n_cells=n_cells, sample_on=on_msg.name,
@@ -441,7 +447,7 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         dbc_warnings=list(getattr(db, "bmsrig_warnings", [])),
         cell_invalid=cell_invalid, valid=valid_plan, slot_source=slot_source, cell_sources=cell_sources,
         required_sources=sorted(required, key=str), page_timeout=page_timeout, events=events,
-        event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests,
+        event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests, commands=commands,
         slot_page=list(res.slot_page), slot_signals=list(res.slot_signal),
         slot_messages=list(res.slot_message), balancing_at=bal_at, valid_at=valid_at, n_bleed=n_bleed,
         strings=[(st.name, st.first, st.cells) for st in strings if st.name is not None],

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .can_commands import Command
+
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -335,3 +337,4 @@ class SignalMap(_M):
     events: dict[str, Event] = Field(default_factory=dict)
     j1939: J1939 | None = None
     requests: list[Request] = Field(default_factory=list)
+    commands: dict[str, Command] = Field(default_factory=dict)  # board commands (rig.links.can_commands)

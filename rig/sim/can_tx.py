@@ -30,7 +30,8 @@ import numpy as np
 from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
 from ..links.signal_map_cells import bit_refs as _bit_refs
-from .can_tx_parts import answers, encode_conditions, received_requests, set_cell_bits, set_page_byte
+from .can_tx_parts import (ack_frame, answers, encode_conditions, j1939_id, received_requests, set_cell_bits,
+                           set_page_byte)
 
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
@@ -93,7 +94,8 @@ class CanTransmitter:
     """
 
     def __init__(self, dbc_path: str | Path | None, channel: str, n_cells: int,
-                 identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None):
+                 identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None,
+                 j1939_source_address: int | None = None, j1939_priority: int | None = None):
         import can
 
         if int(n_cells) < 1:
@@ -193,6 +195,15 @@ class CanTransmitter:
         self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
                            if h.page_index is not None and h.page_index.signal is None}
         self._polled = {r.response_id for r in plan.requests if r.response_id is not None}
+        self.commands_received: dict[str, dict] = {}
+        """Board commands the host sent: name -> {parameter or listed signal: value} (the last one)."""
+        self._asked: list = []
+        self._acks: list = []
+        # the board's J1939 messages sent from another source address / priority (bench option)
+        if j1939_source_address is not None or j1939_priority is not None:
+            for fid, m in groups_msg.items():
+                if m.is_extended_frame and fid in plan.j1939.values():
+                    self._can_msg[fid].arbitration_id = j1939_id(fid, j1939_source_address, j1939_priority)
         self._held = None
         self._next_identity = -np.inf
         self._ident_cache: tuple | None = None
@@ -324,12 +335,19 @@ class CanTransmitter:
         """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return
         frames sent. Frames the map says are answers to requests go out only when asked: the
         requests received since the last cycle are answered now, in order."""
+        import can
+
         frames = self.encode(t, telemetry)
+        if self._polled or self.plan.commands:
+            self.poll()
+        acks, self._acks = self._acks, []
         if self._polled:
-            asked = received_requests(self.bus, self.plan.requests)
+            asked, self._asked = self._asked, []
             tags = self._tags
             streamed = [f for f in frames if f[0] not in self._polled]
             frames = streamed + answers(frames, tags, asked)
+        for fid, extended, data in acks:
+            self.bus.send(can.Message(arbitration_id=fid, is_extended_id=extended, data=data, timestamp=t))
         send = self.bus.send
         msgs = self._can_msg
         for fid, data in frames:
@@ -340,6 +358,18 @@ class CanTransmitter:
             send(frame)  # the virtual bus copies the message for each receiver
         self.frames_sent += len(frames)
         return len(frames)
+
+    def poll(self) -> None:
+        """Read what the host sent: requests and board commands (recorded in
+        :attr:`commands_received`); both are answered (response, acknowledgement) at the next cycle."""
+        if self.bus is None:
+            return
+        got: list = []
+        self._asked += received_requests(self.bus, self.plan.requests, self.plan.commands, got)
+        for c, values in got:
+            self.commands_received[c.name] = values
+            if c.ack_id is not None:
+                self._acks.append((c.ack_id, bool(c.ack_message.is_extended_frame), ack_frame(c)))
 
     # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
     @property
