@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsA
 from .chemistry import chemistry as _chemistry
 from .errors import ConfigError
 from .links.registry import LinkSettings, validate_settings
+from .profile_setpoints import SetpointByCommand, SetpointKey, check_setpoint_keys
 from .yamlio import KeyedValueError as _Bad
 from .yamlio import load_yaml, validation_error
 
@@ -363,6 +364,9 @@ class BoardProfile(_Strict):
     protection: Protection
     link: Annotated[SerializeAsAny[LinkSettings], BeforeValidator(_link_settings)]
     bench: BenchDut = BenchDut()
+    setpoints_by_command: dict[SetpointKey, SetpointByCommand] = Field(
+        default_factory=dict, description="promised values the board takes from a link-map command "
+        "(rig/profile_setpoints.py), with its factory default without it")
 
     # set by load_profile, not by the YAML
     source: str | None = Field(None, exclude=True)
@@ -400,6 +404,7 @@ class BoardProfile(_Strict):
                        f"({span_mv:g} mV)")
         if b.max_channels > self.cells:
             raise _Bad("balancing.max_channels", f"({b.max_channels}) is more than the board's {self.cells} cells")
+        check_setpoint_keys(self)
         for key, (lo, hi) in (("sampling.temperature_range_c", self.sampling.temperature_range_c),
                               ("protection.ut_charge_c", (p.ut_charge_c, p.ut_charge_c)),
                               ("protection.ot_charge_c", (p.ot_charge_c, p.ot_charge_c))):
@@ -485,4 +490,7 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
         if not profile.resolve(rel).is_file():
             raise ConfigError(path, f"link.{key}", f"file not found: {profile.resolve(rel)}")
     check_bench_model(profile.bench.model, path)
+    if profile.setpoints_by_command:  # the map's start commands must configure what the profile promises
+        from .links.registry import kind_of
+        kind_of(profile).check_maps(profile)
     return profile

@@ -395,6 +395,9 @@ class LinkBase(BmsLink):
 def check_command_gate(profile, commands: dict, map_path) -> None:
     """ConfigError when the profile's ``balancing.enabled_by_command`` names a command (or a
     parameter / constant) the link map does not declare: the rig could never enable the board."""
+    from .setpoint_check import check_setpoints
+
+    check_setpoints(profile, commands, map_path)  # and the set-points the board takes from commands
     gate = getattr(getattr(profile, "balancing", None), "enabled_by_command", None)
     if gate is None:
         return

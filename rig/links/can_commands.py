@@ -149,6 +149,30 @@ class CommandPlan:
         out.update({p: values.get(s.name) for p, s in self.parameters.items()})
         return out
 
+    def reads(self, other: "CommandPlan") -> dict | None:
+        """What a board recognising this command reads from the frame of ``other`` (a command of
+        constants, e.g. ``when: start``): {parameter or listed signal: value}, or None when that
+        frame is not this command."""
+        if other.frame_id != self.frame_id or other.parameters:
+            return None
+        values = self.message.decode(other.encode({}), decode_choices=False)
+        return self.parameter_values(values) if self.matches(values) else None
+
+    def value_signal(self, name: str):
+        """The DBC signal carrying parameter or listed signal ``name`` (None: the command has none)."""
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.message.get_signal_by_name(name) if name in self.keys else None
+
+    def value_names(self) -> list[str]:
+        """The names a board reads from this command: parameters and listed signals."""
+        return sorted(set(self.parameters) | set(self.keys))
+
+    def resolution(self, name: str) -> tuple[float, str]:
+        """(step of value ``name`` in its physical unit, the DBC unit or "") — 0 for a float signal."""
+        sig = self.value_signal(name)
+        return (0.0 if getattr(sig, "is_float", False) else abs(float(sig.scale))), (sig.unit or "")
+
     def is_ack(self, values: dict) -> bool:
         return all(abs(float(values.get(k, float("nan"))) - v) <= 1e-9 * max(1.0, abs(v))
                    for k, v in self.ack_values.items())

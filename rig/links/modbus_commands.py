@@ -160,6 +160,23 @@ class ModbusCommandPlan:
             return False
         return all(v.value is None or (int(v.value) & 0xFFFF) == (int(r) & 0xFFFF) for v, r in zip(self.values, raws))
 
+    def reads(self, other: "ModbusCommandPlan") -> dict | None:
+        """What a board recognising this command reads from the write of ``other`` (a command of
+        constants, e.g. ``when: start``): {parameter: engineering value, raw}, or None when that
+        write is not this command."""
+        if other.parameters:
+            return None
+        raws = other.encode({})
+        return self.decode(raws) if self.matches(other.function, other.address, raws) else None
+
+    def value_names(self) -> list[str]:
+        """The names a board reads from this command: its parameters."""
+        return self.parameters
+
+    def resolution(self, name: str) -> tuple[float, str]:
+        """(step of parameter ``name`` in engineering units: its scale, "" — a register map states no unit)."""
+        return next(abs(float(v.scale)) for v in self.values if v.parameter == name), ""
+
     def addresses(self) -> range:
         return range(self.address, self.address + len(self.values))
 

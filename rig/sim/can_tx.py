@@ -368,8 +368,9 @@ class CanTransmitter:
         self._asked += received_requests(self.bus, self.plan.requests, self.plan.commands, got)
         for c, values in got:
             self.commands_received[c.name] = values
-            if c.ack_id is not None:
-                self._acks.append((c.ack_id, bool(c.ack_message.is_extended_frame), ack_frame(c)))
+            ack = None if c.ack_id is None else (c.ack_id, bool(c.ack_message.is_extended_frame), ack_frame(c))
+            if ack is not None and ack not in self._acks:  # one frame read as two commands: one answer
+                self._acks.append(ack)
 
     # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
     @property

@@ -48,7 +48,9 @@ def set_page_byte(data: bytes, index, page: int) -> bytes:
 def received_requests(bus, requests, commands=None, commanded: list | None = None) -> list:
     """Requests the host sent since the last call: [(request plan, listed value or None)].
     Frames of a command message of ``commands`` (name -> CommandPlan) that carry its constants
-    are decoded (cantools) and appended to ``commanded`` as (plan, {parameter or signal: value})."""
+    are decoded (cantools) and appended to ``commanded`` as (plan, {parameter or signal: value}),
+    once for each command of the map the frame carries (a start command of constants is also
+    the on-demand command of the same type: the board reads it as both)."""
     by_id = {}
     for r in requests:
         by_id.setdefault(r.frame_id, []).append(r)
@@ -70,9 +72,8 @@ def received_requests(bus, requests, commands=None, commanded: list | None = Non
                 values = c.message.decode(bytes(msg.data), decode_choices=False)
             except Exception:  # a short or malformed frame: not this command
                 continue
-            if c.matches(values) and commanded is not None:
+            if c.matches(values) and commanded is not None:  # every command the frame carries
                 commanded.append((c, c.parameter_values(values)))
-                break
 
 
 def ack_frame(c) -> bytes:

@@ -42,8 +42,10 @@ def test_start_command_reaches_the_bench_board_and_is_acknowledged(can_bus, chan
     clock.sleep(1.0)
     s = link.latest()
     assert s.cell_v.shape == (8,)
-    assert tx.commands_received == {"balancing_on": {"CmdType": 1.0, "BalEnable": 1.0}}
-    assert link.commands.sent == 1 and link.commands.acknowledged == 1 and not link.commands.failed
+    assert tx.commands_received["balancing_on"] == {"CmdType": 1.0, "BalEnable": 1.0}
+    starts = [n for n, c in link.commands.plans.items() if c.when == "start"]
+    assert set(starts) <= set(tx.commands_received) and len(starts) == 4
+    assert link.commands.sent == 4 and link.commands.acknowledged == 4 and not link.commands.failed
     link.close()
     tx.close()
 
@@ -57,9 +59,9 @@ def test_command_with_a_parameter_is_encoded_by_the_dbc(can_bus, channel, sender
     frames = [m for m in drain(sender) if m.arbitration_id == 1797]
     db = cantools.database.load_file(str(P_DBC))
     assert db.decode_message(1797, frames[0].data, decode_choices=False) == \
-        {"CmdType": 2, "BalEnable": 0, "HvcSetpoint": pytest.approx(3.6)}
+        {"CmdType": 2, "BalEnable": 0, "HvcSetpoint": pytest.approx(3.6), "LvcSetpoint": 0, "BalStartDelta": 0}
     assert tx.commands_received["hvc_setpoint"] == {"CmdType": 2.0, "threshold_v": pytest.approx(3.6)}
-    assert link.commands.acknowledged == 2
+    assert link.commands.acknowledged == 5   # the four start commands, then this one
     link.close()
     tx.close()
 
@@ -254,7 +256,8 @@ def test_profile_command_and_j1939_options_are_checked(tmp_path, old, new, key):
 
 @pytest.mark.parametrize("old, new, key, words", [
     ("  balancing_on:  ", "  enable_bal:  ", "balancing.enabled_by_command.command",
-     "example-polled-commands-can.yaml declares no command 'balancing_on' (declared: enable_bal, hvc_setpoint)"),
+     "example-polled-commands-can.yaml declares no command 'balancing_on' (declared: bal_delta_at_start, enable_bal, "
+     "hvc_at_start, hvc_setpoint, lvc_at_start, lvc_setpoint)"),
     ("{CmdType: BALANCE, BalEnable: 1}", "{CmdType: BALANCE}", "balancing.enabled_by_command.value",
      "command balancing_on of example-polled-commands-can.yaml carries no 'BalEnable' (it has: CmdType)"),
 ])

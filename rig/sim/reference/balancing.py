@@ -28,8 +28,10 @@ class Balancing:
     def setup_balancing(self, b, fd) -> None:
         """Settings from the profile's ``balancing`` section ``b`` and the typed firmware
         defects ``fd`` (:class:`~rig.sim.defects.BoardDefects`)."""
-        self.start_v = fd.balance_start_delta_v if fd.balance_start_delta_v is not None else b.start_delta_mv * 1e-3
-        self.stop_v = fd.balance_stop_delta_v if fd.balance_stop_delta_v is not None else b.stop_delta_mv * 1e-3
+        start_mv = self.initial_setpoint("balancing.start_delta_mv", b.start_delta_mv)  # factory default if commanded
+        stop_mv = self.initial_setpoint("balancing.stop_delta_mv", b.stop_delta_mv)
+        self.start_v = fd.balance_start_delta_v if fd.balance_start_delta_v is not None else start_mv * 1e-3
+        self.stop_v = fd.balance_stop_delta_v if fd.balance_stop_delta_v is not None else stop_mv * 1e-3
         self.ignore_min_v = fd.balance_mid_soc
         self.no_mute = fd.balance_during_sampling
         self.bleed_all = fd.balance_adjacent
@@ -38,7 +40,8 @@ class Balancing:
         self.derate_shift = fd.derating_shift_c
         self.temp_comp = not fd.no_temp_compensation
         self.max_ch = b.max_channels
-        self.absolute_v = b.start_cell_v if b.start_mode == "absolute" else None
+        self.absolute_v = (self.initial_setpoint("balancing.start_cell_v", b.start_cell_v)
+                           if b.start_mode == "absolute" else None)
         self.odd_even = b.interleave == "odd_even"
         self.group_of = b.group_of
         self.per_group = b.most_per_group()

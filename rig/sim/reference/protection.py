@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .setpoints import SetPoints
+
 EPS = 1e-9
 OTUT_HYSTERESIS_C = 2.0
 
@@ -66,7 +68,7 @@ class Cutoff:
         return changed
 
 
-class Protection:
+class Protection(SetPoints):
     """Protection part of :class:`~rig.sim.reference.firmware.ReferenceBoard` (a mixin:
     it uses the board's ``h``, ``raw``/``v``, ``temps`` and the thresholds set in
     :meth:`setup_protection`)."""
@@ -81,19 +83,20 @@ class Protection:
     def setup_protection(self, p, fd) -> None:
         """Thresholds from the profile's ``protection`` section ``p`` and the typed firmware
         defects ``fd`` (:class:`~rig.sim.defects.BoardDefects`)."""
-        self.hvc_thr = p.hvc.threshold_v + fd.hvc_threshold_shift_v
+        self.hvc_thr = self.initial_setpoint("protection.hvc.threshold_v", p.hvc.threshold_v) + fd.hvc_threshold_shift_v
         self.hvc_delay = p.hvc.delay_s + fd.hvc_extra_delay_s
-        hyst_v = fd.hvc_hysteresis_v if fd.hvc_hysteresis_v is not None else p.hvc.hysteresis_mv * 1e-3
-        self.hvc_rec_v = self.hvc_thr - hyst_v
+        self.hvc_hyst_v = fd.hvc_hysteresis_v if fd.hvc_hysteresis_v is not None else p.hvc.hysteresis_mv * 1e-3
+        self.hvc_rec_v = self.hvc_thr - self.hvc_hyst_v
         self.hvc_recovery = p.hvc.recovery_s
         self.hvc_mode, self.lvc_mode = p.hvc.recovery, p.lvc.recovery
         self.hvc_lockout = max(0.0, p.hvc.lockout_s - fd.lockout_short_s)
         self.lvc_lockout = max(0.0, p.lvc.lockout_s - fd.lockout_short_s)
         self.latch_early = fd.latch_release_early
         self.hvc_flag_missing = fd.hvc_flag_missing
-        self.lvc_thr = p.lvc.threshold_v - fd.lvc_threshold_shift_v
+        self.lvc_thr = self.initial_setpoint("protection.lvc.threshold_v", p.lvc.threshold_v) - fd.lvc_threshold_shift_v
         self.lvc_delay = p.lvc.delay_s
-        self.lvc_rec_v = self.lvc_thr + p.lvc.hysteresis_mv * 1e-3
+        self.lvc_hyst_v = p.lvc.hysteresis_mv * 1e-3
+        self.lvc_rec_v = self.lvc_thr + self.lvc_hyst_v
         self.lvc_recovery = p.lvc.recovery_s
         self.ot_c = p.ot_charge_c
         self.ut_c = p.ut_charge_c
@@ -102,7 +105,9 @@ class Protection:
         self.fet_c = self.fet_d = True
 
     def protect(self, now: float) -> None:
-        """Run the comparators on the conversion just taken."""
+        """Run the comparators on the conversion just taken (set-points commanded by the host
+        first: :mod:`.setpoints`)."""
+        self.refresh_setpoints()
         v = self.raw if self.PROTECTION_ON_RAW else self.v
         vmax, vmin = float(v.max()), float(v.min())
         ext = self.external_request_a()
