@@ -5,6 +5,11 @@ the balancing-enable command when the link opens (CAN frames over python-can's v
 decoded by the bench transmitter, acknowledged). The same board with that command not sent
 at start (``when: demand``) never balances, and the balancing tests catch it. The same with a
 Modbus board whose command is a coil write (function 05) over the pty.
+
+Set-points: the same board ships with an HVC threshold of 3.75 V (``setpoints_by_command``);
+the map's start command configures the 3.65 V the profile promises, and the whole plan
+passes. Without that start command the board cuts at its factory default and the HVC tests
+fail it. The same with a Modbus register write (function 06).
 """
 
 import shutil
@@ -23,12 +28,15 @@ def run(board, out, *k):
                            *k], capture_output=True, text=True, timeout=900)
 
 
-def without_start_command(tmp_path):
+def without_start_command(tmp_path, command="balancing_on"):
+    """example-polled-commands whose map sends ``command`` on demand instead of at start."""
     for name in ("example-polled.dbc", "example-polled-commands.yaml"):
         shutil.copy(PROFILE_DIR / name, tmp_path / name)
     smap = (PROFILE_DIR / "example-polled-commands-can.yaml").read_text()
-    assert "    when: start\n" in smap
-    (tmp_path / "example-polled-commands-can.yaml").write_text(smap.replace("    when: start\n", "    when: demand\n"))
+    head, sep, tail = smap.partition(f"\n  {command}:")
+    assert sep and "    when: start\n" in tail
+    (tmp_path / "example-polled-commands-can.yaml").write_text(
+        head + sep + tail.replace("    when: start\n", "    when: demand\n", 1))
     return tmp_path / "example-polled-commands.yaml"
 
 
@@ -65,3 +73,46 @@ def test_a_modbus_board_balances_because_the_rig_writes_the_command_at_start(tmp
     unsent = run(modbus_board(tmp_path / "d", "demand"), tmp_path / "without", "-k", "test_balancing_start")
     assert unsent.returncode == 1, unsent.stdout + unsent.stderr
     assert "FAIL BAL-001" in unsent.stdout
+
+
+@pytest.mark.slow
+def test_the_whole_plan_passes_on_the_board_the_rig_configured_at_start(tmp_path):
+    done = run("example-polled-commands", tmp_path / "all")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bmsrig: PASS (exit 0)" in done.stdout
+
+
+@pytest.mark.slow
+def test_without_the_hvc_setpoint_at_start_the_board_cuts_at_its_factory_default(tmp_path):
+    sent = run("example-polled-commands", tmp_path / "with", "-k", "hvc")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    (tmp_path / "b").mkdir()
+    unsent = run(without_start_command(tmp_path / "b", "hvc_at_start"), tmp_path / "without", "-k", "hvc")
+    assert unsent.returncode == 1, unsent.stdout + unsent.stderr
+    assert "FAIL HVC-001" in unsent.stdout and "FAIL HVC-002" in unsent.stdout
+
+
+def modbus_setpoint_board(folder, when):
+    """reference-4s-lfp-uart whose board ships with HVC 3.75 V and takes 3.65 V from an FC 06 write."""
+    folder.mkdir()
+    regs = (PROFILE_DIR / "reference-bms-modbus.yaml").read_text()
+    (folder / "sp-modbus.yaml").write_text(regs + (
+        "commands:\n"
+        "  hvc_setpoint: {function: 6, address: 200, values: [{parameter: threshold_v, scale: 0.001}]}\n"
+        f"  hvc_at_start: {{function: 6, address: 200, values: [3650], when: {when}}}\n"))
+    prof = (PROFILE_DIR / "reference-4s-lfp-uart.yaml").read_text()
+    assert "register_map: reference-bms-modbus.yaml" in prof and "\nbench:" in prof and "threshold_v: 3.65" in prof
+    prof = prof.replace("register_map: reference-bms-modbus.yaml", "register_map: sp-modbus.yaml")
+    (folder / "board.yaml").write_text(prof.replace("\nbench:", "\nsetpoints_by_command:\n  protection.hvc.threshold_v: "
+                                                    "{command: hvc_setpoint, value: threshold_v, factory_default: 3.75}"
+                                                    "\nbench:", 1))
+    return folder / "board.yaml"
+
+
+@pytest.mark.slow
+def test_a_modbus_board_cuts_where_the_rig_wrote_its_hvc_setpoint(tmp_path):
+    sent = run(modbus_setpoint_board(tmp_path / "s", "start"), tmp_path / "with", "-k", "hvc")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    unsent = run(modbus_setpoint_board(tmp_path / "d", "demand"), tmp_path / "without", "-k", "hvc")
+    assert unsent.returncode == 1, unsent.stdout + unsent.stderr
+    assert "FAIL HVC-001" in unsent.stdout
