@@ -118,6 +118,10 @@ class _LinkDriverBase(Driver, BmsLink):
     def wait_for(self, condition, timeout, what, poll=None):
         return self._get().wait_for(condition, timeout, what, poll)
 
+    def command(self, name: str, **values) -> None:
+        """Send board command ``name`` of the open link's map (:meth:`rig.protocols.BmsLink.command`)."""
+        return self._get().command(name, **values)
+
     def close(self):
         if self.link is not None:
             try:

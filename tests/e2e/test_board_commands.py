@@ -116,3 +116,24 @@ def test_a_modbus_board_cuts_where_the_rig_wrote_its_hvc_setpoint(tmp_path):
     unsent = run(modbus_setpoint_board(tmp_path / "d", "demand"), tmp_path / "without", "-k", "hvc")
     assert unsent.returncode == 1, unsent.stdout + unsent.stderr
     assert "FAIL HVC-001" in unsent.stdout
+
+
+def test_a_setpoint_sent_on_demand_moves_where_the_bench_board_cuts():
+    """Through the built bench rig: the board configured to 3.65 V at start holds at 3.62 V; the
+    host lowers the threshold on demand (a real CAN frame, acknowledged) and it cuts."""
+    from rig.build import build_rig
+    from rig.profile import load_profile
+
+    rig = build_rig(None, load_profile("example-polled-commands"), seed=1)
+    try:
+        rig.emulator.enable(True)
+        rig.emulator.set_voltages([3.40] * 7 + [3.62])
+        rig.clock.sleep(5.0)
+        s = rig.link.latest()
+        assert not s.flags.hvc and s.charge_fet
+        rig.link.command("hvc_setpoint", threshold_v=3.60)
+        rig.clock.sleep(3.0)
+        s = rig.link.latest()
+        assert s.flags.hvc and not s.charge_fet
+    finally:
+        rig.close()
