@@ -297,12 +297,11 @@ class BmsLink(abc.ABC):
         Raises :class:`~rig.errors.WaitTimeout` naming ``what``.
         """
 
+    @abc.abstractmethod
     def command(self, name: str, **values) -> None:
         """Send the board command ``name`` its link map declares, with parameter ``values``
-        (e.g. a set-point in the signal's unit). Links that declare no commands refuse."""
-        from .errors import CommandError
-
-        raise CommandError(f"{getattr(self, 'name', type(self).__name__)}: this link declares no command {name!r}")
+        (e.g. a set-point in the signal's unit). Links that declare no commands refuse with
+        :class:`~rig.errors.CommandError` (``rig.links.base.LinkBase`` does so by default)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from ..errors import ConfigError, LinkFault, WaitTimeout
+from ..errors import CommandError, ConfigError, LinkFault, WaitTimeout
 from ..protocols import BmsLink, BmsSample, DutIdentity
 
 HISTORY_LEN = 200_000
@@ -381,6 +381,10 @@ class LinkBase(BmsLink):
     def sample_count(self) -> int:
         """Samples received since the link was built."""
         return self._history.count
+
+    def command(self, name: str, **values) -> None:
+        """A link kind without board commands (jbd, daly, ...) refuses every ``name``."""
+        raise CommandError(f"{self.name}: this link declares no command {name!r}")
 
     def close(self) -> None:
         self._unlisten()
