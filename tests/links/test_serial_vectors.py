@@ -111,8 +111,9 @@ def _one(v: dict, data_id: int) -> bytes:
     return daly.read_frames(reply_reader(raw(v["frame"])), data_id)[0]
 
 
-def test_daly_soc_voltage_current():
-    v = DALY["replies"]["soc"]
+@pytest.mark.parametrize("key", ["soc", "soc_charging", "soc_charging_24v"])
+def test_daly_soc_voltage_current(key):
+    v = DALY["replies"][key]
     soc = daly.parse_soc(_one(v, daly.SOC_V_I))
     for name, want in v["expect"].items():
         assert getattr(soc, name) == pytest.approx(want, abs=1e-9), name
@@ -156,3 +157,35 @@ def test_daly_sixteen_cells_from_a_board_that_sends_sixteen_frames():
     # the bench encodes the same 16 voltages as the board's first 6 frames (byte 7 reserved)
     built = daly.build_cell_frames(np.asarray(v["volts"]))
     assert [b[:7] for b in built] == [raw(f)[4:11] for f in v["frames"][:6]]
+
+
+def test_daly_min_max_temperature():
+    v = DALY["replies"]["minmax_temps"]
+    mm = daly.parse_minmax_temps(_one(v, daly.MINMAX_TEMP))
+    e = v["expect"]
+    assert (mm.max_value, mm.max_index, mm.min_value, mm.min_index) == \
+        (e["max_c"], e["max_sensor"], e["min_c"], e["min_sensor"])
+
+
+def test_daly_mos_status_discharging():
+    v = DALY["replies"]["mos_discharging"]
+    mos = daly.parse_mos(_one(v, daly.MOS))
+    e = v["expect"]
+    assert (mos.state, mos.charge_fet, mos.discharge_fet, mos.life) == \
+        (e["state"], e["charge_fet"], e["discharge_fet"], e["life"])
+    assert mos.remaining_ah == pytest.approx(e["remaining_ah"])
+
+
+def test_daly_one_sensor_sent_in_two_frames():
+    v = DALY["replies"]["temps_one_sensor_two_frames"]
+    stream = b"".join(raw(f) for f in v["frames"])
+    frames = daly.read_frames(reply_reader(stream), daly.TEMPERATURES, count=1, numbered=True)
+    assert daly.parse_temp_frames(frames, 1) == pytest.approx(v["temps_c"])
+    built = daly.build_temp_frames(np.asarray(v["temps_c"], float))
+    assert daly.encode_frame(daly.BOARD, daly.TEMPERATURES, built[0]) == raw(v["frames"][0])
+
+
+def test_daly_eight_cells_with_start_bytes_in_the_data_and_a_cut_frame_at_the_end():
+    v = DALY["replies"]["cells_8s_more_frames_and_a_cut_one"]
+    frames = daly.read_frames(reply_reader(raw(v["stream"])), daly.CELL_VOLTAGES, count=3, numbered=True)
+    assert daly.parse_cell_frames(frames, 8) == pytest.approx(v["volts"], abs=1e-9)
