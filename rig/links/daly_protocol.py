@@ -52,7 +52,7 @@ CURRENT_OFFSET = 30000  # 0.1 A
 TEMP_OFFSET_C = 40
 CELLS_PER_FRAME, TEMPS_PER_FRAME = 3, 7
 MAX_CELLS = 48  # the 0x97 balance field: 6 bytes
-MAX_SKIPPED = 16  # late frames of another data id skipped while reading one reply
+MAX_SKIPPED = 24  # whole frames that are not the reply, skipped while reading one (16 + echo + late frames)
 STATES = {0: "rest", 1: "charge", 2: "discharge"}
 """0x93 byte 0 -> the project's state names (Daly: stationary, charge, discharge)."""
 
@@ -73,38 +73,82 @@ def encode_request(data_id: int, address: int = HOST) -> bytes:
     return encode_frame(address, data_id)
 
 
+def _frame_at(buf: bytearray, k: int, what: str):
+    """The 13-byte frame whose start byte is ``buf[k]``: None while incomplete, a FrameError
+    (``checksum``; ``framing``: length byte not 8) when broken, else the frame."""
+    if len(buf) < k + FRAME_LEN:
+        return None
+    frame = bytes(buf[k:k + FRAME_LEN])
+    if checksum(frame[:12]) != frame[12]:
+        return FrameError("checksum", f"{what}: frame carries checksum 0x{frame[12]:02X}, computed "
+                                      f"0x{checksum(frame[:12]):02X} ({frame.hex(' ')})")
+    if frame[3] != LENGTH:
+        return FrameError("framing", f"{what}: length byte {frame[3]}, not {LENGTH} ({frame.hex(' ')})")
+    return frame
+
+
 def read_frames(reader: ByteReader, data_id: int, count: int = 1, numbered: bool = False) -> list[bytes]:
     """Read ``count`` reply frames for ``data_id``; their 8 data bytes each.
 
-    A whole frame for another data id is skipped (a late frame of the previous request: Daly
-    boards send frames beyond those asked for, e.g. a second 0x96 frame for one sensor), at
-    most :data:`MAX_SKIPPED`. FrameError ``timeout`` (fewer frames in time), ``checksum``,
-    ``framing`` (address or length wrong, too many frames skipped) or ``content``
-    (``numbered`` frames out of order: byte 0 must be 1, 2, ...)."""
-    out = []
-    skipped = 0
-    while len(out) < count:
-        reader.sync(START)
-        rest = reader.read(FRAME_LEN - 1)
-        frame = bytes([START]) + rest
-        shown = frame.hex(" ")
-        if checksum(frame[:12]) != frame[12]:
-            raise FrameError("checksum", f"{reader.what}: frame carries checksum 0x{frame[12]:02X}, computed "
-                                         f"0x{checksum(frame[:12]):02X} ({shown})")
-        if frame[1] != BOARD or frame[3] != LENGTH:
-            raise FrameError("framing", f"{reader.what}: not a reply frame (address 0x{frame[1]:02X}, length "
-                                        f"{frame[3]}: {shown})")
-        if frame[2] != data_id:
-            skipped += 1
-            if skipped > MAX_SKIPPED:
-                raise FrameError("framing", f"{reader.what}: {skipped} frames for other data ids, last 0x{frame[2]:02X} "
-                                            f"({shown})")
-            continue
-        data = frame[4:12]
-        if numbered and data[0] != len(out) + 1:
-            raise FrameError("content", f"{reader.what}: frame number {data[0]}, expected {len(out) + 1} ({shown})")
-        out.append(data)
-    return out
+    The bytes are scanned as a UART delivers them: a broken candidate at a start byte (bad
+    checksum or length byte: noise, a partial frame) is passed over and the scan resumes at
+    the next start byte. Whole frames that are not the reply are skipped, at most
+    :data:`MAX_SKIPPED`: frames of another data id (a late frame of an earlier request: Daly
+    boards send frames beyond those asked for, e.g. all 16 frames of 0x95 or a second 0x96
+    frame for one sensor) and frames not from the board (the request's own echo on an RS485
+    adapter with local echo). With ``numbered`` (0x95, 0x96: byte 0 is the frame number from
+    1), a frame other than the next expected is skipped while none has been taken (a stale
+    frame of an earlier reply) or when its number is beyond ``count`` (a frame the link does
+    not need); a frame 1 starts the sequence again; any other gap is FrameError ``content``.
+    FrameError when the frames do not come within the reader's deadline: the first broken
+    frame's ``checksum`` or ``framing``, ``framing`` when only other frames came, else ``timeout``."""
+    buf = bytearray()
+    out: list[bytes] = []
+    pos = skipped = 0
+    problem: FrameError | None = None
+    last_skipped = b""
+    while True:
+        while len(out) < count:
+            k = buf.find(START, pos)
+            if k < 0:
+                pos = len(buf)
+                break
+            frame = _frame_at(buf, k, reader.what)
+            if frame is None:
+                pos = k
+                break
+            if isinstance(frame, FrameError):
+                problem = problem or frame
+                pos = k + 1
+                continue
+            pos = k + FRAME_LEN
+            data = frame[4:12]
+            want = len(out) + 1
+            if frame[1] == BOARD and frame[2] == data_id and numbered and data[0] != want:
+                if data[0] == 1:
+                    out = []
+                elif out and data[0] <= count:
+                    raise FrameError("content", f"{reader.what}: frame number {data[0]}, expected {want} "
+                                                f"({frame.hex(' ')})")
+            if frame[1] != BOARD or frame[2] != data_id or (numbered and data[0] != len(out) + 1):
+                skipped += 1
+                last_skipped = frame
+                if skipped > MAX_SKIPPED:
+                    raise FrameError("framing", f"{reader.what}: {skipped} frames that are not the reply, last "
+                                                f"{frame.hex(' ')}")
+                continue
+            out.append(data)
+        if len(out) == count:
+            return out
+        try:
+            buf += reader.read_some()
+        except FrameError as err:
+            if problem is not None:
+                raise problem from None
+            if skipped and not out:
+                raise FrameError("framing", f"{reader.what}: no reply frame for 0x{data_id:02X}; {skipped} other "
+                                            f"frame(s), the last {last_skipped.hex(' ')}") from None
+            raise FrameError("timeout", f"{err.detail}; {len(out)} of {count} frames") from None
 
 
 def parse_request(buf: bytes) -> tuple[int, int | None]:
@@ -147,6 +191,27 @@ def build_soc(pack_v: float, current_a: float, soc_pct: float = 0.0) -> bytes:
     """0x90 from SI values (current as it is to be sent: the caller applies the sign convention)."""
     return struct.pack(">HHHH", _u16(pack_v * 10), _u16(pack_v * 10), _u16(current_a * 10 + CURRENT_OFFSET),
                        _u16(soc_pct * 10))
+
+
+@dataclass
+class MinMax:
+    """0x91 (cells, V) or 0x92 (sensors, °C): the highest and lowest value and their 1-based numbers."""
+
+    max_value: float
+    max_index: int
+    min_value: float
+    min_index: int
+
+
+def parse_minmax_cells(data: bytes) -> MinMax:
+    """0x91: max cell mV (U16), its cell, min cell mV, its cell -> V."""
+    vmax, imax, vmin, imin = struct.unpack(">HBHBxx", data)
+    return MinMax(vmax * 1e-3, imax, vmin * 1e-3, imin)
+
+
+def parse_minmax_temps(data: bytes) -> MinMax:
+    """0x92: max temperature (°C + 40), its sensor, min temperature, its sensor -> °C."""
+    return MinMax(data[0] - TEMP_OFFSET_C, data[1], data[2] - TEMP_OFFSET_C, data[3])
 
 
 @dataclass

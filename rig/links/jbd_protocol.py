@@ -47,6 +47,7 @@ FACTORY_KEY = b"\x56\x78"
 STATUS_OK, STATUS_ERROR = 0x00, 0x80
 KELVIN_OFFSET_DK = 2731  # 0.1 K: raw 2731 = 0.0 °C
 MAX_CELLS = 32  # two 16-bit balance words
+MAX_SKIPPED = 8  # whole frames that are not the awaited reply, skipped in one read
 
 PROTECTION_BITS = {
     0: "cell overvoltage", 1: "cell undervoltage", 2: "pack overvoltage", 3: "pack undervoltage",
@@ -73,26 +74,72 @@ def encode_reply(register: int, data: bytes = b"", status: int = STATUS_OK) -> b
     return bytes([START, register]) + body + checksum(body).to_bytes(2, "big") + bytes([END])
 
 
-def read_reply(reader: ByteReader, register: int) -> bytes:
-    """Read one reply to a request for ``register``; its data. FrameError ``timeout``,
-    ``framing`` (start/end/register wrong), ``checksum`` or ``refused`` (status not 0)."""
-    reader.sync(START)
-    reg, status, length = reader.read(3)
-    data = reader.read(length)
-    chk = int.from_bytes(reader.read(2), "big")
-    end = reader.read(1)[0]
-    shown = bytes([START, reg, status, length]).hex(" ")
-    if reg != register:
-        raise FrameError("framing", f"{reader.what}: reply is for register 0x{reg:02X}, not 0x{register:02X} ({shown} ...)")
-    if end != END:
-        raise FrameError("framing", f"{reader.what}: end byte 0x{end:02X} instead of 0x{END:02X}")
-    calc = checksum(bytes([status, length]) + data)
+def _frame_at(buf: bytearray, k: int, what: str):
+    """The reply frame whose start byte is ``buf[k]``: None while incomplete, a FrameError
+    (``framing``: end byte; ``checksum``) when broken, else ``(register, status, data, end)``."""
+    if len(buf) < k + 4:
+        return None
+    reg, status, length = buf[k + 1], buf[k + 2], buf[k + 3]
+    end = k + 4 + length + 3
+    if len(buf) < end:
+        return None
+    data = bytes(buf[k + 4:k + 4 + length])
+    shown = bytes(buf[k:k + 4]).hex(" ")
+    if buf[end - 1] != END:
+        return FrameError("framing", f"{what}: end byte 0x{buf[end - 1]:02X} instead of 0x{END:02X} "
+                                     f"after {length} data bytes ({shown} ...)")
+    chk, calc = int.from_bytes(buf[end - 3:end - 1], "big"), checksum(bytes([status, length]) + data)
     if chk != calc:
-        raise FrameError("checksum", f"{reader.what}: reply carries checksum 0x{chk:04X}, computed 0x{calc:04X} "
-                                     f"({shown} ...)")
-    if status != STATUS_OK:
-        raise FrameError("refused", f"{reader.what}: the board answered status 0x{status:02X} (error)")
-    return data
+        return FrameError("checksum", f"{what}: reply carries checksum 0x{chk:04X}, computed 0x{calc:04X} "
+                                      f"({shown} ...)")
+    return reg, status, data, end
+
+
+def read_reply(reader: ByteReader, register: int) -> bytes:
+    """Read one reply to a request for ``register``; its data.
+
+    The bytes are scanned as a UART delivers them: in pieces, after noise or the tail of an
+    earlier frame. Every start byte opens a candidate frame; a broken candidate (end byte or
+    checksum wrong, or a length byte that runs past the real frame) is passed over and the
+    scan resumes at the next start byte. Whole frames that are not the reply are skipped (at
+    most :data:`MAX_SKIPPED`): a late reply to another register, or the request's own echo
+    on an RS485 adapter with local echo (``DD A5 03 00 FF FD 77`` reads as a frame for
+    "register" 0xA5). FrameError when no reply comes within the reader's deadline: the first
+    broken frame's ``checksum`` or ``framing``, else ``framing`` naming the frames skipped,
+    else ``timeout``; ``refused`` when the reply's status is not 0."""
+    buf = bytearray()
+    problem: FrameError | None = None
+    skipped: dict[int, bytes] = {}
+    while True:
+        k = 0
+        while (k := buf.find(START, k)) >= 0:
+            res = _frame_at(buf, k, reader.what)
+            if res is None:
+                k += 1
+            elif isinstance(res, FrameError):
+                problem = problem or res
+                k += 1
+            elif res[0] != register:
+                skipped.setdefault(k, bytes(buf[k:k + 4]))
+                if len(skipped) > MAX_SKIPPED:
+                    raise FrameError("framing", f"{reader.what}: {len(skipped)} frames that are not the reply to "
+                                                f"register 0x{register:02X} ({skipped[k].hex(' ')} ...)")
+                k = res[3]
+            elif res[1] != STATUS_OK:
+                raise FrameError("refused", f"{reader.what}: the board answered status 0x{res[1]:02X} (error)")
+            else:
+                return res[2]
+        try:
+            buf += reader.read_some()
+        except FrameError as err:
+            if problem is not None:
+                raise problem from None
+            if skipped:
+                last = list(skipped.values())[-1]
+                raise FrameError("framing", f"{reader.what}: no reply for register 0x{register:02X}; "
+                                            f"{len(skipped)} other frame(s), the last for register 0x{last[1]:02X} "
+                                            f"({last.hex(' ')} ...)") from None
+            raise err from None
 
 
 def parse_request(buf: bytes) -> tuple[int, tuple[int, int, bytes] | None]:

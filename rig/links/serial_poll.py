@@ -81,6 +81,18 @@ class ByteReader:
                                         f"({len(self.received)} bytes: {got})")
         return bytes(out)
 
+    def read_some(self) -> bytes:
+        """The bytes that have arrived (at least one; a UART delivers a reply in pieces), or
+        FrameError ``timeout`` once the deadline has passed with nothing more."""
+        while time.monotonic() < self.deadline:
+            chunk = self._port.read(max(1, getattr(self._port, "in_waiting", 0) or 0))
+            if chunk:
+                self.received += chunk
+                return bytes(chunk)
+        got = bytes(self.received[-32:]).hex(" ") or "nothing"
+        raise FrameError("timeout", f"{self.what}: reply incomplete after the response timeout "
+                                    f"({len(self.received)} bytes: {got})")
+
     def sync(self, start: int, limit: int = 256) -> None:
         """Skip bytes until ``start`` (a frame's start byte); FrameError after ``limit`` others."""
         for _ in range(limit):
