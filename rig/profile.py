@@ -490,7 +490,7 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
         if not profile.resolve(rel).is_file():
             raise ConfigError(path, f"link.{key}", f"file not found: {profile.resolve(rel)}")
     check_bench_model(profile.bench.model, path)
-    if profile.setpoints_by_command:  # the map's start commands must configure what the profile promises
+    if profile.setpoints_by_command or profile.balancing.enabled_by_command:  # the map's commands must exist and configure what the profile promises
         from .links.registry import kind_of
         kind_of(profile).check_maps(profile)
     return profile

@@ -343,3 +343,31 @@ def test_the_bench_cannot_play_more_sensors_than_its_board_model_measures(tmp_pa
             assert link.latest().temps_c == pytest.approx([25.0, 25.1, 25.2, 25.3, 41.5])
     finally:
         port.close()
+
+
+# ---------------------------------------------------------------------------- board commands
+
+@pytest.mark.parametrize("base", [JBD_PROFILE, DALY_PROFILE], ids=["jbd", "daly"])
+@pytest.mark.parametrize("declaration", [
+    ("balancing", "enabled_by_command", {"command": "balancing_on"}),
+    ("setpoints_by_command", None, {"protection.hvc.threshold_v": {"command": "hvc_setpoint", "value": "threshold_v",
+                                                                    "factory_default": 3.75}}),
+], ids=["balancing gate", "set-point"])
+def test_a_serial_profile_declaring_board_commands_is_refused_at_load(tmp_path, base, declaration):
+    """The JBD and Daly protocols carry no board commands: a profile saying its board needs one
+    (to balance, or to take a set-point) could never be configured by the rig, so it is refused
+    when loaded, naming the key, instead of failing every balancing or HVC test later."""
+    raw = yaml.safe_load(base.read_text(encoding="utf-8"))
+    section, key, value = declaration
+    if key is None:
+        raw[section] = value
+        where = "setpoints_by_command.protection.hvc.threshold_v.command"
+    else:
+        raw[section][key] = value
+        where = "balancing.enabled_by_command.command"
+    path = tmp_path / base.name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert err.value.key == where
+    assert "carries no board commands" in str(err.value) and "declares no command" in str(err.value)

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 
 from ..daly_link import DEFAULT_DATA_IDS, DEFAULT_FLAG_BITS, POLLABLE, DalyBmsLink
 from ..registry import Endpoint, LinkKind
+from ..base import check_command_gate
 from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
@@ -62,9 +63,11 @@ class DalySettings(PolledSerialSettings):
 
 
 def check_maps(profile) -> list[str]:
-    """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
+    """The protocol's own limits against the profile (ConfigError naming ``cells``), and no board
+    commands declared by the profile (the protocol has none to send); no reservations."""
     from ..daly_protocol import MAX_CELLS
 
+    check_command_gate(profile, {}, "the Daly protocol (it carries no board commands)")
     return check_cell_limit(profile, "Daly", MAX_CELLS, "the 0x97 balance field has 48 bits")
 
 

@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ..jbd_link import DEFAULT_FLAG_BITS, JbdBmsLink
 from ..registry import Endpoint, LinkKind
+from ..base import check_command_gate
 from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
@@ -44,9 +45,11 @@ class JbdSettings(PolledSerialSettings):
 
 
 def check_maps(profile) -> list[str]:
-    """The protocol's own limits against the profile (ConfigError naming ``cells``); no reservations."""
+    """The protocol's own limits against the profile (ConfigError naming ``cells``), and no board
+    commands declared by the profile (the protocol has none to send); no reservations."""
     from ..jbd_protocol import MAX_CELLS
 
+    check_command_gate(profile, {}, "the JBD protocol (it carries no board commands)")
     return check_cell_limit(profile, "JBD", MAX_CELLS, "its balance status is two 16-bit words")
 
 
