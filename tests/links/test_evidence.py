@@ -131,7 +131,7 @@ def slave():
 
 def test_modbus_window_covered_and_a_muted_board_is_a_link_fault(slave, clock):
     slave.update(make_telemetry(16))
-    link = ModbusBmsLink("uart-dut", slave.port, REF_REGS, 16, clock, response_timeout_s=0.1, poll_s=0.25)
+    link = ModbusBmsLink("uart-dut", slave.port, REF_REGS, 16, clock, response_timeout_s=0.5, poll_s=0.25)
     t0 = clock.now()
     for _ in range(12):
         clock.sleep(0.25)
