@@ -22,6 +22,8 @@ balancing interval, so the NTC that counts is the reading at each decision: the 
 reading of each interval (the bleed PWM makes the hot spot ripple by a few °C).
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -51,13 +53,47 @@ def zero_point_c(profile) -> float:
 
 
 def derating_points(profile, n: int) -> list[tuple[float, int]]:
-    """(chamber °C, channels bleeding): low power at room, then full power room/cold/hot (cold
-    before hot: the run ends hot, where the temperature-compensation plan starts)."""
+    """(chamber °C, channels bleeding), in the order visited: full power cold, low then full
+    power at room, full power hot. Rising, so the chamber only warms from the first point to
+    the point past the curve's zero (last); cold first, where the temperature-compensation
+    plan (the same cold and hot set points) leaves the chamber, so its soak serves this one
+    (fixtures/schedule.py)."""
     p = profile.protection
     k_max = int(bleed_groups(profile, n)[0].sum())  # the most channels it may bleed together
     hot = min(45.0, p.ot_charge_c - 7.0)
     cold = max(5.0, p.ut_charge_c + 10.0)
-    return [(25.0, 1), (25.0, k_max), (cold, k_max), (hot, k_max)]
+    return [(cold, k_max), (25.0, 1), (25.0, k_max), (hot, k_max)]
+
+
+def curve_slope_per_c(profile) -> float:
+    """The derating curve's steepest fall, duty per °C (a stepwise curve: each step's fall
+    over the distance to the next point, the mean slope it stands for)."""
+    pts = profile.balancing.derating.curve()
+    return max((d0 - d1) / (t1 - t0) for (t0, d0), (t1, d1) in zip(pts, pts[1:]))
+
+
+def settle_limit_s(profile) -> float:
+    """The longest the duty measurement waits for the derating loop to settle, s: eight
+    time constants of the bleed-resistor hot spot (its step response within 0.03 %) plus
+    two measurement windows."""
+    b = profile.balancing
+    return 8 * b.resistor_thermal_tau_s + 2 * duty_window_s(profile)
+
+
+def settle_drift_c(profile) -> float:
+    """How far the mean decision NTC may move from one duty window to the next for the
+    derating loop to count as settled, °C: a quarter of the duty tolerance along the curve's
+    steepest fall (the expected duty then moves less than a quarter of the tolerance), at
+    least the NTC's 0.1 °C resolution, at most 1 °C."""
+    der = profile.balancing.derating
+    return min(1.0, max(0.1, 0.25 * der.duty_tolerance / curve_slope_per_c(profile)))
+
+
+def duty_window_s(profile) -> float:
+    """The duty measurement window, s: twelve balancing intervals (the board re-decides its
+    duty once per interval, so the window is a whole number of duty periods), at least 60 s."""
+    interval = profile.balancing.interval_s
+    return interval * max(12, math.ceil(60.0 / interval))
 
 
 def zero_point_skipped(profile) -> str | None:
@@ -78,6 +114,52 @@ def setpoints(profile) -> list[float]:
     return fixed if zero_point_skipped(profile) else fixed + [zero_point_c(profile)]
 
 
+def settled_duty_window(profile, emulator, clock, link, idle, sel, strategy: float, temp: float,
+                        past_zero: bool) -> dict:
+    """Consecutive duty windows (:func:`duty_window_s`) with the selected channels bleeding,
+    until the derating loop has settled for what the verdict needs: the duty the curve
+    expects at the board's own NTC readings moved less than a quarter of
+    ``duty_tolerance`` from the window before (a point past the curve's zero: every
+    reading of the window past it, two windows running); at most :func:`settle_limit_s`.
+
+    The board re-decides its duty once per interval from the NTC at that moment, the
+    coolest point of the PWM ripple: each interval's lowest reading is the decision; the
+    reading it decided on lies between each interval's lowest and highest, so the curve
+    there bounds the duty (a step of a stepwise curve inside the ripple). The expected duty
+    is taken at every interval's own reading, so a slow drift of the board inside the
+    window does not bias the comparison. Returns the last window: ``ntc_c`` (mean decision
+    reading, °C), ``ripple_c`` (°C), ``i_mean`` (mean bleed current of the selected
+    channels, A), ``band`` and ``expected`` (duty), ``settle_s`` (s), ``settled``."""
+    b = profile.balancing
+    der = b.derating
+    window_s = duty_window_s(profile)
+    tol = 0.25 * der.duty_tolerance
+    drift_c = settle_drift_c(profile)
+    t_start = clock.now()
+    prev = None
+    while True:
+        t0 = observe(clock, profile, window_s)
+        i_mean = (np.asarray(emulator.read_currents(aperture_s=window_s)) - idle)[sel]
+        samples = window(link, t0, f"bleed-resistor NTC over the duty window at {temp:g} °C")
+        ntc = np.array([bleed_ntc_c(s, profile) for s in samples])
+        ts = np.array([s.t for s in samples])
+        chunks = [ntc[(ts >= t0 + i * b.interval_s) & (ts < t0 + (i + 1) * b.interval_s)]
+                  for i in range(int(round(window_s / b.interval_s)))]
+        at_decision = [float(c.min()) for c in chunks if len(c)] or [float(ntc.min())]
+        hottest = [float(c.max()) for c in chunks if len(c)] or [float(ntc.max())]
+        expected = strategy * float(np.mean([der.duty_at(x) for x in at_decision]))
+        band = (strategy * float(np.mean([der.duty_at(x) for x in hottest])), expected)
+        t_ntc = float(np.mean(at_decision))
+        steady = (prev is not None and abs(expected - prev[0]) <= tol and abs(t_ntc - prev[1]) <= drift_c
+                  and (not past_zero or expected == prev[0] == 0.0))
+        waited = clock.now() - t_start
+        if steady or waited >= settle_limit_s(profile):
+            return {"ntc_c": t_ntc, "ripple_c": round(float(np.ptp(ntc)), 2), "i_mean": i_mean,
+                    "band": band, "expected": expected, "settle_s": round(waited, 1), "settled": bool(steady),
+                    "ntc_drift_c": None if prev is None else round(t_ntc - prev[1], 2)}
+        prev = (expected, t_ntc)
+
+
 @pytest.mark.requirement("BAL-008")
 @pytest.mark.needs("chamber")
 def test_derating(profile, emulator, pack_source, clock, link, chamber, measure, capture):
@@ -90,7 +172,6 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
     der = b.derating
     n = emulator.n_channels
     cells = Cells(emulator, np.full(n, b.min_cell_v - 0.1))
-    window_s = max(60.0, 12 * b.interval_s)
     rows = []
     points = derating_points(profile, n)
     state = enter_balancing_state(profile, pack_source)
@@ -101,7 +182,9 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
     while j < len(points):
         temp, k = points[j]
         j += 1
-        soak(chamber, link, clock, temp, dwell_s=300.0, settle_c=0.5, profile=profile)
+        # the chamber air at the set point; the board's own NTC is waited on below (the
+        # duty follows the NTC, whatever the cells' temperature inside the charge window)
+        soak(chamber, link, clock, temp, profile=profile, what="air")
         progress.phase(f"derating: {k} channel(s) bleeding at {temp:g} °C")
         cells.set_all(np.full(n, b.min_cell_v - 0.1))
         wait_sample(link, clock, lambda s: not s.balancing.any(), b.stop_latency_max_s + 2 * b.interval_s, "balancing off")
@@ -112,35 +195,19 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
         v = np.full(n, lv.base_v)
         v[sel] = lv.high_v
         cells.set_all(v)
-        # let the hot spot and the derating loop settle (several thermal time constants)
         observe(clock, profile, 2 * b.interval_s)
         # the on-current first, while the hot spot is still near the board (the duty high):
         # settled on a curve that holds the duty near zero a PWM cycle may show no on-phase
         i_on = (on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s) - idle)[sel]
-        clock.sleep(8 * b.resistor_thermal_tau_s)
-        t0 = observe(clock, profile, window_s)
-        i_mean = (np.asarray(emulator.read_currents(aperture_s=window_s)) - idle)[sel]
-        samples = window(link, t0, f"bleed-resistor NTC over the duty window at {temp:g} °C")
-        ntc = np.array([bleed_ntc_c(s, profile) for s in samples])
-        ts = np.array([s.t for s in samples])
-        # the board re-decides its duty once per interval from the NTC at that moment, the
-        # coolest point of the PWM ripple: take each interval's lowest reading
-        chunks = [ntc[(ts >= t0 + j * b.interval_s) & (ts < t0 + (j + 1) * b.interval_s)]
-                  for j in range(int(window_s // b.interval_s))]
-        at_decision = [float(c.min()) for c in chunks if len(c)] or [float(ntc.min())]
-        # the reading the board decided on lies between each interval's lowest and highest:
-        # the curve there bounds the duty (a step of a stepwise curve inside the ripple)
-        hottest = [float(c.max()) for c in chunks if len(c)] or [float(ntc.max())]
-        band = (strategy * float(np.mean([der.duty_at(x) for x in hottest])),
-                strategy * float(np.mean([der.duty_at(x) for x in at_decision])))
-        t_ntc = float(np.mean(at_decision))
+        past_zero = temp >= zero_point_c(profile)
+        m = settled_duty_window(profile, emulator, clock, link, idle, sel, strategy, temp, past_zero)
+        t_ntc, i_mean, band, expected = m["ntc_c"], m["i_mean"], m["band"], m["expected"]
         # on-current must look like a bleed (else the duty cannot be measured: None fails)
         on_ok = np.sum(i_on) > 0.5 * b.bleed_current_ma[0] * 1e-3 * len(i_on)
         duty = float(np.sum(i_mean) / np.sum(i_on)) if on_ok else None
-        expected = strategy * float(np.mean([der.duty_at(x) for x in at_decision]))
         cond = {"chamber_c": temp, "channels": cells_text(sel), "ntc_c": round(t_ntc, 2),
-                "ntc_ripple_c": round(float(np.ptp(ntc)), 2), "on_current_ma": round(float(np.mean(i_on)) * 1e3, 2),
-                **state}
+                "ntc_ripple_c": m["ripple_c"], "on_current_ma": round(float(np.mean(i_on)) * 1e3, 2),
+                "settle_s": m["settle_s"], "settled": m["settled"], "ntc_drift_c": m["ntc_drift_c"], **state}
         if expected == 0.0:  # past the curve's zero: nothing may bleed (a duty that never reaches zero fails)
             mean_ma = float(np.max(i_mean)) * 1e3
             measure("bleed_current_past_derating_zero_ma", mean_ma, "mA", limits=(None, 0.05 * b.bleed_current_ma[0]),
