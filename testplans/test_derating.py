@@ -80,6 +80,19 @@ def settle_limit_s(profile) -> float:
     return 8 * b.resistor_thermal_tau_s + 2 * duty_window_s(profile)
 
 
+FLAT_MARGIN_C = 2.0
+"""A point counts as below the curve's start (full duty expected, ``duty_below_derating_start``
+judged) with its NTC this far below it, °C."""
+
+
+def predicted_ntc_c(profile, chamber_c: float, channels: int, cell_v: float) -> float:
+    """The bleed-resistor NTC the profile predicts with ``channels`` bleeding at full duty
+    from cells at ``cell_v``: chamber + channels × cell_v² / bleed_resistor_ohm ×
+    resistor_thermal_c_per_w, °C."""
+    b = profile.balancing
+    return chamber_c + channels * cell_v ** 2 / b.bleed_resistor_ohm * b.resistor_thermal_c_per_w
+
+
 def settle_drift_c(profile) -> float:
     """How far the mean decision NTC may move from one duty window to the next for the
     derating loop to count as settled, °C: a quarter of the duty tolerance along the curve's
@@ -115,12 +128,18 @@ def setpoints(profile) -> list[float]:
 
 
 def settled_duty_window(profile, emulator, clock, link, idle, sel, strategy: float, temp: float,
-                        past_zero: bool) -> dict:
+                        past_zero: bool, flat: bool) -> dict:
     """Consecutive duty windows (:func:`duty_window_s`) with the selected channels bleeding,
-    until the derating loop has settled for what the verdict needs: the duty the curve
-    expects at the board's own NTC readings moved less than a quarter of
-    ``duty_tolerance`` from the window before (a point past the curve's zero: every
-    reading of the window past it, two windows running); at most :func:`settle_limit_s`.
+    until the derating loop has settled for what the verdict needs, at most
+    :func:`settle_limit_s`:
+
+    - in the curve: the duty the curve expects at the board's own NTC readings moved less
+      than a quarter of ``duty_tolerance``, and the mean decision NTC less than
+      :func:`settle_drift_c`, from the window before (the operating point settled);
+    - ``flat`` (a point whose full-power hot spot the profile puts below the curve's start,
+      :func:`predicted_ntc_c`): every reading of two windows running below the start less
+      :data:`FLAT_MARGIN_C` (the expected duty is the curve's first, whatever the drift);
+    - ``past_zero``: every decision of two windows running past the curve's zero.
 
     The board re-decides its duty once per interval from the NTC at that moment, the
     coolest point of the PWM ripple: each interval's lowest reading is the decision; the
@@ -150,14 +169,21 @@ def settled_duty_window(profile, emulator, clock, link, idle, sel, strategy: flo
         expected = strategy * float(np.mean([der.duty_at(x) for x in at_decision]))
         band = (strategy * float(np.mean([der.duty_at(x) for x in hottest])), expected)
         t_ntc = float(np.mean(at_decision))
-        steady = (prev is not None and abs(expected - prev[0]) <= tol and abs(t_ntc - prev[1]) <= drift_c
-                  and (not past_zero or expected == prev[0] == 0.0))
+        hot_c = float(ntc.max())
+        if prev is None:
+            steady = False
+        elif past_zero:  # the verdict needs every decision past the zero, two windows running
+            steady = expected == prev[0] == 0.0
+        elif flat:  # the verdict needs the decisions below the curve's start, two windows running
+            steady = abs(expected - prev[0]) <= tol and max(hot_c, prev[2]) < der.start_c - FLAT_MARGIN_C
+        else:  # in the curve: the operating point settled
+            steady = abs(expected - prev[0]) <= tol and abs(t_ntc - prev[1]) <= drift_c
         waited = clock.now() - t_start
         if steady or waited >= settle_limit_s(profile):
             return {"ntc_c": t_ntc, "ripple_c": round(float(np.ptp(ntc)), 2), "i_mean": i_mean,
                     "band": band, "expected": expected, "settle_s": round(waited, 1), "settled": bool(steady),
                     "ntc_drift_c": None if prev is None else round(t_ntc - prev[1], 2)}
-        prev = (expected, t_ntc)
+        prev = (expected, t_ntc, hot_c)
 
 
 @pytest.mark.requirement("BAL-008")
@@ -200,7 +226,10 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
         # settled on a curve that holds the duty near zero a PWM cycle may show no on-phase
         i_on = (on_currents(emulator, clock, profile, reads=24, span_s=2 * b.interval_s) - idle)[sel]
         past_zero = temp >= zero_point_c(profile)
-        m = settled_duty_window(profile, emulator, clock, link, idle, sel, strategy, temp, past_zero)
+        # below the curve's start from where the hot spot is now to where full power takes it
+        flat = max(predicted_ntc_c(profile, temp, k, lv.high_v), bleed_ntc_c(link.latest(), profile)) \
+            < der.start_c - FLAT_MARGIN_C
+        m = settled_duty_window(profile, emulator, clock, link, idle, sel, strategy, temp, past_zero, flat)
         t_ntc, i_mean, band, expected = m["ntc_c"], m["i_mean"], m["band"], m["expected"]
         # on-current must look like a bleed (else the duty cannot be measured: None fails)
         on_ok = np.sum(i_on) > 0.5 * b.bleed_current_ma[0] * 1e-3 * len(i_on)
@@ -219,7 +248,7 @@ def test_derating(profile, emulator, pack_source, clock, link, chamber, measure,
         measure("derating_duty_error", error, "1", limits=(-der.duty_tolerance, der.duty_tolerance), uncertainty=0.02,
                 conditions={**cond, "duty": None if duty is None else round(duty, 4), "expected_duty": round(expected, 4),
                             "expected_duty_band": [round(band[0], 4), round(band[1], 4)]})
-        if t_ntc < der.start_c - 2.0:
+        if t_ntc < der.start_c - FLAT_MARGIN_C:
             measure("duty_below_derating_start", duty, "1", limits=(1.0 - der.duty_tolerance, None),
                     uncertainty=0.02, conditions=cond)
         rows.append((t_ntc, np.nan if duty is None else duty, expected))
