@@ -4,22 +4,35 @@ The bleed resistors heat the board; the board's NTC at the resistors (the profil
 ``temperatures.bleed_resistor``, the hottest if several; unstated, the last entry of the
 link's temperatures) must reduce the balancing duty along the profile's derating curve. The
 hot spot is driven by the chamber (board temperature) and by the bleed power (how many
-channels bleed): one channel at room temperature stays below the derating start (full
-duty), the most channels the board may bleed at cold, room and hot set points climb into
-the curve (cells kept inside the charge temperature window so OT/UT do not interfere). A
-board whose bleed power cannot reach the curve that way (a small board: few channels) gets
-one more point with the chamber hot enough to put the NTC mid-curve.
+channels bleed): the most channels the board may bleed at cold, room and hot set points,
+and one channel at room temperature (cells kept inside the charge temperature window so
+OT/UT do not interfere); the points visited cold to hot, so the chamber only warms. A board
+whose bleed power cannot reach the curve that way (a small board: few channels) gets one
+more point with the chamber hot enough to put the NTC mid-curve.
 
-At each point, after the thermal loop settles: duty = mean bleed current over a window /
-bleed current while on (emulator channel currents, idle draw subtracted), compared with
-``strategy × derating.duty_at(reported NTC)`` ± duty_tolerance, the curve taken at each
-interval's lowest and highest NTC reading (the band the board's own reading lies in) (the curve as the profile
-states it: start/zero, or points, linear or steps). The last point puts the chamber above the
-curve's end (its zero): the bleed current there must be nil, so a board whose duty never
-reaches zero is caught. Every point runs in a pack state the profile allows balancing in
+At each point: duty = mean bleed current over a window / bleed current while on (emulator
+channel currents, idle draw subtracted), compared with ``strategy × derating.duty_at(reported
+NTC)`` ± duty_tolerance, the curve taken at each interval's lowest and highest NTC reading
+(the band the board's own reading lies in) (the curve as the profile states it: start/zero,
+or points, linear or steps). The last point puts the chamber above the curve's end (its
+zero): the bleed current there must be nil, so a board whose duty never reaches zero is
+caught. Every point runs in a pack state the profile allows balancing in
 (:func:`testplans.procedures.enter_balancing_state`). The board re-decides its duty once per
 balancing interval, so the NTC that counts is the reading at each decision: the lowest
 reading of each interval (the bleed PWM makes the hot spot ripple by a few °C).
+
+Measurement conditions (what the verdict needs, no fixed wait): the chamber air stable at
+the set point (the duty follows the board's own NTC, not the cells'); the duty measured over
+windows of a whole number of balancing intervals (at least twelve, at least 60 s,
+:func:`duty_window_s`), window after window until the loop has settled for the verdict
+(:func:`settled_duty_window`): in the curve, the expected duty moved less than a quarter of
+the tolerance and the mean decision NTC less than :func:`settle_drift_c` (a quarter of the
+tolerance along the curve's steepest fall) from the window before; at a point the profile
+puts below the curve's start at full power, every reading of two windows below the start
+less 2 °C (the expected duty is then the curve's first whatever the hot spot's drift); past
+the zero, every decision of two windows past it. At most eight hot-spot time constants plus
+two windows (:func:`settle_limit_s`); the window judged, its settle time and the NTC drift
+are in the measurement's conditions.
 """
 
 import math
