@@ -427,20 +427,29 @@ def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 30
     roles) settles: change < ``settle_c`` over ``dwell_s``. Returns that reading, °C
     (``celsius``, ``settle_c`` in °C; ``dwell_s``, ``timeout_s`` in s).
 
+    ``what="air"``: the chamber air only (stable within 1 °C for ``min(dwell_s, 120)`` s), for
+    a plan that waits on the board's own reading itself (derating: the bleed-resistor NTC
+    under its own bleed power); the reading is returned without a settle.
+
     One soak serves the next: when the last soak completed on this chamber was at the same
-    set point for the same ``what`` (``cells``, or ``board`` for the faster board soak) and
-    the chamber still reads within 1 °C of it, nothing moved since, and the reading is
-    returned at once (the chamber schedule runs tests of one set point back to back)."""
+    set point for the same ``what`` (``cells``, or ``board`` for the faster board soak; an
+    ``air`` soak is served by any, each starts by waiting for the air) and the chamber still
+    reads within 1 °C of it, nothing moved since, and the reading is returned at once (the
+    chamber schedule runs tests of one set point back to back)."""
     reading = reading or (lambda s: cell_temperature_c(s, profile))
     progress.phase(f"soak at {celsius:g} °C")
     try:
         last = _SOAKED.get(chamber)
     except TypeError:  # an unhashable driver: no memory of its soaks
         last = None
-    if last == (float(celsius), what) and abs(chamber.read_temperature() - celsius) <= 1.0:
+    if (last is not None and last[0] == float(celsius) and what in (last[1], "air")
+            and abs(chamber.read_temperature() - celsius) <= 1.0):
         return reading(link.latest())
     chamber.set_temperature(celsius)
     chamber.wait_stable(tolerance_c=1.0, dwell_s=min(dwell_s, 120.0), timeout_s=timeout_s)
+    if what == "air":
+        _remember_soak(chamber, celsius, what)
+        return reading(link.latest())
     seen = {"prev": reading(link.latest())}
     seen["newest"] = seen["prev"]
 
@@ -453,11 +462,15 @@ def soak(chamber, link, clock, celsius: float, reading=None, dwell_s: float = 30
         clock.wait_until(settled, max(timeout_s - dwell_s, 0.0), "the board's temperature to settle", poll=dwell_s)
     except WaitTimeout:
         pass  # not settled within the timeout: the newest reading is what the board says
+    _remember_soak(chamber, celsius, what)
+    return seen["newest"]
+
+
+def _remember_soak(chamber, celsius: float, what: str) -> None:
     try:
         _SOAKED[chamber] = (float(celsius), what)
     except TypeError:
         pass
-    return seen["newest"]
 
 
 def soak_board(chamber, link, clock, celsius: float, profile=None) -> float:

@@ -138,6 +138,26 @@ def test_soak_waits_until_the_board_reading_settles():
     assert got == pytest.approx(26.1) and clock.now() == pytest.approx(180.0) and clock.waits == 1
 
 
+def test_an_air_soak_waits_for_the_chamber_only_and_any_soak_at_its_set_point_serves_it():
+    world = CoarseWorld(t0=0.0)
+    clock = SpyClock(world)
+    moves = []
+
+    class Chamber:  # hashable: the soak remembers it
+        set_temperature = staticmethod(moves.append)
+        wait_stable = staticmethod(lambda **k: 0.0)
+        read_temperature = staticmethod(lambda: 10.2)
+
+    chamber = Chamber()
+    link = types.SimpleNamespace(latest=lambda: types.SimpleNamespace(temps_c=np.array([12.0] * 3)))
+    assert procedures.soak(chamber, link, clock, 10.0, what="air") == pytest.approx(12.0)
+    assert moves == [10.0] and clock.now() == 0.0  # no dwell, no settle: the plan waits on its own reading
+    procedures.soak(chamber, link, clock, 10.0, dwell_s=60.0, what="cells")  # an air soak does not serve cells
+    assert moves == [10.0, 10.0] and clock.now() == pytest.approx(60.0)
+    procedures.soak(chamber, link, clock, 10.0, what="air")  # a cell soak at the set point serves air
+    assert moves == [10.0, 10.0] and clock.now() == pytest.approx(60.0)
+
+
 def test_plans_keep_no_wait_loop_of_their_own():
     for module in (procedures, cutoff):
         src = inspect.getsource(module)
