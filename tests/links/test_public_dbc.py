@@ -72,3 +72,172 @@ def test_a_request_signal_on_another_page_than_the_one_selected_is_a_config_erro
     msg = str(ei.value)
     assert "fox-map.yaml" in msg and "requests[0].signals" in msg and "SetYear" in msg, msg
     assert "on page foxBMS_Debug_Mux = [1]" in msg and "not on the page foxBMS_Debug_Mux = 0" in msg, msg
+
+
+class Fox2(Board):
+    """A foxBMS 2 master on one string: cell pages of 4, temperature pages of 6 (big-endian)."""
+
+    def cycle(self, t, cells_mv, temps_c=None, invalid=(), flags=None, pack_a=-12.5, skip_pages=()):
+        temps_c = np.arange(-5, 13) if temps_c is None else temps_c
+        for p in range(4):
+            if p in skip_pages:
+                continue
+            v = {"foxBMS_CellVoltages_Mux": p}
+            for k in range(4 * p, 4 * p + 4):
+                v[f"cellVoltage_{k:03d}"] = int(cells_mv[k])
+                v[f"cellVoltage_{k:03d}_invalidFlag"] = int(k in invalid)
+            self.frame("foxBMS_CellVoltages", v, t)
+        for p in range(3):
+            v = {"foxBMS_CellTemperatures_Mux": p}
+            for k in range(6 * p, 6 * p + 6):
+                v[f"cellTemperature_{k:03d}"] = int(temps_c[k])
+            self.frame("foxBMS_CellTemperatures", v, t)
+        self.frame("foxBMS_StringState", dict(flags or {}), t)
+        self.frame("foxBMS_PackValues", {"foxBMS_batteryVoltage": 52.8, "foxBMS_packCurrent": pack_a}, t)
+
+
+@pytest.fixture
+def fox2(sender):
+    return Fox2(sender, FOX2_DBC)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "decode"])
+def test_foxbms2_cells_temperatures_validity_pack_from_real_frames(fox2, can_bus, clock, fast):
+    link = _link(FOX2_DBC, FOX2_MAP, FOX2_N, can_bus, clock, fast_path=fast)
+    try:
+        cells = 3300 + 11 * np.arange(FOX2_N)
+        fox2.cycle(0.5, cells, temps_c=np.r_[np.arange(-5, 11), 90, 91], invalid={6})
+        s = link.latest()
+        want = cells / 1000.0
+        assert np.isnan(s.cell_v[6]) and not s.cells_valid[6]   # cellVoltage_006_invalidFlag = 1
+        keep = np.arange(FOX2_N) != 6
+        np.testing.assert_allclose(s.cell_v[keep], want[keep])
+        assert s.cells_valid[keep].all()
+        np.testing.assert_allclose(s.temps_c, np.arange(-5, 11))   # signed, 16 sensors, one per cell
+        assert s.pack_v == pytest.approx(52.8)
+        assert s.pack_a == pytest.approx(12.5)                     # foxBMS + discharge -> rig + charge
+        assert not (s.flags.hvc or s.flags.lvc or s.flags.ot or s.flags.ut)
+        if fast:
+            assert link.fast_frame_ids == set(link.plan.handlers)
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize("bit, flag", [("String0_Err_Overvoltage", "hvc"), ("String0_Err_Undervoltage", "lvc"),
+                                       ("String0_Err_overtemp_discharge", "ot"), ("String0_Err_undertemp_charge", "ut")])
+def test_foxbms2_string_error_bits_are_the_flags(fox2, can_bus, clock, bit, flag):
+    link = _link(FOX2_DBC, FOX2_MAP, FOX2_N, can_bus, clock)
+    try:
+        fox2.cycle(0.25, np.full(FOX2_N, 3300), flags={bit: 1})
+        f = link.latest().flags
+        assert {k: getattr(f, k) for k in ("hvc", "lvc", "ot", "ut")} == \
+            {k: k == flag for k in ("hvc", "lvc", "ot", "ut")}
+    finally:
+        link.close()
+
+
+def test_foxbms2_a_silent_voltage_page_makes_its_four_cells_invalid(fox2, can_bus, clock):
+    link = _link(FOX2_DBC, FOX2_MAP, FOX2_N, can_bus, clock)
+    try:
+        t = 0.0
+        while t < 3.0:
+            fox2.cycle(t, np.full(FOX2_N, 3300), skip_pages=(2,) if t >= 0.5 else ())
+            t += 0.25
+        clock.sleep(2.75)
+        s = link.latest()
+        assert not s.cells_valid[8:12].any() and np.isnan(s.cell_v[8:12]).all()
+        assert s.cells_valid[np.r_[0:8, 12:16]].all()
+    finally:
+        link.close()
+
+
+# ----------------------------------------------------------------------------- every public board
+
+
+PROFILES = sorted(HERE.glob("*-[0-9]*s.yaml"))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_fast_path_equals_message_decode_on_the_bench_transmitters_frames(path):
+    """The bench transmitter encodes the board's telemetry through the vendor DBC and the
+    lab's map (damaged copies mixed in); both decoders give the same samples."""
+    from rig.profile import load_profile
+    from tests.links.test_can_fastpath import _frames, _link as fp_link, _same
+
+    prof = load_profile(path)
+    frames = _frames(prof)
+    fast, slow = fp_link(prof, True), fp_link(prof, False)
+    try:
+        assert fast.feed(frames) == slow.feed(frames) == len(frames)
+        got, want = fast.history(require_coverage=False), slow.history(require_coverage=False)
+        assert len(got) == len(want) > 0
+        for g, w in zip(got, want):
+            for name in w.__dataclass_fields__:
+                assert _same(getattr(g, name), getattr(w, name)), (w.t, name)
+        assert fast.decode_errors == slow.decode_errors > 0
+        assert fast.fast_frame_ids == set(fast.plan.handlers)
+    finally:
+        fast.close()
+        slow.close()
+
+
+class _LogSink:
+    """A python-can log writer as a board's bus: candump -L lines, channel can0."""
+
+    def __init__(self, path, t0=1_700_000_000.0):
+        self.log, self.t0 = can.Logger(str(path)), t0
+
+    def send(self, msg):
+        msg.timestamp += self.t0
+        msg.channel = "can0"
+        self.log.on_message_received(msg)
+
+
+def _decode(path, board):
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from rig.cli import main
+
+    buf = io.StringIO()
+    with redirect_stdout(buf), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DbcWarning)
+        code = main(["decode", str(path), "--board", str(board)])
+    return code, [json.loads(x) for x in buf.getvalue().splitlines()]
+
+
+def test_foxbms2_candump_log_decodes_to_samples(tmp_path):
+    path = tmp_path / "fox2.log"
+    sink = _LogSink(path)
+    board = Fox2(sink, FOX2_DBC)
+    cells = 3300 + 11 * np.arange(FOX2_N)
+    for k in range(5):
+        board.cycle(0.25 * k, cells, flags={"String0_Err_Overvoltage": int(k >= 3)})
+    sink.log.stop()
+    assert "can0" in path.read_text().splitlines()[0]
+    code, rows = _decode(path, HERE / "foxbms2-16s.yaml")
+    assert code == 0 and len(rows) == 5, rows
+    last = rows[-1]
+    np.testing.assert_allclose(last["cells_v"], cells / 1000.0)
+    assert last["cells_valid"] == [True] * FOX2_N
+    assert last["flags"]["hvc"] is True and rows[0]["flags"]["hvc"] is False
+    assert last["temperatures"]["cells"] == list(range(-5, 11))
+    assert last["pack_v"] == pytest.approx(52.8) and last["pack_a"] == pytest.approx(12.5)
+
+
+def test_decode_prints_null_for_what_the_map_does_not_report(tmp_path):
+    """foxBMS 2 reports no per-cell balancing and no FET state: ``bmsrig decode`` must not
+    print them as "not balancing" / "FET open" (a lab checking its map would read that as
+    the board's answer)."""
+    path = tmp_path / "fox2.log"
+    sink = _LogSink(path)
+    board = Fox2(sink, FOX2_DBC)
+    for k in range(2):
+        board.cycle(0.25 * k, np.full(FOX2_N, 3300))
+    sink.log.stop()
+    code, rows = _decode(path, HERE / "foxbms2-16s.yaml")
+    assert code == 0 and rows
+    assert rows[-1]["balancing"] is None
+    assert rows[-1]["fets"] == {"charge": None, "discharge": None}
+    assert rows[-1]["flags"] == {"hvc": False, "lvc": False, "ot": False, "ut": False}  # mapped: reported
