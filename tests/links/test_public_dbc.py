@@ -241,3 +241,113 @@ def test_decode_prints_null_for_what_the_map_does_not_report(tmp_path):
     assert rows[-1]["balancing"] is None
     assert rows[-1]["fets"] == {"charge": None, "discharge": None}
     assert rows[-1]["flags"] == {"hvc": False, "lvc": False, "ot": False, "ut": False}  # mapped: reported
+
+
+# ----------------------------------------------------------------------------- foxBMS 1
+
+
+FOX1_DBC, FOX1_MAP, FOX1_N = HERE / "foxbms1-excerpt.dbc", HERE / "foxbms1-can.yaml", 36
+
+
+class Fox1(Board):
+    """A foxBMS 1 master with modules 0 and 1: three cells a message, little-endian."""
+
+    def cycle(self, t, cells_mv, temps_c=None, invalid=(), flags=None, pack_mv=118_800, pack_ma=2500,
+              boot=False):
+        temps_c = 20.0 + 0.25 * np.arange(24) if temps_c is None else temps_c
+        for m in (0, 1):
+            for p in range(6):
+                v = {}
+                for k in range(3):
+                    c = 18 * m + 3 * p + k
+                    v[f"CAN_SIG_Module_{m}_cell_voltage_{3 * p + k}"] = int(cells_mv[c])
+                    v[f"CAN_SIG_{1 if m and p >= 4 else m}_{p}{k}_Cell_voltages_valid"] = int(c not in invalid)
+                self.frame(f"CAN_Cell_voltage_M{m}_{p}", v, t)
+            for p in range(4):
+                v = {f"CAN_SIG_{m}_{p}{k}_Cell_temp_valid": 1 for k in range(3)}
+                v.update({f"CAN_SIG_Module_{m}_cell_temp_{3 * p + k}": float(temps_c[12 * m + 3 * p + k])
+                          for k in range(3)})
+                self.frame(f"CAN_Cell_temperature_M{m}_{p}", v, t)
+        self.frame("CAN_PackVoltage", {"CAN_SIG_PackVolt_Battery": pack_mv}, t)
+        self.frame("CAN_IVT_Current", {"CAN_SIG_IVT_Current": pack_ma}, t)
+        self.frame("CAN_MSG_SystemState_0", {k: v for k, v in (flags or {}).items() if "temp" in k}, t)
+        if boot:
+            self.frame("CAN_MSG_BOOT", {"CAN_SIG_VersionNumberMajor": 1, "CAN_SIG_VersionNumberMinor": 6,
+                                        "CAN_SIG_VersionNumberBugfix": 5}, t)
+        self.frame("CAN_MSG_SystemState_1", {k: v for k, v in (flags or {}).items() if "temp" not in k}, t)
+
+
+@pytest.fixture
+def fox1(sender):
+    return Fox1(sender, FOX1_DBC)
+
+
+def test_foxbms1_validity_names_reused_by_other_modules_must_name_their_message(tmp_path):
+    """Upstream reuses CAN_SIG_1_40_Cell_voltages_valid .. in modules 1 and 5: the unqualified
+    name is a ConfigError naming every message that has it."""
+    text = FOX1_MAP.read_text().replace("CAN_Cell_voltage_M1_4.CAN_SIG_1_40", "CAN_SIG_1_40")
+    p = tmp_path / "fox1-map.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        compile_signal_map(p, FOX1_DBC, FOX1_N, db=_db(FOX1_DBC))
+    msg = str(ei.value)
+    assert "fox1-map.yaml" in msg and "cells.valid" in msg, msg
+    assert "CAN_Cell_voltage_M1_4.CAN_SIG_1_40_Cell_voltages_valid" in msg, msg
+    assert "CAN_Cell_voltage_M5_4.CAN_SIG_1_40_Cell_voltages_valid" in msg, msg
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "decode"])
+def test_foxbms1_36_cells_over_two_modules_from_real_frames(fox1, can_bus, clock, fast):
+    link = _link(FOX1_DBC, FOX1_MAP, FOX1_N, can_bus, clock, fast_path=fast)
+    try:
+        cells = 3200 + 7 * np.arange(FOX1_N)
+        fox1.cycle(0.1, cells, invalid={13, 31}, temps_c=np.r_[-10.5, 20.0 + 0.25 * np.arange(23)])
+        s = link.latest()
+        bad = [13, 31]                        # module 0 page 4; module 1 page 4 (the reused names)
+        assert not s.cells_valid[bad].any() and np.isnan(s.cell_v[bad]).all()
+        ok = np.setdiff1d(np.arange(FOX1_N), bad)
+        np.testing.assert_allclose(s.cell_v[ok], cells[ok] / 1000.0)
+        np.testing.assert_allclose(s.temps_c, np.r_[-10.5, 20.0 + 0.25 * np.arange(23)], atol=0.005)
+        assert s.pack_v == pytest.approx(118.8) and s.pack_a == pytest.approx(2.5)
+    finally:
+        link.close()
+
+
+def test_foxbms1_module_5_frames_do_not_touch_module_1_cells(fox1, can_bus, clock):
+    """Module 5 (not on this board) sends the same validity names: its frames are not module 1's."""
+    link = _link(FOX1_DBC, FOX1_MAP, FOX1_N, can_bus, clock)
+    try:
+        fox1.cycle(0.1, np.full(FOX1_N, 3300))
+        fox1.frame("CAN_Cell_voltage_M5_4", {"CAN_SIG_1_40_Cell_voltages_valid": 0,
+                                             "CAN_SIG_Module_5_cell_voltage_12": 1}, 0.15)
+        fox1.cycle(0.2, np.full(FOX1_N, 3300))
+        clock.sleep(0.2)
+        s = link.latest()
+        assert s.cells_valid.all() and np.allclose(s.cell_v, 3.3)
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize("bit, flag", [("CAN_SIG_Overvoltage_MSL", "hvc"), ("CAN_SIG_Undervoltage_MSL", "lvc"),
+                                       ("CAN_SIG_Overtemp_charge_MSL", "ot"), ("CAN_SIG_Undertemp_dischrg_MSL", "ut")])
+def test_foxbms1_msl_bits_are_the_flags(fox1, can_bus, clock, bit, flag):
+    link = _link(FOX1_DBC, FOX1_MAP, FOX1_N, can_bus, clock)
+    try:
+        fox1.cycle(0.1, np.full(FOX1_N, 3300), flags={bit: 1})
+        f = link.latest().flags
+        assert {k: getattr(f, k) for k in ("hvc", "lvc", "ot", "ut")} == {k: k == flag for k in ("hvc", "lvc", "ot", "ut")}
+    finally:
+        link.close()
+
+
+def test_foxbms1_identity_from_the_boot_message_after_a_zero_length_request(fox1, can_bus, clock):
+    link = _link(FOX1_DBC, FOX1_MAP, FOX1_N, can_bus, clock)
+    try:
+        (req,) = link.plan.requests
+        assert [d for d, _ in req.frames] == [b""]            # CAN_GetReleaseVersion: DLC 0
+        fox1.cycle(0.1, np.full(FOX1_N, 3300), boot=True)
+        clock.sleep(0.1)
+        link.latest()
+        assert link.identity_if_known().fw_version == "1.6.5"
+    finally:
+        link.close()
