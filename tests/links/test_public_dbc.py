@@ -351,3 +351,70 @@ def test_foxbms1_identity_from_the_boot_message_after_a_zero_length_request(fox1
         assert link.identity_if_known().fw_version == "1.6.5"
     finally:
         link.close()
+
+
+# ----------------------------------------------------------------------------- 218e BMS (CANdb++ export)
+
+
+FS_DBC, FS_MAP, FS_N = HERE / "fs218e-bms.dbc", HERE / "fs218e-can.yaml", 60
+
+
+class Fs218e(Board):
+    """The 218e BMS: one cell per multiplexer page in three broadcast messages."""
+
+    def cycle(self, t, cells_v, temps_c=None, balancing=(), closed=True, pack_a=-20.5):
+        temps_c = np.linspace(-20, 60, FS_N).round() if temps_c is None else temps_c
+        for i in range(FS_N):
+            self.frame("BMS_CellBroadCast1", {"BMS_CellBroadcast1MUX": i, f"BMS_CellVoltage{i:02d}": cells_v[i]}, t)
+            self.frame("BMS_CellBroadCast2", {"BMS_CellBroadcast2MUX": i, f"BMS_CellTemperature{i:02d}": temps_c[i]}, t)
+            self.frame("BMS_CellBroadCast3", {"BMS_CellBroadcast3MUX": i, f"BMS_CellBalancingActive{i:02d}": int(i in balancing)}, t)
+        self.frame("BMS_PackStats", {"BMS_PackVoltage": 198.0, "BMS_PackCurrent": pack_a}, t)
+        self.frame("BMS_Version", {"BMS_VersionMajor": 2, "BMS_VersionMinor": 1, "BMS_VersionMaintenance": 7}, t)
+        self.frame("BMS_Vitals", {"BMS_PowerStageClosed": int(closed)}, t)
+
+
+@pytest.fixture
+def fs(sender):
+    return Fs218e(sender, FS_DBC)
+
+
+def test_fs218e_dbc_as_exported_by_candb_loads():
+    """CRLF lines, a multi-line comment, the CANdb++ pseudo-message of unused signals (id
+    0xC0000000, not a frame on the bus), J1939-style 29-bit charger frames, a 6-byte message."""
+    assert b"\r\n" in FS_DBC.read_bytes()
+    db = _db(FS_DBC)
+    names = {m.name for m in db.messages}
+    assert "VECTOR__INDEPENDENT_SIG_MSG" not in names and len(names) == 19
+    assert db.get_message_by_name("CHARGER_Status").is_extended_frame
+    assert db.get_message_by_name("BMS_CellBroadCast2").length == 6
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "decode"])
+def test_fs218e_sixty_one_cell_pages_land_on_their_cells(fs, can_bus, clock, fast):
+    link = _link(FS_DBC, FS_MAP, FS_N, can_bus, clock, fast_path=fast)
+    try:
+        cells = np.round(3.1 + 0.0123 * np.arange(FS_N), 4)
+        temps = np.round(np.linspace(-20, 60, FS_N))
+        fs.cycle(0.2, cells, temps_c=temps, balancing={0, 17, 59})
+        s = link.latest()
+        np.testing.assert_allclose(s.cell_v, cells, atol=1e-4)
+        np.testing.assert_allclose(s.temps_c, temps)               # unit "C", signed 8-bit
+        assert list(np.flatnonzero(s.balancing)) == [0, 17, 59]
+        assert s.charge_fet and s.discharge_fet
+        assert s.pack_v == pytest.approx(198.0) and s.pack_a == pytest.approx(-20.5)
+        assert link.identity_if_known().fw_version == "2.1.7"
+    finally:
+        link.close()
+
+
+def test_fs218e_flag_in_the_pseudo_message_of_unused_signals_is_a_config_error(tmp_path):
+    """BMS_CellOvervoltage0 exists only in VECTOR__INDEPENDENT_SIG_MSG: the board never sends
+    it, so mapping it must be refused, naming why."""
+    p = tmp_path / "fs-map.yaml"
+    p.write_text(FS_MAP.read_text() + "flags:\n  hvc: BMS_CellOvervoltage0\n")
+    with pytest.raises(ConfigError) as ei:
+        compile_signal_map(p, FS_DBC, FS_N, db=_db(FS_DBC))
+    msg = str(ei.value)
+    assert "fs-map.yaml" in msg and "flags.hvc" in msg and "BMS_CellOvervoltage0" in msg, msg
+    assert "only in VECTOR__INDEPENDENT_SIG_MSG" in msg and "does not transmit it" in msg, msg
+    assert "did you mean" not in msg, msg
