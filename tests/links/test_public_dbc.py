@@ -418,3 +418,21 @@ def test_fs218e_flag_in_the_pseudo_message_of_unused_signals_is_a_config_error(t
     assert "fs-map.yaml" in msg and "flags.hvc" in msg and "BMS_CellOvervoltage0" in msg, msg
     assert "only in VECTOR__INDEPENDENT_SIG_MSG" in msg and "does not transmit it" in msg, msg
     assert "did you mean" not in msg, msg
+
+
+@pytest.mark.parametrize("board_cls, dbc, profile, n, cells", [
+    (Fox1, FOX1_DBC, "foxbms1-36s.yaml", FOX1_N, lambda n: 3200 + 7 * np.arange(n)),
+    (Fs218e, FS_DBC, "fs218e-60s.yaml", FS_N, lambda n: np.round(3.1 + 0.0123 * np.arange(n), 4)),
+], ids=["foxbms1", "fs218e"])
+def test_candump_log_of_each_public_board_decodes(tmp_path, board_cls, dbc, profile, n, cells):
+    path = tmp_path / "cap.log"
+    sink = _LogSink(path)
+    board = board_cls(sink, dbc)
+    for k in range(3):
+        board.cycle(0.25 * k, cells(n))
+    sink.log.stop()
+    code, rows = _decode(path, HERE / profile)
+    assert code == 0 and len(rows) == 3, rows
+    scale = 1000.0 if board_cls is Fox1 else 1.0
+    np.testing.assert_allclose(rows[-1]["cells_v"], cells(n) / scale, atol=1e-4)
+    assert all(rows[-1]["cells_valid"]) and len(rows[-1]["temperatures"]["cells"]) in (24, 60)
