@@ -436,3 +436,22 @@ def test_candump_log_of_each_public_board_decodes(tmp_path, board_cls, dbc, prof
     scale = 1000.0 if board_cls is Fox1 else 1.0
     np.testing.assert_allclose(rows[-1]["cells_v"], cells(n) / scale, atol=1e-4)
     assert all(rows[-1]["cells_valid"]) and len(rows[-1]["temperatures"]["cells"]) in (24, 60)
+
+
+def test_baseline_settles_on_a_board_that_reports_no_fet_state():
+    """foxBMS 2 sends no FET/contactor state: "FETs closed" is no evidence either way, so the
+    between-tests baseline must not wait for it (it waited 49 s and failed every test)."""
+    from rig.build import build_rig
+    from rig.profile import load_profile
+
+    prof = load_profile(HERE / "foxbms2-16s.yaml")
+    rig = build_rig(None, prof)
+    try:
+        assert not rig.link.reports.has("charge_fet")
+        t0 = rig.clock.now()
+        rig.baseline()
+        s = rig.link.latest()
+        assert not (s.flags.hvc or s.flags.lvc) and not s.balancing.any()
+        assert rig.clock.now() - t0 < 30.0            # recoveries + a few periods, not the timeout
+    finally:
+        rig.close()
