@@ -455,3 +455,30 @@ def test_baseline_settles_on_a_board_that_reports_no_fet_state():
         assert rig.clock.now() - t0 < 30.0            # recoveries + a few periods, not the timeout
     finally:
         rig.close()
+
+
+@pytest.mark.slow
+def test_cutoff_plans_on_a_board_without_fet_state_do_not_judge_the_fet(tmp_path):
+    """foxBMS 2 reports HVC/LVC flags but no FET state: HVC-003 (flag agrees with the charge
+    FET) is not verified, LVC-001 judges its trip on the DAQ line without the FET comparisons,
+    and nothing fails for a FET that reads "open" only because it is not reported."""
+    import os
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XDIST_"))}
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", "--board", str(HERE / "foxbms2-16s.yaml"),
+                           "--out", str(out), "--no-index", "--no-progress", "test_hvc.py", "test_lvc.py"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert (out / "junit.xml").is_file(), (proc.stdout + proc.stderr)[-3000:]
+    cases = {c.get("name"): c for c in ET.parse(out / "junit.xml").iter("testcase")}
+    flag = cases["test_hvc_flag"]
+    skip = flag.find("skipped")
+    assert skip is not None and "charge FET" in (skip.get("message") or ""), ET.tostring(flag)[:400]
+    lvc = cases["test_lvc_threshold"]
+    assert lvc.find("failure") is None and lvc.find("error") is None, ET.tostring(lvc)[:600]
+    section = (out / "junit.xml").read_text().split('name="test_lvc_threshold"', 1)[1].split("</testcase>", 1)[0]
+    assert "fet_vs_daq_mismatches" not in section and "flag_vs_fet_mismatches" not in section
+    assert "does not report its discharge FET state" in section      # said so in the conditions
