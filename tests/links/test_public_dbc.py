@@ -482,3 +482,25 @@ def test_cutoff_plans_on_a_board_without_fet_state_do_not_judge_the_fet(tmp_path
     section = (out / "junit.xml").read_text().split('name="test_lvc_threshold"', 1)[1].split("</testcase>", 1)[0]
     assert "fet_vs_daq_mismatches" not in section and "flag_vs_fet_mismatches" not in section
     assert "does not report its discharge FET state" in section      # said so in the conditions
+
+
+@pytest.mark.slow
+def test_balancing_convergence_on_a_board_without_a_balancing_mask_watches_the_channel_currents(tmp_path):
+    """foxBMS 2 reports no per-cell balancing: BAL-007 must not read "not bleeding" from an
+    absent mask (it judged the board released at once, 198 mV above the others); the rig's
+    own observation, the high cell's channel current, says when the board lets go."""
+    import os
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XDIST_"))}
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", "--board", str(HERE / "foxbms2-16s.yaml"),
+                           "--out", str(out), "--no-index", "--no-progress", "-k", "test_balancing_convergence"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert (out / "junit.xml").is_file(), (proc.stdout + proc.stderr)[-3000:]
+    (case,) = [c for c in ET.parse(out / "junit.xml").iter("testcase") if c.get("name") == "test_balancing_convergence"]
+    assert case.find("failure") is None and case.find("error") is None, (proc.stdout + proc.stderr)[-3000:]
+    text = ET.tostring(case).decode()
+    assert "rig observation: emulator channel currents" in text
