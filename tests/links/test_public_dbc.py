@@ -504,3 +504,28 @@ def test_balancing_convergence_on_a_board_without_a_balancing_mask_watches_the_c
     assert case.find("failure") is None and case.find("error") is None, (proc.stdout + proc.stderr)[-3000:]
     text = ET.tostring(case).decode()
     assert "rig observation: emulator channel currents" in text
+
+
+@pytest.mark.parametrize("chg, dsg", [(True, False), (False, True), (True, True), (False, False)])
+def test_bench_board_with_one_power_stage_signal_reports_it_open_when_either_fet_is(chg, dsg):
+    """The 218e BMS has one "power stage closed" bit for both directions: the bench transmitter
+    (a model with two FETs) sends it closed only while both are closed, so an LVC that opens
+    the discharge FET reads as open on the link (it read closed: the charge FET's state won)."""
+    import uuid
+    from types import SimpleNamespace
+
+    from rig.sim.can_tx import CanTransmitter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DbcWarning)
+        tx = CanTransmitter(FS_DBC, f"fs-{uuid.uuid4().hex[:8]}", FS_N, signal_map_path=FS_MAP)
+    try:
+        tel = SimpleNamespace(cell_v=np.full(FS_N, 3.3), temps_c=np.full(FS_N + 1, 25.0), balancing=np.zeros(FS_N, bool),
+                              hvc=False, lvc=not dsg, ot=False, ut=False, charge_fet=chg, discharge_fet=dsg,
+                              pack_v=198.0, pack_a=0.0, serial="", hw_revision="", fw_version="2.1.7", state="idle")
+        db = _db(FS_DBC)
+        vitals = db.get_message_by_name("BMS_Vitals")
+        (data,) = [d for fid, d in tx.encode(0.0, tel) if fid == vitals.frame_id]
+        assert vitals.decode(bytes(data))["BMS_PowerStageClosed"] == int(chg and dsg)
+    finally:
+        tx.close()
