@@ -5,7 +5,7 @@
 prints every complete sample the profile's DBC + signal map decode from it as one JSON
 line: ``t`` (s since the first frame of the log), ``cells_v`` (V; ``null`` where the board
 reported no valid reading), ``cells_valid``, ``temperatures`` (°C by the profile's roles),
-``balancing``, ``flags``, ``fets``, ``identity`` (once every identity signal was seen), and
+``balancing``, ``flags``, ``fets`` (``null`` where the map does not report it), ``identity`` (once every identity signal was seen), and
 ``pack_v`` (V), ``pack_a`` (A), ``state`` when the map has them, and ``strings`` (each
 string's first and last board cell, 1-based) for a board of several strings. A lab checks its map against
 a capture before a board is ever connected. Nothing is transmitted.
@@ -47,9 +47,12 @@ class _ListenOnlyBus:
         return None
 
 
-def sample_json(sample, profile, identity=None, strings=None) -> dict:
+def sample_json(sample, profile, identity=None, strings=None, caps=None) -> dict:
     """One decoded sample as the JSON-able dict ``bmsrig decode`` prints (SI units);
-    ``strings``: [(name, cells before it, its cells)] of a board of several strings."""
+    ``strings``: [(name, cells before it, its cells)] of a board of several strings;
+    ``caps``: the link's :class:`~rig.links.base.Capabilities` -- balancing, a flag or a FET
+    the board does not report prints as ``null``, never as "off"."""
+    has = (lambda q: True) if caps is None else caps.has
     temps = [float(x) for x in sample.temps_c]
     roles = {}
     for role in TEMPERATURE_ROLES:
@@ -62,9 +65,9 @@ def sample_json(sample, profile, identity=None, strings=None) -> dict:
                     for v, ok in zip(sample.cell_v, sample.cells_valid)],
         "cells_valid": [bool(x) for x in sample.cells_valid],
         "temperatures": roles,
-        "balancing": [bool(x) for x in sample.balancing],
-        "flags": {k: bool(getattr(sample.flags, k)) for k in ("hvc", "lvc", "ot", "ut")},
-        "fets": {"charge": bool(sample.charge_fet), "discharge": bool(sample.discharge_fet)},
+        "balancing": [bool(x) for x in sample.balancing] if has("balancing") else None,
+        "flags": {k: bool(getattr(sample.flags, k)) if has(k) else None for k in ("hvc", "lvc", "ot", "ut")},
+        "fets": {k: bool(getattr(sample, f"{k}_fet")) if has(f"{k}_fet") else None for k in ("charge", "discharge")},
         "identity": None if identity is None else {"serial": identity.serial, "hw_revision": identity.hw_revision,
                                                    "fw_version": identity.fw_version},
     }
@@ -115,7 +118,7 @@ def decode_log(log: str | Path, board: str, out=None) -> int:
             if link.sample_count > seen:
                 seen = link.sample_count
                 out.write(json.dumps(sample_json(link.latest_held(), profile, link.identity_if_known(),
-                                                  link.plan.strings)) + "\n")
+                                                  link.plan.strings, link.reports)) + "\n")
                 count += 1
     except (ValueError, OSError) as exc:
         raise ConfigError(path, None, f"CAN log unreadable after {link.frames_received} frames: {exc}") from None
@@ -132,10 +135,11 @@ def decode_log(log: str | Path, board: str, out=None) -> int:
 
 def _table(row: dict) -> str:
     cells = "  ".join("  --  " if v is None else f"{v:6.4f}" for v in row["cells_v"])
-    bal = "".join("B" if b else "." for b in row["balancing"])
+    bal = "not reported" if row["balancing"] is None else "".join("B" if b else "." for b in row["balancing"])
     flags = " ".join(k.upper() for k, v in row["flags"].items() if v) or "-"
     temps = "  ".join(f"{k}: {', '.join(f'{x:.1f}' for x in v)}" for k, v in row["temperatures"].items())
-    fets = f"CHG {'closed' if row['fets']['charge'] else 'open'}  DSG {'closed' if row['fets']['discharge'] else 'open'}"
+    fets = "  ".join(f"{n} {'not reported' if v is None else 'closed' if v else 'open'}"
+                     for n, v in (("CHG", row["fets"]["charge"]), ("DSG", row["fets"]["discharge"])))
     return (f"t = {row['t']:.3f} s\ncells (V): {cells}\nbalancing: {bal}\ntemperatures (°C): {temps}\n"
             f"flags: {flags}    {fets}\n")
 
@@ -157,7 +161,7 @@ def monitor(rig: str | None, board: str, samples: int | None = None, out=None) -
             ident = None
         while samples is None or shown < samples:
             built.clock.sleep(profile.sampling.period_s)
-            row = sample_json(built.link.latest(), profile, ident)
+            row = sample_json(built.link.latest(), profile, ident, caps=getattr(built.link, "reports", None))
             out.write(("\x1b[H\x1b[2J" + _table(row)) if tty else json.dumps(row) + "\n")
             out.flush()
             shown += 1

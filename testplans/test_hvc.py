@@ -49,7 +49,7 @@ def test_hvc_latency(profile, hvc_run, measure, capture):
 
 
 @pytest.mark.requirement("HVC-003")
-@pytest.mark.reports("hvc")
+@pytest.mark.reports("hvc", "charge_fet")  # the flag is compared with the reported FET
 def test_hvc_flag(profile, hvc_run, measure):
     """The link's HVC flag agrees with the charge FET (its own report and the DAQ's line)."""
     s = profile.sampling

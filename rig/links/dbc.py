@@ -76,6 +76,25 @@ def _check_frames(db, p: Path, text: str = "") -> None:
                               + (f" ({', '.join(at)})" if at else ""))
 
 
+#: CANdb++ exports the signals no frame carries as this pseudo-message (id 0xC0000000); cantools drops it
+_INDEPENDENT = "VECTOR__INDEPENDENT_SIG_MSG"
+
+
+def _unsent_signals(text: str) -> frozenset:
+    """Names of the signals a DBC lists only in :data:`_INDEPENDENT` (sent in no frame)."""
+    block = re.search(r"^\s*BO_\s+\d+\s+" + _INDEPENDENT + r"\s*:.*?(?=^\s*(?:BO_|CM_|BA_|VAL_|SIG_)|\Z)",
+                      text, re.M | re.S)
+    return frozenset(re.findall(r"^\s*SG_\s+(\w+)", block.group(0), re.M)) if block else frozenset()
+
+
+def unsent_note(db, name: str) -> str:
+    """Why ``name`` is in no message: "" or a sentence saying the DBC sends it in no frame."""
+    if name in getattr(db, "bmsrig_unsent", ()):
+        return (f"; the DBC lists {name!r} only in {_INDEPENDENT}, the CANdb++ list of signals sent in "
+                "no frame: the board does not transmit it")
+    return ""
+
+
 class _DropOverwrite(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("Overwriting message")
@@ -229,6 +248,7 @@ def load_dbc(dbc_path: str | Path):
         notes.append(f"{p}: {named}. Loaded without cantools' strict checks; the "
                      "overlapping signals share bits (each decoded on its own).")
     _check_frames(db, p, text)
+    db.bmsrig_unsent = _unsent_signals(text)
     db.bmsrig_warnings = notes
     db.bmsrig_split = split if notes else {}
     for note in notes:

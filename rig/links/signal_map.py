@@ -45,7 +45,7 @@ from .base import SI_UNIT, UNITS, Capabilities, format_fields, load_yaml_mapping
 from . import signal_map_cells as cellmap
 from . import signal_map_ext as ext
 from .can_commands import compile_commands
-from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
+from .dbc import DbcWarning, load_dbc, unsent_note  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
 from .signal_map_ext import CondPlan, PageIndexPlan, RequestPlan, TermPlan  # noqa: F401
 from .signal_map_schema import (  # noqa: F401  (re-exported)
     Balancing,
@@ -239,7 +239,7 @@ class _Resolver:
         hits = self.by_name.get(name)
         if not hits:
             raise ConfigError(self.map_path, key, f"signal {name!r} not found in DBC {self.dbc_path.name}"
-                              f"{self.suggest(name, list(self.by_name))}")
+                              + (unsent_note(self.db, name) or self.suggest(name, list(self.by_name))))
         if len({id(m) for m, _ in hits}) > 1:
             where = ", ".join(f"{m.name}.{name}" for m, _ in hits)
             raise ConfigError(self.map_path, key, f"signal {name!r} is in several messages of DBC "

@@ -296,6 +296,8 @@ def compile_requests(requests, res) -> list[RequestPlan]:
             d = dict(base)
             if listed is not None:
                 d[listed] = v
+            if msg.is_multiplexed():  # only the signals of the page the multiplexer selects
+                d = _mux_page(msg, d, set(r.signals), res.map_path, f"{key}.signals")
             try:
                 frames.append((bytes(msg.encode(d, strict=True)), v))
             except Exception as exc:
@@ -304,3 +306,15 @@ def compile_requests(requests, res) -> list[RequestPlan]:
         out.append(RequestPlan(j, msg.name, msg.frame_id, bool(msg.is_extended_frame), frames, r.when, r.every_s,
                                resp, r.timeout_s, r.retries, listed, dict(r.signals)))
     return out
+
+
+def _mux_page(msg, values: dict, given: set, path, key: str) -> dict:
+    """The values of the signals on the page ``values``' multiplexer value selects; a signal
+    the map names that is on another page is a ConfigError."""
+    page = msg.gather_signals(values)
+    for name in sorted(given - set(page)):
+        sig = msg.get_signal_by_name(name)
+        mux = sig.multiplexer_signal
+        raise ConfigError(path, key, f"signal {name!r} is on page {mux} = {sig.multiplexer_ids} of {msg.name}, "
+                          f"not on the page {mux} = {values.get(mux)} the request selects")
+    return page

@@ -279,7 +279,11 @@ class CanTransmitter:
             elif vmask:
                 set_cell_bits(vals, [r for r in _mask_refs(vmask, voff, n)], every)
         refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
-        refs += [(plan.fets["charge"], tel.charge_fet), (plan.fets["discharge"], tel.discharge_fet)]
+        fc, fd = plan.fets["charge"], plan.fets["discharge"]
+        if fc is not None and fc == fd:  # one power stage for both directions: closed only while both are
+            refs.append((fc, tel.charge_fet and tel.discharge_fet))
+        else:
+            refs += [(fc, tel.charge_fet), (fd, tel.discharge_fet)]
         encode_conditions(vals, [(c, bool(on)) for c, on in refs if c is not None])
 
     def encode(self, t: float, tel) -> list[tuple[int, bytes]]:
