@@ -112,6 +112,8 @@ class ModbusBmsLink(LinkBase):
                 rr = client.write_coil(c.address, bool(raws[0]), device_id=self.unit_id)
             elif c.function == 6:
                 rr = client.write_register(c.address, raws[0], device_id=self.unit_id)
+            elif c.function == 15:
+                rr = client.write_coils(c.address, [bool(r) for r in raws], device_id=self.unit_id)
             else:
                 rr = client.write_registers(c.address, raws, device_id=self.unit_id)
         except ModbusException as exc:

@@ -121,6 +121,13 @@ class _Layout:
                     raise ConfigError(self.P, f"blocks.{j}", f"{TABLE_NAMES[b.function]} {b.start}.."
                                       f"{b.start + b.count - 1} overlap blocks.{i} ({o.start}..{o.start + o.count - 1}); "
                                       f"each address belongs to one block")
+            limit = self.max_block if b.function not in BIT_FUNCTIONS else MAX_READ_BITS
+            if b.read == "whole" and b.count > limit:
+                unit = "coils/inputs" if b.function in BIT_FUNCTIONS else "registers"
+                raise ConfigError(self.P, f"blocks.{j}.read", f"'read: whole' reads the block in one transaction, "
+                                  f"but its {b.count} {unit} exceed the {limit} one read can carry"
+                                  + ("" if b.function in BIT_FUNCTIONS else " (max_block)")
+                                  + "; split the block as the board's documentation does")
 
     def function(self, fc: int | None, address: int, nwords: int, key: str) -> int:
         """The function code of a value at ``address``: its own, else its block's, else the table's."""
@@ -175,7 +182,10 @@ class _Layout:
                 continue
             for b in sorted((b for b in self.blocks if b.function == fc), key=lambda b: b.start):
                 inside = {a for a in addrs if b.start <= a < b.start + b.count}
-                out += [Read(s, c, fc) for s, c in blocks(inside, limit)]
+                if b.read == "whole" and inside:
+                    out.append(Read(b.start, b.count, fc))  # the board answers only the whole block
+                else:
+                    out += [Read(s, c, fc) for s, c in blocks(inside, limit)]
         return out
 
     def served(self) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]]]:
@@ -373,5 +383,6 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         sample_reads=L.reads("sample"), identity_reads=L.reads("identity"),
         cell_v=cell_v, temps=temps, balancing=balancing, flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a,
         state=state, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
+        whole_blocks=frozenset((b.function, b.start, b.count) for b in L.blocks if b.read == "whole"),
         commands=compile_modbus_commands(rmap.commands, P),
     )

@@ -45,12 +45,15 @@ class _M(BaseModel):
 
 class Block(_M):
     """A range the board answers: ``count`` coils/registers from ``start`` read with ``function``.
-    When a map declares blocks, every value must lie inside one, and reads never cross a gap."""
+    When a map declares blocks, every value must lie inside one, and reads never cross a gap.
+    ``read: used`` (default) reads only the span of the block the map uses; ``read: whole``
+    reads the whole block in one transaction (a board that answers only whole-block reads)."""
 
     function: Function
     start: int = Field(ge=0, le=65535)
     count: int = Field(ge=1, le=65536)
     name: str = ""
+    read: Literal["used", "whole"] = "used"
 
     @model_validator(mode="after")
     def _check(self):

@@ -30,7 +30,9 @@ class ModbusSettings(LinkSettings):
     kind: Literal["modbus"]
     register_map: str | None = None
     baudrate: int = Field(115_200, gt=0, le=10_000_000, description="UART baud rate, bit/s")
-    unit_id: int = Field(1, ge=1, le=247)
+    unit_id: int = Field(1, ge=0, le=247, description="the board's Modbus device id; 0 (the broadcast "
+                         "address on a shared bus) is accepted for boards documented at address 0, on "
+                         "their own point-to-point link")
 
     @model_validator(mode="after")
     def _files(self):
