@@ -48,16 +48,18 @@ class ModbusSlave(PtyServer):
     """Modbus RTU slave of the simulated board: ``ModbusSlave(map, n_cells).start().port``."""
 
     def __init__(self, register_map_path: str | Path | None, n_cells: int, unit_id: int = 1,
-                 temperature_roles=None, refuse_partial: int | None = None):
+                 temperature_roles=None, refuse_partial: int | None = None, reply_unit_id: int | None = None):
         """``temperature_roles``: the profile's :class:`~rig.profile.Temperatures`; when it
         names roles, each position of the map gets the simulated temperature of its role.
         ``refuse_partial``: a board that answers only whole-block reads: a read of part of a
         declared block gets this exception code (2 illegal data address or 3 illegal data
-        value); blocks the map marks ``read: whole`` are always served whole only (exception 02)."""
+        value); blocks the map marks ``read: whole`` are always served whole only (exception 02).
+        ``reply_unit_id``: answer from this device id instead of ``unit_id`` (a non-standard board)."""
         if refuse_partial not in (None, 2, 3):
             raise ValueError(f"refuse_partial must be None, 2 or 3, got {refuse_partial!r}")
         super().__init__()
         self.refuse_partial = refuse_partial
+        self.reply_unit_id = reply_unit_id
         self.plan: RegisterPlan = compile_register_map(register_map_path or REFERENCE_REGISTER_MAP, int(n_cells))
         self.unit_id = int(unit_id)
         self.temperature_roles = temperature_roles
@@ -217,7 +219,7 @@ class ModbusSlave(PtyServer):
             return
         fc = pdu.function_code
         if fc not in (1, 2, 3, 4) and not (fc in _WRITES and self._writable):
-            self._write(framer.buildFrame(ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
+            self._write(self._frame(framer, ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
             return
         addr, count = int(pdu.address), int(pdu.count)
         with self._lock:
@@ -236,7 +238,7 @@ class ModbusSlave(PtyServer):
             else:
                 cls = ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse
                 reply = cls(registers=values, dev_id=self.unit_id, transaction_id=pdu.transaction_id)
-        frame = bytearray(framer.buildFrame(reply))
+        frame = bytearray(self._frame(framer, reply))
         if mode == "silent":
             return
         if mode == "flip":
@@ -246,6 +248,16 @@ class ModbusSlave(PtyServer):
         elif mode == "garbage":
             frame = bytearray(os.urandom(len(frame)))
         self._write(bytes(frame))
+
+    def _frame(self, framer, reply) -> bytes:
+        """The RTU frame of ``reply``, from ``reply_unit_id`` when the board answers from another id."""
+        frame = bytearray(framer.buildFrame(reply))
+        if self.reply_unit_id is not None:
+            from pymodbus.framer import FramerRTU
+
+            frame[0] = self.reply_unit_id
+            frame[-2:] = FramerRTU.compute_CRC(bytes(frame[:-2])).to_bytes(2, "big")
+        return bytes(frame)
 
     def _take_write(self, pdu):
         """Apply a write request where the map declares it writable; its reply (echo or exception 02)."""

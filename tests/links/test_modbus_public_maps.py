@@ -146,3 +146,76 @@ def test_seplos_whole_block_board_refuses_a_used_span_read(clock, tmp_path):
     finally:
         link.close()
         board.close()
+
+
+DALY_MAP = HERE / "daly-hkms-modbus.yaml"
+DALY = HERE / "daly-hkms-8s-lfp.yaml"
+
+
+def daly_words() -> dict[int, list[int]]:
+    """Holding registers of an 8S pack, raw as the source decodes them: mV, T + 40, 0.1 V,
+    30000 + 0.1 A, state code, balancing mask, MOS on > 0."""
+    return {0x00: [3312, 3305, 3299, 3320, 3310, 3301, 3297, 3318],
+            0x30: [65, 66, 64, 63],              # 25, 26, 24, 23 degC
+            0x38: [265, 29875],                  # 26.5 V, (29875 - 30000) * 0.1 = -12.5 A
+            0x48: [2],                           # discharging
+            0x4F: [0b1000_0001, 0, 0],           # cells 1 and 8 balancing
+            0x52: [1, 0],                        # charge MOS on, discharge MOS off
+            0x5A: [75, 70]}                      # MOS 35 degC, board 30 degC
+
+
+def test_daly_profile_and_map_pass_check():
+    profile = load_profile(DALY)
+    assert check_profile_links(profile) == []
+    assert (profile.link.unit_id, profile.link.reply_unit_id) == (0x81, 0x51)
+
+
+def test_daly_board_answering_from_another_device_id_decodes(clock):
+    """Asked at 0x81, the board answers as 0x51: the link takes the reply, and every value lands
+    where the source puts it."""
+    profile = load_profile(DALY)
+    board = ModbusSlave(DALY_MAP, 8, unit_id=0x81, reply_unit_id=0x51).start()
+    link = ModbusBmsLink.from_profile(profile, board.port, clock, response_timeout_s=0.3)
+    try:
+        for a, words in daly_words().items():
+            board.set_raw(3, a, words)
+        s = link.latest()
+        assert np.allclose(s.cell_v, [3.312, 3.305, 3.299, 3.320, 3.310, 3.301, 3.297, 3.318])
+        assert np.allclose(s.temps_c, [25, 26, 24, 23, 35, 30])
+        assert s.pack_v == pytest.approx(26.5) and s.pack_a == pytest.approx(-12.5)
+        assert s.state == "discharge"
+        assert list(np.flatnonzero(s.balancing) + 1) == [1, 8]
+        assert s.charge_fet and not s.discharge_fet
+    finally:
+        link.close()
+        board.close()
+
+
+def test_daly_reply_from_another_id_without_the_setting_is_a_clear_fault(clock):
+    board = ModbusSlave(DALY_MAP, 8, unit_id=0x81, reply_unit_id=0x51).start()
+    link = ModbusBmsLink("daly", board.port, DALY_MAP, 8, clock, unit_id=0x81, response_timeout_s=0.3)
+    try:
+        with pytest.raises(LinkFault, match="device id 81 instead of 129"):
+            link.latest()
+    finally:
+        link.close()
+        board.close()
+
+
+def test_daly_bench_counterpart_serves_the_profile_end_to_end(clock):
+    """The link kind's bench slave for the profile answers from 0x51 as the profile says."""
+    from rig.links.kinds.modbus import bench
+
+    profile = load_profile(DALY)
+    board = bench(profile, "dut")
+    tel = make_telemetry(8, state="discharge", pack_a=-3.2, balancing=np.arange(8) == 2)
+    board.update(tel)
+    link = ModbusBmsLink.from_profile(profile, board.port, clock, response_timeout_s=0.3)
+    try:
+        s = link.latest()
+        assert np.allclose(s.cell_v, tel.cell_v, atol=5e-4)
+        assert s.state == "discharge" and s.pack_a == pytest.approx(-3.2)
+        assert list(np.flatnonzero(s.balancing) + 1) == [3]
+    finally:
+        link.close()
+        board.close()
