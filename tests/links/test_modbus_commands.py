@@ -1,4 +1,4 @@
-"""Board commands on the Modbus link: writes (functions 05, 06, 16) through pymodbus over a real
+"""Board commands on the Modbus link: writes (functions 05, 06, 15, 16) through pymodbus over a real
 pty to the bench slave, which takes them into its tables where the map declares them."""
 
 from __future__ import annotations
