@@ -84,7 +84,7 @@ class ModbusBmsLink(LinkBase):
             + [f"flags.{k}" for k, v in self.plan.flags.items() if v is not None]
             + [f"{k}_fet" for k, v in self.plan.fets.items() if v is not None]
             + (["pack_v"] if self.plan.pack_v else []) + (["pack_a"] if self.plan.pack_a else [])
-            + (["state"] if self.plan.state else [])
+            + (["state"] if self.plan.state or self.plan.state_bits else [])
         )
         self._listen()
         for c in self.plan.commands.values():  # configuration written when the link opens

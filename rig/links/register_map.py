@@ -27,6 +27,8 @@ same plan backwards. Example::
                values: [closed, welded]}
     pack:
       voltage: {address: 40, function: 4, type: uint32, word_order: little, unit: mV}
+    state: {address: 110, choices: {0: rest, 1: charge, 2: discharge}}   # a code; or one flag per state:
+    # state: {function: 1, bits: {discharge: {address: 64}, charge: {address: 65}, rest: {address: 68}}}
     identity:
       serial: {address: 200, type: ascii, count: 8}
 
@@ -345,7 +347,13 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
     pack_v = numeric(rmap.pack.voltage, "pack.voltage", "voltage") if rmap.pack.voltage else None
     pack_a = numeric(rmap.pack.current, "pack.current", "current") if rmap.pack.current else None
     state = None
-    if rmap.state is not None:
+    state_bits = None
+    if rmap.state is not None and rmap.state.bits is not None:
+        st = rmap.state
+        state_bits = [(name, indicator(b if b.function is not None or st.function is None
+                                       else b.model_copy(update={"function": st.function}),
+                                       f"state.bits.{name}", "active")) for name, b in st.bits.items()]
+    elif rmap.state is not None:
         fc = L.function(rmap.state.function, rmap.state.address, 1, "state")
         if fc in BIT_FUNCTIONS:
             raise ConfigError(P, "state.function", f"the state is a code in a 16-bit register, not in {TABLE_NAMES[fc]}")
@@ -382,7 +390,7 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         path=P, n_cells=n_cells, table=rmap.table, word_order=rmap.word_order,
         sample_reads=L.reads("sample"), identity_reads=L.reads("identity"),
         cell_v=cell_v, temps=temps, balancing=balancing, flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a,
-        state=state, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
+        state=state, state_bits=state_bits, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
         whole_blocks=frozenset((b.function, b.start, b.count) for b in L.blocks if b.read == "whole"),
         commands=compile_modbus_commands(rmap.commands, P),
     )

@@ -64,6 +64,7 @@ def test_seplos_worked_example_decodes_as_the_document_states(clock):
         assert s.pack_v == pytest.approx(52.81) and s.pack_a == pytest.approx(0.0)
         assert s.charge_fet and s.discharge_fet                        # FET event code 03
         assert not any((s.flags.hvc, s.flags.lvc, s.flags.ot, s.flags.ut)) and not s.balancing.any()
+        assert s.state == "rest"                                       # system state code 0x10: standby
         # the three reads are the document's own: 0x12 input registers, 0x1A registers, 0x90 coils
         reads = sorted((r.function, r.start, r.count) for r in link.plan.sample_reads)
         assert reads == [(1, 0x1200, 0x90), (4, 0x1000, 0x12), (4, 0x1100, 0x1A)]
@@ -83,11 +84,19 @@ def test_seplos_alarm_and_balancing_coils_land_on_their_flags_and_cells(clock):
         pic[9] = 0x02                  # voltage events bit 1: cell over-voltage protection
         pic[10] = 0x20                 # cell temperature events bit 5: discharge over-temperature protection
         pic[15] = 0x01                 # FET state: discharge on, charge off
+        pic[8] = 0x01                  # system state bit 0: discharging
         board.set_raw(1, 0x1200, coils(pic))
         s = link.latest()
         assert list(np.flatnonzero(s.balancing) + 1) == [1, 3, 16]
         assert s.flags.hvc and s.flags.ot and not s.flags.lvc and not s.flags.ut
         assert s.discharge_fet and not s.charge_fet
+        assert s.state == "discharge"
+        pic[8] = 0x06                  # charging and float charge: float is listed first
+        board.set_raw(1, 0x1200, coils(pic))
+        assert link.latest().state == "float"
+        pic[8] = 0x20                  # shut down: no state the map names
+        board.set_raw(1, 0x1200, coils(pic))
+        assert link.latest().state == "unknown"
     finally:
         link.close()
         board.close()
@@ -98,7 +107,8 @@ def test_seplos_bench_round_trip_places_temperatures_by_role(clock):
     blocks marked ``read: whole`` served whole only, the version block any span of it)."""
     _profile, board = seplos_board()
     tel = make_telemetry(16, temps_c=np.r_[20.0 + np.arange(16), 41.5], balancing=np.arange(16) % 5 == 0,
-                         serial="SP05B2312190075", hw_revision="10E", fw_version="17", pack_a=-12.34)
+                         serial="SP05B2312190075", hw_revision="10E", fw_version="17", pack_a=-12.34,
+                         state="float")
     board.update(tel)
     link = ModbusBmsLink("seplos", board.port, SEPLOS_MAP, 16, clock, unit_id=0, response_timeout_s=0.3)
     try:
@@ -107,7 +117,7 @@ def test_seplos_bench_round_trip_places_temperatures_by_role(clock):
         # cell roles 1-4 take cells 1-4's NTCs; ambient and FET the cells' mean (the bench has no such sensor)
         assert np.allclose(s.temps_c, [20.0, 21.0, 22.0, 23.0, 27.5, 27.5], atol=0.051)
         assert np.array_equal(s.balancing, tel.balancing)
-        assert s.pack_a == pytest.approx(-12.34)
+        assert s.pack_a == pytest.approx(-12.34) and s.state == "float"
         ident = link.identity()
         assert (ident.serial, ident.hw_revision, ident.fw_version) == ("SP05B2312190075", "10E", "17")
     finally:
