@@ -8,7 +8,7 @@ same plan backwards. Example::
     table: input                    # default table of a value: holding (03) or input (04)
     word_order: big                 # 32-bit values: high word first (a value may override)
     blocks:                         # optional: the ranges the board answers (reads never cross a gap)
-      - {function: 4, start: 0, count: 32, name: cells}
+      - {function: 4, start: 0, count: 32, name: cells, read: whole}   # read whole, not just the used span
       - {function: 3, start: 100, count: 8, name: temperatures}
       - {function: 1, start: 0, count: 16, name: balance coils}
       - {function: 2, start: 0, count: 8, name: alarms and FETs}
