@@ -1,7 +1,7 @@
 """Board commands on the Modbus link: the register map's ``commands:`` section, sent as writes.
 
-A command is one write transaction: function 05 (one coil), 06 (one holding register) or
-16 (several holding registers from ``address``). Each written value is a constant raw
+A command is one write transaction: function 05 (one coil), 06 (one holding register), 15
+(several coils from ``address``, each 0 or 1) or 16 (several holding registers from ``address``). Each written value is a constant raw
 ``value`` or a ``parameter`` filled at send time in engineering units (raw =
 round((v − offset) / scale), a ``uint16`` or ``int16``); a parameter's accepted range is the
 register's width, narrowed by ``minimum`` / ``maximum`` when the board's documentation
@@ -18,6 +18,7 @@ opens; ``when: demand`` (default): ``link.command(name, **values)``. Map keys::
         address: 200
         values: [{parameter: threshold_v, scale: 0.001, minimum: 3.0, maximum: 4.0}]
       balancing_mask: {function: 16, address: 210, values: [mask_lo, mask_hi]}  # 2 registers
+      switches: {function: 15, address: 0x1438, values: [1, 0, 0, 1]}         # 4 coils
 
 A bare number in ``values`` is a constant, a bare name a parameter (scale 1).
 """
@@ -70,7 +71,7 @@ class WriteValue(_M):
 class ModbusCommand(_M):
     """One named write (see the module docstring)."""
 
-    function: Literal[5, 6, 16]
+    function: Literal[5, 6, 15, 16]
     address: int = Field(ge=0, le=65535)
     values: list[WriteValue] = Field(min_length=1, max_length=123)
     when: Literal["start", "demand"] = "demand"
@@ -89,11 +90,13 @@ class ModbusCommand(_M):
         return self
 
 
-FUNCTION_NAMES = {5: "write single coil (05)", 6: "write single register (06)", 16: "write multiple registers (16)"}
+FUNCTION_NAMES = {5: "write single coil (05)", 6: "write single register (06)", 15: "write multiple coils (15)",
+                  16: "write multiple registers (16)"}
+COIL_WRITES = (5, 15)
 
 
 def _raw_range(fc: int, v: WriteValue) -> tuple[int, int]:
-    if fc == 5:
+    if fc in COIL_WRITES:
         return 0, 1
     return (-32768, 32767) if v.type == "int16" else (0, 65535)
 
@@ -110,7 +113,7 @@ class ModbusCommandPlan:
 
     @property
     def table(self) -> int:
-        return 1 if self.function == 5 else 3
+        return 1 if self.function in COIL_WRITES else 3
 
     @property
     def parameters(self) -> list[str]:
@@ -141,7 +144,7 @@ class ModbusCommandPlan:
                                        f"{elo:g}..{ehi:g} it can be written as ({FUNCTION_NAMES[self.function]} at "
                                        f"address {self.address}); nothing was sent")
                 raw = int(round((x - v.offset) / v.scale))
-            out.append(raw & 0xFFFF if self.function != 5 else raw)
+            out.append(raw & 0xFFFF if self.function not in COIL_WRITES else raw)
         return out
 
     def decode(self, raws: list[int]) -> dict:
@@ -190,7 +193,7 @@ def compile_modbus_commands(commands: dict, path) -> dict[str, ModbusCommandPlan
                 continue
             lo, hi = _raw_range(c.function, v)
             if not lo <= v.value <= hi:
-                what = "a coil is 0 or 1" if c.function == 5 else f"a {v.type} register holds {lo}..{hi}"
+                what = "a coil is 0 or 1" if c.function in COIL_WRITES else f"a {v.type} register holds {lo}..{hi}"
                 raise ConfigError(path, f"commands.{name}.values[{j}]", f"value {v.value} does not fit: {what}")
         out[name] = ModbusCommandPlan(name, c.function, c.address, list(c.values), c.when)
     return out

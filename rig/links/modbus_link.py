@@ -38,11 +38,14 @@ class ModbusBmsLink(LinkBase):
     - ``timeout_s``: link timeout (no sample for this long while waiting is a LinkFault)
     - ``poll_s``: minimum rig time between listener polls
     - ``response_timeout_s``: wall-clock wait for one reply; ``retries``: pymodbus retries
+    - ``reply_unit_id``: the device id the board answers from when it is not ``unit_id``
+      (a non-standard board, e.g. asked at 0x81, answering as 0x51); None: the same
     """
 
     def __init__(self, name: str, port: str, register_map_path: str | Path, n_cells: int, clock,
                  unit_id: int = 1, baudrate: int = 115_200, timeout_s: float = 2.0, poll_s: float = 0.25,
-                 response_timeout_s: float | None = None, retries: int = 0, history_len: int = HISTORY_LEN):
+                 response_timeout_s: float | None = None, retries: int = 0, history_len: int = HISTORY_LEN,
+                 reply_unit_id: int | None = None):
         from pymodbus.client import ModbusSerialClient
         from pymodbus.framer import FramerType
 
@@ -50,6 +53,7 @@ class ModbusBmsLink(LinkBase):
         super().__init__(name, n_cells, clock, timeout_s, poll_s, history_len)
         self.port = str(port)
         self.unit_id = int(unit_id)
+        self.reply_unit_id = None if reply_unit_id is None or int(reply_unit_id) == self.unit_id else int(reply_unit_id)
         self.baudrate = int(baudrate)
         self.response_timeout_s = float(response_timeout_s if response_timeout_s is not None
                                         else min(0.5, self.timeout_s))
@@ -80,7 +84,7 @@ class ModbusBmsLink(LinkBase):
             + [f"flags.{k}" for k, v in self.plan.flags.items() if v is not None]
             + [f"{k}_fet" for k, v in self.plan.fets.items() if v is not None]
             + (["pack_v"] if self.plan.pack_v else []) + (["pack_a"] if self.plan.pack_a else [])
-            + (["state"] if self.plan.state else [])
+            + (["state"] if self.plan.state or self.plan.state_bits else [])
         )
         self._listen()
         for c in self.plan.commands.values():  # configuration written when the link opens
@@ -112,6 +116,8 @@ class ModbusBmsLink(LinkBase):
                 rr = client.write_coil(c.address, bool(raws[0]), device_id=self.unit_id)
             elif c.function == 6:
                 rr = client.write_register(c.address, raws[0], device_id=self.unit_id)
+            elif c.function == 15:
+                rr = client.write_coils(c.address, [bool(r) for r in raws], device_id=self.unit_id)
             else:
                 rr = client.write_registers(c.address, raws, device_id=self.unit_id)
         except ModbusException as exc:
@@ -147,7 +153,8 @@ class ModbusBmsLink(LinkBase):
         if getattr(link, "register_map", None) is None:
             raise ConfigError(profile.source, "link.kind", f"a Modbus link needs a Modbus profile, got link kind {link.kind!r}")
         return cls(name, port, profile.resolve(link.register_map), profile.cells, clock, unit_id=link.unit_id,
-                   baudrate=link.baudrate, timeout_s=link.timeout_s, poll_s=link.poll_s, **kw)
+                   baudrate=link.baudrate, timeout_s=link.timeout_s, poll_s=link.poll_s,
+                   reply_unit_id=getattr(link, "reply_unit_id", None), **kw)
 
     # ----------------------------------------------------------------- transactions
     def _trace(self, sending: bool, data: bytes) -> bytes:
@@ -155,7 +162,21 @@ class ModbusBmsLink(LinkBase):
             self._tx, self._rx = data, b""
         elif len(data) >= len(self._rx):
             self._rx = bytes(data)
+        if not sending and self.reply_unit_id is not None:
+            data = self._readdress(data)
         return data
+
+    def _readdress(self, data: bytes) -> bytes:
+        """A complete reply from ``reply_unit_id`` (its CRC checks) as if from ``unit_id``, so
+        pymodbus, which matches replies to the request's device id, takes it."""
+        from pymodbus.framer import FramerRTU
+
+        if len(data) < 5 or data[0] != self.reply_unit_id:
+            return data
+        if FramerRTU.compute_CRC(data[:-2]) != int.from_bytes(data[-2:], "big"):
+            return data  # not complete yet (or corrupt: the framer reports it)
+        frame = bytes([self.unit_id]) + data[1:-2]
+        return frame + FramerRTU.compute_CRC(frame).to_bytes(2, "big")
 
     def _diagnose(self, count: int, function: int = 3) -> str:
         from pymodbus.framer import FramerRTU
@@ -167,8 +188,9 @@ class ModbusBmsLink(LinkBase):
         shown = rx[:24].hex(" ") + (" ..." if len(rx) > 24 else "")
         if len(rx) >= 2 and rx[1] & 0x80 and len(rx) >= 5:
             expected = 5
-        if rx[0] != self.unit_id:
-            return f"garbled reply: device id {rx[0]} instead of {self.unit_id} ({len(rx)} bytes: {shown})"
+        want = self.unit_id if self.reply_unit_id is None else self.reply_unit_id
+        if rx[0] != want:
+            return f"garbled reply: device id {rx[0]} instead of {want} ({len(rx)} bytes: {shown})"
         if len(rx) < expected:
             return f"short reply: {len(rx)} of {expected} bytes ({shown})"
         got = int.from_bytes(rx[expected - 2:expected], "big")

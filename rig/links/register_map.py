@@ -8,7 +8,7 @@ same plan backwards. Example::
     table: input                    # default table of a value: holding (03) or input (04)
     word_order: big                 # 32-bit values: high word first (a value may override)
     blocks:                         # optional: the ranges the board answers (reads never cross a gap)
-      - {function: 4, start: 0, count: 32, name: cells}
+      - {function: 4, start: 0, count: 32, name: cells, read: whole}   # read whole, not just the used span
       - {function: 3, start: 100, count: 8, name: temperatures}
       - {function: 1, start: 0, count: 16, name: balance coils}
       - {function: 2, start: 0, count: 8, name: alarms and FETs}
@@ -27,6 +27,8 @@ same plan backwards. Example::
                values: [closed, welded]}
     pack:
       voltage: {address: 40, function: 4, type: uint32, word_order: little, unit: mV}
+    state: {address: 110, choices: {0: rest, 1: charge, 2: discharge}}   # a code; or one flag per state:
+    # state: {function: 1, bits: {discharge: {address: 64}, charge: {address: 65}, rest: {address: 68}}}
     identity:
       serial: {address: 200, type: ascii, count: 8}
 
@@ -121,6 +123,13 @@ class _Layout:
                     raise ConfigError(self.P, f"blocks.{j}", f"{TABLE_NAMES[b.function]} {b.start}.."
                                       f"{b.start + b.count - 1} overlap blocks.{i} ({o.start}..{o.start + o.count - 1}); "
                                       f"each address belongs to one block")
+            limit = self.max_block if b.function not in BIT_FUNCTIONS else MAX_READ_BITS
+            if b.read == "whole" and b.count > limit:
+                unit = "coils/inputs" if b.function in BIT_FUNCTIONS else "registers"
+                raise ConfigError(self.P, f"blocks.{j}.read", f"'read: whole' reads the block in one transaction, "
+                                  f"but its {b.count} {unit} exceed the {limit} one read can carry"
+                                  + ("" if b.function in BIT_FUNCTIONS else " (max_block)")
+                                  + "; split the block as the board's documentation does")
 
     def function(self, fc: int | None, address: int, nwords: int, key: str) -> int:
         """The function code of a value at ``address``: its own, else its block's, else the table's."""
@@ -175,7 +184,10 @@ class _Layout:
                 continue
             for b in sorted((b for b in self.blocks if b.function == fc), key=lambda b: b.start):
                 inside = {a for a in addrs if b.start <= a < b.start + b.count}
-                out += [Read(s, c, fc) for s, c in blocks(inside, limit)]
+                if b.read == "whole" and inside:
+                    out.append(Read(b.start, b.count, fc))  # the board answers only the whole block
+                else:
+                    out += [Read(s, c, fc) for s, c in blocks(inside, limit)]
         return out
 
     def served(self) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]]]:
@@ -335,7 +347,13 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
     pack_v = numeric(rmap.pack.voltage, "pack.voltage", "voltage") if rmap.pack.voltage else None
     pack_a = numeric(rmap.pack.current, "pack.current", "current") if rmap.pack.current else None
     state = None
-    if rmap.state is not None:
+    state_bits = None
+    if rmap.state is not None and rmap.state.bits is not None:
+        st = rmap.state
+        state_bits = [(name, indicator(b if b.function is not None or st.function is None
+                                       else b.model_copy(update={"function": st.function}),
+                                       f"state.bits.{name}", "active")) for name, b in st.bits.items()]
+    elif rmap.state is not None:
         fc = L.function(rmap.state.function, rmap.state.address, 1, "state")
         if fc in BIT_FUNCTIONS:
             raise ConfigError(P, "state.function", f"the state is a code in a 16-bit register, not in {TABLE_NAMES[fc]}")
@@ -372,6 +390,7 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         path=P, n_cells=n_cells, table=rmap.table, word_order=rmap.word_order,
         sample_reads=L.reads("sample"), identity_reads=L.reads("identity"),
         cell_v=cell_v, temps=temps, balancing=balancing, flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a,
-        state=state, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
+        state=state, state_bits=state_bits, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
+        whole_blocks=frozenset((b.function, b.start, b.count) for b in L.blocks if b.read == "whole"),
         commands=compile_modbus_commands(rmap.commands, P),
     )

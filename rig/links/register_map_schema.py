@@ -45,12 +45,15 @@ class _M(BaseModel):
 
 class Block(_M):
     """A range the board answers: ``count`` coils/registers from ``start`` read with ``function``.
-    When a map declares blocks, every value must lie inside one, and reads never cross a gap."""
+    When a map declares blocks, every value must lie inside one, and reads never cross a gap.
+    ``read: used`` (default) reads only the span of the block the map uses; ``read: whole``
+    reads the whole block in one transaction (a board that answers only whole-block reads)."""
 
     function: Function
     start: int = Field(ge=0, le=65535)
     count: int = Field(ge=1, le=65536)
     name: str = ""
+    read: Literal["used", "whole"] = "used"
 
     @model_validator(mode="after")
     def _check(self):
@@ -244,12 +247,21 @@ class Pack(_M):
 
 
 class State(_M):
-    address: int = Field(ge=0, le=65535)
+    """The board's state: a code at ``address`` named by ``choices``, or ``bits``: one flag per
+    state name (a one-hot set of coils or register bits, each a :class:`Bit`); the first listed
+    that is set is the state ("unknown" when none is)."""
+
+    address: int | None = Field(None, ge=0, le=65535)
     function: Function | None = None
     choices: dict[int, str] = Field(default_factory=dict)
+    bits: dict[str, Bit] | None = None
 
     @model_validator(mode="after")
     def _check(self):
+        if (self.address is None) == (self.bits is None):
+            raise ValueError("give 'address' (a state code, named by 'choices') or 'bits' (one flag per state)")
+        if self.bits is not None and (self.choices or not self.bits):
+            raise ValueError("'bits' names each state itself: give at least one, and no 'choices'")
         bad = [c for c in self.choices if not 0 <= c <= 65535]
         if bad:
             raise ValueError(f"choice code {bad[0]} does not fit a 16-bit register (0..65535)")

@@ -149,6 +149,8 @@ class RegisterPlan:
     image_sizes: dict[int, int] = field(default_factory=dict)  # function -> 1 + highest address
     served: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # function -> [(start, count)]
     blocks_declared: bool = False
+    state_bits: list | None = None  # [(state name, Indicator)]: a one-hot state, first set wins
+    whole_blocks: frozenset = frozenset()  # (function, start, count) of blocks the board answers only whole
     commands: dict = field(default_factory=dict)  # name -> ModbusCommandPlan (rig.links.modbus_commands)
 
     @property
@@ -163,7 +165,8 @@ class RegisterPlan:
         q |= {"balancing"} if self.balancing is not None else set()
         q |= {k for k, v in self.flags.items() if v is not None}
         q |= {f"{k}_fet" for k, v in self.fets.items() if v is not None}
-        q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state)) if v is not None}
+        q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state or self.state_bits))
+              if v is not None}
         return Capabilities(frozenset(q), self.n_temperatures, frozenset(k for k, v in self.identity.items() if v),
                             "register map", self.path.name)
 
@@ -229,6 +232,8 @@ class RegisterPlan:
             addr, choices, fc = self.state
             code = int(regs[fc][addr])
             state = choices.get(code, str(code))
+        elif self.state_bits:
+            state = next((name for name, ind in self.state_bits if ind.test(regs)), "unknown")
         return cell_v, temps, bal, flags, fets, pack_v, pack_a, state
 
     def decode_identity(self, regs: dict) -> dict[str, str]:
@@ -314,6 +319,8 @@ class RegisterPlan:
             addr, choices, fc = self.state
             rev = {v: c for c, v in choices.items()}
             image[fc][addr] = rev.get(str(tel.state), 0xFFFF)
+        for name, ind in self.state_bits or []:
+            ind.write(image, name == str(tel.state))
         for key in ("serial", "hw_revision", "fw_version"):
             spec = self.identity.get(key)
             if spec is None:

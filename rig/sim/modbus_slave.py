@@ -10,10 +10,12 @@ The register image comes from the same register map the rig reads
 Served: read coils (01), discrete inputs (02), holding registers (03) and input registers
 (04) as the map places values in them. A map that declares ``blocks`` is served block by
 block: a read not wholly inside one declared block of its function gets exception 02 (as
-many real boards answer), a function with no block exception 01. Without ``blocks`` each
+many real boards answer), a function with no block exception 01; a read of part of a block
+the map marks ``read: whole`` (or of any block, with ``refuse_partial``) gets exception 02
+(or the code given). Without ``blocks`` each
 used table is served from address 0 to its highest mapped address. A count beyond the
 Modbus limit (125 registers, 2000 bits) gets exception 03.
-Writes: function 05 (one coil), 06 (one holding register) and 16 (several) are accepted
+Writes: function 05 (one coil), 15 (several coils), 06 (one holding register) and 16 (several) are accepted
 where the map's ``commands:`` declare a write (:mod:`rig.links.modbus_commands`), anywhere
 else exception 02 (a map without commands: exception 01). A write lands in the board's
 tables (a read of that address returns it) and, when it is a declared command, in
@@ -38,6 +40,7 @@ from ..links.register_map import RegisterPlan, compile_register_map
 from .pty_slave import PtyServer
 
 REFERENCE_REGISTER_MAP = Path(__file__).resolve().parents[2] / "testplans" / "profiles" / "reference-bms-modbus.yaml"
+_WRITES = (5, 6, 15, 16)  # write single coil, single register, multiple coils, multiple registers
 _FRAME_GAP_S = 0.05  # a partial frame older than this is dropped (RTU inter-frame silence, generous)
 
 
@@ -45,10 +48,18 @@ class ModbusSlave(PtyServer):
     """Modbus RTU slave of the simulated board: ``ModbusSlave(map, n_cells).start().port``."""
 
     def __init__(self, register_map_path: str | Path | None, n_cells: int, unit_id: int = 1,
-                 temperature_roles=None):
+                 temperature_roles=None, refuse_partial: int | None = None, reply_unit_id: int | None = None):
         """``temperature_roles``: the profile's :class:`~rig.profile.Temperatures`; when it
-        names roles, each position of the map gets the simulated temperature of its role."""
+        names roles, each position of the map gets the simulated temperature of its role.
+        ``refuse_partial``: a board that answers only whole-block reads: a read of part of a
+        declared block gets this exception code (2 illegal data address or 3 illegal data
+        value); blocks the map marks ``read: whole`` are always served whole only (exception 02).
+        ``reply_unit_id``: answer from this device id instead of ``unit_id`` (a non-standard board)."""
+        if refuse_partial not in (None, 2, 3):
+            raise ValueError(f"refuse_partial must be None, 2 or 3, got {refuse_partial!r}")
         super().__init__()
+        self.refuse_partial = refuse_partial
+        self.reply_unit_id = reply_unit_id
         self.plan: RegisterPlan = compile_register_map(register_map_path or REFERENCE_REGISTER_MAP, int(n_cells))
         self.unit_id = int(unit_id)
         self.temperature_roles = temperature_roles
@@ -113,6 +124,18 @@ class ModbusSlave(PtyServer):
             arr = self._image.get(fc)
             return arr.copy() if arr is not None else np.zeros(0, np.uint16)
 
+    def set_raw(self, function: int, address: int, values) -> None:
+        """Hand-set raw contents (thread-safe) until the next :meth:`update`: 16-bit words of
+        table ``function`` 3/4, or 0/1 bits of 1/2, from ``address`` (a document's example frame)."""
+        vals = np.asarray([int(v) & 0xFFFF for v in values], np.uint16)
+        with self._lock:
+            image = {fc: arr.copy() for fc, arr in self._image.items()}
+            arr = image.get(function)
+            if arr is None or address + len(vals) > len(arr):
+                raise ValueError(f"function {function} table has no addresses {address}..{address + len(vals) - 1}")
+            arr[address:address + len(vals)] = vals
+            self._image = image
+
     def inject_corruption(self, n_replies: int = 1, mode: str = "flip") -> None:
         """Spoil the next ``n_replies`` replies: ``flip`` a byte (CRC error), ``short``
         (truncate), ``silent`` (no reply) or ``garbage`` (random bytes)."""
@@ -174,9 +197,15 @@ class ModbusSlave(PtyServer):
             return 1  # illegal function: the board has no such table
         if not 1 <= count <= (2000 if fc in (1, 2) else 125):
             return 3  # illegal data value: a count beyond the Modbus limit
-        if any(s <= addr and addr + count <= s + n for s, n in ranges):
-            return 0
-        return 2  # illegal data address: outside every block
+        block = next(((s, n) for s, n in ranges if s <= addr and addr + count <= s + n), None)
+        if block is None:
+            return 2  # illegal data address: outside every block
+        if (addr, count) != block and self.plan.blocks_declared:
+            if self.refuse_partial is not None:
+                return self.refuse_partial  # a board that answers whole blocks only
+            if (fc, *block) in self.plan.whole_blocks:
+                return 2
+        return 0
 
     def _respond(self, framer, pdu) -> None:
         from pymodbus.pdu import ExceptionResponse
@@ -189,15 +218,15 @@ class ModbusSlave(PtyServer):
         if self.muted:
             return
         fc = pdu.function_code
-        if fc not in (1, 2, 3, 4) and not (fc in (5, 6, 16) and self._writable):
-            self._write(framer.buildFrame(ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
+        if fc not in (1, 2, 3, 4) and not (fc in _WRITES and self._writable):
+            self._write(self._frame(framer, ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
             return
         addr, count = int(pdu.address), int(pdu.count)
         with self._lock:
             image = self._image
             mode = self._corrupt.pop(0) if self._corrupt else None
         code = self._check(fc, addr, count) if fc in (1, 2, 3, 4) else 0
-        if fc in (5, 6, 16):
+        if fc in _WRITES:
             reply = self._take_write(pdu)
         elif code:
             reply = ExceptionResponse(fc, exception_code=code, device_id=self.unit_id)
@@ -209,7 +238,7 @@ class ModbusSlave(PtyServer):
             else:
                 cls = ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse
                 reply = cls(registers=values, dev_id=self.unit_id, transaction_id=pdu.transaction_id)
-        frame = bytearray(framer.buildFrame(reply))
+        frame = bytearray(self._frame(framer, reply))
         if mode == "silent":
             return
         if mode == "flip":
@@ -220,15 +249,28 @@ class ModbusSlave(PtyServer):
             frame = bytearray(os.urandom(len(frame)))
         self._write(bytes(frame))
 
+    def _frame(self, framer, reply) -> bytes:
+        """The RTU frame of ``reply``, from ``reply_unit_id`` when the board answers from another id."""
+        frame = bytearray(framer.buildFrame(reply))
+        if self.reply_unit_id is not None:
+            from pymodbus.framer import FramerRTU
+
+            frame[0] = self.reply_unit_id
+            frame[-2:] = FramerRTU.compute_CRC(bytes(frame[:-2])).to_bytes(2, "big")
+        return bytes(frame)
+
     def _take_write(self, pdu):
         """Apply a write request where the map declares it writable; its reply (echo or exception 02)."""
         from pymodbus.pdu import ExceptionResponse
-        from pymodbus.pdu.bit_message import WriteSingleCoilResponse
+        from pymodbus.pdu.bit_message import WriteMultipleCoilsResponse, WriteSingleCoilResponse
         from pymodbus.pdu.register_message import WriteMultipleRegistersResponse, WriteSingleRegisterResponse
 
         fc, addr = pdu.function_code, int(pdu.address)
-        raws = [int(bool(b)) for b in pdu.bits[:1]] if fc == 5 else [int(r) & 0xFFFF for r in pdu.registers]
-        table = 1 if fc == 5 else 3
+        if fc in (5, 15):
+            raws = [int(bool(b)) for b in (pdu.bits[:1] if fc == 5 else pdu.bits[:pdu.count])]
+        else:
+            raws = [int(r) & 0xFFFF for r in pdu.registers]
+        table = 1 if fc in (5, 15) else 3
         ok = self._writable.get(table, set())
         if not raws or any(a not in ok for a in range(addr, addr + len(raws))):
             return ExceptionResponse(fc, exception_code=2, device_id=self.unit_id)
@@ -246,6 +288,8 @@ class ModbusSlave(PtyServer):
             return WriteSingleCoilResponse(bits=[bool(raws[0])], **kw)
         if fc == 6:
             return WriteSingleRegisterResponse(registers=raws, **kw)
+        if fc == 15:
+            return WriteMultipleCoilsResponse(count=len(raws), **kw)
         return WriteMultipleRegistersResponse(count=len(raws), **kw)
 
     def _write(self, frame: bytes) -> None:

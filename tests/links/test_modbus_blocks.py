@@ -142,3 +142,70 @@ def test_a_table_the_board_lacks_is_exception_01(clock):
             assert not c.read_holding_registers(0, count=4, device_id=1).isError()
         finally:
             c.close()
+
+
+def _with_read(tmp_path, read: str | None):
+    raw = copy.deepcopy(yaml.safe_load(COILS_MAP.read_text()))
+    for b in raw["blocks"]:
+        if read:
+            b["read"] = read
+    p = tmp_path / f"coils-{read or 'default'}.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+@pytest.mark.parametrize("code", [2, 3])
+def test_a_board_that_answers_only_whole_blocks(clock, tmp_path, code):
+    """The default reads only the used span of a block (4 of 16 cell registers): a board that
+    refuses partial reads answers it with an exception; ``read: whole`` reads each block whole
+    (one transaction per block) and decodes the same sample."""
+    board = ModbusSlave(COILS_MAP, N, refuse_partial=code).start()
+    board.update(telemetry())
+    try:
+        used = ModbusBmsLink("uart-dut", board.port, _with_read(tmp_path, None), N, clock, response_timeout_s=0.2)
+        try:
+            with pytest.raises(LinkFault, match=rf"Modbus exception {code} "):
+                used.latest()
+        finally:
+            used.close()
+        whole = ModbusBmsLink("uart-dut", board.port, _with_read(tmp_path, "whole"), N, clock, response_timeout_s=0.2)
+        try:
+            reads = [(r.function, r.start, r.count) for r in whole.plan.sample_reads]
+            assert reads == [(1, 0, 16), (2, 0, 8), (3, 100, 4), (3, 200, 2), (4, 0, 16), (4, 20, 4)]
+            s = whole.latest()
+            assert s.cell_v == pytest.approx([3.301, 3.302, 3.287, 3.350]) and list(s.balancing) == [False, True, False, True]
+            assert whole.identity().serial == "EXMB4-000042"
+        finally:
+            whole.close()
+    finally:
+        board.close()
+
+
+def test_a_block_the_map_marks_whole_is_served_whole_only(board, master, tmp_path):
+    """Without the option the bench slave refuses partial reads of the blocks marked ``read: whole`` only."""
+    raw = copy.deepcopy(yaml.safe_load(COILS_MAP.read_text()))
+    raw["blocks"][0]["read"] = "whole"                     # input registers 0..15: the cell voltages
+    p = tmp_path / "cells-whole.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    s = ModbusSlave(p, N).start()
+    c = ModbusSerialClient(s.port, framer=FramerType.RTU, baudrate=115200, timeout=0.2, retries=0)
+    assert c.connect()
+    try:
+        assert c.read_input_registers(0, count=4, device_id=1).exception_code == 2
+        assert not c.read_input_registers(0, count=16, device_id=1).isError()
+        assert not c.read_holding_registers(100, count=2, device_id=1).isError()   # a 'used' block: any span
+    finally:
+        c.close()
+        s.close()
+
+
+def test_a_whole_block_larger_than_one_read_is_refused_naming_the_key(tmp_path):
+    from rig.errors import ConfigError
+    from rig.links.register_map import compile_register_map
+
+    raw = copy.deepcopy(yaml.safe_load(COILS_MAP.read_text()))
+    raw["blocks"][0].update(count=200, read="whole")
+    p = tmp_path / "big-whole.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"big-whole\.yaml.*blocks\.0\.read.*200 registers exceed the 125"):
+        compile_register_map(p, N)

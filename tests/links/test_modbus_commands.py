@@ -1,4 +1,4 @@
-"""Board commands on the Modbus link: writes (functions 05, 06, 16) through pymodbus over a real
+"""Board commands on the Modbus link: writes (functions 05, 06, 15, 16) through pymodbus over a real
 pty to the bench slave, which takes them into its tables where the map declares them."""
 
 from __future__ import annotations
@@ -116,3 +116,21 @@ def test_command_map_errors_name_file_key_and_problem(tmp_path, body, key, words
         compile_register_map(p, 16)
     msg = str(ei.value)
     assert "bad-modbus.yaml" in msg and key in msg and words in msg, msg
+
+
+def test_fc15_writes_several_coils(tmp_path, clock):
+    """Function 15: a run of coils in one write (constants and parameters, each 0 or 1)."""
+    p = tmp_path / "fc15-modbus.yaml"
+    p.write_text(REF_REGS.read_text() + "commands:\n"
+                 "  switches: {function: 15, address: 40, values: [1, enable, 0, 1, 1, 0, 0, 1, 1, fan]}\n"
+                 "  init: {function: 15, address: 60, values: [1, 1, 0], when: start}\n")
+    slave, link = open_pair(p, clock)
+    try:
+        assert slave.commands_received["init"] == {"raw": [1, 1, 0]}
+        link.command("switches", enable=1, fan=0)
+        assert slave.commands_received["switches"]["raw"] == [1, 1, 0, 1, 1, 0, 0, 1, 1, 0]
+        with pytest.raises(CommandError, match=r"fan: 2 is outside the range 0\.\.1 .*write multiple coils \(15\)"):
+            link.command("switches", enable=1, fan=2)
+    finally:
+        link.close()
+        slave.close()

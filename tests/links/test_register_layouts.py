@@ -186,3 +186,33 @@ def test_maps_without_blocks_keep_reading_across_gaps():
     plan = compile_register_map(PROFILE_DIR / "reference-bms-modbus.yaml", 32)
     assert [(r.function, r.start, r.count) for r in plan.sample_reads] == [(3, 0, 112)]
     assert plan.served == {3: [(0, 213)]}
+
+
+@pytest.mark.parametrize("body, key, words", [
+    ("state: {address: 5, bits: {charge: {address: 6, bit: 0}}}\n", "state", "give 'address'"),
+    ("state: {bits: {}}\n", "state", "at least one"),
+    ("state: {bits: {charge: {address: 6, bit: 0}}, choices: {1: charge}}\n", "state", "no 'choices'"),
+])
+def test_a_one_hot_state_map_error_names_the_key(tmp_path, body, key, words):
+    p = tmp_path / "state-modbus.yaml"
+    p.write_text("cells: {voltage: {address: 0, unit: mV}}\n" + body)
+    with pytest.raises(ConfigError) as ei:
+        compile_register_map(p, 4)
+    assert "state-modbus.yaml" in str(ei.value) and key in str(ei.value) and words in str(ei.value), str(ei.value)
+
+
+def test_a_one_hot_state_decodes_the_first_set_flag_and_encodes_back(tmp_path):
+    p = tmp_path / "onehot-modbus.yaml"
+    p.write_text("cells: {voltage: {address: 0, unit: mV}}\n"
+                 "state: {bits: {charge: {address: 8, bit: 1}, discharge: {address: 8, bit: 0},"
+                 " rest: {address: 8, bits: [4, 5]}}}\n")
+    plan = compile_register_map(p, 4)
+    assert plan.capabilities().quantities >= {"state"}
+    img = plan.new_image()
+    for word, want in [(0b10, "charge"), (0b11, "charge"), (0b01, "discharge"), (0b100000, "rest"), (0, "unknown")]:
+        img[3][8] = word
+        assert plan.decode_sample(img)[-1] == want
+    tel = make_telemetry(4, state="discharge")
+    img = plan.new_image()
+    plan.encode_telemetry(tel, img)
+    assert int(img[3][8]) == 0b01 and plan.decode_sample(img)[-1] == "discharge"

@@ -3,6 +3,7 @@
 Profile section::
 
     link: {kind: modbus, register_map: board-modbus.yaml, baudrate: 115200, unit_id: 1}
+    # reply_unit_id: 0x51   # a board that answers from another device id than it is asked at
 
 Host side :class:`~rig.links.modbus_link.ModbusBmsLink` on a tty (``RawSerialPort`` on a
 real rig, or an exported tty, ``NetworkSerialPort``, opened as an ``rfc2217://`` /
@@ -30,7 +31,11 @@ class ModbusSettings(LinkSettings):
     kind: Literal["modbus"]
     register_map: str | None = None
     baudrate: int = Field(115_200, gt=0, le=10_000_000, description="UART baud rate, bit/s")
-    unit_id: int = Field(1, ge=1, le=247)
+    unit_id: int = Field(1, ge=0, le=247, description="the board's Modbus device id; 0 (the broadcast "
+                         "address on a shared bus) is accepted for boards documented at address 0, on "
+                         "their own point-to-point link")
+    reply_unit_id: int | None = Field(None, ge=0, le=255, description="the device id the board answers "
+                                      "from, when it is not unit_id (a non-standard board)")
 
     @model_validator(mode="after")
     def _files(self):
@@ -46,6 +51,7 @@ def open_link(profile, endpoint: Endpoint, clock):
         name=f"Modbus RTU {endpoint.address}", port=endpoint.address,
         register_map_path=profile.resolve(link.register_map), n_cells=profile.cells, clock=clock,
         baudrate=link.baudrate, unit_id=link.unit_id, timeout_s=link.timeout_s, poll_s=link.poll_s,
+        reply_unit_id=link.reply_unit_id,
     )
 
 
@@ -70,7 +76,8 @@ def bench(profile, name: str):
 
     link = profile.link
     return ModbusSlave(profile.resolve(link.register_map), profile.cells, link.unit_id,
-                       temperature_roles=getattr(profile, "temperatures", None)).start()
+                       temperature_roles=getattr(profile, "temperatures", None),
+                       reply_unit_id=link.reply_unit_id).start()
 
 
 KIND = LinkKind(
