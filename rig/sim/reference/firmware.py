@@ -158,7 +158,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         b = self.profile.bench
         self.h.publish(Telemetry(
             cell_v=self.reported_cell_v(),
-            temps_c=np.append(t["cells"], t["bleed_resistor"]),
+            temps_c=np.concatenate((t["cells"], (t["bleed_resistor"],))),  # np.append, without its ravel
             balancing=self.mask & (self.duty > 0.0),
             hvc=self.hvc.active and not self.hvc_flag_missing,
             lvc=self.lvc.active, ot=self.ot, ut=self.ut,
