@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import string
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,8 @@ class CanTransmitter:
             # a frame's bytes are a pure function of its values: the last ones are kept
             # (not for float signals, where -0.0 and 0.0 compare equal but encode apart)
             memo = None if any(getattr(s, "is_float", False) for s in m.signals) else {}
+            if memo is not None:  # the memo's key: the frame's slot values (a tuple, one value alone)
+                memo = (memo, itemgetter(*[s for _n, s in fields]) if fields else (lambda _vals: ()))
             self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev, memo))
         self._can_msg = {fid: _frame_class()(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                      data=bytes(8)) for fid, *_ in self._frames}
@@ -321,8 +324,8 @@ class CanTransmitter:
                 continue  # an event frame: never sent while healthy
             key = data = None
             if memo is not None:
-                key = tuple([vals[s] for _name, s in fields])
-                data = memo.get(key)
+                key = memo[1](vals)
+                data = memo[0].get(key)
             if data is None:
                 d = dict(base)
                 for name, s in fields:
@@ -331,9 +334,9 @@ class CanTransmitter:
                         d[name] = v
                 data = enc(d, strict=False)
                 if memo is not None:
-                    if len(memo) >= MEMO_FRAMES:
-                        memo.clear()
-                    memo[key] = data
+                    if len(memo[0]) >= MEMO_FRAMES:
+                        memo[0].clear()
+                    memo[0][key] = data
             if tag is not None and tag[0] == "#byte":
                 data = set_page_byte(data, self._page_byte[fid], tag[1])
             out.append((fid, data))
