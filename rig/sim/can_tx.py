@@ -17,6 +17,10 @@ carry (its raw bits, and the DBC's [min|max] when it states one), then cantools 
 Only mapped signals are computed; every other signal of a frame (cells beyond the board's
 count in a multiplexed group, counters, spare bits) is sent as raw 0 (its initial value when
 the DBC gives one): never a physical 0.0 V that a signal with a positive offset cannot carry.
+
+A frame's payload is a pure function of its values: the transmitter keeps the payloads it
+encoded by their values (``MEMO_FRAMES`` per frame) and calls cantools only for new ones
+(not for a frame with float signals, whose -0.0 and 0.0 compare equal but encode apart).
 """
 
 from __future__ import annotations

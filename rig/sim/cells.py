@@ -15,7 +15,7 @@ generator and an Arrhenius factor whose activation energy makes it double every
 update, linear coulomb count), with resistances and leakage evaluated at the step start,
 so one step of any length equals many small ones (up to the resistance's SOC dependence
 inside the step). It is vectorised and allocation-free: per-temperature factors are cached
-until ``temperature_c`` changes, per-``dt`` exponentials until ``dt`` changes, and the
+until ``temperature_c`` changes, per-``dt`` exponentials for the last few step lengths, and the
 per-state terms (OCV, its slope, the SOC factor of the resistances) are evaluated once per
 state (SOC, temperature) however many readers ask: they come back read-only.
 
