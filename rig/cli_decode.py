@@ -6,7 +6,8 @@ prints every complete sample the profile's DBC + signal map decode from it as on
 line: ``t`` (s since the first frame of the log), ``cells_v`` (V; ``null`` where the board
 reported no valid reading), ``cells_valid``, ``temperatures`` (°C by the profile's roles),
 ``balancing``, ``flags``, ``fets``, ``identity`` (once every identity signal was seen), and
-``pack_v`` (V), ``pack_a`` (A), ``state`` when the map has them. A lab checks its map against
+``pack_v`` (V), ``pack_a`` (A), ``state`` when the map has them, and ``strings`` (each
+string's first and last board cell, 1-based) for a board of several strings. A lab checks its map against
 a capture before a board is ever connected. Nothing is transmitted.
 
 ``bmsrig monitor [--rig ENV] --board PROFILE``: the same view live from the rig's link,
@@ -46,8 +47,9 @@ class _ListenOnlyBus:
         return None
 
 
-def sample_json(sample, profile, identity=None) -> dict:
-    """One decoded sample as the JSON-able dict ``bmsrig decode`` prints (SI units)."""
+def sample_json(sample, profile, identity=None, strings=None) -> dict:
+    """One decoded sample as the JSON-able dict ``bmsrig decode`` prints (SI units);
+    ``strings``: [(name, cells before it, its cells)] of a board of several strings."""
     temps = [float(x) for x in sample.temps_c]
     roles = {}
     for role in TEMPERATURE_ROLES:
@@ -70,6 +72,8 @@ def sample_json(sample, profile, identity=None) -> dict:
         v = getattr(sample, k, None)
         if v is not None:
             out[k] = round(v, 6) if isinstance(v, float) else v
+    if strings:
+        out["strings"] = {name: [first + 1, first + n] for name, first, n in strings}
     return out
 
 
@@ -110,7 +114,8 @@ def decode_log(log: str | Path, board: str, out=None) -> int:
             link.feed((msg,))
             if link.sample_count > seen:
                 seen = link.sample_count
-                out.write(json.dumps(sample_json(link.latest_held(), profile, link.identity_if_known())) + "\n")
+                out.write(json.dumps(sample_json(link.latest_held(), profile, link.identity_if_known(),
+                                                  link.plan.strings)) + "\n")
                 count += 1
     except (ValueError, OSError) as exc:
         raise ConfigError(path, None, f"CAN log unreadable after {link.frames_received} frames: {exc}") from None

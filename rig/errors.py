@@ -4,6 +4,7 @@
   names the file, the key and what is wrong; the CLI prints it without a traceback.
 - :class:`SafetyLimitError` (exit 2): a command beyond a hard limit of the rig description.
   Nothing was sent to the instrument.
+- :class:`CommandError` (exit 2): a board command the link cannot send (undeclared, bad value).
 - :class:`RigFault` (exit 3): an instrument or the DUT link failed; the board was not judged.
 - :class:`DiskFault` (exit 3): a file of the run (record, capture, report) could not be
   written (disk full, I/O error, read-only file system); every line fsynced before stays.
@@ -55,6 +56,13 @@ class SafetyLimitError(BmsrigError):
             f"{instrument}: refused {quantity} = {requested:g} {unit}: outside the hard limit "
             f"[{lo:g}, {hi:g}] {unit} of the rig description; nothing was sent"
         )
+
+
+class CommandError(BmsrigError, ValueError):
+    """A board command the link cannot send: not declared, an unknown or missing parameter, a
+    value its signal/register cannot carry (exit 2). Nothing was sent."""
+
+    exit_code = 2
 
 
 class RigFault(BmsrigError):

@@ -212,6 +212,15 @@ class Strategies(_Strict):
         return None
 
 
+class CommandGate(_Strict):
+    """A board that balances only once the host sent it a command: ``command`` names one of the
+    link map's board commands (CAN ``commands:`` / Modbus ``commands:``); with ``value`` (a
+    parameter or signal / register of that command) only while its last value is non-zero."""
+
+    command: str = Field(min_length=1)
+    value: str | None = None
+
+
 class Balancing(_Strict):
     min_cell_v: float = Field(3.40, description="no balancing below this cell voltage (top of charge only), V")
     start_delta_mv: float = Field(30.0, gt=0, description="start when Vmax − Vmin exceeds this, mV")
@@ -238,6 +247,9 @@ class Balancing(_Strict):
     max_per_group: int | None = Field(None, ge=1, description="most channels bleeding at once in one group")
     strategies: Strategies = Strategies()
     derating: Derating = Derating()
+    enabled_by_command: CommandGate | None = Field(
+        None, description="the board does not balance until the host sends this board command (the rig sends "
+        "the link map's 'when: start' commands when it opens the link)")
     resistor_thermal_c_per_w: float = Field(
         120.0, gt=0, description="bleed-resistor hot spot rise per W dissipated on the board, °C/W"
     )
@@ -333,6 +345,10 @@ class BenchDut(_Strict):
     serial: str = "SIM-0001"
     hw_revision: str = "B"
     fw_version: str = "1.4.2"
+    j1939_source_address: int | None = Field(
+        None, ge=0, le=255, description="the bench board sends its J1939 messages (matched by PGN in the map) "
+        "from this source address instead of the DBC's (CAN links)")
+    j1939_priority: int | None = Field(None, ge=0, le=7, description="... and with this priority (CAN links)")
 
 
 class BoardProfile(_Strict):

@@ -297,5 +297,12 @@ class BmsLink(abc.ABC):
         Raises :class:`~rig.errors.WaitTimeout` naming ``what``.
         """
 
+    def command(self, name: str, **values) -> None:
+        """Send the board command ``name`` its link map declares, with parameter ``values``
+        (e.g. a set-point in the signal's unit). Links that declare no commands refuse."""
+        from .errors import CommandError
+
+        raise CommandError(f"{getattr(self, 'name', type(self).__name__)}: this link declares no command {name!r}")
+
     @abc.abstractmethod
     def close(self) -> None: ...

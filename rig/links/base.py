@@ -392,3 +392,19 @@ class LinkBase(BmsLink):
         self.close()
 
 
+def check_command_gate(profile, commands: dict, map_path) -> None:
+    """ConfigError when the profile's ``balancing.enabled_by_command`` names a command (or a
+    parameter / constant) the link map does not declare: the rig could never enable the board."""
+    gate = getattr(getattr(profile, "balancing", None), "enabled_by_command", None)
+    if gate is None:
+        return
+    c = commands.get(gate.command)
+    if c is None:
+        raise ConfigError(profile.source, "balancing.enabled_by_command.command",
+                          f"the link map {Path(map_path).name} declares no command {gate.command!r} "
+                          f"(declared: {', '.join(sorted(commands)) or 'none'})")
+    names = set(getattr(c, "keys", ())) | set(getattr(c, "parameters", ()))
+    if gate.value is not None and gate.value not in names:
+        raise ConfigError(profile.source, "balancing.enabled_by_command.value",
+                          f"command {gate.command} of {Path(map_path).name} carries no {gate.value!r} "
+                          f"(it has: {', '.join(sorted(names)) or 'nothing'})")

@@ -13,8 +13,10 @@ scaled (nobody reads them).
 It returns ``False`` without touching anything when the frame is not the ordinary case
 (shorter than the DBC length, a multiplexer value the DBC does not list): the link then
 takes the general path (``Message.decode``), which raises and counts the decode error as
-before. Messages the fast path does not cover (overlapping signals split in views, nested
-multiplexers, explicit ``pages:`` sections) get ``None`` and always take the general path.
+before. A ``pages:`` section (one signal name reused on every page) is stored per page,
+its index a DBC multiplexer or a plain signal of the message. Messages the fast path does
+not cover (overlapping signals split in views, nested multiplexers, pages indexed by the
+bits of a data byte) get ``None`` and always take the general path.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ def _stores(signals, slots: dict) -> tuple:
     return tuple((s.name, slots[s.name], _scale(s)) for s in signals if s.name in slots)
 
 
-def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_signal):
+def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_signal, pages: dict | None = None):
     """The fast ``store(data, ts) -> bool`` for ``message`` (see the module docstring), or
     ``None`` when the message is not covered. ``page_signal``: the handler's page index
-    signal (must be the multiplexer, or ``None`` for an unmultiplexed message)."""
+    signal (the multiplexer, a plain signal of an unmultiplexed message paged by a
+    ``pages:`` section, or ``None``); ``pages``: page value -> {signal: slot} of such a
+    section (one signal name reused on every page)."""
     from cantools.database.can import Message
 
     if not isinstance(message, Message):
@@ -65,9 +69,12 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
         return None
     mux = muxes[0] if muxes else None
     children = [s for s in sigs if s.multiplexer_signal is not None]
+    pages = pages or {}
     if mux is None:
-        if children or page_signal is not None:
+        if children:
             return None
+        if page_signal is not None:
+            return _paged_store(message, roots, slots, fid, raw, seen, page_signal, pages)
     elif page_signal != mux.name or any(s.multiplexer_signal != mux.name or s.is_multiplexer for s in children):
         return None
 
@@ -93,7 +100,7 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
     nodes = {}
     for i in ids:
         node_sigs = [s for s in children if i in s.multiplexer_ids]
-        nodes[i] = _formats(node_sigs, length) + (_stores(node_sigs, slots),)
+        nodes[i] = _formats(node_sigs, length) + (_stores(node_sigs, {**slots, **pages.get(i, {})}),)
     mux_name, mux_conv = mux.name, _scale(mux)
     by_raw: dict = {}  # raw multiplexer value -> (page big/little-endian unpack, page stores, staleness key)
 
@@ -121,5 +128,36 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
             raw[slot] = conv(u[name])
         seen[fid] = ts
         seen[key] = ts
+        return True
+    return store
+
+
+def _paged_store(message, roots, slots: dict, fid: int, raw: list, seen: dict, page_signal: str, pages: dict):
+    """The store of an unmultiplexed message whose plain signal ``page_signal`` says which
+    page (cells) its reused signal names carry; a page the map does not list stores only
+    the message's unpaged signals (as the general path does)."""
+    by_name = {s.name: s for s in roots}
+    if page_signal not in by_name:
+        return None
+    length = message.length
+    be, le = _formats(roots, length)
+    plain = _stores(roots, slots)
+    page_conv = _scale(by_name[page_signal])
+    by_page = {p: _stores(roots, ps) for p, ps in pages.items()}
+
+    def store(data, ts):
+        n = len(data)
+        if n != length:
+            if n < length:
+                return False
+            data = data[:length]
+        u = le(data[::-1]) if be is None else (be(data) if le is None else {**be(data), **le(data[::-1])})
+        for name, slot, conv in plain:
+            raw[slot] = conv(u[name])
+        page = page_conv(u[page_signal])
+        seen[fid] = ts
+        seen[(fid, page)] = ts
+        for name, slot, conv in by_page.get(page, ()):
+            raw[slot] = conv(u[name])
         return True
     return store

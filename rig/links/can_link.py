@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_commands import CommandSender, CommandsMixin
 from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
@@ -47,7 +48,7 @@ def _getter(slots: list[int]):
     return (lambda raw: (get(raw),)) if len(slots) == 1 else get
 
 
-class CanBmsLink(LinkBase):
+class CanBmsLink(CommandsMixin, LinkBase):
     """The DUT's view over CAN.
 
     - ``bus``: an open ``can.BusABC`` (the link reads it; ``own_bus=True`` shuts it down on close)
@@ -80,8 +81,10 @@ class CanBmsLink(LinkBase):
                                            fast_path) for fid, h in plan.handlers.items()}
         # frame id -> (compiled store, anything after the store: event / response / sample)
         responses = frozenset(r.response_id for r in plan.requests if r.response_id is not None)
+        self.commands = CommandSender(plan.commands, self._send)  # acks, paged answers: Message.decode
+        self.requests = RequestScheduler(plan.requests, self._send, plan.message_names, plan.handlers)
         self._fast = {fid: (h[-1], h[3] or h[8] or fid in responses, fid) for fid, h in self._dispatch.items()
-                      if h[-1] is not None}
+                      if h[-1] is not None and fid not in self.commands.ack_ids | self.requests.paged_ids}
         #: frame ids decoded by the compiled fast path (the rest by ``Message.decode``)
         self.fast_frame_ids = frozenset(self._fast)
         self._j1939 = dict(plan.j1939)
@@ -93,7 +96,6 @@ class CanBmsLink(LinkBase):
         self.decode_errors = 0
         self.error_frames = 0
         self.incomplete_cycles = 0
-        self.requests = RequestScheduler(plan.requests, self._send, plan.message_names)
         # precomputed assembly
         self._cell_slots = plan.cell_v.slots
         self._cell_a = np.asarray(plan.cell_v.a, float)
@@ -116,7 +118,7 @@ class CanBmsLink(LinkBase):
         self.mapped = frozenset(
             ["cell_v"]
             + (["temps_c"] if self._temp_slots else [])
-            + (["balancing"] if (plan.balancing_mask or plan.balancing_bits) else [])
+            + (["balancing"] if (plan.balancing_mask or plan.balancing_bits or plan.balancing_at) else [])
             + [f"flags.{k}" for k, v in plan.flags.items() if v is not None]
             + [f"{k}_fet" for k, v in plan.fets.items() if v is not None]
             + (["pack_v"] if plan.pack_v else []) + (["pack_a"] if plan.pack_a else [])
@@ -124,13 +126,15 @@ class CanBmsLink(LinkBase):
         )
         self._listen()
         self.requests.start(clock.now())
+        self.commands.start(clock.now())
 
     @staticmethod
     def _entry(fid: int, h, message, events, raw: list, seen: dict, fast_path: bool):
         pidx = h.page_index
         psig = None if pidx is None else pidx.signal
         pbyte = None if pidx is None or psig is not None else (pidx.byte, pidx.shift, pidx.mask)
-        fast = None if not fast_path or h.pages or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig)
+        fast = None if not fast_path or pbyte is not None else compile_store(message, h.slots, fid, raw, seen, psig,
+                                                                              h.pages)
         return (fid, message.decode, h.slots, h.completes_sample, pidx is not None, psig, pbyte, h.pages,
                 fid in events, fast)
 
@@ -191,6 +195,8 @@ class CanBmsLink(LinkBase):
             raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
         if self.requests.plans:
             self.requests.service(self.clock.now())
+        if self.commands.plans:
+            self.commands.service(self.clock.now())
         return n
 
     def feed(self, frames) -> int:
@@ -253,7 +259,9 @@ class CanBmsLink(LinkBase):
                 if event:
                     self._events_this_cycle.add(fid)
                 if responses and fid in responses:
-                    self.requests.answered(fid)
+                    self.requests.answered(fid, page if paged else None)
+                if fid in self.commands.ack_ids:
+                    self.commands.received(fid, values)
                 if completes:
                     self._assemble(ts)
         finally:
@@ -334,13 +342,14 @@ class CanBmsLink(LinkBase):
             valid &= np.array([v not in bad for v, bad in zip(cell_v, plan.cell_invalid)], bool)
         if plan.valid is not None:
             vmask, voff, vbits, vval = plan.valid
-            valid &= self._cell_bits(vmask, voff, vbits) == bool(vval)
+            valid &= self._cell_bits(vmask, voff, vbits, plan.valid_at) == bool(vval)
         cell_v = cell_v * self._cell_a + self._cell_b
         cell_v[~valid] = np.nan
         temps = (np.array(self._temp_get(raw), float) * self._temp_a + self._temp_b) if self._temp_slots \
             else np.zeros(0)
-        if plan.balancing_mask or plan.balancing_bits:
-            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits)
+        if plan.balancing_mask or plan.balancing_bits or plan.balancing_at:
+            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits,
+                                  plan.balancing_at)
             bal = bal if plan.balancing_active else ~bal
         else:
             bal = np.zeros(self.n_cells, bool)
@@ -367,9 +376,12 @@ class CanBmsLink(LinkBase):
         self._problem = ""
         self.requests.sample_completed(self.clock.now())
 
-    def _cell_bits(self, mask, offset: int, bits) -> np.ndarray:
-        """One bool per cell from a concatenated bit mask [(slot, width)] or per-cell slots."""
+    def _cell_bits(self, mask, offset: int, bits, at=None) -> np.ndarray:
+        """One bool per cell from a concatenated bit mask [(slot, width)], per-cell slots, or
+        per-cell (slot, bit or None) (a board of several strings)."""
         raw, n = self._raw, self.n_cells
+        if at:
+            return np.array([((int(raw[s]) >> b) & 1) == 1 if b is not None else int(raw[s]) == 1 for s, b in at], bool)
         if mask:
             m, shift = 0, 0
             for slot, width in mask:
@@ -389,8 +401,9 @@ class CanBmsLink(LinkBase):
 
     def latest(self) -> LinkSample:
         """The newest sample not older than the link timeout; waits on the clock up to the
-        timeout for one. Raises :class:`LinkFault` naming what did not arrive."""
+        timeout for one. Raises :class:`LinkFault` naming what did not arrive (or a command never acknowledged)."""
         self.pump()
+        self.check_commands()
         clock = self.clock
         newest = self._history.newest()
         now = clock.now()

@@ -83,6 +83,47 @@ class ModbusBmsLink(LinkBase):
             + (["state"] if self.plan.state else [])
         )
         self._listen()
+        for c in self.plan.commands.values():  # configuration written when the link opens
+            if c.when == "start":
+                self._write_command(c, {})
+
+    def command(self, name: str, **values) -> None:
+        """Write board command ``name`` of the register map with parameter ``values`` (engineering
+        units); the board's write response acknowledges it (LinkFault naming the command if not)."""
+        from ..errors import CommandError
+
+        c = self.plan.commands.get(name)
+        if c is None:
+            known = ", ".join(sorted(self.plan.commands)) or "none"
+            raise CommandError(f"{self.name}: this link declares no command {name!r} (declared: {known})")
+        self._write_command(c, values)
+
+    def _write_command(self, c, values: dict) -> None:
+        from pymodbus.exceptions import ModbusException
+
+        from .modbus_commands import FUNCTION_NAMES
+
+        raws = c.encode(values)
+        client = self._client
+        what = (f"command {c.name}: {FUNCTION_NAMES[c.function]} at address {c.address} of unit {self.unit_id} "
+                f"on {self.port}")
+        try:
+            if c.function == 5:
+                rr = client.write_coil(c.address, bool(raws[0]), device_id=self.unit_id)
+            elif c.function == 6:
+                rr = client.write_register(c.address, raws[0], device_id=self.unit_id)
+            else:
+                rr = client.write_registers(c.address, raws, device_id=self.unit_id)
+        except ModbusException as exc:
+            raise LinkFault(self.name, f"{what}: not acknowledged: {self._diagnose(0, 5)}") from exc
+        except (OSError, ValueError) as exc:
+            raise LinkFault(self.name, f"{what}: serial port error: {exc}") from exc
+        finally:
+            self.transactions += 1
+        if rr.isError():
+            code = getattr(rr, "exception_code", None)
+            raise LinkFault(self.name, f"{what}: not acknowledged: the board answered Modbus exception {code} "
+                                       f"({_EXC_NAMES.get(code, 'unknown')})")
 
     def _open_url(self):
         """Open a pyserial URL port (``rfc2217://``, ``socket://``: an exported tty) for the client.

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .base import format_fields, load_yaml_mapping, unit_factor, validate_model
+from .modbus_commands import compile_modbus_commands
 from .register_map_schema import (  # noqa: F401  (re-exported)
     MAX_READ,
     MAX_READ_BITS,
@@ -372,4 +373,5 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         sample_reads=L.reads("sample"), identity_reads=L.reads("identity"),
         cell_v=cell_v, temps=temps, balancing=balancing, flags=flags, fets=fets, pack_v=pack_v, pack_a=pack_a,
         state=state, identity=identity, image_sizes=sizes, served=served, blocks_declared=L.declared,
+        commands=compile_modbus_commands(rmap.commands, P),
     )

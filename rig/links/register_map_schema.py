@@ -13,6 +13,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .modbus_commands import ModbusCommand
+
 
 RegType = Literal["uint16", "int16", "uint32", "int32", "ascii", "uint8", "int8"]
 WORDS = {"uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "uint8": 1, "int8": 1}
@@ -302,3 +304,4 @@ class RegisterMap(_M):
     pack: Pack = Pack()
     state: State | None = None
     identity: Identity = Identity()
+    commands: dict[str, ModbusCommand] = Field(default_factory=dict)  # board commands as writes (modbus_commands)

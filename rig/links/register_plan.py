@@ -149,6 +149,7 @@ class RegisterPlan:
     image_sizes: dict[int, int] = field(default_factory=dict)  # function -> 1 + highest address
     served: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # function -> [(start, count)]
     blocks_declared: bool = False
+    commands: dict = field(default_factory=dict)  # name -> ModbusCommandPlan (rig.links.modbus_commands)
 
     @property
     def image_size(self) -> int:

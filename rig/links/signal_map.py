@@ -25,7 +25,9 @@ used when it is one of those, else the SI unit is assumed. Minimal example::
       fw_version: {signals: {major: FwMajor, minor: FwMinor, patch: FwPatch},
                    format: "{major}.{minor}.{patch}"}
 
-A signal is named ``Signal`` (unique in the DBC) or ``Message.Signal``. Every error is a
+A signal is named ``Signal`` (unique in the DBC) or ``Message.Signal`` (or ``message:`` on the
+entry); a board of several strings lists them in ``strings:`` (:mod:`rig.links.signal_map_cells`).
+Every error is a
 :class:`~rig.errors.ConfigError` naming the map file, the key and the problem.
 :func:`compile_signal_map` turns map + DBC into :class:`CanPlan`, the precomputed dispatch
 table :class:`~rig.links.can_link.CanBmsLink` decodes with.
@@ -39,8 +41,10 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
-from .base import SI_UNIT, UNITS, Capabilities, expand_template, format_fields, load_yaml_mapping, unit_factor, validate_model
+from .base import SI_UNIT, UNITS, Capabilities, format_fields, load_yaml_mapping, unit_factor, validate_model
+from . import signal_map_cells as cellmap
 from . import signal_map_ext as ext
+from .can_commands import compile_commands
 from .dbc import DbcWarning, load_dbc  # noqa: F401  (re-exported: the CAN link loads DBCs from here)
 from .signal_map_ext import CondPlan, PageIndexPlan, RequestPlan, TermPlan  # noqa: F401
 from .signal_map_schema import (  # noqa: F401  (re-exported)
@@ -144,15 +148,30 @@ class CanPlan:
     j1939_sa: frozenset | None = None
     j1939_priority: frozenset | None = None
     requests: list = field(default_factory=list)            # [RequestPlan]
+    commands: dict = field(default_factory=dict)            # name -> CommandPlan (rig.links.can_commands)
     slot_page: list = field(default_factory=list)
     slot_signals: list = field(default_factory=list)   # slot -> cantools signal
     slot_messages: list = field(default_factory=list)  # slot -> cantools message
+    #: boards of several strings: per cell (slot, bit or None = the whole signal) of the
+    #: balancing / validity bits, the bleed-resistor NTCs appended last, (name, cells before, cells)
+    balancing_at: list | None = None
+    valid_at: list | None = None
+    n_bleed: int = 0
+    strings: list = field(default_factory=list)
+    temp_cells: list | None = None   # several strings: per cell NTC the board cell (0-based) it sits among
+
+    def cell_string(self, cell: int) -> str | None:
+        """The name of the string 1-based board cell ``cell`` is in (None: one string)."""
+        for name, first, count in self.strings:
+            if first < cell <= first + count:
+                return name
+        return None
 
     def capabilities(self) -> Capabilities:
         """What the board reports: the quantities this map says where to find."""
         q = {"cell_voltages"} if self.cell_v.slots else set()
         q |= {"temperatures"} if self.temps.slots else set()
-        q |= {"balancing"} if (self.balancing_mask or self.balancing_bits) else set()
+        q |= {"balancing"} if (self.balancing_mask or self.balancing_bits or self.balancing_at) else set()
         q |= {k for k, v in self.flags.items() if v is not None}
         q |= {f"{k}_fet" for k, v in self.fets.items() if v is not None}
         q |= {k for k, v in (("pack_v", self.pack_v), ("pack_a", self.pack_a), ("state", self.state_slot)) if v is not None}
@@ -257,50 +276,10 @@ class _Resolver:
         return scale * f, offset * f + o
 
 
-def _series_names(series, n_cells: int, key: str, path: Path, exact: bool, res: _Resolver,
-                  pages: dict) -> list[tuple[str, object]]:
-    """(signal name, page or None) per cell; ``pages`` collects each paged message's index."""
-    if getattr(series, "pages", None) is not None:
-        return ext.page_cells(series.pages, n_cells, key + ".pages", res, pages)
-    if series.template is not None:
-        names = expand_template(series.template, n_cells, series.first, path, key + ".template")
-        missing = [x for x in names if x not in res.by_name and "." not in x]
-        if missing:
-            have = [x for x in names if x in res.by_name]
-            raise ConfigError(path, key + ".template",
-                              f"the profile has {n_cells} cells but DBC {res.dbc_path.name} has no signal "
-                              f"{missing[0]!r}" + (f" (it has {len(have)} of the {n_cells}: "
-                                                   f"{have[0]}..{have[-1]})" if have else ""))
-        return [(x, None) for x in names]
-    names = list(series.signals)
-    if exact and len(names) != n_cells:
-        raise ConfigError(path, key + ".signals",
-                          f"lists {len(names)} signals but the profile has {n_cells} cells")
-    return [(x, None) for x in names]
-
-
-def _cell_bits(spec, n_cells: int, key: str, res: _Resolver, pages: dict):
-    """(mask [(slot, width)], bit offset, per-cell slots) for a balancing/validity section."""
-    P = res.map_path
-    if spec.mask is not None:
-        masks = [spec.mask] if isinstance(spec.mask, str) else list(spec.mask)
-        out, width = [], 0
-        for nm in masks:
-            slot, _m, sig = res.slot(nm, key + ".mask")
-            out.append((slot, sig.length))
-            width += sig.length
-        if spec.bit_offset + n_cells > width:
-            raise ConfigError(P, key + ".mask",
-                              f"the mask has {width} bits (from bit {spec.bit_offset}) but the profile has {n_cells} cells")
-        return out, spec.bit_offset, None
-    names = _series_names(spec, n_cells, key, P, True, res, pages)
-    return None, 0, [res.slot(nm, key, page)[0] for nm, page in names]
-
-
 def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int, db=None) -> CanPlan:
     """Validate ``map_path`` against ``dbc_path`` for ``n_cells`` and precompute the decode plan."""
     map_path, dbc_path = Path(map_path), Path(dbc_path)
-    smap = load_signal_map(map_path)  # schema only
+    smap = cellmap.fold_messages(load_signal_map(map_path))  # schema only; message: folded into names
     db = db if db is not None else load_dbc(dbc_path)
     if n_cells < 1:
         raise ConfigError(map_path, "cells", f"the profile's cell count must be >= 1, got {n_cells}")
@@ -325,10 +304,18 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
                 page_timeout[(res.slot_frame[s], res.slot_page[s])] = ref.pages.timeout_s
         return lin
 
-    # cells
+    # cells: once per string (one string of every cell when the map lists none), numbered flat
+    strings = cellmap.strings_of(smap, n_cells, res)
     vseries = smap.cells.voltage
-    cell_v = linear(_series_names(vseries, n_cells, "cells.voltage", P, True, res, pages), "voltage", vseries,
-                    "cells.voltage")
+
+    def each(model, key: str, fn, every: bool = True) -> list:
+        return [cellmap.in_string(st, fn, sub, st) for st, sub in cellmap.per_string(model, strings, key, P, every)]
+
+    def cat(parts: list) -> Linear:
+        return Linear(*(sum((getattr(x, f) for x in parts), []) for f in ("slots", "a", "b")))
+
+    cell_v = cat(each(vseries, "cells.voltage", lambda sub, st: linear(cellmap.series_names(
+        sub, st.cells, "cells.voltage", P, True, res, pages), "voltage", sub, "cells.voltage")))
     cell_invalid = None
     if vseries.invalid_values:
         cell_invalid = []
@@ -339,29 +326,47 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
                     raise ConfigError(P, "cells.voltage.invalid_values", f"raw value {raw} does not fit signal "
                                       f"{sig.name} ({sig.length} bits)")
             cell_invalid.append(frozenset(r * sig.scale + sig.offset for r in vseries.invalid_values))
+
+    def bits(spec, key: str):
+        """(mask, offset, per-cell slots) for one string; per cell (slot, bit) for several."""
+        parts = each(spec, key, lambda sub, st: cellmap.cell_bits(sub, st.cells, key, res, pages)
+                     + (st.cells,))
+        if strings[0].name is None:
+            return parts[0][:3], None
+        return (None, 0, None), [r for m, off, b, n in parts for r in cellmap.bit_refs(m, off, b, n)]
     bal = smap.cells.balancing
-    bal_mask = bal_bits = None
+    bal_mask = bal_bits = bal_at = valid_at = None
     bal_off, bal_active = 0, 1
     if bal is not None:
         bal_active = bal.active_value
-        bal_mask, bal_off, bal_bits = _cell_bits(bal, n_cells, "cells.balancing", res, pages)
+        (bal_mask, bal_off, bal_bits), bal_at = bits(bal, "cells.balancing")
     valid = smap.cells.valid
     valid_plan = None
     if valid is not None:
-        valid_plan = _cell_bits(valid, n_cells, "cells.valid", res, pages) + (valid.valid_value,)
+        vb, valid_at = bits(valid, "cells.valid")
+        valid_plan = vb + (valid.valid_value,)
 
-    # temperatures
-    temps = Linear([], [], [])
+    # temperatures: the cell NTCs of every string, then the bleed-resistor NTC(s)
+    temps, temp_cells = Linear([], [], []), []
     if smap.temperatures.cells is not None:
-        tn = _series_names(smap.temperatures.cells, n_cells, "temperatures.cells", P, False, res, pages)
-        temps = linear(tn, "temperature", smap.temperatures.cells, "temperatures.cells")
-    if smap.temperatures.bleed_resistor is not None:
-        ref = smap.temperatures.bleed_resistor
-        t = linear([(ref.signal, None)], "temperature", ref, "temperatures.bleed_resistor")
-        temps = Linear(temps.slots + t.slots, temps.a + t.a, temps.b + t.b)
+        temp_cells: list[int] = []   # the board cell (0-based) each cell NTC sits among, spread over its string
 
-    flags = {k: (ext.compile_condition(getattr(smap.flags, k), f"flags.{k}", getattr(smap.flags, k).active_value, res)
-                 if getattr(smap.flags, k) is not None else None) for k in ("hvc", "lvc", "ot", "ut")}
+        def ntcs(sub, st):
+            lin = linear(cellmap.series_names(sub, st.cells, "temperatures.cells", P, False, res, pages),
+                         "temperature", sub, "temperatures.cells")
+            temp_cells.extend(st.first + k * st.cells // len(lin.slots) for k in range(len(lin.slots)))
+            return lin
+        temps = cat(each(smap.temperatures.cells, "temperatures.cells", ntcs))
+    n_bleed = 0
+    if smap.temperatures.bleed_resistor is not None:
+        t = cat(each(smap.temperatures.bleed_resistor, "temperatures.bleed_resistor", lambda ref, st: linear(
+            [(ref.signal, None)], "temperature", ref, "temperatures.bleed_resistor"), every=False))
+        temps, n_bleed = cat([temps, t]), len(t.slots)
+
+    flag_refs = {k: cellmap.expand_flag(getattr(smap.flags, k), strings, f"flags.{k}", P)
+                 for k in ("hvc", "lvc", "ot", "ut")}
+    flags = {k: (ext.compile_condition(r, f"flags.{k}", r.active_value, res) if r is not None else None)
+             for k, r in flag_refs.items()}
     fets = {k: (ext.compile_condition(getattr(smap.fets, k), f"fets.{k}", getattr(smap.fets, k).closed, res)
                 if getattr(smap.fets, k) is not None else None) for k in ("charge", "discharge")}
 
@@ -412,10 +417,9 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
 
     slot_source = [source(s) for s in range(len(res.slot_names))]
     per_cell = [[s] for s in cell_v.slots]
-    for extra in (bal_bits, valid_plan[2] if valid_plan else None):
-        if extra:
-            for i, s in enumerate(extra):
-                per_cell[i].append(s)
+    for extra in (bal_bits, valid_plan[2] if valid_plan else None, bal_at, valid_at):
+        for i, s in enumerate(extra or ()):
+            per_cell[i].append(s if isinstance(s, int) else s[0])
     cell_sources = [sorted({slot_source[s] for s in ss}, key=str) for ss in per_cell]
     cell_src = {src for ss in cell_sources for src in ss}
     required = {slot_source[s] for s in sample_slots} - cell_src
@@ -426,6 +430,10 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         if r.response_id is not None and r.response_id not in handlers:
             m = ext.message_by_id(res, r.response_id)
             handlers[r.response_id] = FrameHandler(m, {}, False, pages.get(r.response_id) or _mux_index(m))
+    commands = compile_commands(smap.commands, res, ext.message_named)
+    for c in commands.values():
+        if c.ack_id is not None and c.ack_id not in handlers:
+            handlers[c.ack_id] = FrameHandler(c.ack_message, {}, False, _mux_index(c.ack_message))
 
     return CanPlan(
         map_path=map_path, dbc_path=dbc_path, n_cells=n_cells, sample_on=on_msg.name,
@@ -439,9 +447,11 @@ def compile_signal_map(map_path: str | Path, dbc_path: str | Path, n_cells: int,
         dbc_warnings=list(getattr(db, "bmsrig_warnings", [])),
         cell_invalid=cell_invalid, valid=valid_plan, slot_source=slot_source, cell_sources=cell_sources,
         required_sources=sorted(required, key=str), page_timeout=page_timeout, events=events,
-        event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests,
+        event_slots=event_slots, j1939=j_table, j1939_sa=j_sa, j1939_priority=j_pri, requests=requests, commands=commands,
         slot_page=list(res.slot_page), slot_signals=list(res.slot_signal),
-        slot_messages=list(res.slot_message),
+        slot_messages=list(res.slot_message), balancing_at=bal_at, valid_at=valid_at, n_bleed=n_bleed,
+        strings=[(st.name, st.first, st.cells) for st in strings if st.name is not None],
+        temp_cells=temp_cells if strings[0].name is not None else None,
     )
 
 

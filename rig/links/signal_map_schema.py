@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .can_commands import Command
+
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -28,6 +30,7 @@ class SignalRef(_Ref):
     """One numeric signal: SI value = (decoded * scale + offset) converted from ``unit``."""
 
     signal: str
+    message: str | None = Field(None, description="the DBC message the signal is in (for a name several messages use)")
     scale: float = 1.0
     offset: float = 0.0
     unit: str | None = None
@@ -39,6 +42,7 @@ class Term(_Ref):
     without ``values``, equals the default value (1 / ``active_value`` / ``closed_value``)."""
 
     signal: str
+    message: str | None = Field(None, description="the DBC message the signal is in (for a name several messages use)")
     bit: int | None = Field(None, ge=0, le=63)
     mask: int | None = Field(None, ge=1)
     values: list[int | str] | None = None
@@ -131,6 +135,7 @@ class Series(_M):
     template: str | None = None
     signals: list[str] | None = None
     pages: Pages | None = None
+    message: str | None = Field(None, description="the DBC message of the template's / list's signals")
     first: int = Field(1, description="the number {i} takes for cell 1")
     scale: float = 1.0
     offset: float = 0.0
@@ -160,6 +165,7 @@ class CellBits(_M):
     template: str | None = None
     signals: list[str] | None = None
     pages: Pages | None = None
+    message: str | None = Field(None, description="the DBC message of the mask / per-cell signals")
     first: int = 1
 
     @model_validator(mode="after")
@@ -186,6 +192,21 @@ class Cells(_M):
     voltage: Series
     balancing: Balancing | None = None
     valid: CellValid | None = None
+
+
+class CellString(_M):
+    """One series string of a board with several (each on its own AFE chain, each with its
+    own messages). The board's cells are numbered flat: the first string's cells 1..N1,
+    the next string's N1+1.., in the order listed. In the per-cell sections (``cells``,
+    ``temperatures``, ``flags``) ``{Key}`` stands for this string's ``messages[Key]``;
+    those sections are compiled once per string. ``numbering``: ``string`` = the string's
+    frames number its cells 1..N (template ``{i}``, page index, mask bit); ``board`` = they
+    number them as the board does (string 2 starts at N1 + 1)."""
+
+    name: str = Field(min_length=1)
+    cells: int = Field(ge=1)
+    messages: dict[str, str] = Field(default_factory=dict)
+    numbering: Literal["string", "board"] = "string"
 
 
 class Temperatures(_M):
@@ -305,6 +326,7 @@ class SignalMap(_M):
     description: str = ""
     sample_on: str
     timeout_s: float | None = Field(None, gt=0)
+    strings: list[CellString] = Field(default_factory=list)
     cells: Cells
     temperatures: Temperatures = Temperatures()
     flags: Flags = Flags()
@@ -315,3 +337,4 @@ class SignalMap(_M):
     events: dict[str, Event] = Field(default_factory=dict)
     j1939: J1939 | None = None
     requests: list[Request] = Field(default_factory=list)
+    commands: dict[str, Command] = Field(default_factory=dict)  # board commands (rig.links.can_commands)

@@ -38,6 +38,9 @@ class BoardIO:
         """Level of each digital line now."""
         self.edges: list[DigitalEdge] = []
         """Every change of a digital line, in order."""
+        self.commands = dict
+        """``() -> {name: {parameter: value}}``: the board commands the host sent over the
+        link (set by the world to :meth:`rig.sim.ports.DutPorts.commands`)."""
 
     # ------------------------------------------------------------------ measured
     def now(self) -> float:

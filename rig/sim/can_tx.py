@@ -35,7 +35,9 @@ import numpy as np
 
 from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
-from .can_tx_parts import answers, encode_conditions, received_requests, set_page_byte
+from ..links.signal_map_cells import bit_refs as _bit_refs
+from .can_tx_parts import (ack_frame, answers, encode_conditions, j1939_id, received_requests, set_cell_bits,
+                           set_page_byte)
 
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
@@ -85,6 +87,11 @@ def _limits(sig) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _mask_refs(mask, offset: int, n: int) -> list:
+    """Per cell (slot, bit) of a concatenated mask."""
+    return _bit_refs(mask, offset, None, n)
+
+
 def _rest_value(sig) -> float:
     """What an unmapped signal carries: its DBC initial value, else raw 0 (physical = offset)."""
     raw = getattr(sig, "raw_initial", None)
@@ -119,7 +126,8 @@ class CanTransmitter:
     """
 
     def __init__(self, dbc_path: str | Path | None, channel: str, n_cells: int,
-                 identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None):
+                 identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None,
+                 j1939_source_address: int | None = None, j1939_priority: int | None = None):
         import can
 
         if int(n_cells) < 1:
@@ -150,12 +158,16 @@ class CanTransmitter:
 
         self._cells = lin(plan.cell_v)
         t_slots, t_a, t_b = lin(plan.temps)
-        self._bleed = None
-        if smap.temperatures.bleed_resistor is not None and len(t_slots):
-            self._bleed = (int(t_slots[-1]), float(t_a[-1]), float(t_b[-1]))
-            t_slots, t_a, t_b = t_slots[:-1], t_a[:-1], t_b[:-1]
+        self._bleed = []  # the bleed-resistor NTC(s) (one per string on a board of several): the board's one
+        nb = plan.n_bleed if smap.temperatures.bleed_resistor is not None else 0
+        if nb and len(t_slots) >= nb:
+            self._bleed = [(int(t_slots[j]), float(t_a[j]), float(t_b[j])) for j in range(len(t_slots) - nb, len(t_slots))]
+            t_slots, t_a, t_b = t_slots[:-nb], t_a[:-nb], t_b[:-nb]
         k = min(len(t_slots), n)  # cell NTCs beyond the board's cells are not sent
         self._temps = (t_slots[:k], t_a[:k], t_b[:k])
+        # which telemetry temperature each NTC reports: in order, or (several strings) the
+        # temperature of the cell it sits among in its own string
+        self._temp_src = np.asarray(plan.temp_cells[:k] if plan.temp_cells else range(k), int)
         self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
         self._state_code = {}
         for code, name in sorted(plan.state_choices.items(), reverse=True):
@@ -220,6 +232,15 @@ class CanTransmitter:
         self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
                            if h.page_index is not None and h.page_index.signal is None}
         self._polled = {r.response_id for r in plan.requests if r.response_id is not None}
+        self.commands_received: dict[str, dict] = {}
+        """Board commands the host sent: name -> {parameter or listed signal: value} (the last one)."""
+        self._asked: list = []
+        self._acks: list = []
+        # the board's J1939 messages sent from another source address / priority (bench option)
+        if j1939_source_address is not None or j1939_priority is not None:
+            for fid, m in groups_msg.items():
+                if m.is_extended_frame and fid in plan.j1939.values():
+                    self._can_msg[fid].arbitration_id = j1939_id(fid, j1939_source_address, j1939_priority)
         self._held = None
         self._next_identity = -np.inf
         self._ident_cache: tuple | None = None
@@ -283,6 +304,18 @@ class CanTransmitter:
             bal = bal.tolist()
             for i, slot in enumerate(plan.balancing_bits):
                 vals[slot] = int(act if bal[i] else off)
+        elif plan.balancing_at:
+            set_cell_bits(vals, plan.balancing_at, bal if act else ~bal)
+        if plan.valid is not None:  # every reading the board sends is valid
+            vmask, voff, vbits, vval = plan.valid
+            every = np.full(n, bool(vval))
+            if plan.valid_at:
+                set_cell_bits(vals, plan.valid_at, every)
+            elif vbits:
+                for slot in vbits:
+                    vals[slot] = int(vval)
+            elif vmask:
+                set_cell_bits(vals, [r for r in _mask_refs(vmask, voff, n)], every)
         refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
         refs += [(plan.fets["charge"], tel.charge_fet), (plan.fets["discharge"], tel.discharge_fet)]
         encode_conditions(vals, [(c, bool(on)) for c, on in refs if c is not None])
@@ -298,14 +331,15 @@ class CanTransmitter:
             vals[s] = v
         temps = np.asarray(tel.temps_c, float)
         slots, a, b = self._temps
-        k = min(len(slots), len(temps))
-        for s, v in zip(slots[:k].tolist(), self._clip(slots[:k], (temps[:k] - b[:k]) / a[:k]).tolist()):
+        src = self._temp_src
+        k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
+        for s, v in zip(slots[:k].tolist(), self._clip(slots[:k], (temps[src[:k]] - b[:k]) / a[:k]).tolist()):
             vals[s] = v
         lo, hi = self._lo, self._hi
-        if self._bleed is not None and len(temps):
-            s, a1, b1 = self._bleed
+        if self._bleed and len(temps):
             hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
-            vals[s] = float(min(max((hot - b1) / a1, lo[s]), hi[s]))
+            for s, a1, b1 in self._bleed:
+                vals[s] = float(min(max((hot - b1) / a1, lo[s]), hi[s]))
         for name, (slots, a, b) in self._pack:
             s = int(slots[0])
             vals[s] = float(min(max((float(getattr(tel, name)) - b[0]) / a[0], lo[s]), hi[s]))
@@ -351,12 +385,19 @@ class CanTransmitter:
         """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return
         frames sent. Frames the map says are answers to requests go out only when asked: the
         requests received since the last cycle are answered now, in order."""
+        import can
+
         frames = self.encode(t, telemetry)
+        if self._polled or self.plan.commands:
+            self.poll()
+        acks, self._acks = self._acks, []
         if self._polled:
-            asked = received_requests(self.bus, self.plan.requests)
+            asked, self._asked = self._asked, []
             tags = self._tags
             streamed = [f for f in frames if f[0] not in self._polled]
             frames = streamed + answers(frames, tags, asked)
+        for fid, extended, data in acks:
+            self.bus.send(can.Message(arbitration_id=fid, is_extended_id=extended, data=data, timestamp=t))
         send = self.bus.send
         msgs = self._can_msg
         for fid, data in frames:
@@ -367,6 +408,18 @@ class CanTransmitter:
             send(frame)  # the virtual bus copies the message for each receiver
         self.frames_sent += len(frames)
         return len(frames)
+
+    def poll(self) -> None:
+        """Read what the host sent: requests and board commands (recorded in
+        :attr:`commands_received`); both are answered (response, acknowledgement) at the next cycle."""
+        if self.bus is None:
+            return
+        got: list = []
+        self._asked += received_requests(self.bus, self.plan.requests, self.plan.commands, got)
+        for c, values in got:
+            self.commands_received[c.name] = values
+            if c.ack_id is not None:
+                self._acks.append((c.ack_id, bool(c.ack_message.is_extended_frame), ack_frame(c)))
 
     # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
     @property

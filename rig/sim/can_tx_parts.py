@@ -45,11 +45,16 @@ def set_page_byte(data: bytes, index, page: int) -> bytes:
     return bytes(b)
 
 
-def received_requests(bus, requests) -> list:
-    """Requests the host sent since the last call: [(request plan, listed value or None)]."""
+def received_requests(bus, requests, commands=None, commanded: list | None = None) -> list:
+    """Requests the host sent since the last call: [(request plan, listed value or None)].
+    Frames of a command message of ``commands`` (name -> CommandPlan) that carry its constants
+    are decoded (cantools) and appended to ``commanded`` as (plan, {parameter or signal: value})."""
     by_id = {}
     for r in requests:
         by_id.setdefault(r.frame_id, []).append(r)
+    cmd_ids: dict[int, list] = {}
+    for c in (commands or {}).values():
+        cmd_ids.setdefault(c.frame_id, []).append(c)
     out = []
     while True:
         msg = bus.recv(0)
@@ -60,6 +65,31 @@ def received_requests(bus, requests) -> list:
                 if bytes(msg.data) == data:
                     out.append((r, value))
                     break
+        for c in cmd_ids.get(msg.arbitration_id, ()):
+            try:
+                values = c.message.decode(bytes(msg.data), decode_choices=False)
+            except Exception:  # a short or malformed frame: not this command
+                continue
+            if c.matches(values) and commanded is not None:
+                commanded.append((c, c.parameter_values(values)))
+                break
+
+
+def ack_frame(c) -> bytes:
+    """The acknowledgement frame of command plan ``c``: its ack message with the listed constants."""
+    m = c.ack_message
+    d = {s.name: (getattr(s, "raw_initial", None) or 0) * s.scale + s.offset for s in m.signals}
+    d.update(c.ack_values)
+    return bytes(m.encode(d, strict=False))
+
+
+def j1939_id(fid: int, source_address: int | None, priority: int | None) -> int:
+    """A 29-bit J1939 identifier ``fid`` sent from another ``source_address`` / ``priority``."""
+    if source_address is not None:
+        fid = (fid & ~0xFF) | (int(source_address) & 0xFF)
+    if priority is not None:
+        fid = (fid & ~(7 << 26)) | ((int(priority) & 7) << 26)
+    return fid
 
 
 def answers(frames: list, tags: list, asked: list) -> list:
@@ -76,3 +106,17 @@ def answers(frames: list, tags: list, asked: list) -> list:
                 continue
             out.append((fid, data))
     return out
+
+
+def set_cell_bits(vals: list, refs: list, on) -> None:
+    """Write one bit per cell: ``refs`` per cell (slot, bit or None = the whole signal),
+    ``on`` per cell (bool). Bits of one slot are gathered into one int (64-bit masks exceed
+    a float)."""
+    acc: dict[int, int] = {}
+    for (slot, bit), v in zip(refs, on):
+        if bit is None:
+            vals[slot] = int(bool(v))
+        else:
+            acc[slot] = acc.get(slot, 0) | (int(bool(v)) << bit)
+    for slot, v in acc.items():
+        vals[slot] = v

@@ -126,6 +126,12 @@ class BoardHarness:
         """A digital output of the board (e.g. ``"hvc_out"``), seen by the reference DAQ."""
         self._io.set_line(line, bool(level))
 
+    def commands(self) -> dict:
+        """The board commands the host sent over the link so far, the last of each name:
+        ``{name: {parameter or signal: value}}`` (empty when none arrived or the link kind
+        carries none). The name and values are those of the link map's ``commands:``."""
+        return self._io.commands()
+
     def publish(self, telemetry: Telemetry) -> None:
         """Hand a telemetry snapshot to the link (stamped with the present rig time)."""
         self._io.publish(telemetry)

@@ -13,6 +13,11 @@ block: a read not wholly inside one declared block of its function gets exceptio
 many real boards answer), a function with no block exception 01. Without ``blocks`` each
 used table is served from address 0 to its highest mapped address. A count beyond the
 Modbus limit (125 registers, 2000 bits) gets exception 03.
+Writes: function 05 (one coil), 06 (one holding register) and 16 (several) are accepted
+where the map's ``commands:`` declare a write (:mod:`rig.links.modbus_commands`), anywhere
+else exception 02 (a map without commands: exception 01). A write lands in the board's
+tables (a read of that address returns it) and, when it is a declared command, in
+:attr:`ModbusSlave.commands_received`, which the board model reads through its harness.
 Requests for another device id are ignored (a multi-drop bus). For tests,
 :meth:`inject_corruption` spoils the next replies (a flipped byte -> CRC error, a short
 reply, or silence).
@@ -55,6 +60,11 @@ class ModbusSlave(PtyServer):
         self.bad_frames = 0
         self.muted = False
         """True: the board answers nothing (a silent UART; requests are still counted)."""
+        self._writable: dict[int, set[int]] = {}   # table (1 coils, 3 holding) -> writable addresses
+        for c in self.plan.commands.values():
+            self._writable.setdefault(c.table, set()).update(c.addresses())
+        self._written: dict[tuple[int, int], int] = {}  # (table, address) -> raw value written by the host
+        self._commands: dict[str, dict] = {}
 
     # ----------------------------------------------------------------- lifecycle: PtyServer
     def __del__(self):  # pragma: no cover - safety net
@@ -71,7 +81,21 @@ class ModbusSlave(PtyServer):
                                    self.temperature_roles)
         self.plan.encode_telemetry(telemetry, image, temps)
         with self._lock:
+            self._overlay(image)
             self._image = image
+
+    def _overlay(self, image: dict) -> None:
+        """The host's writes over the board's own values (under the lock)."""
+        for (tbl, a), v in self._written.items():
+            arr = image.get(tbl)
+            if arr is not None and a < len(arr):
+                arr[a] = v
+
+    @property
+    def commands_received(self) -> dict:
+        """Board commands the host wrote: name -> {parameter: value (engineering units), raw: [words]}."""
+        with self._lock:
+            return dict(self._commands)
 
     # ----------------------------------------------------------------- bench counterpart (rig.links.registry)
     def publish(self, telemetry, t: float) -> None:
@@ -165,15 +189,17 @@ class ModbusSlave(PtyServer):
         if self.muted:
             return
         fc = pdu.function_code
-        if fc not in (1, 2, 3, 4):
+        if fc not in (1, 2, 3, 4) and not (fc in (5, 6, 16) and self._writable):
             self._write(framer.buildFrame(ExceptionResponse(fc, exception_code=1, device_id=self.unit_id)))
             return
         addr, count = int(pdu.address), int(pdu.count)
         with self._lock:
             image = self._image
             mode = self._corrupt.pop(0) if self._corrupt else None
-        code = self._check(fc, addr, count)
-        if code:
+        code = self._check(fc, addr, count) if fc in (1, 2, 3, 4) else 0
+        if fc in (5, 6, 16):
+            reply = self._take_write(pdu)
+        elif code:
             reply = ExceptionResponse(fc, exception_code=code, device_id=self.unit_id)
         else:
             values = image[fc][addr:addr + count].tolist()
@@ -193,6 +219,34 @@ class ModbusSlave(PtyServer):
         elif mode == "garbage":
             frame = bytearray(os.urandom(len(frame)))
         self._write(bytes(frame))
+
+    def _take_write(self, pdu):
+        """Apply a write request where the map declares it writable; its reply (echo or exception 02)."""
+        from pymodbus.pdu import ExceptionResponse
+        from pymodbus.pdu.bit_message import WriteSingleCoilResponse
+        from pymodbus.pdu.register_message import WriteMultipleRegistersResponse, WriteSingleRegisterResponse
+
+        fc, addr = pdu.function_code, int(pdu.address)
+        raws = [int(bool(b)) for b in pdu.bits[:1]] if fc == 5 else [int(r) & 0xFFFF for r in pdu.registers]
+        table = 1 if fc == 5 else 3
+        ok = self._writable.get(table, set())
+        if not raws or any(a not in ok for a in range(addr, addr + len(raws))):
+            return ExceptionResponse(fc, exception_code=2, device_id=self.unit_id)
+        with self._lock:
+            for k, v in enumerate(raws):
+                self._written[(table, addr + k)] = v
+            image = {f: arr.copy() for f, arr in self._image.items()}
+            self._overlay(image)
+            self._image = image
+            for c in self.plan.commands.values():
+                if c.matches(fc, addr, raws):
+                    self._commands[c.name] = c.decode(raws)
+        kw = dict(dev_id=self.unit_id, transaction_id=pdu.transaction_id, address=addr)
+        if fc == 5:
+            return WriteSingleCoilResponse(bits=[bool(raws[0])], **kw)
+        if fc == 6:
+            return WriteSingleRegisterResponse(registers=raws, **kw)
+        return WriteMultipleRegistersResponse(count=len(raws), **kw)
 
     def _write(self, frame: bytes) -> None:
         view = memoryview(frame)

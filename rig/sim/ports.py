@@ -85,6 +85,18 @@ class DutPorts:
             self.relay.flush()
         return Endpoint(address=self.relay.channel, bench=True)
 
+    def commands(self) -> dict:
+        """The board commands the host sent (``{name: {parameter: value}}``) as the counterpart
+        received them through the link (its ``commands_received``; read now with its ``poll``
+        when it has one); empty before the link opened or for a kind that carries none."""
+        port = self._port
+        if port is None:
+            return {}
+        poll = getattr(port, "poll", None)
+        if poll is not None and not self.muted:
+            poll()
+        return dict(getattr(port, "commands_received", {}) or {})
+
     def power_on(self):
         """The cycle a board holds before its first sample: identity only, cells and
         temperatures 0, FETs open."""

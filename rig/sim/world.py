@@ -98,6 +98,7 @@ class World:
         self.telemetry_count = 0
         self.dut_ports = DutPorts(profile, f"bmsrig-sim-{id(self):x}-{self.seed}", self.defects,
                                   bleeding=lambda: bool(self.bleed.cmd.any()))
+        self.board_io.commands = self.dut_ports.commands
 
         # ---- the present state ------------------------------------------------------------
         circuit.solve()

@@ -18,7 +18,7 @@ from rig.sim.can_tx import CanTransmitter
 
 from .conftest import make_telemetry
 
-EXAMPLES = ["example-vendor-mux", "example-j1939", "example-polled", "reference-16s-lfp"]
+EXAMPLES = ["example-vendor-mux", "example-j1939", "example-polled", "reference-16s-lfp", "example-two-string"]
 
 
 def write_capture(path, profile_name: str, cycles: int, t0: float = 1_700_000_000.0, **tel):
@@ -63,9 +63,25 @@ def test_decode_capture_of_each_can_example(tmp_path, name, suffix):
     assert last["flags"]["hvc"] and not last["flags"]["lvc"]
     assert last["fets"] == {"charge": False, "discharge": True}
     assert set(last["temperatures"]) >= {"cells", "bleed_resistor"}
-    assert len(last["temperatures"]["cells"]) == prof.cells
+    assert len(last["temperatures"]["cells"]) == (len(prof.temperatures.cells) or prof.cells)
     assert last["identity"]["serial"] == prof.bench.serial
     assert len(last["balancing"]) == prof.cells
+
+
+def test_decode_of_the_two_string_board_prints_all_16_cells(tmp_path):
+    """Per-string frames with identical signal names: both strings' cells, in board order."""
+    path = tmp_path / "ts.log"
+    cells = 3.25 + 0.004 * np.arange(16)
+    bal = np.zeros(16, bool)
+    bal[[1, 9]] = True                                            # string 1 cell 2, string 2 cell 2
+    write_capture(path, "example-two-string", cycles=3, cell_v=cells, balancing=bal)
+    code, rows = decode(path, PROFILE_DIR / "example-two-string.yaml")
+    assert code == 0 and len(rows) == 3
+    np.testing.assert_allclose(rows[-1]["cells_v"], cells, atol=1e-3)
+    assert len(rows[-1]["cells_v"]) == 16 and all(rows[-1]["cells_valid"])
+    assert [i for i, b in enumerate(rows[-1]["balancing"]) if b] == [1, 9]
+    assert rows[-1]["strings"] == {"String1": [1, 8], "String2": [9, 16]}
+    assert len(rows[-1]["temperatures"]["bleed_resistor"]) == 2
 
 
 def test_decode_reports_an_invalid_cell_as_null(tmp_path):

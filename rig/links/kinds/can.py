@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ...errors import LinkFault
+from ..base import check_command_gate
 from ..can_link import CanBmsLink
 from ..registry import Endpoint, LinkKind, LinkSettings
 
@@ -82,6 +83,7 @@ def check_maps(profile) -> list[str]:
 
     link = profile.link
     plan = load_signal_map(profile.resolve(link.signal_map), profile.resolve(link.dbc), profile.cells)
+    check_command_gate(profile, plan.commands, link.signal_map)
     return list(plan.dbc_warnings)
 
 
@@ -90,8 +92,10 @@ def bench(profile, name: str):
     from ...sim.can_tx import CanTransmitter
 
     link = profile.link
+    b = profile.bench
     return CanTransmitter(profile.resolve(link.dbc), name, profile.cells,
-                          signal_map_path=profile.resolve(link.signal_map))
+                          signal_map_path=profile.resolve(link.signal_map),
+                          j1939_source_address=b.j1939_source_address, j1939_priority=b.j1939_priority)
 
 
 KIND = LinkKind(

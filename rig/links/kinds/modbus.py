@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from ..base import check_command_gate
 from ..modbus_link import ModbusBmsLink
 from ..registry import Endpoint, LinkKind, LinkSettings
 
@@ -53,6 +54,7 @@ def check_maps(profile) -> list[str]:
     from ..register_map import load_register_map
 
     plan = load_register_map(profile.resolve(profile.link.register_map), profile.cells)
+    check_command_gate(profile, plan.commands, profile.link.register_map)
     roles = getattr(profile, "temperatures", None)
     if roles is not None and roles.stated:  # every position the profile names must be reported
         from ...profile import TEMPERATURE_ROLES

@@ -55,6 +55,17 @@ class Balancing:
         self._sel_k = None  # the cycle selections() was computed for
         self._sel = None
 
+    def command_enabled(self) -> bool:
+        """False while the profile's ``balancing.enabled_by_command`` has not been satisfied by a
+        command the host sent over the link (see :meth:`rig.sim.harness.BoardHarness.commands`)."""
+        gate = self.profile.balancing.enabled_by_command
+        if gate is None:
+            return True
+        got = self.h.commands().get(gate.command)
+        if got is None:
+            return False
+        return gate.value is None or bool(got.get(gate.value))
+
     def pack_state(self, i: float) -> str:
         """``rest`` / ``discharge`` / ``float`` / ``charge`` from the shunt current ``i``, A."""
         st = self.st
@@ -91,6 +102,8 @@ class Balancing:
 
     def active(self, v: np.ndarray, was_active: bool, strat: float) -> bool:
         """Whether balancing runs on filtered voltages ``v``."""
+        if not self.command_enabled():
+            return False
         if strat <= 0.0:
             return False
         vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
