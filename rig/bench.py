@@ -22,6 +22,8 @@ Scenarios:
   10 h, 160 h and 640 h, each in one ``advance`` (a plan's long sleep): ms per simulated
   hour and ``cost_growth`` (wall ratio over duration ratio; < 1: cost grows less than
   linearly).
+- ``fine-path`` — µs per event on the cell-model fine path (fast-forward off: every
+  conversion of the board and every step between), and seconds per simulated hour.
 - ``peer-ecm`` — throughput side by side with PyBaMM's Thevenin model of the same pack
   (:mod:`rig.bench_peer`); ``"status": "absent"`` when PyBaMM is not installed.
 - ``can-decode`` — the CAN link's decode rate (:func:`rig.links.bench.can_decode_rate`).
@@ -280,6 +282,42 @@ def duration_scaling(hours=(10.0, 160.0, 640.0)) -> dict:
     return _result("duration-scaling", sum(h for h in hours) * 3600.0, wall_all, res)
 
 
+def _fine_run(p, window_s: float, link: bool) -> dict:
+    w = _imbalanced_world(p)
+    if link:
+        w.dut_ports.endpoint()  # the board's telemetry is encoded (CAN frames) as in a plan run
+    w.set_charger(5.0, p.cells * CV_CELL_V)
+    w.stepping.ff_enabled = False
+    w.advance(5.0)
+    e0, k0 = w.stats["events"], w.stats["wakes"]
+    t0, c0 = time.perf_counter(), time.process_time()
+    w.advance(window_s)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    events, wakes = w.stats["events"] - e0, w.stats["wakes"] - k0
+    res = {"events": events, "wakes": wakes, "wall_s": round(wall, 4),
+           "us_per_event": round(1e6 * wall / events, 2), "cpu_us_per_event": round(1e6 * cpu / events, 2),
+           "s_per_simulated_hour": round(wall * 3600.0 / window_s, 3),
+           "cpu_s_per_simulated_hour": round(cpu * 3600.0 / window_s, 3),
+           "soc_sum": float(w.soc().sum()), "charge_bled_c_total": float(w.bleed_charge_c.sum())}
+    w.close()
+    return res
+
+
+def fine_path(window_s: float = 600.0) -> dict:
+    """What one event of the cell-model fine path costs: the ``balance-40h`` pack (CV
+    charger, balancing, the board's mute and conversion every period) with fast-forward
+    off, ``window_s`` of rig time after a 5 s start; ``no_link``: the board's telemetry
+    goes nowhere (no link opened), ``can``: it is encoded into the board's CAN frames at
+    every conversion, as in a plan run. Each reports µs per event (a fine step and the
+    board's wake before it: conversion, protection, balancing, telemetry) in wall and CPU
+    time, seconds per simulated hour, and the end state (SOC sum, charge bled) so that two
+    builds can be checked for the same answer."""
+    p = _profile()
+    runs = {"no_link": _fine_run(p, window_s, False), "can": _fine_run(p, window_s, True)}
+    wall = sum(r["wall_s"] for r in runs.values())
+    return _result("fine-path", 2 * window_s, wall, runs)
+
+
 def can_decode() -> dict | None:
     try:
         from .links.bench import can_decode_rate
@@ -342,6 +380,7 @@ SCENARIOS = {
     "daily-60d": daily_60d,
     "daily-60d-matched": daily_60d_matched,
     "ff-vs-fine": ff_vs_fine,
+    "fine-path": fine_path,
     "can-decode": can_decode,
     "can-pump-vs-cantools": can_pump_vs_cantools,
     "report-build": report_build,

@@ -126,7 +126,8 @@ class Afe:
         if self.noise_rms_v > 0.0:
             v += self._rng.standard_normal(self.n) * self.noise_rms_v
         counts = np.rint(v * (1.0 / self.lsb_v))
-        np.clip(counts, 0, FULL_SCALE_COUNTS, out=counts)
+        np.maximum(counts, 0.0, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
+        np.minimum(counts, FULL_SCALE_COUNTS, out=counts)  # ufuncs (cheaper calls; NaN stays NaN)
         v = counts * self.lsb_v
         if self._swapped:
             v = v[self.order]

@@ -76,7 +76,9 @@ class BenchThermal:
             em.cell_thermal.step(h, air, heat)
             t_cells = em.cell_thermal.temperature_c
             t_pack = em.pack.temperature_c
-            if np.max(np.abs(t_cells - t_pack)) > PACK_TEMP_RESOLUTION_C:
+            d = t_cells - t_pack
+            np.abs(d, out=d)
+            if d.item(d.argmax()) > PACK_TEMP_RESOLUTION_C:  # max |ΔT| (argmax: a cheaper call)
                 t_pack[...] = t_cells
 
     def cell_temperatures(self) -> np.ndarray:
@@ -91,8 +93,11 @@ class BenchThermal:
         """The board's NTCs, °C (0.1 °C resolution): ``cells`` (array), ``board``, ``bleed_resistor``."""
         self.flush()
         cells = self.cell_temperatures()
+        np.multiply(cells, 10.0, out=cells)  # np.round(cells, 1), step by step in place
+        np.rint(cells, out=cells)
+        cells /= 10.0
         return {
-            "cells": np.round(cells, 1),
+            "cells": cells,
             "board": round(self.t_board, 1),
             "bleed_resistor": round(self.t_hot_spot, 1),
         }

@@ -55,10 +55,10 @@ class BleedHardware:
     def apply(self) -> bool:
         """Make the present commands conduct (stuck switches always do); True when that changed."""
         conduct = self.cmd | self.stuck
-        if np.array_equal(conduct, self.conduct):
+        if conduct.tobytes() == self.conduct.tobytes():  # both bool (n,): same bytes, same switches
             return False
         self.conduct = conduct
-        self.any_conduct = bool(conduct.any())
+        self.any_conduct = bool(np.count_nonzero(conduct))
         return True
 
     def update(self, v: np.ndarray, powered: bool) -> None:

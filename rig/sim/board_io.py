@@ -75,10 +75,7 @@ class BoardIO:
         """Bleed switch commands, bool array (n,); hardware defects may override a switch."""
         bleed = self.bleed
         bleed.command(mask)
-        self.circuit.refresh()
-        if bleed.apply():
-            self.circuit.update_currents()
-            self.afe.set_input(self.clock.t, self.circuit.afe_input())
+        self.circuit.refresh_then(bleed.apply)
 
     def set_fets(self, charge: bool, discharge: bool) -> None:
         """Charge and discharge FETs (True = closed); their enable lines follow."""

@@ -17,12 +17,18 @@ carry (its raw bits, and the DBC's [min|max] when it states one), then cantools 
 Only mapped signals are computed; every other signal of a frame (cells beyond the board's
 count in a multiplexed group, counters, spare bits) is sent as raw 0 (its initial value when
 the DBC gives one): never a physical 0.0 V that a signal with a positive offset cannot carry.
+
+A frame's payload is a pure function of its values: the transmitter keeps the payloads it
+encoded by their values (``MEMO_FRAMES`` per frame) and calls cantools only for new ones
+(not for a frame with float signals, whose -0.0 and 0.0 compare equal but encode apart).
 """
 
 from __future__ import annotations
 
 import re
 import string
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +42,32 @@ from .can_tx_parts import (ack_frame, answers, encode_conditions, j1939_id, rece
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
 REFERENCE_SIGNAL_MAP = _PROFILES / "reference-bms-can.yaml"
+
+
+MEMO_FRAMES = 4096
+"""Encoded payloads kept per frame (by their values), before the memo starts afresh."""
+
+
+@lru_cache(maxsize=None)
+def _frame_class():
+    import can
+
+    class Frame(can.Message):
+        """The transmitter's reusable frame: the virtual bus copies it for each receiver, as
+        a plain :class:`can.Message` built directly (its data copied, every other field an
+        immutable value) instead of through ``copy.deepcopy`` of each field."""
+
+        __slots__ = ()
+
+        def __deepcopy__(self, memo):
+            return can.Message(timestamp=self.timestamp, arbitration_id=self.arbitration_id,
+                               is_extended_id=self.is_extended_id, is_remote_frame=self.is_remote_frame,
+                               is_error_frame=self.is_error_frame, channel=self.channel, dlc=self.dlc,
+                               data=self.data, is_fd=self.is_fd, is_rx=self.is_rx,
+                               bitrate_switch=self.bitrate_switch,
+                               error_state_indicator=self.error_state_indicator)
+
+    return Frame
 
 
 def _limits(sig) -> tuple[float, float]:
@@ -189,9 +221,14 @@ class CanTransmitter:
             ev = None
             if m.frame_id in plan.events:  # sent only while one of its flags/FETs is on
                 ev = [c for c in conds if set(c.slots) & set(g["slots"])]
-            self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev))
-        self._can_msg = {fid: can.Message(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
-                                          data=bytes(8)) for fid, *_ in self._frames}
+            # a frame's bytes are a pure function of its values: the last ones are kept
+            # (not for float signals, where -0.0 and 0.0 compare equal but encode apart)
+            memo = None if any(getattr(s, "is_float", False) for s in m.signals) else {}
+            if memo is not None:  # the memo's key: the frame's slot values (a tuple, one value alone)
+                memo = (memo, itemgetter(*[s for _n, s in fields]) if fields else (lambda _vals: ()))
+            self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev, memo))
+        self._can_msg = {fid: _frame_class()(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
+                                     data=bytes(8)) for fid, *_ in self._frames}
         self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
                            if h.page_index is not None and h.page_index.signal is None}
         self._polled = {r.response_id for r in plan.requests if r.response_id is not None}
@@ -257,13 +294,14 @@ class CanTransmitter:
         if plan.balancing_mask:
             on = bal if act else ~bal
             mask = 0
-            for i in np.flatnonzero(on):
-                mask |= 1 << (plan.balancing_bit_offset + int(i))
+            for i in np.flatnonzero(on).tolist():
+                mask |= 1 << (plan.balancing_bit_offset + i)
             for slot, width in plan.balancing_mask:
                 vals[slot] = mask & ((1 << width) - 1)  # an int: 64-bit masks exceed a float's 53 bits
                 mask >>= width
         elif plan.balancing_bits:
             off = 0 if act else 1
+            bal = bal.tolist()
             for i, slot in enumerate(plan.balancing_bits):
                 vals[slot] = int(act if bal[i] else off)
         elif plan.balancing_at:
@@ -291,21 +329,24 @@ class CanTransmitter:
         vals: list = [None] * self._nslots
         slots, a, b = self._cells
         cv = np.asarray(tel.cell_v, float)[:len(slots)]
-        for s, v in zip(slots[:len(cv)], self._clip(slots[:len(cv)], (cv - b[:len(cv)]) / a[:len(cv)])):
-            vals[s] = float(v)
+        # tolist(): Python floats, as float() of each element; scalar clips as min/max
+        # (np.clip's value, signed zeros and NaN included)
+        for s, v in zip(slots[:len(cv)].tolist(), self._clip(slots[:len(cv)], (cv - b[:len(cv)]) / a[:len(cv)]).tolist()):
+            vals[s] = v
         temps = np.asarray(tel.temps_c, float)
         slots, a, b = self._temps
         src = self._temp_src
         k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
-        for s, v in zip(slots[:k], self._clip(slots[:k], (temps[src[:k]] - b[:k]) / a[:k])):
-            vals[s] = float(v)
+        for s, v in zip(slots[:k].tolist(), self._clip(slots[:k], (temps[src[:k]] - b[:k]) / a[:k]).tolist()):
+            vals[s] = v
+        lo, hi = self._lo, self._hi
         if self._bleed and len(temps):
             hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
             for s, a1, b1 in self._bleed:
-                vals[s] = float(np.clip((hot - b1) / a1, self._lo[s], self._hi[s]))
+                vals[s] = float(min(max((hot - b1) / a1, lo[s]), hi[s]))
         for name, (slots, a, b) in self._pack:
             s = int(slots[0])
-            vals[s] = float(np.clip((float(getattr(tel, name)) - b[0]) / a[0], self._lo[s], self._hi[s]))
+            vals[s] = float(min(max((float(getattr(tel, name)) - b[0]) / a[0], lo[s]), hi[s]))
         self._bits(vals, tel)
         if self.plan.state_slot is not None:
             code = self._state_code.get(str(tel.state))
@@ -318,17 +359,26 @@ class CanTransmitter:
             self._next_identity = t + self.identity_period_s
         out: list[tuple[int, bytes]] = []
         self._tags = []
-        for fid, enc, base, fields, identity_only, tag, event in self._frames:
+        for fid, enc, base, fields, identity_only, tag, event, memo in self._frames:
             if identity_only and not send_identity and fid not in self._polled:
                 continue
             if event is not None and not any(c.test(vals) for c in event):
                 continue  # an event frame: never sent while healthy
-            d = dict(base)
-            for name, s in fields:
-                v = vals[s]
-                if v is not None:
-                    d[name] = v
-            data = enc(d, strict=False)
+            key = data = None
+            if memo is not None:
+                key = memo[1](vals)
+                data = memo[0].get(key)
+            if data is None:
+                d = dict(base)
+                for name, s in fields:
+                    v = vals[s]
+                    if v is not None:
+                        d[name] = v
+                data = enc(d, strict=False)
+                if memo is not None:
+                    if len(memo[0]) >= MEMO_FRAMES:
+                        memo[0].clear()
+                    memo[0][key] = data
             if tag is not None and tag[0] == "#byte":
                 data = set_page_byte(data, self._page_byte[fid], tag[1])
             out.append((fid, data))

@@ -15,7 +15,7 @@ generator and an Arrhenius factor whose activation energy makes it double every
 update, linear coulomb count), with resistances and leakage evaluated at the step start,
 so one step of any length equals many small ones (up to the resistance's SOC dependence
 inside the step). It is vectorised and allocation-free: per-temperature factors are cached
-until ``temperature_c`` changes, per-``dt`` exponentials until ``dt`` changes, and the
+until ``temperature_c`` changes, per-``dt`` exponentials for the last few step lengths, and the
 per-state terms (OCV, its slope, the SOC factor of the resistances) are evaluated once per
 state (SOC, temperature) however many readers ask: they come back read-only.
 
@@ -235,6 +235,7 @@ class PackModel:
         self._buf = np.empty(self.n)
         self._buf2 = np.empty(self.n)
         self._dt = None
+        self._dt_factors = {}
         self._terms_cache = None
         self._refresh_temperature()
 
@@ -270,19 +271,22 @@ class PackModel:
         self._temp_seen[:] = t
 
     def _check_temperature(self) -> None:
-        if not (self._temp == self._temp_seen).all():
+        if self._temp.tobytes() != self._temp_seen.tobytes():
             self._refresh_temperature()
 
     # ---- instantaneous quantities --------------------------------------------------
     def _terms(self) -> tuple:
-        """``(soc, temp, ocv, slope, soc_factor, r0, r1)`` of the present state, evaluated
+        """``(state, None, ocv, slope, soc_factor, r0, r1)`` of the present state, evaluated
         once per state: kept until the SOC or a temperature changes (compared by value, so
         an in-place write is seen too). The arrays are read-only."""
         c = self._terms_cache
         soc, t = self.soc, self._temp
-        if c is not None and (soc == c[0]).all() and (t == c[1]).all():
+        # the state compared as bytes: one C call per array (an element-wise == and all()
+        # cost several times more on 16 cells); a bit-identical state is the same state
+        key = soc.tobytes() + t.tobytes()
+        if c is not None and key == c[0]:
             return c
-        if not (t == self._temp_seen).all():
+        if t.tobytes() != self._temp_seen.tobytes():
             self._refresh_temperature()
         v, slope = self._curve.ocv_and_slope(soc, t)
         sf = soc - 0.5
@@ -293,7 +297,7 @@ class PackModel:
         r1 = self._r1_t * sf
         for a in (v, slope, sf, r0, r1):
             a.setflags(write=False)
-        c = self._terms_cache = (soc.copy(), t.copy(), v, slope, sf, r0, r1)
+        c = self._terms_cache = (key, None, v, slope, sf, r0, r1)
         return c
 
     def ocv(self) -> np.ndarray:
@@ -361,14 +365,20 @@ class PackModel:
 
     # ---- integration ---------------------------------------------------------------
     def _set_dt(self, dt: float) -> None:
-        p = self.params
+        # the fine path alternates a few step lengths (mute, conversion, regulator): the
+        # factors of the last few are kept
+        f = self._dt_factors.get(dt)
+        if f is None:
+            p = self.params
+            a1 = math.exp(-dt / p.tau1_s)
+            a2 = math.exp(-dt / p.tau2_s)
+            # 1 - a: -expm1 would be more precise; this matches the spec form
+            f = (a1, 1.0 - a1, a2, 1.0 - a2, self._inv_as * dt, dt / 3600.0)
+            if len(self._dt_factors) >= 8:
+                self._dt_factors.clear()
+            self._dt_factors[dt] = f
         self._dt = dt
-        self._a1 = math.exp(-dt / p.tau1_s)
-        self._b1 = 1.0 - self._a1  # -expm1 would be more precise; this matches the spec form
-        self._a2 = math.exp(-dt / p.tau2_s)
-        self._b2 = 1.0 - self._a2
-        self._dsoc = self._inv_as * dt
-        self._dt_h = dt / 3600.0
+        self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h = f
 
     def step(self, dt: float, current_a: np.ndarray | float) -> None:
         """Advance ``dt`` s with ``current_a`` (A, + charges; scalar or per cell) held
@@ -384,8 +394,7 @@ class PackModel:
                 current_a = float(current_a)
             else:
                 current_a = np.asarray(current_a, dtype=float)
-        t = self._temp
-        if not (t == self._temp_seen).all():  # NaN-free by construction
+        if self._temp.tobytes() != self._temp_seen.tobytes():
             self._refresh_temperature()
         buf = self._buf
         soc = self.soc
@@ -438,7 +447,7 @@ class PackModel:
         immutable parameters and OCV curve are shared."""
         new = object.__new__(PackModel)
         for key, value in self.__dict__.items():
-            new.__dict__[key] = value.copy() if isinstance(value, np.ndarray) else value
+            new.__dict__[key] = value.copy() if isinstance(value, (np.ndarray, dict)) else value
         return new
 
     snapshot = copy

@@ -70,6 +70,20 @@ class Circuit:
             self.afe.set_input(self.clock.t, self.afe_input())
             self.check_protection()
 
+    def refresh_then(self, changed) -> None:
+        """:meth:`refresh`, then ``changed()`` (a change of the bleed switches: True when
+        they changed) and, when either moved anything, the currents and the AFE input once
+        (the same state as a refresh before the change and an update after it)."""
+        if self.stale:
+            self.stale = False
+            self.v = self.emulator.pack.terminal_voltage(self.power.i_pack - self.bleed.i_ch)
+            self.check_protection()  # it reads the terminals only (a trip solves everything)
+            changed()
+        elif not changed():
+            return
+        self.update_currents()
+        self.afe.set_input(self.clock.t, self.afe_input())
+
     def check_protection(self, v: np.ndarray | None = None) -> None:
         """The emulator's protection against terminals ``v`` (V; default: the present ones);
         a trip switches the outputs off, and the network is solved again."""

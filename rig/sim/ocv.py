@@ -171,7 +171,7 @@ class OcvCurve:
         """:meth:`ocv` and :meth:`slope` at once for 1-D ``soc`` and ``temp_c`` (°C) of the
         same shape: one lookup of the interval for both (the cell model evaluates them
         once per step), V and V per unit SOC."""
-        i = np.searchsorted(self.soc, soc, side="right")
+        i = self.soc.searchsorted(soc, side="right")
         a, b, c, d, sb, sd = self._segment_coefficients.take(i, axis=0).T
         dt = temp_c - T_REF_C
         v = b * soc

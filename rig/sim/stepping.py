@@ -47,6 +47,14 @@ FF_DT_MAX_C = 1.0
 """A window ends once the board or air temperature moved this far, °C."""
 
 
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a − b|`` as a float (argmax: one cheap call instead of a ufunc reduction on a
+    few cells; the same value)."""
+    d = a - b
+    np.abs(d, out=d)
+    return d.item(d.argmax())
+
+
 class SimTime:
     """The bench's present rig time ``t``, s: one value the parts share (the stepper moves it)."""
 
@@ -220,7 +228,8 @@ class Stepper:
                 # keep the drift promise: no step may carry a cell past the drift limit
                 i_prev = power.i_pack
                 power.i_pack = power.current(h, i_ch)
-                rate = float(np.max(em.pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)))
+                r = em.pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)
+                rate = r.item(r.argmax())  # max(): argmax is a cheaper call on 16 cells
                 h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
                 if h_cap < h:
                     h = h_cap
@@ -228,7 +237,8 @@ class Stepper:
                 if power.i_pack != i_prev:
                     # a regulator current that changes (CV) moves every terminal at once by
                     # R0·ΔI, which the rate does not see: end before a step it would carry past
-                    jump = abs(power.i_pack - i_prev) * float(np.max(em.pack.resistance_r0()))
+                    r0 = em.pack.resistance_r0()
+                    jump = abs(power.i_pack - i_prev) * r0.item(r0.argmax())
                     if moved + jump > FF_DV_END * dv_max:
                         power.i_pack = i_prev
                         break
@@ -244,14 +254,14 @@ class Stepper:
             stats["ff_steps"] += 1
             if model:
                 circuit.v = em.pack.terminal_voltage(power.i_pack - i_ch)
-                dv_step = float(np.max(np.abs(circuit.v - v_prev)))
-                moved = float(np.max(np.abs(circuit.v - v0)))
+                dv_step = _max_abs_diff(circuit.v, v_prev)
+                moved = _max_abs_diff(circuit.v, v0)
                 if power.in_cv():
                     # under CV the regulator's current depends on the step length: the
                     # board will see the voltage at the instantaneous current after the window
                     i_fine = power.current(0.0, i_ch)
                     v_fine = em.pack.terminal_voltage(i_fine - i_ch)
-                    moved = max(moved, float(np.max(np.abs(v_fine - v0))))
+                    moved = max(moved, _max_abs_diff(v_fine, v0))
                 if moved > FF_DV_END * dv_max:
                     break
                 h = h * min(4.0, max(0.25, 1e-3 / max(dv_step, 1e-7)))
@@ -265,6 +275,6 @@ class Stepper:
         circuit.solve()
         self.afe.reset(clock.t, circuit.afe_input())
         if model:  # what the board will see on waking, against the window's start
-            used = float(np.max(np.abs(circuit.v - v0))) / dv_max
+            used = _max_abs_diff(circuit.v, v0) / dv_max
             if used > stats["ff_drift_used_max"]:
                 stats["ff_drift_used_max"] = used

@@ -64,6 +64,9 @@ def test_vectorised_selection_follows_the_cell_by_cell_rule(n, max_ch, allow_adj
         order = np.argsort(-v, kind="stable")
         grouped_mask, grouped_truncated = board._select_grouped(board.candidates(v), order, parity)
         assert grouped_mask.tolist() == want and grouped_truncated == want_truncated, (v, parity)
+        # both parities from one candidate order (what the fast-forward declaration asks)
+        both = board._select_parities(v, (0, 1))
+        assert both[parity][0].tolist() == want and both[parity][1] == want_truncated, (v, parity)
         seen_truncated.add(truncated)
         if not allow_adjacent:
             assert not np.any(mask[1:] & mask[:-1])  # never two adjacent cells

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rig.bench import CV_CELL_V, _imbalanced_world, duration_scaling
+from rig.bench import CV_CELL_V, _imbalanced_world, duration_scaling, fine_path
 from rig.bench_peer import peer_available, peer_ecm
 from rig.sim.cells import PackModel
 
@@ -88,3 +88,37 @@ def test_a_window_under_cv_keeps_its_drift_promise_while_the_current_tapers():
         stepper.fast_forward(w.t + 5.0, np.zeros(PROFILE.cells), 0.6e-3)
         assert stepper.stats["ff_drift_used_max"] <= 1.0, (w.t, stepper.power.i_pack)
     assert windows >= 5  # the taper was exercised
+
+
+def test_fine_path_reports_the_cost_of_an_event_and_the_link_does_not_change_the_physics():
+    r = fine_path(window_s=20.0)
+    no_link, can = r["result"]["no_link"], r["result"]["can"]
+    for run in (no_link, can):
+        # balancing: a mute and a conversion every period, each one event and one wake
+        assert run["events"] == run["wakes"] == 2 * 20.0 / PROFILE.sampling.period_s
+        assert run["us_per_event"] > 0.0 and run["s_per_simulated_hour"] > 0.0
+    # encoding the telemetry into CAN frames is the link's business: the same pack either way
+    assert can["soc_sum"] == no_link["soc_sum"]
+    assert can["charge_bled_c_total"] == no_link["charge_bled_c_total"] > 0.0
+
+
+def test_can_payload_memo_gives_the_bytes_a_fresh_encoding_gives():
+    from rig.sim.can_tx import CanTransmitter
+    from rig.sim.harness import Telemetry
+
+    n = PROFILE.cells
+    kept = CanTransmitter(PROFILE.resolve(PROFILE.link.dbc), "bmsrig-test-memo-kept", n)
+    rng = np.random.default_rng(5)
+    try:
+        for i in range(60):
+            # a few distinct values, so that most frames repeat an earlier payload
+            tel = Telemetry(cell_v=3.3 + rng.integers(0, 3, n) * 1e-3, temps_c=np.full(n + 1, 25.0 + i % 2),
+                            balancing=rng.random(n) > 0.5, hvc=bool(i % 7 == 0), pack_v=52.8, pack_a=float(i % 3),
+                            serial="REF16-000123", hw_revision="C", fw_version="2.3.1", state="charge")
+            fresh = CanTransmitter(PROFILE.resolve(PROFILE.link.dbc), f"bmsrig-test-memo-{i}", n)
+            try:
+                assert kept.encode(float(i), tel) == fresh.encode(float(i), tel), i
+            finally:
+                fresh.close()
+    finally:
+        kept.close()

@@ -93,7 +93,8 @@ class Balancing:
         b = self.profile.balancing
         if not self.temp_comp:
             return b.min_cell_v
-        return b.min_cell_v_at(float(np.mean(self.temps["cells"])))
+        cells = self.temps["cells"]
+        return b.min_cell_v_at(float(cells.sum() / cells.size))  # np.mean: sum / count (the same number)
 
     def derating_duty(self, t_ntc: float) -> float:
         """Derating duty (0..1) at bleed-resistor NTC ``t_ntc``, °C."""
@@ -106,9 +107,9 @@ class Balancing:
         """Whether balancing runs on filtered voltages ``v``."""
         if not self.command_enabled():
             return False
-        vmax, vmin = float(v.max()), float(v.min())
         if strat <= 0.0:
             return False
+        vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
         if not self.ignore_min_v and vmax < self.min_cell_v():
             return False
         if self.absolute_v is not None:
@@ -126,7 +127,7 @@ class Balancing:
         """``select_truncated(self.v, q)`` for both parities, computed once per conversion
         (the filtered voltages change only there)."""
         if self._sel_k != self.k:
-            self._sel = (self.select_truncated(self.v, 0), self.select_truncated(self.v, 1))
+            self._sel = self._select_parities(self.v, (0, 1))
             self._sel_k = self.k
         return self._sel
 
@@ -166,6 +167,36 @@ class Balancing:
         sel[second[:room]] = True
         return sel, len(first) > max_ch or len(second) > room
 
+    def _select_parities(self, v: np.ndarray, parities: tuple) -> tuple:
+        """``tuple(select_truncated(v, q) for q in parities)``, the candidates and the
+        voltage order found once for all (the same masks)."""
+        n = self.n
+        cand = self.candidates(v)
+        if not np.count_nonzero(cand):
+            return tuple((np.zeros(n, bool), False) for _ in parities)
+        if self.bleed_all or self.odd_even or self.per_group < self.max_ch or self.allow_adjacent:
+            return tuple(self.select_truncated(v, q) for q in parities)
+        order = np.argsort(-v, kind="stable")
+        ranked = order[cand[order]]  # candidates, highest voltage first (ties: lower index)
+        max_ch = self.max_ch
+        odd = ranked % 2
+        out = []
+        for parity in parities:
+            sel = np.zeros(n, bool)
+            same = odd == parity
+            first = ranked[same]
+            taken = first[:max_ch]
+            sel[taken] = True
+            room = max_ch - len(taken)
+            beside = np.zeros(n + 2, bool)  # beside[i + 1]: cell i has a first-pass neighbour
+            beside[taken] = True
+            beside[taken + 2] = True
+            second = ranked[~same]
+            second = second[~beside[second + 1]]
+            sel[second[:room]] = True
+            out.append((sel, len(first) > max_ch or len(second) > room))
+        return tuple(out)
+
     def _select_grouped(self, cand: np.ndarray, order: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
         """``select_truncated`` with groups (``max_per_group``) or ``odd_even`` interleave:
         cell by cell, highest voltage first, each group's count kept."""
@@ -196,7 +227,7 @@ class Balancing:
         """The cells a decision may bleed on filtered voltages ``v`` (bool mask)."""
         if self.absolute_v is not None:
             return v > self.absolute_level_v(self.balancing)
-        return (v - float(v.min())) > self.stop_v
+        return (v - v.item(v.argmin())) > self.stop_v
 
     def decide(self, now: float, v: np.ndarray, advance_parity: bool = True) -> None:
         """Take a balancing decision on voltages ``v`` (sets mask, duty, PWM off time)."""

@@ -75,12 +75,12 @@ class ReferenceBoard(Protection, Balancing, Quiet):
 
     def desired(self, now: float) -> np.ndarray:
         """The bleed switches the PWM wants at ``now``."""
-        if self.mask.any() and self.pwm_off_at is not None and now < self.pwm_off_at - EPS:
+        if self.pwm_off_at is not None and now < self.pwm_off_at - EPS and np.count_nonzero(self.mask):
             return self.mask
         return np.zeros(self.n, bool)
 
     def apply_switches(self, sw: np.ndarray) -> None:
-        if not np.array_equal(sw, self.sw):
+        if sw.tobytes() != self.sw.tobytes():  # both bool (n,)
             self.sw = sw.copy()
             self.h.set_bleed(self.sw)
 
@@ -91,7 +91,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         k = self.k
         # 1. mute
         if not self.mute_done and now >= self.t_mute(k) - EPS:
-            if not self.no_mute and self.sw.any():
+            if not self.no_mute and np.count_nonzero(self.sw):
                 self.apply_switches(np.zeros(self.n, bool))
             self.mute_done = True
         # 2. conversion
@@ -108,7 +108,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
                 self.apply_switches(self.desired(now))
         # next wake
         nxt = self.t_conv(k)
-        if not self.mute_done and not self.no_mute and (self.sw.any() or self._will_bleed(k)):
+        if not self.mute_done and not self.no_mute and (np.count_nonzero(self.sw) or self._will_bleed(k)):
             nxt = self.t_mute(k)
         for t in (*self.protection_timers(), self.pwm_off_at):
             if t is not None and now + EPS < t < nxt:
@@ -118,7 +118,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         return nxt
 
     def _will_bleed(self, k: int) -> bool:
-        return bool(self.mask.any()) and self.pwm_off_at is not None and self.pwm_off_at > self.t_mute(k) + EPS
+        return self.pwm_off_at is not None and self.pwm_off_at > self.t_mute(k) + EPS and bool(np.count_nonzero(self.mask))
 
     def _in_mute(self, now: float) -> bool:
         return self.mute_done and not self.no_mute and now < self.t_conv(self.k) - EPS
@@ -131,9 +131,10 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         self.pos = (self.pos + 1) % self.fs
         if self.filled < self.fs:
             self.filled += 1
-            self.v = self.samples[: self.filled].mean(axis=0) if self.filled < self.fs else self.samples.mean(axis=0)
-        else:
-            self.v = self.samples.mean(axis=0)
+        # the moving average: mean(axis=0) as its sum and one division (the same numbers)
+        v = np.add.reduce(self.samples[: self.filled], axis=0)
+        v /= self.filled
+        self.v = v
         self.temps = h.read_temperatures()
         self.i_pack = h.read_pack_current()
         self.last_conversion_t = now
@@ -147,7 +148,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
     def reported_cell_v(self) -> np.ndarray:
         """The filtered cell voltages as reported: rounded to the reporting resolution, V."""
         q = self.resolution_v
-        return np.round(self.v / q) * q if q > 1e-6 else self.v.copy()
+        return np.rint(self.v / q) * q if q > 1e-6 else self.v.copy()  # np.round to 0 decimals is rint
 
     def publish(self, now: float) -> None:
         """Publish a telemetry snapshot of the present state."""
@@ -157,7 +158,7 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         b = self.profile.bench
         self.h.publish(Telemetry(
             cell_v=self.reported_cell_v(),
-            temps_c=np.append(t["cells"], t["bleed_resistor"]),
+            temps_c=np.concatenate((t["cells"], (t["bleed_resistor"],))),  # np.append, without its ravel
             balancing=self.mask & (self.duty > 0.0),
             hvc=self.hvc.active and not self.hvc_flag_missing,
             lvc=self.lvc.active, ot=self.ot, ut=self.ut,

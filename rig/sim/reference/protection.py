@@ -109,7 +109,7 @@ class Protection(SetPoints):
         first: :mod:`.setpoints`)."""
         self.refresh_setpoints()
         v = self.raw if self.PROTECTION_ON_RAW else self.v
-        vmax, vmin = float(v.max()), float(v.min())
+        vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
         ext = self.external_request_a()
         hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
         lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
@@ -120,7 +120,7 @@ class Protection(SetPoints):
         self.hvc.compare(now, vmax >= self.hvc_thr, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
         self.lvc.compare(now, vmin <= self.lvc_thr, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
         cells = self.temps["cells"]
-        tmax, tmin = float(np.max(cells)), float(np.min(cells))
+        tmax, tmin = cells.item(cells.argmax()), cells.item(cells.argmin())
         ot = self.ot
         if not ot and tmax >= self.ot_c:
             ot = True
@@ -159,7 +159,7 @@ class Protection(SetPoints):
         """``(reading, edge)`` pairs of the OT/UT comparators, °C (the edge that would
         change each one now)."""
         cells = self.temps["cells"]
-        tmax, tmin = float(np.max(cells)), float(np.min(cells))
+        tmax, tmin = cells.item(cells.argmax()), cells.item(cells.argmin())
         ot_edge = self.ot_c - OTUT_HYSTERESIS_C if self.ot else self.ot_c
         ut_edge = self.ut_c + OTUT_HYSTERESIS_C if self.ut else self.ut_c
         return (tmax, ot_edge), (tmin, ut_edge)

@@ -41,14 +41,17 @@ class Quiet:
         """The levels that would change a protection comparator, against the least
         favourable raw conversion in the filter."""
         buf = self.samples
+        # max()/min() as item(argmax()): the same values, cheaper calls on a few cells
         if self.hvc.active:  # the cell the latch waits on, at its lowest conversion
-            hvc = ff.Level(self.hvc_rec_v, float(buf.min(axis=0).max()), rising=False)
+            lo = buf.min(axis=0)
+            hvc = ff.Level(self.hvc_rec_v, lo.item(lo.argmax()), rising=False)
         else:
-            hvc = ff.Level(self.hvc_thr, float(buf.max()), rising=True)
+            hvc = ff.Level(self.hvc_thr, buf.item(buf.argmax()), rising=True)
         if self.lvc.active:
-            lvc = ff.Level(self.lvc_rec_v, float(buf.max(axis=0).min()), rising=True)
+            hi = buf.max(axis=0)
+            lvc = ff.Level(self.lvc_rec_v, hi.item(hi.argmin()), rising=True)
         else:
-            lvc = ff.Level(self.lvc_thr, float(buf.min()), rising=False)
+            lvc = ff.Level(self.lvc_thr, buf.item(buf.argmin()), rising=False)
         return hvc, lvc
 
     def balancing_gate(self) -> ff.Gate | None:
@@ -57,7 +60,7 @@ class Quiet:
         if not (self.strategy_duty(self.pack_state(self.i_pack)) > 0.0 and not self.chatter):
             return None
         v = self.v
-        vmax, vmin = float(v.max()), float(v.min())
+        vmax, vmin = v.item(v.argmax()), v.item(v.argmin())
         conds = []
         if not self.ignore_min_v:
             shift = 0.0
@@ -74,11 +77,14 @@ class Quiet:
             conds.append(ff.Condition(vmax - vmin, level, share=0.5))
             lead, edge = v - vmin, self.stop_v
         if all(c.holds for c in conds):  # active: the candidate set must hold too
-            hold.append(0.5 * float(np.min(np.abs(lead - edge))))
+            gap = lead - edge
+            np.abs(gap, out=gap)
+            hold.append(0.5 * gap.item(gap.argmin()))
             if any(truncated for _, truncated in self.selections()):
                 cand = np.sort(v[lead > edge])
                 if cand.size > 1:
-                    hold.append(0.5 * float(np.min(np.diff(cand))))
+                    step = np.diff(cand)
+                    hold.append(0.5 * step.item(step.argmin()))
         return ff.Gate(tuple(conds), tuple(hold))
 
     def drift_allowance_v(self) -> float:
@@ -94,7 +100,7 @@ class Quiet:
         could end by ``until``, s)."""
         if self.filled < self.fs or self.temps is None:
             return None
-        if self.mask.any() and not self.balancing:
+        if not self.balancing and np.count_nonzero(self.mask):
             return None
         busy = False
         if self.chatter:
@@ -113,7 +119,7 @@ class Quiet:
         if strat != self.strategy_duty(self.state):
             limit = 0
         par_masks = tuple(mask for mask, _ in self.selections())
-        would = self.active(self.v, self.balancing, strat) and bool(par_masks[self.parity ^ 1].any())
+        would = self.active(self.v, self.balancing, strat) and bool(np.count_nonzero(par_masks[self.parity ^ 1]))
         if would != self.balancing:
             limit = 0  # the next decision changes something: let the firmware take it for real
         present = masks = None
@@ -125,7 +131,10 @@ class Quiet:
                 present = (self.mask, self.pwm_off_at)
             b = self.profile.balancing
             v = self.v
-            p_full = float(np.mean([np.sum(v[m] ** 2) for m in masks])) / self.r_bleed * (1.0 - self.mute / self.period)
+            sums = [(v[m] ** 2).sum() for m in masks]
+            # np.mean of two: (a + b) / 2, the same number without building an array
+            mean = (sums[0] + sums[1]) / 2 if len(sums) == 2 else np.mean(sums)
+            p_full = float(mean) / self.r_bleed * (1.0 - self.mute / self.period)
             derating = ff.DeratingLoop(self.derating_duty, p_full, float(self.temps["board"]),
                                        b.resistor_thermal_c_per_w, b.resistor_thermal_tau_s, self.interval,
                                        strat, float(self.temps["bleed_resistor"]))
