@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..links.can_commands import signal_range as _limits
 from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
 from ..links.signal_map_cells import bit_refs as _bit_refs
@@ -70,21 +71,6 @@ def _frame_class():
     return Frame
 
 
-def _limits(sig) -> tuple[float, float]:
-    """Physical range a signal can carry: its raw bits, narrowed to the DBC's [min|max] when stated."""
-    if getattr(sig, "is_float", False):
-        lo, hi = -np.inf, np.inf
-    else:
-        if sig.is_signed:
-            rlo, rhi = -(1 << (sig.length - 1)), (1 << (sig.length - 1)) - 1
-        else:
-            rlo, rhi = 0, (1 << sig.length) - 1
-        a, b = rlo * sig.scale + sig.offset, rhi * sig.scale + sig.offset
-        lo, hi = min(a, b), max(a, b)
-    mn, mx = sig.minimum, sig.maximum
-    if mn is not None and mx is not None and mn < mx:
-        lo, hi = max(lo, mn), min(hi, mx)
-    return float(lo), float(hi)
 
 
 def _mask_refs(mask, offset: int, n: int) -> list:

@@ -154,18 +154,7 @@ class Balancing:
         if self.allow_adjacent:
             sel[ranked[:max_ch]] = True
             return sel, len(ranked) > max_ch
-        same = (ranked % 2) == parity
-        first = ranked[same]
-        taken = first[:max_ch]
-        sel[taken] = True
-        room = max_ch - len(taken)
-        beside = np.zeros(n + 2, bool)  # beside[i + 1]: cell i has a first-pass neighbour
-        beside[taken] = True
-        beside[taken + 2] = True
-        second = ranked[~same]
-        second = second[~beside[second + 1]]
-        sel[second[:room]] = True
-        return sel, len(first) > max_ch or len(second) > room
+        return _pick_parity_first(ranked, ranked % 2, parity, max_ch, sel)
 
     def _select_parities(self, v: np.ndarray, parities: tuple) -> tuple:
         """``tuple(select_truncated(v, q) for q in parities)``, the candidates and the
@@ -182,19 +171,7 @@ class Balancing:
         odd = ranked % 2
         out = []
         for parity in parities:
-            sel = np.zeros(n, bool)
-            same = odd == parity
-            first = ranked[same]
-            taken = first[:max_ch]
-            sel[taken] = True
-            room = max_ch - len(taken)
-            beside = np.zeros(n + 2, bool)  # beside[i + 1]: cell i has a first-pass neighbour
-            beside[taken] = True
-            beside[taken + 2] = True
-            second = ranked[~same]
-            second = second[~beside[second + 1]]
-            sel[second[:room]] = True
-            out.append((sel, len(first) > max_ch or len(second) > room))
+            out.append(_pick_parity_first(ranked, odd, parity, max_ch, np.zeros(n, bool)))
         return tuple(out)
 
     def _select_grouped(self, cand: np.ndarray, order: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
@@ -251,3 +228,22 @@ class Balancing:
             self.pwm_off_at = (now + duty * self.interval) if (self.balancing and duty > 0.0) else None
             if self.pwm_off_at is not None and duty >= 1.0:
                 self.pwm_off_at = now + self.interval + self.period  # on through the interval
+
+
+def _pick_parity_first(ranked: np.ndarray, odd: np.ndarray, parity: int, max_ch: int,
+                       sel: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Up to ``max_ch`` of the ``ranked`` candidates (highest voltage first; ``odd`` = their
+    index parity) into the all-False mask ``sel``: those of ``parity`` first, then the others
+    that sit beside none of them. Returns (mask, whether a candidate was left out)."""
+    same = odd == parity
+    first = ranked[same]
+    taken = first[:max_ch]
+    sel[taken] = True
+    room = max_ch - len(taken)
+    beside = np.zeros(len(sel) + 2, bool)  # beside[i + 1]: cell i has a first-pass neighbour
+    beside[taken] = True
+    beside[taken + 2] = True
+    second = ranked[~same]
+    second = second[~beside[second + 1]]
+    sel[second[:room]] = True
+    return sel, len(first) > max_ch or len(second) > room
