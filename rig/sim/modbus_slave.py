@@ -267,7 +267,9 @@ class ModbusSlave(PtyServer):
 
         fc, addr = pdu.function_code, int(pdu.address)
         if fc in (5, 15):
-            raws = [int(bool(b)) for b in (pdu.bits[:1] if fc == 5 else pdu.bits[:pdu.count])]
+            # pymodbus < 3.14 leaves a decoded FC 15 request's count at 0 (its bits are already cut to it)
+            n = 1 if fc == 5 else (getattr(pdu, "count", 0) or len(pdu.bits))
+            raws = [int(bool(b)) for b in pdu.bits[:n]]
         else:
             raws = [int(r) & 0xFFFF for r in pdu.registers]
         table = 1 if fc in (5, 15) else 3
