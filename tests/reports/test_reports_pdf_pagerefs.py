@@ -13,6 +13,7 @@ import pytest
 from reports import pdf_pagerefs
 from reports.html import halves
 from reports.pdf import render_pdf
+from rig.bench_run import pdf_pages
 
 SECTIONS = 12  # pages 2..13: two-digit page numbers
 
@@ -63,6 +64,7 @@ def test_page_references_name_the_targets_page(tmp_path):
     html, expected = _doc()
     pages = render_pdf(html, tmp_path / "r.pdf")
     assert pages == SECTIONS + 1
+    assert pdf_pages(tmp_path / "r.pdf") == pages  # the bench's page count (rig.bench_run)
     assert _refs(tmp_path / "r.pdf") == expected
 
 
