@@ -43,7 +43,7 @@ def render_pdf(html: str, path: Path, base_url: Path | str | None = None) -> int
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     from weasyprint import HTML  # lazy: heavy import
 
-    with _no_gc():
+    with no_gc():
         document = _render(HTML, svg_as_images(html), str(base_url) if base_url else None)
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -55,7 +55,7 @@ def render_pdf(html: str, path: Path, base_url: Path | str | None = None) -> int
 
 
 @contextmanager
-def _no_gc():
+def no_gc():
     """Python's cyclic garbage collector off while WeasyPrint builds and draws the pages.
 
     The layout allocates some 500 000 objects, each allocation burst triggering a
