@@ -24,7 +24,7 @@ from rig.record import load_summary
 from . import html as html_mod
 from .junit import write_junit
 from .manifest import MANIFEST_FILE, write_manifest
-from .pdf import render_pdf
+from .pdf import no_gc, render_pdf
 from .summary_json import SUMMARY_FILE, write_summary
 
 ARTIFACTS = ("junit.xml", SUMMARY_FILE, "report.html", "report.pdf", MANIFEST_FILE, "manifest.sig")
@@ -101,7 +101,8 @@ def build(
             signature = {"reason": f"the signing key could not be loaded ({exc})"}
     names = ["junit.xml", SUMMARY_FILE, "report.html", MANIFEST_FILE] + (["report.pdf"] if pdf else []) \
         + (["manifest.sig"] if signer is not None else []) + [c["file"] for c in summary.captures if c.get("file")]
-    html = html_mod.render_html(summary, issued=issued, signature=signature, trend=trend)
+    with no_gc():  # the plots' figures: see reports.pdf.no_gc
+        html = html_mod.render_html(summary, issued=issued, signature=signature, trend=trend)
     html_path = run_dir / "report.html"
     with _writing(html_path):
         _write_text(html_path, html)

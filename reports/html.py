@@ -438,6 +438,18 @@ def css_string(text: Any) -> str:
     return re.sub(r'(["\\])', r"\\\1", str(text)).replace("\n", " ")
 
 
+def halves(entries: list, sub_weight: float = 0.9) -> tuple[list, list]:
+    """``entries`` (``(li class, href, label)``) split in two columns of about the same
+    height, in order; an entry of class ``sub`` is set smaller (7.2 pt against 8 pt)."""
+    heights = [sub_weight if e[0] == "sub" else 1.0 for e in entries]
+    total, run = sum(heights), 0.0
+    for k, h in enumerate(heights):
+        if run + h / 2 > total / 2:
+            return entries[:k], entries[k:]
+        run += h
+    return entries, []
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -447,6 +459,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["css_string"] = css_string
+    env.filters["halves"] = halves
     return env
 
 

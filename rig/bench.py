@@ -372,8 +372,10 @@ def report_build(run_dir=None) -> dict:
 
 
 from .bench_peer import peer_ecm  # noqa: E402  (the peer comparison lives beside: module size)
+from .bench_run import run_16s  # noqa: E402  (a whole `bmsrig run`, report included)
 
 SCENARIOS = {
+    "run-16s": run_16s,
     "balance-40h": balance_40h,
     "duration-scaling": duration_scaling,
     "peer-ecm": lambda: peer_ecm(PROFILE),

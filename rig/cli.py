@@ -95,7 +95,7 @@ def _claim_and_run(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     claim_run_dir(run_dir, run_id, key="--out")
     _announce_estimate(args, profile, env_path)
     verdict = gate_run(run_dir, _run_plans(args, profile, env_path, run_id, run_dir))
-    return _report(run_dir, verdict, db=args.db, index=not args.no_index)
+    return _report(run_dir, verdict, db=args.db, index=not args.no_index, pdf_later=args.pdf_later)
 
 
 def _announce_estimate(args, profile, env_path) -> None:
@@ -180,12 +180,16 @@ def _index(db: str | None, run_dir: Path) -> None:
               f"index it later with `bmsrig index {run_dir}`", file=sys.stderr)
 
 
-def _report(run_dir: Path, verdict: int, db: str | None = None, index: bool = False) -> int:
+def _report(run_dir: Path, verdict: int, db: str | None = None, index: bool = False,
+            pdf_later: bool = False) -> int:
     """Build the report of a finished run and return the run's exit code.
 
     A report that cannot be written is a rig fault (exit 3): a run never exits 0 without
     its report. Ctrl-C while the report is built keeps the verdict's code (the record is
-    complete) and says the report was not built.
+    complete) and says the report was not built. ``pdf_later`` (``--pdf-later``): every
+    artifact but report.pdf here, then a detached ``bmsrig report RUN_DIR`` rebuilds them
+    all with the PDF (and the manifest and its signature over it) after this exits; a
+    failure of that build is not this run's exit code (rerun ``bmsrig report``).
     """
     code = verdict
     rebuild = f"the run record is intact: rebuild with `bmsrig report {run_dir}`"
@@ -193,10 +197,12 @@ def _report(run_dir: Path, verdict: int, db: str | None = None, index: bool = Fa
         print(f"bmsrig: building the report of {run_dir} ...", flush=True)
         from reports import build
 
-        artifacts = build(run_dir, trend=_trend(db, run_dir))
+        artifacts = build(run_dir, trend=_trend(db, run_dir), pdf=not pdf_later)
         print(f"\nrun {run_dir.name}: report {artifacts.get('report.html', run_dir / 'report.html')}")
         if "report.pdf" in artifacts:
             print(f"  pdf    {artifacts['report.pdf']}")
+        elif pdf_later:
+            print(f"  pdf    {run_dir / 'report.pdf'} (being built by `bmsrig report`, process {_report_later(run_dir, db)})")
         print(f"  junit  {artifacts.get('junit.xml', run_dir / 'junit.xml')}")
         if index:
             _index(db, run_dir)
@@ -216,6 +222,16 @@ def _report(run_dir: Path, verdict: int, db: str | None = None, index: bool = Fa
         code = EXIT_RIG_FAULT
     print(f"bmsrig: {VERDICTS[code]} (exit {code}) — {run_dir}")
     return code
+
+
+def _report_later(run_dir: Path, db: str | None) -> int:
+    """Start ``bmsrig report RUN_DIR`` detached from this terminal (own session, no output);
+    return its process id."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "rig.cli", "report", str(run_dir)] + (["--db", db] if db else [])
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True).pid
 
 
 def cmd_check(args) -> int:
@@ -322,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: $BMSRIG_DB, else results.sqlite beside the run folder)")
     run.add_argument("--no-index", action="store_true", help="do not index the run in the results database")
     run.add_argument("--no-progress", action="store_true", help="no live progress line and no rig-time estimate")
+    run.add_argument("--pdf-later", action="store_true",
+                     help="exit with the verdict once junit.xml, report.html and summary.json are written; report.pdf "
+                          "is built after, by a detached `bmsrig report RUN_DIR` (default: report.pdf exists at exit)")
     run.add_argument("plans", nargs="*", help="plan files under testplans/ (default: all)")
     run.set_defaults(func=cmd_run)
 
