@@ -87,9 +87,9 @@ def chamber_cases(lo, hi, ramp_max):
             + [("wait_stable", (math.nan,)), ("wait_stable", (0.5, 60.0, math.inf)), ("wait_stable", (-1.0,))])
 
 
-# sim.yaml: current_limit 5 A, noise 0.02 V rms, pack ±150 A / 140 V, chamber -40..90 °C / 5 °C/min
+# sim.yaml: current_limit 5 A, noise 0.02 V rms, pack ±150 A / 250 V, chamber -40..90 °C / 5 °C/min
 SIM_EMULATOR = emulator_cases(N_SIM, 5.0, 0.02)
-SIM_PACK = pack_cases(-150.0, 150.0, 140.0)
+SIM_PACK = pack_cases(-150.0, 150.0, 250.0)
 SIM_CHAMBER = chamber_cases(-40.0, 90.0, 5.0)
 # tests/drivers rig files: SCPI emulator 1 A, no noise injection; supply ±50 A / 60 V; chamber -40..85 / 3
 SCPI_EMULATOR = emulator_cases(N_SCPI, 1.0, math.inf)

@@ -104,3 +104,21 @@ def test_bench_board_with_one_power_stage_signal_reports_it_open_when_either_fet
         assert vitals.decode(bytes(data))["BMS_PowerStageClosed"] == int(chg and dsg)
     finally:
         tx.close()
+
+
+def test_the_virtual_bench_can_charge_the_60_cell_board_to_its_balancing_level():
+    """BAL-007 charges the pack with a CV limit of cells x (balancing minimum + 0.1 V): 210 V for
+    the 60-cell 218e board. The virtual bench's pack source refused it (140 V hard limit) and the
+    test ended in a SafetyLimitError on a board nothing was wrong with."""
+    from rig.build import build_rig
+    from rig.profile import load_profile
+
+    prof = load_profile(HERE / "fs218e-60s.yaml")
+    v_limit = prof.cells * (prof.balancing.min_cell_v + 0.100)
+    assert v_limit > 140.0
+    rig = build_rig(None, prof)
+    try:
+        rig.pack_source.set_current(1.0, voltage_limit_v=v_limit)   # raised SafetyLimitError at 140 V
+        rig.pack_source.set_current(0.0)
+    finally:
+        rig.close()
