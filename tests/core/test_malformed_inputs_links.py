@@ -1,0 +1,120 @@
+"""Malformed link files and profile keys found by mutating the shipped examples.
+
+Each row copies the shipped profiles folder, changes one file (a profile, its signal map,
+register map or DBC) the way a user's mistake would, runs ``bmsrig check`` in-process and
+asserts: exit 2, a message naming the file, the key and the problem, no traceback, no "OK".
+The rows are the defects a mutation run over the newer input surfaces (CAN ``strings:``,
+``commands:``, polled ``requests:``, Modbus identity, JBD/Daly link settings) turned up.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import traceback
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from rig.cli import main
+
+PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
+
+
+def _edit_yaml(change: Callable[[dict], None]) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        data = yaml.safe_load(text)
+        change(data)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return apply
+
+
+def _set(dotted: str, value) -> Callable[[str], str]:
+    """Set (or with ``value`` None under ``_DEL``, delete) one dotted key; list indices are numbers."""
+    def change(data):
+        *parents, last = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+        for p in parents:
+            data = data[p]
+        if value is _DEL:
+            del data[last]
+        else:
+            data[last] = value
+    return _edit_yaml(change)
+
+
+_DEL = object()
+
+
+@dataclass
+class Case:
+    id: str
+    board: str          # the shipped profile checked
+    file: str           # the shipped file changed (and named by the error)
+    change: Callable[[str], str]
+    key: str
+    problem: str
+
+
+CASES = [
+    # a Modbus identity value with 'count' but no 'type: ascii' escaped as a pydantic traceback
+    Case("regmap-identity-count-without-ascii", "example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml",
+         _set("identity.serial.type", _DEL), "identity.serial", "'count' only applies to type ascii"),
+    Case("regmap-identity-count-on-uint16", "reference-4s-lfp-uart.yaml", "reference-bms-modbus.yaml",
+         _edit_yaml(lambda d: d["identity"].__setitem__("hw_revision", {"address": 300, "type": "uint16", "count": 2})),
+         "identity.hw_revision", "'count' only applies to type ascii"),
+    # a temperature position the CAN / JBD / Daly link never reports passed check (Modbus was checked)
+    Case("can-two-string-temperature-position-not-reported", "example-two-string.yaml", "example-two-string.yaml",
+         _set("temperatures.cells.1", 99), "temperatures.cells", "position 99, but the board reports 10"),
+    Case("can-reference-bleed-position-not-reported", "reference-16s-lfp.yaml", "reference-16s-lfp.yaml",
+         _edit_yaml(lambda d: d.__setitem__("temperatures", {"bleed_resistor": [400]})),
+         "temperatures.bleed_resistor", "position 400"),
+    Case("daly-temperature-position-beyond-count", "daly-8s-lfp.yaml", "daly-8s-lfp.yaml",
+         _set("link.temperature_count", 0), "temperatures.", "but the board reports 0 temperatures"),
+    Case("jbd-temperature-position-beyond-ntc-count", "jbd-4s-lfp.yaml", "jbd-4s-lfp.yaml",
+         _set("link.ntc_count", 0), "temperatures.", "but the board reports 0 temperatures"),
+]
+
+
+def _check(board: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            code = main(["check", "--board", str(board)])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        except Exception as exc:  # noqa: BLE001 - an escaped exception is the traceback we look for
+            err.write("Traceback (most recent call last):\n" + "".join(traceback.format_exception(exc)))
+            code = 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_rows_are_distinct():
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_malformed_link_input_is_rejected(case: Case, tmp_path):
+    ws = tmp_path / "profiles"
+    shutil.copytree(PROFILES, ws)
+    target = ws / case.file
+    target.write_text(case.change(target.read_text()))
+    code, out, err = _check(ws / case.board)
+    assert "Traceback" not in out + err, err
+    assert code == 2, f"exit {code}\nstdout: {out}\nstderr: {err}"
+    assert ": OK" not in out, out
+    for part in (case.file, case.key, case.problem):
+        assert part.lower() in err.lower(), f"{part!r} not in the message: {err}"
+
+
+@pytest.mark.parametrize("board", ["example-two-string.yaml", "daly-8s-lfp.yaml", "jbd-4s-lfp.yaml",
+                                   "example-4s-lfp-modbus-coils.yaml"])
+def test_the_shipped_profiles_still_pass(board, tmp_path):
+    code, out, err = _check(PROFILES / board)
+    assert code == 0, err
+    assert "OK" in out
