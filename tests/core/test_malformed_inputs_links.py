@@ -67,6 +67,16 @@ CASES = [
     Case("regmap-identity-count-on-uint16", "reference-4s-lfp-uart.yaml", "reference-bms-modbus.yaml",
          _edit_yaml(lambda d: d["identity"].__setitem__("hw_revision", {"address": 300, "type": "uint16", "count": 2})),
          "identity.hw_revision", "'count' only applies to type ascii"),
+    # an identity format that uses no field read: every board reported the same made-up identity
+    Case("can-j1939-serial-format-without-value", "example-j1939.yaml", "example-j1939-can.yaml",
+         _set("identity.serial.format", "SN-0001"), "identity.serial.format", "uses none of the signals"),
+    Case("can-polled-fw-format-without-fields", "example-polled-commands.yaml", "example-polled-commands-can.yaml",
+         _set("identity.fw_version.format", "1.0.0"), "identity.fw_version.format", "uses none of the signals"),
+    Case("regmap-serial-format-without-value", "example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml",
+         _edit_yaml(lambda d: d["identity"].__setitem__("hw_revision", {"address": 308, "format": "rev A"})),
+         "identity.hw_revision.format", "must use {value}"),
+    Case("regmap-fw-format-without-fields", "example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml",
+         _set("identity.fw_version.format", "v1"), "identity.fw_version.format", "uses none of the fields"),
     # a temperature position the CAN / JBD / Daly link never reports passed check (Modbus was checked)
     Case("can-two-string-temperature-position-not-reported", "example-two-string.yaml", "example-two-string.yaml",
          _set("temperatures.cells.1", 99), "temperatures.cells", "position 99, but the board reports 10"),
