@@ -128,3 +128,32 @@ def test_the_shipped_profiles_still_pass(board, tmp_path):
     code, out, err = _check(PROFILES / board)
     assert code == 0, err
     assert "OK" in out
+
+
+# ---------------------------------------------------------------------- rig descriptions
+
+ENVS = PROFILES.parents[1] / "rig" / "envs"
+ENV_CASES = [
+    # both escaped as a TypeError / AttributeError traceback
+    ("imports-not-a-list", "example-real-rig.yaml", _set("imports", 7), "imports", "must list 'rig.labgrid'"),
+    ("imports-a-number-on-the-bench", "sim.yaml", _set("imports", 0.5), "imports", "must list 'rig.labgrid'"),
+    ("main-target-empty", "example-shared-bench-can.yaml", _set("targets.main", {}), "targets.main",
+     "no resources and no drivers"),
+]
+
+
+@pytest.mark.parametrize("env,change,key,problem", [c[1:] for c in ENV_CASES], ids=[c[0] for c in ENV_CASES])
+def test_malformed_rig_description_is_rejected(env, change, key, problem, tmp_path):
+    path = tmp_path / env
+    path.write_text(change((ENVS / env).read_text()))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(["check", "--rig", str(path), "--board", str(PROFILES / "reference-16s-lfp.yaml")])
+        except Exception as exc:  # noqa: BLE001 - an escaped exception is the traceback we look for
+            err.write("Traceback (most recent call last):\n" + "".join(traceback.format_exception(exc)))
+            code = 1
+    assert code == 2, err.getvalue()
+    assert ": OK" not in out.getvalue()
+    for part in (env, key, problem):
+        assert part in err.getvalue(), f"{part!r} not in the message: {err.getvalue()}"
