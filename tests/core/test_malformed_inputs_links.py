@@ -157,3 +157,19 @@ def test_malformed_rig_description_is_rejected(env, change, key, problem, tmp_pa
     assert ": OK" not in out.getvalue()
     for part in (env, key, problem):
         assert part in err.getvalue(), f"{part!r} not in the message: {err.getvalue()}"
+
+
+# ---------------------------------------------------------------------- lab configuration
+
+@pytest.mark.parametrize("value", ["0", "86400", "'1732924800'"])
+def test_a_number_for_item_received_is_not_a_unix_time(value, tmp_path):
+    """``item_received: 0`` loaded as 1970-01-01 (pydantic reads a number as a Unix time)."""
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(f"customer: ACME\nitem_received: {value}\n")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["run", "--lab-config", str(lab), "--board", str(tmp_path / "no-such-board.yaml"),
+                     "--out", str(tmp_path / "out"), "--no-index"])
+    assert code == 2
+    assert f"{lab}: item_received: " in err.getvalue() and "YYYY-MM-DD" in err.getvalue(), err.getvalue()
+    assert not (tmp_path / "out").exists()
