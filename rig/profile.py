@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .links.registry import LinkSettings, validate_settings
 from .profile_setpoints import SetpointByCommand, SetpointKey, check_setpoint_keys
 from .yamlio import KeyedValueError as _Bad
-from .yamlio import load_yaml, validation_error
+from .yamlio import load_yaml, reject_bool_for_number, validation_error
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "testplans" / "profiles"
 
@@ -482,6 +482,7 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
     if "requirements" in raw:
         raise ConfigError(path, "requirements", "requirement texts are no longer part of a board profile: they "
                           "moved to testplans/requirements.yaml (one place for every profile); remove this section")
+    reject_bool_for_number(BoardProfile, raw, path)
     try:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})
     except ValidationError as exc:
