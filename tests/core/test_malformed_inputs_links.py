@@ -92,6 +92,11 @@ CASES = [
          _set("flags.lvc.bit", True), "flags.lvc.bit", "got a YAML boolean"),
     Case("regmap-balancing-coil-address-true", "example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml",
          _set("cells.balancing.address", True), "cells.balancing.address", "got a YAML boolean"),
+    # a DBC message longer than any CAN frame (cantools accepts it; no frame could ever match)
+    Case("dbc-message-length-99", "reference-16s-lfp.yaml", "reference-bms.dbc",
+         lambda text: text.replace("BMS_Status: 8 ", "BMS_Status: 99 "), "BO_ BMS_Status", "length 99 bytes"),
+    Case("dbc-polled-response-length-65", "example-polled-commands.yaml", "example-polled.dbc",
+         lambda text: text.replace("POLL_CellPage: 8 ", "POLL_CellPage: 65 "), "BO_ POLL_CellPage", "at most 64"),
     # a temperature position the CAN / JBD / Daly link never reports passed check (Modbus was checked)
     Case("can-two-string-temperature-position-not-reported", "example-two-string.yaml", "example-two-string.yaml",
          _set("temperatures.cells.1", 99), "temperatures.cells", "position 99, but the board reports 10"),
