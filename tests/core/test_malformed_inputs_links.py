@@ -92,6 +92,11 @@ CASES = [
          _set("flags.lvc.bit", True), "flags.lvc.bit", "got a YAML boolean"),
     Case("regmap-balancing-coil-address-true", "example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml",
          _set("cells.balancing.address", True), "cells.balancing.address", "got a YAML boolean"),
+    # a time of 1e30 s loaded, and `bmsrig plan` / a run then waited it out on the bench clock
+    Case("profile-start-latency-1e30", "example-j1939.yaml", "example-j1939.yaml",
+         _set("balancing.start_latency_max_s", 1e30), "balancing.start_latency_max_s", "less than or equal to 86400"),
+    Case("profile-hvc-recovery-two-days", "example-polled-commands.yaml", "example-polled-commands.yaml",
+         _set("protection.hvc.recovery_s", 172_800), "protection.hvc.recovery_s", "less than or equal to 86400"),
     # a DBC message longer than any CAN frame (cantools accepts it; no frame could ever match)
     Case("dbc-message-length-99", "reference-16s-lfp.yaml", "reference-bms.dbc",
          lambda text: text.replace("BMS_Status: 8 ", "BMS_Status: 99 "), "BO_ BMS_Status", "length 99 bytes"),
