@@ -97,6 +97,11 @@ CASES = [
          _set("balancing.start_latency_max_s", 1e30), "balancing.start_latency_max_s", "less than or equal to 86400"),
     Case("profile-hvc-recovery-two-days", "example-polled-commands.yaml", "example-polled-commands.yaml",
          _set("protection.hvc.recovery_s", 172_800), "protection.hvc.recovery_s", "less than or equal to 86400"),
+    # a J1939 source address is one byte: 1e30 and -5 were kept (and matched no frame)
+    Case("sigmap-j1939-source-address-huge", "example-j1939.yaml", "example-j1939-can.yaml",
+         _set("j1939.source_addresses.1", 10**30), "j1939.source_addresses.1", "less than or equal to 255"),
+    Case("sigmap-j1939-source-address-negative", "example-j1939.yaml", "example-j1939-can.yaml",
+         _set("j1939.source_addresses.0", -5), "j1939.source_addresses.0", "greater than or equal to 0"),
     # a DBC message longer than any CAN frame (cantools accepts it; no frame could ever match)
     Case("dbc-message-length-99", "reference-16s-lfp.yaml", "reference-bms.dbc",
          lambda text: text.replace("BMS_Status: 8 ", "BMS_Status: 99 "), "BO_ BMS_Status", "length 99 bytes"),
