@@ -40,12 +40,13 @@ def _new_run_id(profile_name: str) -> str:
 def _preflight(args):
     """Validate everything a user typed before any instrument moves. Raises ConfigError."""
     from .build import find_env
-    from .check import check_env
+    from .check import check_env, check_profile_links
     from .labconfig import load_lab_config
     from .profile import load_profile
 
     load_lab_config(args.lab_config)
     profile = load_profile(args.board)
+    check_profile_links(profile)  # its DBC / signal map / register map, as `bmsrig check` reads them
     env_path = find_env(args.rig)
     kind = check_env(env_path)
     if args.defect:

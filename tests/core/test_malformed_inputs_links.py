@@ -203,3 +203,26 @@ def test_a_number_for_item_received_is_not_a_unix_time(value, tmp_path):
     assert code == 2
     assert f"{lab}: item_received: " in err.getvalue() and "YYYY-MM-DD" in err.getvalue(), err.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- bmsrig run reads the link files first
+
+@pytest.mark.parametrize("board,file,change,key", [
+    ("example-4s-lfp-modbus-coils.yaml", "example-bms-modbus-coils.yaml", _set("blocks.4.function", 0), "blocks.4.function"),
+    ("example-two-string.yaml", "example-two-string-can.yaml", _set("fets.charge", "NoSuchFet"), "fets.charge"),
+], ids=["register-map", "signal-map"])
+def test_run_refuses_a_broken_link_file_before_the_plans(board, file, change, key, tmp_path):
+    """A broken map passed the run's checks: the plans started, each errored on the map, the run
+    folder was written and the exit was 4 (unidentified) instead of 2."""
+    ws = tmp_path / "profiles"
+    shutil.copytree(PROFILES, ws)
+    (ws / file).write_text(change((ws / file).read_text()))
+    out_dir = tmp_path / "out"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["run", "--board", str(ws / board), "--out", str(out_dir), "--no-index", "--no-progress",
+                     "-k", "mapping"])
+    assert code == 2, out.getvalue() + err.getvalue()
+    assert f"{file}: {key}: " in err.getvalue(), err.getvalue()
+    assert not out_dir.exists()
