@@ -226,3 +226,19 @@ def test_run_refuses_a_broken_link_file_before_the_plans(board, file, change, ke
     assert code == 2, out.getvalue() + err.getvalue()
     assert f"{file}: {key}: " in err.getvalue(), err.getvalue()
     assert not out_dir.exists()
+
+
+def test_plan_refuses_a_broken_link_file(tmp_path, monkeypatch):
+    """``bmsrig plan`` printed an estimate (exit 0) for a profile whose register map is broken:
+    every test of its dry run had errored on the map."""
+    monkeypatch.setenv("BMSRIG_CACHE", str(tmp_path / "cache"))
+    ws = tmp_path / "profiles"
+    shutil.copytree(PROFILES, ws)
+    regmap = ws / "example-bms-modbus-coils.yaml"
+    regmap.write_text(_set("blocks.4.function", 0)(regmap.read_text()))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["plan", "--board", str(ws / "example-4s-lfp-modbus-coils.yaml"), "--tier", "regression"])
+    assert code == 2, out.getvalue()
+    assert "example-bms-modbus-coils.yaml: blocks.4.function: " in err.getvalue(), err.getvalue()
+    assert "total" not in out.getvalue()
