@@ -92,7 +92,8 @@ def check_env(env_path: Path) -> str:
     main = raw["targets"].get("main")
     if not isinstance(main, dict):
         raise ConfigError(env_path, "targets.main", "missing: the rig is the target named 'main'")
-    if "rig.labgrid" not in (raw.get("imports") or []):
+    imports = raw.get("imports") or []
+    if not isinstance(imports, list) or "rig.labgrid" not in imports:
         raise ConfigError(env_path, "imports", "must list 'rig.labgrid' (registers bmsrig's resources and drivers)")
     try:
         env = Environment(str(env_path))  # imports the listed modules (registers their classes)
@@ -106,6 +107,8 @@ def check_env(env_path: Path) -> str:
         rename_remote_places(env.config.get_targets().get("main"))  # the place the run holds (--place)
         order_drivers(env.config.get_targets().get("main"))
         target = env.get_target("main")
+        if target is None:  # labgrid builds no target from an empty 'main'
+            raise ConfigError(env_path, "targets.main", "declares no resources and no drivers")
     except LimitConfigError as exc:
         raise ConfigError(env_path, driver_key(exc), exc.problem) from None
     except ConfigError:

@@ -40,12 +40,13 @@ def _new_run_id(profile_name: str) -> str:
 def _preflight(args):
     """Validate everything a user typed before any instrument moves. Raises ConfigError."""
     from .build import find_env
-    from .check import check_env
+    from .check import check_env, check_profile_links
     from .labconfig import load_lab_config
     from .profile import load_profile
 
     load_lab_config(args.lab_config)
     profile = load_profile(args.board)
+    check_profile_links(profile)  # its DBC / signal map / register map, as `bmsrig check` reads them
     env_path = find_env(args.rig)
     kind = check_env(env_path)
     if args.defect:
@@ -308,10 +309,13 @@ def cmd_bench(args) -> int:
 
 def cmd_plan(args) -> int:
     """``bmsrig plan``: each test of the tier with its estimated rig time, and the total."""
+    from .check import check_profile_links
     from .estimate import estimate_plan, format_plan
     from .profile import load_profile
 
-    est = estimate_plan(load_profile(args.board), args.tier, args.board_model, use_cache=not args.fresh)
+    profile = load_profile(args.board)
+    check_profile_links(profile)  # a broken map would make every test of the dry run error: no estimate
+    est = estimate_plan(profile, args.tier, args.board_model, use_cache=not args.fresh)
     print(json.dumps(est.to_dict(), indent=2) if args.json else format_plan(est))
     return EXIT_PASS
 

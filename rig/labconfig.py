@@ -96,6 +96,19 @@ class LabConfig(_Strict):
 
     _t = field_validator("customer", "authorisation")(_text)
 
+    @field_validator("item_received", mode="before")
+    @classmethod
+    def _iso_date(cls, v):
+        """A date as YAML writes it or as ``YYYY-MM-DD`` text; a number is not read as a Unix time."""
+        if isinstance(v, (_dt.date, type(None))):
+            return v
+        if isinstance(v, str):
+            try:
+                return _dt.date.fromisoformat(v.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"must be a date (YYYY-MM-DD), got {v!r}")
+
 
 def lab_config_path(option: str | None) -> Path | None:
     """The lab configuration file: the option's value, else ``$BMSRIG_LAB``, else none."""

@@ -23,9 +23,10 @@ from .errors import ConfigError
 from .links.registry import LinkSettings, validate_settings
 from .profile_setpoints import SetpointByCommand, SetpointKey, check_setpoint_keys
 from .yamlio import KeyedValueError as _Bad
-from .yamlio import load_yaml, validation_error
+from .yamlio import load_yaml, reject_bool_for_number, validation_error
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "testplans" / "profiles"
+MAX_TIME_S = 86_400.0  # a profile time (delay, latency, period) above a day is a typo a plan would wait out, s
 
 
 class _Strict(BaseModel):
@@ -40,15 +41,15 @@ def _ordered_pair(value: tuple[float, float], key: str, unit: str) -> None:
 
 
 class Sampling(_Strict):
-    period_s: float = Field(0.25, gt=0, description="AFE measurement cycle, s")
+    period_s: float = Field(0.25, gt=0, le=MAX_TIME_S, description="AFE measurement cycle, s")
     accuracy_mv: float = Field(5.0, gt=0, description="spec: |reported − reference| ≤ this, mV")
-    mute_s: float = Field(0.005, ge=0, description="balancing muted this long before each conversion, s")
+    mute_s: float = Field(0.005, ge=0, le=MAX_TIME_S, description="balancing muted this long before each conversion, s")
     filter_samples: int = Field(4, ge=1, description="moving-average length of the reported value")
     temperature_range_c: tuple[float, float] = Field((-20.0, 60.0), description="operating range of the cells, °C")
-    update_period_s: float | None = Field(None, gt=0, description="the board reports a new value this often, s "
+    update_period_s: float | None = Field(None, gt=0, le=MAX_TIME_S, description="the board reports a new value this often, s "
                                           "(unstated: every conversion, period_s)")
     resolution_mv: float = Field(1.0, gt=0, description="step of the reported cell voltage (quantisation), mV")
-    latency_s: float = Field(0.0, ge=0, description="conversion to report, at most, s")
+    latency_s: float = Field(0.0, ge=0, le=MAX_TIME_S, description="conversion to report, at most, s")
 
     @model_validator(mode="after")
     def _check(self):
@@ -230,9 +231,9 @@ class Balancing(_Strict):
     allow_adjacent: bool = False
     bleed_resistor_ohm: float = Field(68.0, gt=0, description="bleed current = V_cell / R, Ω")
     bleed_current_ma: tuple[float, float] = Field((30.0, 60.0), description="spec range of bleed current, mA")
-    interval_s: float = Field(5.0, gt=0, description="balancing decisions re-evaluated this often, s")
-    start_latency_max_s: float = Field(15.0, gt=0)
-    stop_latency_max_s: float = Field(15.0, gt=0)
+    interval_s: float = Field(5.0, gt=0, le=MAX_TIME_S, description="balancing decisions re-evaluated this often, s")
+    start_latency_max_s: float = Field(15.0, gt=0, le=MAX_TIME_S)
+    stop_latency_max_s: float = Field(15.0, gt=0, le=MAX_TIME_S)
     temp_comp_mv_per_c: float = Field(
         1.0, description="min_cell_v shifts by this per °C of cell temperature above 25 °C, mV/°C"
     )
@@ -254,7 +255,7 @@ class Balancing(_Strict):
     resistor_thermal_c_per_w: float = Field(
         120.0, gt=0, description="bleed-resistor hot spot rise per W dissipated on the board, °C/W"
     )
-    resistor_thermal_tau_s: float = Field(60.0, gt=0, description="hot-spot thermal time constant, s")
+    resistor_thermal_tau_s: float = Field(60.0, gt=0, le=MAX_TIME_S, description="hot-spot thermal time constant, s")
 
     @model_validator(mode="after")
     def _check(self):
@@ -290,18 +291,18 @@ class Balancing(_Strict):
 
 class Cutoff(_Strict):
     threshold_v: float = Field(gt=0, description="cell voltage where the board trips, V")
-    delay_s: float = Field(1.0, ge=0, description="crossing held this long before tripping, s")
+    delay_s: float = Field(1.0, ge=0, le=MAX_TIME_S, description="crossing held this long before tripping, s")
     hysteresis_mv: float = Field(100.0, ge=0, description="recovery this far back inside the threshold, mV")
-    recovery_s: float = Field(3.0, ge=0, description="recovered level held this long before release, s")
+    recovery_s: float = Field(3.0, ge=0, le=MAX_TIME_S, description="recovered level held this long before release, s")
     threshold_tolerance_mv: float = Field(10.0, gt=0, description="spec: trip within ± this of threshold, mV")
-    latency_max_s: float = Field(2.0, gt=0, description="spec: crossing to FET open, s")
+    latency_max_s: float = Field(2.0, gt=0, le=MAX_TIME_S, description="spec: crossing to FET open, s")
     hysteresis_tolerance_mv: float = Field(20.0, gt=0)
-    recovery_tolerance_s: float = Field(1.0, gt=0)
+    recovery_tolerance_s: float = Field(1.0, gt=0, le=MAX_TIME_S)
     recovery: Literal["hysteresis", "lockout", "both", "latched"] = Field(
         "hysteresis", description="hysteresis: release once back past threshold ∓ hysteresis for recovery_s; lockout: "
         "not before lockout_s after the trip, then once back inside the threshold; both: hysteresis and lockout; "
         "latched: held until the charger (HVC) / load (LVC) is removed, then released once back past the hysteresis")
-    lockout_s: float = Field(0.0, ge=0, description="lockout / both: no release before this long after the trip, s")
+    lockout_s: float = Field(0.0, ge=0, le=MAX_TIME_S, description="lockout / both: no release before this long after the trip, s")
 
     @model_validator(mode="after")
     def _check(self):
@@ -482,6 +483,7 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
     if "requirements" in raw:
         raise ConfigError(path, "requirements", "requirement texts are no longer part of a board profile: they "
                           "moved to testplans/requirements.yaml (one place for every profile); remove this section")
+    reject_bool_for_number(BoardProfile, raw, path)
     try:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})
     except ValidationError as exc:

@@ -178,8 +178,64 @@ def validation_error(model: type[BaseModel], exc: ValidationError, file: object)
     return ConfigError(file, key, msg)
 
 
+def _numeric(ann) -> bool:
+    return ann in (int, float)
+
+
+def _bools(ann, v, key: str):
+    """Dotted keys under ``key`` where ``v`` holds a YAML boolean but ``ann`` declares a number."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        yield from _bools(args[0], v, key)
+    elif origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if isinstance(v, bool) and bool not in members and all(_numeric(a) for a in members):
+            yield key
+        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1 and isinstance(v, dict):
+            yield from _bools(models[0], v, key)
+        elif len(members) == 1:
+            yield from _bools(members[0], v, key)
+    elif _numeric(ann):
+        if isinstance(v, bool):
+            yield key
+    elif origin in (list, tuple, set, frozenset) and isinstance(v, list):
+        fixed = origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+        for i, item in enumerate(v):
+            item_ann = (args[i] if i < len(args) else None) if fixed else (args[0] if args else None)
+            yield from _bools(item_ann, item, f"{key}.{i}")
+    elif origin is dict and isinstance(v, dict) and len(args) == 2:
+        for k, item in v.items():
+            yield from _bools(args[1], item, f"{key}.{k}")
+    elif isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(v, dict):
+        for name, f in ann.model_fields.items():
+            for k in {name, f.alias or name}:
+                if k in v:
+                    yield from _bools(f.annotation, v[k], f"{key}.{k}" if key else k)
+
+
+def bool_for_number(model: type[BaseModel], raw: Any) -> str | None:
+    """The dotted key of the first YAML boolean (``true``, ``yes``, ``on``) given where ``model``
+    declares a number, or None: pydantic would read it as 1 or 0 without a word."""
+    return next(_bools(model, raw, ""), None)
+
+
+def reject_bool_for_number(model: type[BaseModel], raw: Any, file: object) -> None:
+    """ConfigError (file, key) for the first YAML boolean given where ``model`` declares a number."""
+    key = bool_for_number(model, raw)
+    if key is not None:
+        line = key_line(file, key)
+        raise ConfigError(file, key, "must be a number, got a YAML boolean (true/false, yes/no, on/off)"
+                          + (f" (line {line})" if line is not None else ""))
+
+
 def validate(model: type[BaseModel], raw: dict, file: object) -> Any:
-    """``model.model_validate(raw)`` with the first error as a ConfigError."""
+    """``model.model_validate(raw)`` with the first error as a ConfigError; a YAML boolean
+    where the model declares a number is one too."""
+    reject_bool_for_number(model, raw, file)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -415,3 +415,15 @@ def check_command_gate(profile, commands: dict, map_path) -> None:
         raise ConfigError(profile.source, "balancing.enabled_by_command.value",
                           f"command {gate.command} of {Path(map_path).name} carries no {gate.value!r} "
                           f"(it has: {', '.join(sorted(names)) or 'nothing'})")
+
+
+def check_temperature_positions(profile, n_reported: int) -> None:
+    """ConfigError (profile file, ``temperatures.<role>``) when the profile gives a sensor role a
+    position beyond the ``n_reported`` temperatures the link reports: checked when the maps load,
+    not first when a plan asks for the role."""
+    from ..profile import TEMPERATURE_ROLES
+
+    roles = getattr(profile, "temperatures", None)
+    if roles is not None and roles.stated:
+        for role in TEMPERATURE_ROLES:
+            roles.indices(role, n_reported, profile.source)

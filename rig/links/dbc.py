@@ -55,6 +55,8 @@ def _check_frames(db, p: Path, text: str = "") -> None:
     by_id: dict[tuple[int, bool], list[str]] = {}
     by_name: dict[str, int] = {}
     for m in db.messages:
+        if m.length > 64:
+            raise ConfigError(p, f"BO_ {m.name}", f"length {m.length} bytes: a CAN frame carries at most 64 (CAN FD)")
         by_id.setdefault((m.frame_id, bool(m.is_extended_frame)), []).append(m.name)
         by_name[m.name] = by_name.get(m.name, 0) + 1
     for (fid, ext), where in lines.items():

@@ -372,8 +372,9 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
         if f.fields is not None:
             used = format_fields(f.format, P, key + ".format")
             unknown = [u for u in used if u not in f.fields]
-            if unknown:
-                raise ConfigError(P, key + ".format", f"format {f.format!r} uses {{{unknown[0]}}} but the fields "
+            if unknown or not used:
+                raise ConfigError(P, key + ".format", f"format {f.format!r} uses "
+                                  f"{'{' + unknown[0] + '}' if unknown else 'none of the fields'}: the fields "
                                   f"are {', '.join(f.fields)}")
             fields = [(name, numeric(r, f"{key}.fields.{name}", None)) for name, r in f.fields.items()]
         else:
@@ -381,8 +382,8 @@ def compile_register_map(path: str | Path, n_cells: int) -> RegisterPlan:
             fields = [("value", numeric(r, key, None))]
             if f.format:
                 used = format_fields(f.format, P, key + ".format")
-                if any(u != "value" for u in used):
-                    raise ConfigError(P, key + ".format", "with a single 'address' the format can only use {value}")
+                if any(u != "value" for u in used) or not used:
+                    raise ConfigError(P, key + ".format", "with a single 'address' the format must use {value} and only it")
         identity[k] = (fields, f.format)
 
     sizes, served = L.served()

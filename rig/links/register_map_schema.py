@@ -291,6 +291,8 @@ class IdentityField(_M):
             raise ValueError("'fields' needs a 'format' such as \"{major}.{minor}.{patch}\"")
         if self.type == "ascii" and self.address is not None and self.count is None:
             raise ValueError("type ascii needs 'count' (registers, 2 characters each)")
+        if self.type != "ascii" and self.count is not None:
+            raise ValueError("'count' only applies to type ascii")
         if self.type in ("uint8", "int8") and self.address is not None:
             raise ValueError(f"type {self.type} needs a 'byte': give it under 'fields'")
         return self

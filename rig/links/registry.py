@@ -229,8 +229,11 @@ def validate_settings(raw: object, source: object = None) -> LinkSettings:
         raise
     from pydantic import ValidationError
 
-    from ..yamlio import validation_error
+    from ..yamlio import bool_for_number, validation_error
 
+    bad = bool_for_number(kind.settings, raw)
+    if bad is not None:
+        raise _Bad(bad, "must be a number, got a YAML boolean (true/false, yes/no, on/off)")
     try:
         return kind.settings.model_validate(raw)
     except ValidationError as exc:

@@ -491,6 +491,8 @@ def _identity(smap, res: _Resolver, P: Path, before: set) -> tuple[dict, list[in
             if unknown:
                 raise ConfigError(P, key + ".format", f"format {f.format!r} uses {{{unknown[0]}}} but the signals "
                                   f"are named {', '.join(labels)}")
+            if not used and not f.ascii:  # a constant: every board would report the same identity
+                raise ConfigError(P, key + ".format", f"format {f.format!r} uses none of the signals {labels}")
         kind = "ascii" if f.ascii else ("format" if f.format else "value")
         if kind == "value" and len(names) > 1:
             raise ConfigError(P, key, "several signals need 'ascii: true' or a mapping with a 'format'")

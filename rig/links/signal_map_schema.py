@@ -291,7 +291,7 @@ class J1939(_M):
     """Match extended frames by PGN (ID bits 8..25), not by the whole ID: any priority and
     source address unless listed. ``messages``: which messages (default: every extended one)."""
 
-    source_addresses: list[int] | None = None
+    source_addresses: list[Annotated[int, Field(ge=0, le=255)]] | None = None
     priorities: list[Annotated[int, Field(ge=0, le=7)]] | None = None
     messages: list[str] | None = None
 

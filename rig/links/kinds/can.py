@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ...errors import LinkFault
-from ..base import check_command_gate
+from ..base import check_command_gate, check_temperature_positions
 from ..can_link import CanBmsLink
 from ..registry import Endpoint, LinkKind, LinkSettings
 
@@ -84,6 +84,7 @@ def check_maps(profile) -> list[str]:
     link = profile.link
     plan = load_signal_map(profile.resolve(link.signal_map), profile.resolve(link.dbc), profile.cells)
     check_command_gate(profile, plan.commands, link.signal_map)
+    check_temperature_positions(profile, plan.capabilities().n_temperatures)
     return list(plan.dbc_warnings)
 
 

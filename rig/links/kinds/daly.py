@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 
 from ..daly_link import DEFAULT_DATA_IDS, DEFAULT_FLAG_BITS, POLLABLE, DalyBmsLink
 from ..registry import Endpoint, LinkKind
-from ..base import check_command_gate
+from ..base import check_command_gate, check_temperature_positions
 from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
@@ -68,6 +68,7 @@ def check_maps(profile) -> list[str]:
     from ..daly_protocol import MAX_CELLS
 
     check_command_gate(profile, {}, "the Daly protocol (it carries no board commands)")
+    check_temperature_positions(profile, profile.link.temperature_count)
     return check_cell_limit(profile, "Daly", MAX_CELLS, "the 0x97 balance field has 48 bits")
 
 

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from ..jbd_link import DEFAULT_FLAG_BITS, JbdBmsLink
 from ..registry import Endpoint, LinkKind
-from ..base import check_command_gate
+from ..base import check_command_gate, check_temperature_positions
 from .polled_serial import PolledSerialSettings, check_bench_sensors, check_cell_limit
 
 
@@ -50,6 +50,7 @@ def check_maps(profile) -> list[str]:
     from ..jbd_protocol import MAX_CELLS
 
     check_command_gate(profile, {}, "the JBD protocol (it carries no board commands)")
+    check_temperature_positions(profile, profile.link.ntc_count)
     return check_cell_limit(profile, "JBD", MAX_CELLS, "its balance status is two 16-bit words")
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..base import check_command_gate
+from ..base import check_command_gate, check_temperature_positions
 from ..modbus_link import ModbusBmsLink
 from ..registry import Endpoint, LinkKind, LinkSettings
 
@@ -61,12 +61,7 @@ def check_maps(profile) -> list[str]:
 
     plan = load_register_map(profile.resolve(profile.link.register_map), profile.cells)
     check_command_gate(profile, plan.commands, profile.link.register_map)
-    roles = getattr(profile, "temperatures", None)
-    if roles is not None and roles.stated:  # every position the profile names must be reported
-        from ...profile import TEMPERATURE_ROLES
-
-        for role in TEMPERATURE_ROLES:
-            roles.indices(role, plan.n_temperatures, profile.source)
+    check_temperature_positions(profile, plan.n_temperatures)  # every position the profile names must be reported
     return []
 
 
