@@ -34,6 +34,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import CommandError, ConfigError, LinkFault
+from .registry import MAX_LINK_TIME_S
 
 Value = int | float | str
 
@@ -47,7 +48,7 @@ class CommandAck(_M):
 
     message: str
     signals: dict[str, Value] = Field(default_factory=dict)
-    timeout_s: float = Field(0.5, gt=0)
+    timeout_s: float = Field(0.5, gt=0, le=MAX_LINK_TIME_S)
     retries: int = Field(1, ge=0, le=10)
 
 

@@ -31,6 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import ConfigError
 from ..yamlio import KeyedValueError as _Bad
 
+# a link time (timeout, poll or request period, acknowledgement wait) above an hour is a typo the
+# rig would wait out or a board it would never call silent, s
+MAX_LINK_TIME_S = 3600.0
+
 GROUP = "bmsrig.links"
 """Entry-point group of third-party link kinds."""
 
@@ -58,8 +62,8 @@ class LinkSettings(BaseModel):
     """Keys whose values are paths (relative to the profile) that must name existing files."""
 
     kind: str
-    timeout_s: float = Field(2.0, gt=0, description="no sample within this is a link fault, s")
-    poll_s: float = Field(0.1, gt=0, description="telemetry period / poll interval, s")
+    timeout_s: float = Field(2.0, gt=0, le=MAX_LINK_TIME_S, description="no sample within this is a link fault, s")
+    poll_s: float = Field(0.1, gt=0, le=MAX_LINK_TIME_S, description="telemetry period / poll interval, s")
 
     @model_validator(mode="after")
     def _timing(self):

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .can_commands import Command
+from .registry import MAX_LINK_TIME_S
 
 
 class _M(BaseModel):
@@ -126,7 +127,7 @@ class Pages(_M):
     index: PageIndex
     signals: list[str] = Field(min_length=1)
     first: int = Field(0, description="index value of the page holding cell 1")
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_LINK_TIME_S)
 
 
 class Series(_M):
@@ -281,8 +282,8 @@ class Event(_M):
 
     @model_validator(mode="after")
     def _positive(self):
-        if isinstance(self.hold_s, float) and self.hold_s <= 0:
-            raise ValueError("hold_s must be > 0 s (or 'cycle')")
+        if isinstance(self.hold_s, float) and not 0 < self.hold_s <= MAX_LINK_TIME_S:
+            raise ValueError(f"hold_s must be > 0 s and at most {MAX_LINK_TIME_S:g} s (or 'cycle')")
         return self
     heartbeat: str | None = None
 
@@ -306,9 +307,9 @@ class Request(_M):
     message: str
     signals: dict[str, int | float | str | list[int | float | str]] = Field(default_factory=dict)
     when: Literal["schedule", "start", "sample", "identity"] = "schedule"
-    every_s: float | None = Field(None, gt=0)
+    every_s: float | None = Field(None, gt=0, le=MAX_LINK_TIME_S)
     response: str | None = None
-    timeout_s: float = Field(0.5, gt=0)
+    timeout_s: float = Field(0.5, gt=0, le=MAX_LINK_TIME_S)
     retries: int = Field(1, ge=0, le=10)
 
     @model_validator(mode="after")
@@ -318,6 +319,8 @@ class Request(_M):
         lists = [k for k, v in self.signals.items() if isinstance(v, list)]
         if len(lists) > 1:
             raise ValueError(f"one signal may list values, not {len(lists)} ({', '.join(lists)})")
+        if lists and not self.signals[lists[0]]:
+            raise ValueError(f"signal {lists[0]} lists no value: the request would send no frame")
         return self
 
 
@@ -325,7 +328,7 @@ class SignalMap(_M):
     format: Literal["bmsrig-signal-map/1"] = "bmsrig-signal-map/1"
     description: str = ""
     sample_on: str
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_LINK_TIME_S)
     strings: list[CellString] = Field(default_factory=list)
     cells: Cells
     temperatures: Temperatures = Temperatures()

@@ -117,6 +117,24 @@ CASES = [
          _set("link.temperature_count", 0), "temperatures.", "but the board reports 0 temperatures"),
     Case("jbd-temperature-position-beyond-ntc-count", "jbd-4s-lfp.yaml", "jbd-4s-lfp.yaml",
          _set("link.ntc_count", 0), "temperatures.", "but the board reports 0 temperatures"),
+    # link times of 1e30 s loaded: a board never called silent, a request never resent, an
+    # acknowledgement waited for indefinitely
+    Case("link-timeout-1e30", "example-polled.yaml", "example-polled.yaml",
+         _set("link.timeout_s", 1e30), "link.timeout_s", "less than or equal to 3600"),
+    Case("link-poll-two-hours", "jbd-4s-lfp.yaml", "jbd-4s-lfp.yaml",
+         _set("link.poll_s", 7200), "link.poll_s", "less than or equal to 3600"),
+    Case("sigmap-request-every-1e30", "example-polled.yaml", "example-polled-can.yaml",
+         _set("requests.1.every_s", 1e30), "requests.1.every_s", "less than or equal to 3600"),
+    Case("sigmap-request-timeout-1e30", "example-polled.yaml", "example-polled-can.yaml",
+         _set("requests.2.timeout_s", 1e30), "requests.2.timeout_s", "less than or equal to 3600"),
+    Case("sigmap-command-ack-timeout-1e30", "example-polled-commands.yaml", "example-polled-commands-can.yaml",
+         _set("commands.balancing_on.ack.timeout_s", 1e30), "commands.balancing_on.ack.timeout_s",
+         "less than or equal to 3600"),
+    Case("sigmap-event-hold-1e30", "example-vendor-mux.yaml", "example-vendor-mux-can.yaml",
+         _set("events.XB_Alarm.hold_s", 1e30), "events.XB_Alarm", "at most 3600 s"),
+    # a request listing no page value sent no frame at all, and the board was then never asked
+    Case("sigmap-request-empty-page-list", "example-polled.yaml", "example-polled-can.yaml",
+         _set("requests.0.signals.ReqPage", []), "requests.0", "ReqPage lists no value"),
 ]
 
 
