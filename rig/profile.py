@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsA
 from .chemistry import chemistry as _chemistry
 from .errors import ConfigError
 from .links.registry import LinkSettings, validate_settings
+from .profile_document import refuse_non_profile
 from .profile_setpoints import SetpointByCommand, SetpointKey, check_setpoint_keys
 from .yamlio import KeyedValueError as _Bad
 from .yamlio import load_yaml, reject_bool_for_number, validation_error
@@ -480,9 +481,7 @@ def load_profile(name_or_path: str | Path) -> BoardProfile:
     raw = load_yaml(path, "board profile")
     if not isinstance(raw, dict):
         raise ConfigError(path, None, f"a board profile must be a YAML mapping, got {type(raw).__name__}")
-    if "requirements" in raw:
-        raise ConfigError(path, "requirements", "requirement texts are no longer part of a board profile: they "
-                          "moved to testplans/requirements.yaml (one place for every profile); remove this section")
+    refuse_non_profile(raw, path)  # a signal / register map given as the profile, an old profile
     reject_bool_for_number(BoardProfile, raw, path)
     try:
         profile = BoardProfile.model_validate({**raw, "source": str(path.resolve())})

@@ -260,3 +260,23 @@ def test_plan_refuses_a_broken_link_file(tmp_path, monkeypatch):
     assert code == 2, out.getvalue()
     assert "example-bms-modbus-coils.yaml: blocks.4.function: " in err.getvalue(), err.getvalue()
     assert "total" not in out.getvalue()
+
+
+@pytest.mark.parametrize("given, key, what", [
+    ("example-polled-can.yaml", "format", "this is a CAN signal map"),
+    ("reference-bms-modbus.yaml", "format", "this is a Modbus register map"),
+    ("signal-map-without-format", "sample_on", "this looks like a CAN signal map"),
+])
+def test_a_link_map_given_as_the_board_profile_is_named_as_such(tmp_path, given, key, what):
+    """The commonest mix-up, the board's map passed as ``--board``, said only "format: unknown
+    key" (the first of many unknown keys): the error now says what the file is and what to pass."""
+    if given == "signal-map-without-format":
+        raw = yaml.safe_load((PROFILES / "reference-bms-can.yaml").read_text(encoding="utf-8"))
+        raw.pop("format", None)
+        board = tmp_path / "my-map.yaml"
+        board.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    else:
+        board = PROFILES / given
+    code, out, err = _check(board)
+    assert code == 2 and "Traceback" not in err
+    assert f"{board.name}: {key}: {what}" in err and "not a board profile" in err and "names this file" in err
