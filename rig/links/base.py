@@ -396,6 +396,18 @@ class LinkBase(BmsLink):
         self.close()
 
 
+def check_command_parameters(command: str, takes, given) -> None:
+    """CommandError naming ``command``'s unknown and missing parameters when the ``given``
+    parameter names are not exactly the ones it ``takes`` (checked before anything is sent)."""
+    takes = list(takes)
+    unknown = sorted(set(given) - set(takes))
+    missing = [p for p in takes if p not in given]
+    if unknown or missing:
+        raise CommandError(f"command {command}: " + "; ".join(
+            ([f"unknown parameter(s) {', '.join(unknown)} (it takes: {', '.join(takes) or 'none'})"] if unknown else [])
+            + ([f"missing parameter(s) {', '.join(missing)}"] if missing else [])))
+
+
 def check_command_gate(profile, commands: dict, map_path) -> None:
     """ConfigError when the profile's ``balancing.enabled_by_command`` names a command (or a
     parameter / constant) the link map does not declare: the rig could never enable the board."""

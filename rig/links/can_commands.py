@@ -5,7 +5,7 @@ value-table names, in the DBC's physical units) and ``parameters`` filled at sen
 (a set-point in the signal's DBC unit, a balancing-enable bit, a balancing mask). Every value
 is checked against what the DBC signal can carry (its [min|max] when stated, its raw bits)
 before anything is sent: a constant out of range is a :class:`~rig.errors.ConfigError`
-naming the map file and key; a parameter out of range is a :class:`CommandValueError`
+naming the map file and key; a parameter out of range is a :class:`CommandError`
 naming the command, the signal and its range. Encoding is cantools ``Message.encode``.
 
 ``when: start``: sent once when the link opens (configuration such as "enable balancing");
@@ -34,6 +34,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import CommandError, ConfigError, LinkFault
+from .base import check_command_parameters
 from .registry import MAX_LINK_TIME_S
 
 Value = int | float | str
@@ -70,8 +71,6 @@ class Command(_M):
             raise ValueError("a command sent at start takes constants only (no 'parameters')")
         return self
 
-
-CommandValueError = CommandError  # a value the signal cannot carry, an unknown command or parameter
 
 def signal_range(sig) -> tuple[float, float]:
     """Physical range a DBC signal carries: its raw bits, narrowed to the DBC's [min|max] when stated."""
@@ -124,18 +123,13 @@ class CommandPlan:
         return self.message.frame_id
 
     def encode(self, values: dict) -> bytes:
-        """The frame for parameter ``values`` (CommandValueError naming the problem)."""
-        missing = sorted(set(self.parameters) - set(values))
-        unknown = sorted(set(values) - set(self.parameters))
-        if unknown or missing:
-            raise CommandValueError(f"command {self.name}: " + "; ".join(
-                ([f"unknown parameter(s) {', '.join(unknown)} (it takes: {', '.join(self.parameters) or 'none'})"]
-                 if unknown else []) + ([f"missing parameter(s) {', '.join(missing)}"] if missing else [])))
+        """The frame for parameter ``values`` (CommandError naming the problem)."""
+        check_command_parameters(self.name, sorted(self.parameters), values)
         d = dict(self.constants)
         for p, sig in self.parameters.items():
             v, problem = physical(sig, values[p])
             if v is None:
-                raise CommandValueError(f"command {self.name}: parameter {p}: {problem}; nothing was sent")
+                raise CommandError(f"command {self.name}: parameter {p}: {problem}; nothing was sent")
             d[sig.name] = v
         return bytes(self.message.encode(d, strict=False))
 
@@ -295,7 +289,7 @@ class CommandsMixin:
         sender: CommandSender = self.commands
         if name not in sender.plans:
             known = ", ".join(sorted(sender.plans)) or "none"
-            raise CommandValueError(f"{self.name}: this link declares no command {name!r} (declared: {known})")
+            raise CommandError(f"{self.name}: this link declares no command {name!r} (declared: {known})")
         sender.fire(name, values, self.clock.now())
         while sender.pending(name):
             self.clock.sleep(self.poll_s)

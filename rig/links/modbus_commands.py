@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import CommandError, ConfigError
+from .base import check_command_parameters
 
 
 class _M(BaseModel):
@@ -121,12 +122,7 @@ class ModbusCommandPlan:
 
     def encode(self, given: dict) -> list[int]:
         """Raw values to write (int16 as two's complement words); CommandError before anything is sent."""
-        unknown = sorted(set(given) - set(self.parameters))
-        missing = [p for p in self.parameters if p not in given]
-        if unknown or missing:
-            raise CommandError(f"command {self.name}: " + "; ".join(
-                ([f"unknown parameter(s) {', '.join(unknown)} (it takes: {', '.join(self.parameters) or 'none'})"]
-                 if unknown else []) + ([f"missing parameter(s) {', '.join(missing)}"] if missing else [])))
+        check_command_parameters(self.name, self.parameters, given)
         out = []
         for v in self.values:
             if v.parameter is None:

@@ -66,21 +66,6 @@ class ByteReader:
         self.what = what
         self.received = bytearray()
 
-    def read(self, n: int) -> bytes:
-        """Exactly ``n`` bytes, or FrameError ``timeout`` naming what arrived so far."""
-        out = bytearray()
-        while len(out) < n:
-            if time.monotonic() >= self.deadline:
-                break
-            chunk = self._port.read(n - len(out))
-            out += chunk
-        self.received += out
-        if len(out) < n:
-            got = bytes(self.received[-32:]).hex(" ") or "nothing"
-            raise FrameError("timeout", f"{self.what}: reply incomplete after the response timeout "
-                                        f"({len(self.received)} bytes: {got})")
-        return bytes(out)
-
     def read_some(self) -> bytes:
         """The bytes that have arrived (at least one; a UART delivers a reply in pieces), or
         FrameError ``timeout`` once the deadline has passed with nothing more."""
@@ -92,13 +77,6 @@ class ByteReader:
         got = bytes(self.received[-32:]).hex(" ") or "nothing"
         raise FrameError("timeout", f"{self.what}: reply incomplete after the response timeout "
                                     f"({len(self.received)} bytes: {got})")
-
-    def sync(self, start: int, limit: int = 256) -> None:
-        """Skip bytes until ``start`` (a frame's start byte); FrameError after ``limit`` others."""
-        for _ in range(limit):
-            if self.read(1)[0] == start:
-                return
-        raise FrameError("framing", f"{self.what}: no start byte 0x{start:02X} in {limit} bytes")
 
 
 class PolledSerialLink(LinkBase):

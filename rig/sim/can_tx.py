@@ -71,13 +71,6 @@ def _frame_class():
     return Frame
 
 
-
-
-def _mask_refs(mask, offset: int, n: int) -> list:
-    """Per cell (slot, bit) of a concatenated mask."""
-    return _bit_refs(mask, offset, None, n)
-
-
 def _rest_value(sig) -> float:
     """What an unmapped signal carries: its DBC initial value, else raw 0 (physical = offset)."""
     raw = getattr(sig, "raw_initial", None)
@@ -154,6 +147,11 @@ class CanTransmitter:
         # which telemetry temperature each NTC reports: in order, or (several strings) the
         # temperature of the cell it sits among in its own string
         self._temp_src = np.asarray(plan.temp_cells[:k] if plan.temp_cells else range(k), int)
+        # the validity bits per cell (slot, bit): per-string bits, or a concatenated mask (else
+        # per-cell slots, plan.valid's third field)
+        v = plan.valid
+        self._valid_refs = None if v is None else (
+            plan.valid_at or (_bit_refs(v[0], v[1], None, n) if v[0] and not v[2] else None))
         self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
         self._state_code = {}
         for code, name in sorted(plan.state_choices.items(), reverse=True):
@@ -293,15 +291,12 @@ class CanTransmitter:
         elif plan.balancing_at:
             set_cell_bits(vals, plan.balancing_at, bal if act else ~bal)
         if plan.valid is not None:  # every reading the board sends is valid
-            vmask, voff, vbits, vval = plan.valid
-            every = np.full(n, bool(vval))
-            if plan.valid_at:
-                set_cell_bits(vals, plan.valid_at, every)
-            elif vbits:
-                for slot in vbits:
+            vval = plan.valid[3]
+            if self._valid_refs:
+                set_cell_bits(vals, self._valid_refs, np.full(n, bool(vval)))
+            else:
+                for slot in plan.valid[2]:
                     vals[slot] = int(vval)
-            elif vmask:
-                set_cell_bits(vals, [r for r in _mask_refs(vmask, voff, n)], every)
         refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
         fc, fd = plan.fets["charge"], plan.fets["discharge"]
         if fc is not None and fc == fd:  # one power stage for both directions: closed only while both are

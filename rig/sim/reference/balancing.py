@@ -139,40 +139,26 @@ class Balancing:
         takes its candidates highest voltage first up to ``max_channels``; the second
         pass takes the other parity's candidates not next to a first-pass cell, in the
         same order, into the slots left."""
+        return self._select_parities(v, (parity,))[0]
+
+    def _select_parities(self, v: np.ndarray, parities: tuple) -> tuple:
+        """``tuple(select_truncated(v, q) for q in parities)``: the candidates and the voltage
+        order found once for all parities (one conversion asks for both)."""
         n = self.n
         cand = self.candidates(v)
-        sel = np.zeros(n, bool)
         if not cand.any():
-            return sel, False
+            return tuple((np.zeros(n, bool), False) for _ in parities)
         if self.bleed_all:
-            return cand, False
+            return tuple((cand.copy(), False) for _ in parities)
         order = np.argsort(-v, kind="stable")
         if self.odd_even or self.per_group < self.max_ch:
-            return self._select_grouped(cand, order, parity)
+            return tuple(self._select_grouped(cand, order, q) for q in parities)
         ranked = order[cand[order]]  # candidates, highest voltage first (ties: lower index)
         max_ch = self.max_ch
         if self.allow_adjacent:
-            sel[ranked[:max_ch]] = True
-            return sel, len(ranked) > max_ch
-        return _pick_parity_first(ranked, ranked % 2, parity, max_ch, sel)
-
-    def _select_parities(self, v: np.ndarray, parities: tuple) -> tuple:
-        """``tuple(select_truncated(v, q) for q in parities)``, the candidates and the
-        voltage order found once for all (the same masks)."""
-        n = self.n
-        cand = self.candidates(v)
-        if not np.count_nonzero(cand):
-            return tuple((np.zeros(n, bool), False) for _ in parities)
-        if self.bleed_all or self.odd_even or self.per_group < self.max_ch or self.allow_adjacent:
-            return tuple(self.select_truncated(v, q) for q in parities)
-        order = np.argsort(-v, kind="stable")
-        ranked = order[cand[order]]  # candidates, highest voltage first (ties: lower index)
-        max_ch = self.max_ch
+            return tuple((_first(ranked, max_ch, n), len(ranked) > max_ch) for _ in parities)
         odd = ranked % 2
-        out = []
-        for parity in parities:
-            out.append(_pick_parity_first(ranked, odd, parity, max_ch, np.zeros(n, bool)))
-        return tuple(out)
+        return tuple(_pick_parity_first(ranked, odd, q, max_ch, np.zeros(n, bool)) for q in parities)
 
     def _select_grouped(self, cand: np.ndarray, order: np.ndarray, parity: int) -> tuple[np.ndarray, bool]:
         """``select_truncated`` with groups (``max_per_group``) or ``odd_even`` interleave:
@@ -247,3 +233,10 @@ def _pick_parity_first(ranked: np.ndarray, odd: np.ndarray, parity: int, max_ch:
     second = second[~beside[second + 1]]
     sel[second[:room]] = True
     return sel, len(first) > max_ch or len(second) > room
+
+
+def _first(ranked: np.ndarray, max_ch: int, n: int) -> np.ndarray:
+    """The mask of the first ``max_ch`` of the ``ranked`` cells (``n`` cells)."""
+    sel = np.zeros(n, bool)
+    sel[ranked[:max_ch]] = True
+    return sel
