@@ -283,6 +283,8 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
     if not rules_used and default_rule:
         rules_used = [default_rule]
     verdict = overall_verdict(summary)
+    trace = traceability(summary, requirements)
+    unverified = unverified_requirements(trace)
     labcfg = lab_facts(ctx.get("lab_config"))
     if labcfg["customer"] == NOT_STATED and ctx.get("requester") not in (None, "", NOT_STATED):
         labcfg["customer"] = ctx["requester"]
@@ -397,11 +399,12 @@ def report_context(summary: RecordSummary, issued: _dt.datetime | None = None, w
         "conditions": conditions_section(summary, ctx),
         "rules": [{"name": r, "text": RULE_TEXT.get(r, f"Decision rule {r!r} (as recorded)."), "risk": RULE_RISK.get(r, "")} for r in rules_used],
         "near_limit": sum(_near_limit(m) for m in measurements if rule_name(m.get("decision_rule")) == "simple"),
-        "conformity": _conformity(verdict, profile.get("name"), rules_used),
+        "conformity": _conformity(verdict, profile.get("name"), rules_used, unverified),
+        "unverified": unverified,
         "tests": tests,
         "run_plots": run_plots,
         "deviations": _deviations(summary, instruments, ctx),
-        "trace": _with_worst(traceability(summary, requirements), worst_by_requirement(tests)),
+        "trace": _with_worst(trace, worst_by_requirement(tests)),
         "annex": [t for t in tests if t["series"]],
         "trend": trend_rows(trend),
         "signature": {"algorithm": "Ed25519", "fingerprint": None, "reason": "no signing key was given",
@@ -416,9 +419,20 @@ def _with_worst(trace: list[dict], worst: dict) -> list[dict]:
     return trace
 
 
-def _conformity(verdict: str, profile: str | None, rules: list[str]) -> str:
+def unverified_requirements(trace: list[dict]) -> list[str]:
+    """The requirements a PASS says nothing about: wholly or partly not verified (the board
+    does not report a quantity they rest on) or not tested at all, in traceability order."""
+    return [row["id"] for row in trace
+            if row["verdict"].startswith(("NOT VERIFIED", "NOT TESTED")) or "NOT VERIFIED" in row["verdict"]]
+
+
+def _conformity(verdict: str, profile: str | None, rules: list[str], unverified: list[str] = ()) -> str:
     spec = f"board profile {profile!r}" if profile else "the board profile"
     rule = " and ".join(f"{r} acceptance" for r in rules) or "the decision rule stated"
+    if verdict == "PASS" and unverified:
+        return (f"The item tested conforms to the requirements of {spec} that were tested, under {rule}. "
+                f"No statement is made on {', '.join(unverified)}: not verified or not tested on this board "
+                f"in this run (see Requirement traceability).")
     if verdict == "PASS":
         return f"The item tested conforms to the requirements of {spec} that were tested, under {rule}."
     if verdict == "FAIL":

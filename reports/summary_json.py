@@ -139,6 +139,8 @@ def build_summary(summary: RecordSummary, signature: dict | None = None, artifac
         "counts": summary.counts(),
         "tests": tests,
         "requirements": reqs,
+        "unverified_requirements": [r for r, row in reqs.items()
+                                    if row["verdict"].startswith(("NOT VERIFIED", "NOT TESTED")) or "NOT VERIFIED" in row["verdict"]],
         "deviations": [{"kind": d.get("kind"), "test": d.get("test"), "message": d.get("message")}
                        for d in summary.deviations],
         "artifacts": sorted(artifacts or []),

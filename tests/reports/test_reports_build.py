@@ -279,3 +279,18 @@ def test_bench_report_build_reports_the_wall_time_of_a_full_build(tmp_path):
     assert res["pdf_pages"] > 1 and (run_dir / "report.pdf").stat().st_size > 0
     assert {"pdf", "html"} <= set(res["steps_s"]), res["steps_s"]
     assert verify_manifest(run_dir) == []
+
+
+def test_a_pass_names_the_requirements_it_says_nothing_about():
+    """A requirement wholly or partly not verified, or not tested at all, is listed; a
+    judged one (PASS or FAIL) is not."""
+    from reports.html import unverified_requirements
+
+    trace = [{"id": "ACC-001", "verdict": "PASS"},
+             {"id": "BAL-001", "verdict": "NOT VERIFIED: the board does not report its balancing mask"},
+             {"id": "ACC-002", "verdict": "PASS (part NOT VERIFIED: the board does not report its balancing mask)"},
+             {"id": "BAL-008", "verdict": "NOT TESTED"},
+             {"id": "BAL-009", "verdict": "NOT TESTED (skipped)"},
+             {"id": "HVC-001", "verdict": "FAIL"},
+             {"id": "LVC-001", "verdict": "NOT JUDGED"}]
+    assert unverified_requirements(trace) == ["BAL-001", "ACC-002", "BAL-008", "BAL-009"]
