@@ -26,7 +26,7 @@ from .cli_results import add_subcommands
 from .identity import EXIT_UNIDENTIFIED, gate_run
 from .lock import check_lock_name, lock_name_for, rig_lock
 from .places import hold_places
-from .options import CHECK_OPTIONS, RUN_OPTIONS, add_argparse, forward_argv
+from .options import CHECK_OPTIONS, PLAN_SESSION_ARGS, RUN_OPTIONS, add_argparse, forward_argv
 
 __all__ = ["main", "build_parser", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_RIG_FAULT"]
 PLANS_DIR = Path(__file__).resolve().parent.parent / "testplans"
@@ -124,8 +124,7 @@ def _run_plans(args, profile, env_path, run_id: str, run_dir: Path) -> int:
     plans = [str(PLANS_DIR / p) for p in args.plans] if args.plans else [str(PLANS_DIR)]
     pytest_args = [
         *plans,
-        "-p", "no:cacheprovider",
-        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        *PLAN_SESSION_ARGS,
         "--rootdir", str(PLANS_DIR),
         "-o", "testpaths=",
         *forward_argv(args, {"rig": str(env_path), "board": str(profile.source)}),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .options import PLAN_SESSION_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS_DIR = ROOT / "testplans"
@@ -106,8 +107,8 @@ def estimate_plan(profile, tier: str, board_model: str | None = None, use_cache:
             return hit
     with tempfile.TemporaryDirectory(prefix="bmsrig-estimate-") as tmp:
         run_dir = Path(tmp) / "dry-run"
-        cmd = [sys.executable, "-m", "pytest", str(PLANS_DIR), "-p", "no:cacheprovider",
-               "-W", "ignore::pytest.PytestAssertRewriteWarning", "--rootdir", str(PLANS_DIR), "-o", "testpaths=",
+        cmd = [sys.executable, "-m", "pytest", str(PLANS_DIR), *PLAN_SESSION_ARGS,
+               "--rootdir", str(PLANS_DIR), "-o", "testpaths=",
                "--rig", "sim", "--board", str(profile.source or profile.name), "--tier", tier,
                "--seed", str(SEED), "--run-dir", str(run_dir), "--run-id", "estimate", "-q", "--tb=no",
                "--no-progress"]

@@ -16,6 +16,13 @@ from typing import Any, Callable, Sequence
 
 from .measurement import DECISION_RULES
 
+PLAN_SESSION_ARGS = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                     "-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:xdist", "-p", "no:xdist.looponfail")
+"""pytest arguments of every plan session bmsrig starts (``bmsrig run``, ``bmsrig plan``'s dry
+run): no cache folder among the plans, and the plugins of bmsrig's own test suite that a plan
+never uses (property-based testing, benchmarks, parallel workers) not loaded, about 0.2 s of
+imports at every run. A plan run with ``pytest`` directly loads whatever is installed."""
+
 TIERS = ("regression", "qualification")
 """The plan tiers (testplans/tiers.py holds the same, with the table; a test checks they agree)."""
 
