@@ -219,7 +219,7 @@ class PackModel:
         self.v_rc2 = np.zeros(self.n)
         self._two_rc = p.r2_ohm > 0.0
         self._temp = np.empty(self.n)
-        self._temp_seen = np.full(self.n, np.nan)
+        self._temp_seen_b = None  # the temperatures the factors were evaluated at, as bytes
         self.temperature_c = temperature_c
         self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
         # temperature refresh constants and buffers
@@ -237,6 +237,8 @@ class PackModel:
         self._dt = None
         self._dt_factors = {}
         self._terms_cache = None
+        self._points = self._curve.points()  # the OCV memo of the present state
+        self._points_ahead = self._curve.points()  # ... and of voltage_rate's look-ahead
         self._refresh_temperature()
 
     # ---- temperature ---------------------------------------------------------------
@@ -268,36 +270,38 @@ class PackModel:
         np.multiply(x, self._ea_leak, out=self._leak_t)  # leakage rises when warmer
         np.exp(self._leak_t, out=self._leak_t)
         self._leak_t *= self.self_discharge_a
-        self._temp_seen[:] = t
+        self._temp_seen_b = t.tobytes()
 
     def _check_temperature(self) -> None:
-        if self._temp.tobytes() != self._temp_seen.tobytes():
+        if self._temp.tobytes() != self._temp_seen_b:
             self._refresh_temperature()
 
     # ---- instantaneous quantities --------------------------------------------------
-    def _terms(self) -> tuple:
-        """``(state, None, ocv, slope, soc_factor, r0, r1)`` of the present state, evaluated
-        once per state: kept until the SOC or a temperature changes (compared by value, so
-        an in-place write is seen too). The arrays are read-only."""
+    def _terms(self) -> list:
+        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1]`` of the present
+        state, evaluated once per state: kept until the SOC or a temperature changes
+        (compared by value, so an in-place write is seen too). The OCV (:class:`~.ocv.
+        OcvPoints`), the SOC factor and R0 are evaluated with the state, the slope and R1
+        (None until then) when first asked (:meth:`ocv_slope`, :meth:`resistance_r1`). The
+        arrays are read-only."""
         c = self._terms_cache
         soc, t = self.soc, self._temp
         # the state compared as bytes: one C call per array (an element-wise == and all()
         # cost several times more on 16 cells); a bit-identical state is the same state
-        key = soc.tobytes() + t.tobytes()
-        if c is not None and key == c[0]:
+        sb, tb = soc.tobytes(), t.tobytes()
+        if c is not None and sb == c[0] and tb == c[1]:
             return c
-        if t.tobytes() != self._temp_seen.tobytes():
+        if tb != self._temp_seen_b:
             self._refresh_temperature()
-        v, slope = self._curve.ocv_and_slope(soc, t)
+        v = self._points.ocv(soc, t, tb)
         sf = soc - 0.5
         sf *= sf
         sf *= self._k_soc
         sf += 1.0
         r0 = self._r0_t * sf
-        r1 = self._r1_t * sf
-        for a in (v, slope, sf, r0, r1):
-            a.setflags(write=False)
-        c = self._terms_cache = (key, None, v, slope, sf, r0, r1)
+        v.setflags(write=False)
+        r0.setflags(write=False)
+        c = self._terms_cache = [sb, tb, v, None, sf, r0, None]
         return c
 
     def ocv(self) -> np.ndarray:
@@ -306,7 +310,10 @@ class PackModel:
 
     def ocv_slope(self) -> np.ndarray:
         """dOCV/dSOC per cell now (SOC as a fraction 0..1), V (read-only)."""
-        return self._terms()[3]
+        c = self._terms()
+        if c[3] is None:
+            c[3] = self._points.slope(self.soc, self._temp, c[1])
+        return c[3]
 
     def resistance_r0(self) -> np.ndarray:
         """Series resistance per cell now (temperature and SOC), Ω (read-only)."""
@@ -314,7 +321,11 @@ class PackModel:
 
     def resistance_r1(self) -> np.ndarray:
         """First RC pair's resistance per cell now, Ω (read-only)."""
-        return self._terms()[6]
+        c = self._terms()
+        if c[6] is None:
+            r1 = c[6] = self._r1_t * c[4]
+            r1.setflags(write=False)
+        return c[6]
 
     def leakage_a(self) -> np.ndarray:
         """Self-discharge current per cell at the present temperature, A."""
@@ -337,16 +348,18 @@ class PackModel:
         across a knot of the LFP knee meets a segment up to ~6x steeper), plus the RC
         relaxation terms ``|R·I − v_rc| / τ`` (summed as magnitudes, never cancelling)."""
         i = np.asarray(current_a, dtype=float)
-        c = self._terms()
+        slope = self.ocv_slope()
+        r1 = self.resistance_r1()
+        c = self._terms_cache
         net = i - self._leak_t
-        slope = c[3]
         if lookahead_s > 0.0:
-            ahead = self._curve.ocv_and_slope(self.soc + net * (lookahead_s * self._inv_as), self._temp)[1]
-            slope = np.maximum(slope, ahead)
+            ahead = self._points_ahead.slope(self.soc + net * (lookahead_s * self._inv_as), self._temp, c[1])
+            if not self._points_ahead.same_segments(self._points):  # else the same slopes
+                slope = np.maximum(slope, ahead)
         r = slope * net
         np.abs(r, out=r)
         r *= self._inv_as
-        rc = c[6] * i
+        rc = r1 * i
         rc -= self.v_rc
         np.abs(rc, out=rc)
         rc *= 1.0 / self.params.tau1_s
@@ -394,7 +407,7 @@ class PackModel:
                 current_a = float(current_a)
             else:
                 current_a = np.asarray(current_a, dtype=float)
-        if self._temp.tobytes() != self._temp_seen.tobytes():
+        if self._temp.tobytes() != self._temp_seen_b:
             self._refresh_temperature()
         buf = self._buf
         soc = self.soc
