@@ -41,6 +41,9 @@ class BleedHardware:
         self.conduct = self.stuck.copy()
         """Which switches conduct (commands after hardware defects)."""
         self.any_conduct = bool(self.conduct.any())
+        self._conduct_b = self.conduct.tobytes()
+        self._g_on = self.g * self.conduct  # conductance of each conducting switch, S
+        self._patterns = {}  # command bytes -> (conduct, any, g_on, conduct bytes): the patterns seen
         self.i_bleed = np.zeros(n)
         self.i_ch = np.zeros(n)
         self.iq = QUIESCENT_A
@@ -53,20 +56,28 @@ class BleedHardware:
         self.cmd = m.copy()
 
     def apply(self) -> bool:
-        """Make the present commands conduct (stuck switches always do); True when that changed."""
-        conduct = self.cmd | self.stuck
-        if conduct.tobytes() == self.conduct.tobytes():  # both bool (n,): same bytes, same switches
+        """Make the present commands conduct (stuck switches always do); True when that changed.
+        A command pattern seen before costs a look-up (its switches, their conductances)."""
+        key = self.cmd.tobytes()
+        p = self._patterns.get(key)
+        if p is None:
+            conduct = self.cmd | self.stuck
+            conduct.setflags(write=False)  # shared by every application of the pattern
+            p = (conduct, bool(np.count_nonzero(conduct)), self.g * conduct, conduct.tobytes())
+            if len(self._patterns) >= 64:
+                self._patterns.clear()
+            self._patterns[key] = p
+        if p[3] == self._conduct_b:  # both bool (n,): same bytes, same switches
             return False
-        self.conduct = conduct
-        self.any_conduct = bool(np.count_nonzero(conduct))
+        self.conduct, self.any_conduct, self._g_on, self._conduct_b = p
         return True
 
     def update(self, v: np.ndarray, powered: bool) -> None:
         """Channel currents at terminal voltages ``v`` (V); ``powered``: the board draws its
         quiescent current (the emulator's outputs are on)."""
         if self.any_conduct:
-            np.multiply(v, self.g, out=self.i_bleed)
-            self.i_bleed *= self.conduct
+            # v·(g·conduct): the value of (v·g)·conduct (conduct is 0 or 1)
+            np.multiply(v, self._g_on, out=self.i_bleed)
         else:
             self.i_bleed[:] = 0.0
         np.add(self.i_bleed, self.iq if powered else 0.0, out=self.i_ch)

@@ -278,7 +278,7 @@ class PackModel:
 
     # ---- instantaneous quantities --------------------------------------------------
     def _terms(self) -> list:
-        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1]`` of the present
+        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1, (soc − 0.5)²]`` of the present
         state, evaluated once per state: kept until the SOC or a temperature changes
         (compared by value, so an in-place write is seen too). The OCV (:class:`~.ocv.
         OcvPoints`), the SOC factor and R0 are evaluated with the state, the slope and R1
@@ -294,14 +294,14 @@ class PackModel:
         if tb != self._temp_seen_b:
             self._refresh_temperature()
         v = self._points.ocv(soc, t, tb)
-        sf = soc - 0.5
-        sf *= sf
-        sf *= self._k_soc
+        sq = soc - 0.5
+        sq *= sq
+        sf = sq * self._k_soc
         sf += 1.0
         r0 = self._r0_t * sf
         v.setflags(write=False)
         r0.setflags(write=False)
-        c = self._terms_cache = [sb, tb, v, None, sf, r0, None]
+        c = self._terms_cache = [sb, tb, v, None, sf, r0, None, sq]
         return c
 
     def ocv(self) -> np.ndarray:
@@ -411,18 +411,23 @@ class PackModel:
             self._refresh_temperature()
         buf = self._buf
         soc = self.soc
-        # R1(T, soc) = r1_t * (1 + k (soc - 0.5)^2), at the step start.
-        np.subtract(soc, 0.5, out=buf)
-        np.multiply(buf, buf, out=buf)
+        # R1(T, soc) = r1_t * (1 + k (soc - 0.5)^2), at the step start; (soc - 0.5)^2 is
+        # the terms' when they were evaluated at this SOC (a wake read the terminals)
+        c = self._terms_cache
+        if c is not None and c[0] == soc.tobytes():
+            sq = c[7]
+        else:
+            sq = np.subtract(soc, 0.5, out=buf)
+            np.multiply(sq, sq, out=sq)
         if self._two_rc:
             buf2 = self._buf2
-            np.multiply(buf, self._r2k_t, out=buf2)
+            np.multiply(sq, self._r2k_t, out=buf2)
             buf2 += self._r2_t
             buf2 *= current_a
             buf2 *= self._b2
             self.v_rc2 *= self._a2
             self.v_rc2 += buf2
-        buf *= self._r1k_t
+        np.multiply(sq, self._r1k_t, out=buf)
         buf += self._r1_t
         buf *= current_a
         buf *= self._b1

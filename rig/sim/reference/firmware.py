@@ -57,6 +57,9 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         self.temps = None
         self.i_pack = 0.0
         self.sw = np.zeros(n, bool)  # switches as applied
+        self._sw_b = self.sw.tobytes()  # ... as bytes
+        self._sw_any = False  # ... any on
+        self._off = np.zeros(n, bool)  # all switches off (never written)
         self.window = None  # the fast-forward window the board sleeps through
         self.last_conversion_t = None
         stated = s.resolution_mv * 1e-3 if "resolution_mv" in s.model_fields_set else 0.0  # else the link's scale
@@ -80,8 +83,11 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         return np.zeros(self.n, bool)
 
     def apply_switches(self, sw: np.ndarray) -> None:
-        if sw.tobytes() != self.sw.tobytes():  # both bool (n,)
+        b = sw.tobytes()
+        if b != self._sw_b:  # both bool (n,)
             self.sw = sw.copy()
+            self._sw_b = b
+            self._sw_any = bool(np.count_nonzero(sw))
             self.h.set_bleed(self.sw)
 
     # ------------------------------------------------------------------ firmware
@@ -89,28 +95,35 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         if self.window is not None:
             self.resume(now)
         k = self.k
-        # 1. mute
-        if not self.mute_done and now >= self.t_mute(k) - EPS:
-            if not self.no_mute and np.count_nonzero(self.sw):
-                self.apply_switches(np.zeros(self.n, bool))
+        period = self.period
+        # 1. mute (at k · period)
+        if not self.mute_done and now >= k * period - EPS:
+            if not self.no_mute and self._sw_any:
+                self.apply_switches(self._off)
             self.mute_done = True
-        # 2. conversion
-        if now >= self.t_conv(k) - EPS:
+        # 2. conversion (at k · period + mute)
+        if now >= k * period + self.mute - EPS:
             self._convert(now, k)
             self.k = k = k + 1
             self.mute_done = False
         # 3. protection timers
-        self.run_timers(now)
+        hvc, lvc = self.hvc, self.lvc
+        pending = (hvc.trip_at is not None or hvc.recover_at is not None
+                   or lvc.trip_at is not None or lvc.recover_at is not None)
+        if pending:
+            self.run_timers(now)
         # 4. PWM end
         if self.pwm_off_at is not None and now >= self.pwm_off_at - EPS:
             self.pwm_off_at = None
             if not self._in_mute(now):
                 self.apply_switches(self.desired(now))
         # next wake
-        nxt = self.t_conv(k)
-        if not self.mute_done and not self.no_mute and (np.count_nonzero(self.sw) or self._will_bleed(k)):
-            nxt = self.t_mute(k)
-        for t in (*self.protection_timers(), self.pwm_off_at):
+        nxt = k * period + self.mute
+        if not self.mute_done and not self.no_mute and (self._sw_any or self._will_bleed(k)):
+            nxt = k * period
+        # run_timers only clears timers: none pending before it, none after
+        timers = (*self.protection_timers(), self.pwm_off_at) if pending else (self.pwm_off_at,)
+        for t in timers:
             if t is not None and now + EPS < t < nxt:
                 nxt = t
         if nxt <= now + EPS:
