@@ -55,6 +55,7 @@ class Afe:
         self.n = n
         self.tau_s = tau_s
         self.lsb_v = lsb_v
+        """Quantisation step, V per count (fixed at construction)."""
         self.r_path_ohm = r_path_ohm
         self._rng = rng_noise
         self.offset_v = np.clip(rng_params.normal(0.0, OFFSET_SIGMA_V, n), -OFFSET_CLIP_V, OFFSET_CLIP_V)
@@ -78,6 +79,12 @@ class Afe:
                 self.order[a], self.order[b] = self.order[b], self.order[a]
         self._swapped = not np.array_equal(self.order, np.arange(n))
         self._gain1 = 1.0 + self.gain
+        # the conversion's scalars as arrays (an array operand is a cheaper ufunc call than
+        # a Python float; the same numbers)
+        self._c_per_lsb = np.full(n, 1.0 / lsb_v)
+        self._c_lsb = np.full(n, lsb_v)
+        self._c_zero = np.zeros(n)
+        self._c_full = np.full(n, float(FULL_SCALE_COUNTS))
         # filter state: y (capacitor voltage) relaxing to u (the filter input) since t_last
         self._u = np.zeros(n)
         self._y = np.zeros(n)
@@ -103,6 +110,17 @@ class Afe:
         self._settle(t)
         self._u[:] = u
 
+    def set_terminals(self, t: float, v: np.ndarray, bleed_a: np.ndarray | None) -> None:
+        """:meth:`set_input` of the terminals ``v`` (V) less the IR drop of the bleed
+        currents ``bleed_a`` (A; None: no switch on), computed in the filter's input."""
+        self._settle(t)
+        u = self._u
+        if bleed_a is None:
+            u[:] = v
+        else:
+            np.multiply(bleed_a, self.r_path_ohm, out=u)
+            np.subtract(v, u, out=u)
+
     def reset(self, t: float, u: np.ndarray) -> None:
         """Filter fully settled at ``u`` (after a long quiet stretch)."""
         self._u[:] = u
@@ -125,10 +143,11 @@ class Afe:
             v += self.tempco_v_per_c * (board_temp_c - 25.0)
         if self.noise_rms_v > 0.0:
             v += self._rng.standard_normal(self.n) * self.noise_rms_v
-        counts = np.rint(v * (1.0 / self.lsb_v))
-        np.maximum(counts, 0.0, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
-        np.minimum(counts, FULL_SCALE_COUNTS, out=counts)  # ufuncs (cheaper calls; NaN stays NaN)
-        v = counts * self.lsb_v
+        v *= self._c_per_lsb
+        counts = np.rint(v, out=v)
+        np.maximum(counts, self._c_zero, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
+        np.minimum(counts, self._c_full, out=counts)  # ufuncs (cheaper calls; NaN stays NaN)
+        v = counts * self._c_lsb
         if self._swapped:
             v = v[self.order]
         return v

@@ -47,6 +47,8 @@ class BleedHardware:
         self.i_bleed = np.zeros(n)
         self.i_ch = np.zeros(n)
         self.iq = QUIESCENT_A
+        self._idle_a = None  # the quiescent current the arrays hold with no switch on (None: not so)
+        self._cell_a = None  # (string current, cell currents) while i_ch holds
 
     def command(self, mask) -> None:
         """The board's switch commands (bool array (n,)); :meth:`apply` makes them conduct."""
@@ -75,12 +77,28 @@ class BleedHardware:
     def update(self, v: np.ndarray, powered: bool) -> None:
         """Channel currents at terminal voltages ``v`` (V); ``powered``: the board draws its
         quiescent current (the emulator's outputs are on)."""
+        iq = self.iq if powered else 0.0
         if self.any_conduct:
             # v·(g·conduct): the value of (v·g)·conduct (conduct is 0 or 1)
             np.multiply(v, self._g_on, out=self.i_bleed)
+            self._idle_a = None
+        elif self._idle_a == iq:
+            return  # no switch on, the same draw: the arrays already hold it
         else:
             self.i_bleed[:] = 0.0
-        np.add(self.i_bleed, self.iq if powered else 0.0, out=self.i_ch)
+            self._idle_a = iq
+        np.add(self.i_bleed, iq, out=self.i_ch)
+        self._cell_a = None
+
+    def cell_currents(self, i_pack: float) -> np.ndarray:
+        """Current into each cell with the string current ``i_pack`` (A): ``i_pack − i_ch``,
+        kept while neither changed (every reader of one state shares it; read-only)."""
+        c = self._cell_a
+        if c is None or c[0] != i_pack:
+            i = i_pack - self.i_ch
+            i.setflags(write=False)
+            c = self._cell_a = (i_pack, i)
+        return c[1]
 
     def average(self, duty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For a fast-forward at bleed ``duty`` (0..1 per channel; stuck switches at 1): the

@@ -222,6 +222,9 @@ class PackModel:
         self._temp_seen_b = None  # the temperatures the factors were evaluated at, as bytes
         self.temperature_c = temperature_c
         self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
+        # the scalars of the per-state terms as arrays (an array operand is a cheaper ufunc
+        # call than a Python float; the same numbers)
+        self._c_half, self._c_k, self._c_one = (np.full(self.n, x) for x in (0.5, self._k_soc, 1.0))
         # temperature refresh constants and buffers
         self._inv_tref = 1.0 / (p.t_ref_c + KELVIN)
         self._ea_r = p.ea_j_per_mol / R_GAS
@@ -283,7 +286,7 @@ class PackModel:
         (compared by value, so an in-place write is seen too). The OCV (:class:`~.ocv.
         OcvPoints`), the SOC factor and R0 are evaluated with the state, the slope and R1
         (None until then) when first asked (:meth:`ocv_slope`, :meth:`resistance_r1`). The
-        arrays are read-only."""
+        arrays the accessors hand out are read-only."""
         c = self._terms_cache
         soc, t = self.soc, self._temp
         # the state compared as bytes: one C call per array (an element-wise == and all()
@@ -294,19 +297,19 @@ class PackModel:
         if tb != self._temp_seen_b:
             self._refresh_temperature()
         v = self._points.ocv(soc, t, tb)
-        sq = soc - 0.5
+        sq = soc - self._c_half
         sq *= sq
-        sf = sq * self._k_soc
-        sf += 1.0
+        sf = sq * self._c_k
+        sf += self._c_one
         r0 = self._r0_t * sf
-        v.setflags(write=False)
-        r0.setflags(write=False)
         c = self._terms_cache = [sb, tb, v, None, sf, r0, None, sq]
         return c
 
     def ocv(self) -> np.ndarray:
         """Open-circuit voltage per cell now, V (read-only)."""
-        return self._terms()[2]
+        v = self._terms()[2]
+        v.setflags(write=False)  # made read-only when handed out (the model only reads it)
+        return v
 
     def ocv_slope(self) -> np.ndarray:
         """dOCV/dSOC per cell now (SOC as a fraction 0..1), V (read-only)."""
@@ -317,7 +320,9 @@ class PackModel:
 
     def resistance_r0(self) -> np.ndarray:
         """Series resistance per cell now (temperature and SOC), Ω (read-only)."""
-        return self._terms()[5]
+        r0 = self._terms()[5]
+        r0.setflags(write=False)
+        return r0
 
     def resistance_r1(self) -> np.ndarray:
         """First RC pair's resistance per cell now, Ω (read-only)."""
@@ -385,8 +390,11 @@ class PackModel:
             p = self.params
             a1 = math.exp(-dt / p.tau1_s)
             a2 = math.exp(-dt / p.tau2_s)
-            # 1 - a: -expm1 would be more precise; this matches the spec form
-            f = (a1, 1.0 - a1, a2, 1.0 - a2, self._inv_as * dt, dt / 3600.0)
+            # 1 - a: -expm1 would be more precise; this matches the spec form. As arrays:
+            # an array operand is a cheaper ufunc call than a Python float (the same numbers)
+            n = self.n
+            f = (np.full(n, a1), np.full(n, 1.0 - a1), np.full(n, a2), np.full(n, 1.0 - a2),
+                 self._inv_as * dt, np.full(n, dt / 3600.0))
             if len(self._dt_factors) >= 8:
                 self._dt_factors.clear()
             self._dt_factors[dt] = f

@@ -120,8 +120,10 @@ class Stepper:
         max_step = self.max_step_s
         board = self.board
         stats = self.stats
+        em = self.emulator
         while True:
-            self.raise_trip()
+            if em.trip_message is not None:
+                self.raise_trip()
             t = clock.t
             if t >= t_end - EPS_T:
                 break
@@ -175,7 +177,7 @@ class Stepper:
                 # the regulator re-evaluates a few times a second on the fine path
                 power.i_pack = power.current(max(dt, CHARGER_REG_S), i_board)
                 power.next_regulation_t = clock.t + CHARGER_REG_S
-            em.pack.step(dt, power.i_pack - i_board)
+            em.pack.step(dt, bleed.cell_currents(power.i_pack))
             thermal.lump_s += dt
             clock.t = t1
             if thermal.lump_s >= THERMAL_LUMP_S:

@@ -138,6 +138,8 @@ class ChamberModel:
         """Advance ``dt`` s (exact; a ramp ending inside the step splits it)."""
         if dt < 0:
             raise ValueError(f"dt must be >= 0, got {dt}")
+        if self._b == 0.0 and self._air == self._sp == self._target:
+            return  # settled on the target: the exact update leaves every state where it is
         while dt > 0.0:
             if not self.ramping:
                 self._advance(dt, 0.0)
@@ -244,6 +246,8 @@ class CellThermal:
         self.r_th_c_per_w = np.asarray(r_th_c_per_w, dtype=float)
         self._lag = ThermalLag(tau_s, ambient_c + self.gradient_c)
         self._drive = np.empty(self.n)
+        self.temperature_c: np.ndarray = self._lag.temperature_c
+        """Per-cell temperature, °C (the live array: the lag updates it in place)."""
 
     @classmethod
     def for_params(cls, params, n_cells: int, ambient_c: float = 25.0,
@@ -251,11 +255,6 @@ class CellThermal:
         """From a :class:`rig.sim.cells.CellParams` (its thermal mass and resistance)."""
         return cls(n_cells, ambient_c, params.tau_thermal_s, params.r_th_c_per_w,
                    middle_rise_c)
-
-    @property
-    def temperature_c(self) -> np.ndarray:
-        """Per-cell temperature, °C (the live array)."""
-        return self._lag.temperature_c
 
     @property
     def tau_s(self) -> np.ndarray:

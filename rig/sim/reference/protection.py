@@ -101,6 +101,7 @@ class Protection(SetPoints):
         self.ot_c = p.ot_charge_c
         self.ut_c = p.ut_charge_c
         self.hvc, self.lvc = Cutoff(), Cutoff()
+        self._external_request = getattr(self.h, "external_request_a", None)  # charger detect, if any
         self.ot = self.ut = False
         self.fet_c = self.fet_d = True
 
@@ -138,7 +139,7 @@ class Protection(SetPoints):
     def external_request_a(self) -> float:
         """What the charger (+) or load (−) connected to the pack asks for, A (0: none);
         a harness without charger detection: 0."""
-        read = getattr(self.h, "external_request_a", None)
+        read = self._external_request
         return float(read()) if read is not None else 0.0
 
     def run_timers(self, now: float) -> None:
