@@ -113,7 +113,8 @@ class Afe:
     def set_terminals(self, t: float, v: np.ndarray, bleed_a: np.ndarray | None) -> None:
         """:meth:`set_input` of the terminals ``v`` (V) less the IR drop of the bleed
         currents ``bleed_a`` (A; None: no switch on), computed in the filter's input."""
-        self._settle(t)
+        if t > self._t:
+            self._settle(t)
         u = self._u
         if bleed_a is None:
             u[:] = v
@@ -134,7 +135,8 @@ class Afe:
     # ------------------------------------------------------------------ conversion
     def convert(self, t: float, board_temp_c: float, extra: np.ndarray | None = None) -> np.ndarray:
         """Convert every channel at time ``t``; ``extra`` is noise injected at the input, V."""
-        self._settle(t)
+        if t > self._t:
+            self._settle(t)
         v = self._y * self._gain1
         if extra is not None:
             v += extra * self._gain1

@@ -36,6 +36,7 @@ class BleedHardware:
             self.stuck[d.index()] = True
         for d in defects.all("bleed_dead"):
             self.g[d.index()] = 0.0
+        self._shape = (n,)
         self.cmd = np.zeros(n, bool)
         """The board's switch commands."""
         self.conduct = self.stuck.copy()
@@ -43,6 +44,8 @@ class BleedHardware:
         self.any_conduct = bool(self.conduct.any())
         self._conduct_b = self.conduct.tobytes()
         self._g_on = self.g * self.conduct  # conductance of each conducting switch, S
+        self.conduct_f = self.conduct.astype(float)
+        """``conduct`` as 1.0 / 0.0 (a float operand is a cheaper ufunc call than a bool one)."""
         self._patterns = {}  # command bytes -> (conduct, any, g_on, conduct bytes): the patterns seen
         self.i_bleed = np.zeros(n)
         self.i_ch = np.zeros(n)
@@ -53,7 +56,7 @@ class BleedHardware:
     def command(self, mask) -> None:
         """The board's switch commands (bool array (n,)); :meth:`apply` makes them conduct."""
         m = np.asarray(mask, bool)
-        if m.shape != (self.n,):
+        if m.shape != self._shape:
             raise ValueError(f"set_bleed: mask must have shape ({self.n},), got {m.shape}")
         self.cmd = m.copy()
 
@@ -65,13 +68,14 @@ class BleedHardware:
         if p is None:
             conduct = self.cmd | self.stuck
             conduct.setflags(write=False)  # shared by every application of the pattern
-            p = (conduct, bool(np.count_nonzero(conduct)), self.g * conduct, conduct.tobytes())
+            b = conduct.tobytes()
+            p = (conduct, b != bytes(self.n), self.g * conduct, b, conduct.astype(float))  # any: a nonzero byte
             if len(self._patterns) >= 64:
                 self._patterns.clear()
             self._patterns[key] = p
         if p[3] == self._conduct_b:  # both bool (n,): same bytes, same switches
             return False
-        self.conduct, self.any_conduct, self._g_on, self._conduct_b = p
+        self.conduct, self.any_conduct, self._g_on, self._conduct_b, self.conduct_f = p
         return True
 
     def update(self, v: np.ndarray, powered: bool) -> None:

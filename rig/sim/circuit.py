@@ -71,9 +71,10 @@ class Circuit:
         if self.stale:
             self.stale = False
             em = self.emulator
-            self.v = em.pack.terminal_voltage(self.bleed.cell_currents(self.power.i_pack))
-            self.update_currents()
-            self._to_afe()
+            bleed = self.bleed
+            self.v = v = em.pack.terminal_voltage(bleed.cell_currents(self.power.i_pack))
+            bleed.update(v, em.enabled)  # update_currents and _to_afe, one call fewer each
+            self.afe.set_terminals(self.clock.t, v, bleed.i_bleed if bleed.any_conduct else None)
             if em.ovp is not None:  # (the emulator's protection is off without a window)
                 self.check_protection()
 
@@ -81,17 +82,19 @@ class Circuit:
         """:meth:`refresh`, then ``changed()`` (a change of the bleed switches: True when
         they changed) and, when either moved anything, the currents and the AFE input once
         (the same state as a refresh before the change and an update after it)."""
+        em = self.emulator
+        bleed = self.bleed
         if self.stale:
             self.stale = False
-            em = self.emulator
-            self.v = em.pack.terminal_voltage(self.bleed.cell_currents(self.power.i_pack))
+            self.v = em.pack.terminal_voltage(bleed.cell_currents(self.power.i_pack))
             if em.ovp is not None:
                 self.check_protection()  # it reads the terminals only (a trip solves everything)
             changed()
         elif not changed():
             return
-        self.update_currents()
-        self._to_afe()
+        v = self.v
+        bleed.update(v, em.enabled)  # update_currents and _to_afe, one call fewer each
+        self.afe.set_terminals(self.clock.t, v, bleed.i_bleed if bleed.any_conduct else None)
 
     def check_protection(self, v: np.ndarray | None = None) -> None:
         """The emulator's protection against terminals ``v`` (V; default: the present ones);

@@ -111,15 +111,19 @@ class Protection(SetPoints):
         self.refresh_setpoints()
         v = self.raw if self.PROTECTION_ON_RAW else self.v
         vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
-        ext = self.external_request_a()
-        hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
-        lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
-        if self.hvc_mode == "latched" and not self.latch_early:
-            hvc_back = hvc_back and ext <= 0.0  # the charger removed
-        if self.lvc_mode == "latched" and not self.latch_early:
-            lvc_back = lvc_back and ext >= 0.0  # the load removed
-        self.hvc.compare(now, vmax >= self.hvc_thr, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
-        self.lvc.compare(now, vmin <= self.lvc_thr, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
+        hvc, lvc = self.hvc, self.lvc
+        over, under = vmax >= self.hvc_thr, vmin <= self.lvc_thr
+        # a comparator neither latched, nor timing, nor over its level has nothing to do
+        if hvc.active or over or hvc.trip_at is not None or lvc.active or under or lvc.trip_at is not None:
+            ext = self.external_request_a()
+            hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
+            lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
+            if self.hvc_mode == "latched" and not self.latch_early:
+                hvc_back = hvc_back and ext <= 0.0  # the charger removed
+            if self.lvc_mode == "latched" and not self.latch_early:
+                lvc_back = lvc_back and ext >= 0.0  # the load removed
+            hvc.compare(now, over, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
+            lvc.compare(now, under, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
         cells = self.temps["cells"]
         tmax, tmin = cells.item(cells.argmax()), cells.item(cells.argmin())
         ot = self.ot
