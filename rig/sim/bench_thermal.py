@@ -63,10 +63,7 @@ class BenchThermal:
 
     def step(self, h: float, p_bleed_w: float) -> None:
         """Advance every node ``h`` s with a bleed power ``p_bleed_w`` W held."""
-        ch = self.chamber
-        air0 = ch.air_c
-        ch.step(h)
-        air = 0.5 * (air0 + ch.air_c)
+        air = self.chamber.step_mean(h)
         if air != self.t_board:  # (else the lag adds 0)
             self.t_board += (air - self.t_board) * -math.expm1(-h / BOARD_TAU_S)
         target = self.t_board + p_bleed_w * self.hs_k
@@ -74,8 +71,9 @@ class BenchThermal:
         em = self.emulator
         if em.cell_thermal is not None:
             heat = em.pack.heat_w(self.bleed.cell_currents(self.power.i_pack))
-            em.cell_thermal.step(h, air, heat)
-            t_cells = em.cell_thermal.temperature_c
+            ct = em.cell_thermal
+            ct.step(h, air, heat)
+            t_cells = ct.temperature_c
             t_pack = em.pack.temperature_c
             d = t_cells - t_pack
             np.abs(d, out=d)

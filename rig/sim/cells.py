@@ -375,7 +375,7 @@ class PackModel:
 
     def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:
         """Irreversible heat per cell with ``current_a`` flowing, W (I²R0 + I·v_rc)."""
-        i = np.asarray(current_a, dtype=float)
+        i = current_a if type(current_a) is np.ndarray else np.asarray(current_a, dtype=float)
         q = i * i * self._terms()[5] + i * self.v_rc
         if self._two_rc:
             q += i * self.v_rc2
@@ -409,11 +409,16 @@ class PackModel:
                 if dt == 0.0:
                     return
                 raise ValueError(f"dt must be >= 0, got {dt}")
-            self._set_dt(dt)
-        if not isinstance(current_a, float):
+            f = self._dt_factors.get(dt)  # the fine path alternates a few step lengths
+            if f is None:
+                self._set_dt(dt)
+            else:
+                self._dt = dt
+                self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h = f
+        if type(current_a) is not np.ndarray:  # (the fine path's cell currents are)
             if isinstance(current_a, int):
                 current_a = float(current_a)
-            else:
+            elif not isinstance(current_a, float):
                 current_a = np.asarray(current_a, dtype=float)
         if self._temp.tobytes() != self._temp_seen_b:
             self._refresh_temperature()

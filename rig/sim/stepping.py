@@ -175,7 +175,7 @@ class Stepper:
         if bleed.any_conduct:
             hist.bleed_on_s += bleed.conduct_f * dta
             hist.bleed_charge_c += bleed.i_bleed * dta
-            thermal.lump_j += float(np.dot(bleed.i_bleed, self.circuit.v)) * dt
+            thermal.lump_j += float(bleed.i_bleed.dot(self.circuit.v)) * dt  # np.dot, one call fewer
         em = self.emulator
         if em.mode == "model":
             power = self.power

@@ -134,6 +134,14 @@ class ChamberModel:
         return abs(self._air - self._target) + abs(self._b) / math.e < tol
 
     # ---- integration ---------------------------------------------------------------
+    def step_mean(self, dt: float) -> float:
+        """:meth:`step`, returning the mean of the air at the step's two ends, °C."""
+        air0 = self._air
+        if self._b == 0.0 and air0 == self._sp == self._target and dt >= 0:
+            return 0.5 * (air0 + air0)  # settled (see step)
+        self.step(dt)
+        return 0.5 * (air0 + self._air)
+
     def step(self, dt: float) -> None:
         """Advance ``dt`` s (exact; a ramp ending inside the step splits it)."""
         if dt < 0:
@@ -270,4 +278,11 @@ class CellThermal:
         np.multiply(heat_w, self.r_th_c_per_w, out=d)
         d += self.gradient_c
         d += air_c
-        self._lag.step(dt, d)
+        lag = self._lag
+        if dt != lag._dt:
+            lag.step(dt, d)
+        else:  # ThermalLag.step with its factor kept, one call fewer
+            t = lag.temperature_c
+            d -= t
+            d *= lag._b
+            t += d

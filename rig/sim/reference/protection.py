@@ -108,7 +108,8 @@ class Protection(SetPoints):
     def protect(self, now: float) -> None:
         """Run the comparators on the conversion just taken (set-points commanded by the host
         first: :mod:`.setpoints`)."""
-        self.refresh_setpoints()
+        if self.profile.setpoints_by_command:  # (none declared: nothing to refresh)
+            self.refresh_setpoints()
         v = self.raw if self.PROTECTION_ON_RAW else self.v
         vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
         hvc, lvc = self.hvc, self.lvc
