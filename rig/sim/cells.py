@@ -386,20 +386,24 @@ class PackModel:
         # the fine path alternates a few step lengths (mute, conversion, regulator): the
         # factors of the last few are kept
         f = self._dt_factors.get(dt)
-        if f is None:
+        if f is None or f[6]:
             p = self.params
             a1 = math.exp(-dt / p.tau1_s)
             a2 = math.exp(-dt / p.tau2_s)
-            # 1 - a: -expm1 would be more precise; this matches the spec form. As arrays:
-            # an array operand is a cheaper ufunc call than a Python float (the same numbers)
-            n = self.n
-            f = (np.full(n, a1), np.full(n, 1.0 - a1), np.full(n, a2), np.full(n, 1.0 - a2),
-                 self._inv_as * dt, np.full(n, dt / 3600.0))
-            if len(self._dt_factors) >= 8:
-                self._dt_factors.clear()
+            # 1 - a: -expm1 would be more precise; this matches the spec form
+            f = (a1, 1.0 - a1, a2, 1.0 - a2, self._inv_as * dt, dt / 3600.0)
+            if dt in self._dt_factors:
+                # a step length seen again (the fine path repeats a few): its factors as
+                # arrays, a cheaper ufunc operand than a Python float (the same numbers)
+                n = self.n
+                f = tuple(x if isinstance(x, np.ndarray) else np.full(n, x) for x in f) + (False,)
+            else:  # a step length seen once (the fast-forward's): the floats
+                f = f + (True,)
+                if len(self._dt_factors) >= 8:
+                    self._dt_factors.clear()
             self._dt_factors[dt] = f
         self._dt = dt
-        self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h = f
+        self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h, _ = f
 
     def step(self, dt: float, current_a: np.ndarray | float) -> None:
         """Advance ``dt`` s with ``current_a`` (A, + charges; scalar or per cell) held
@@ -410,11 +414,11 @@ class PackModel:
                     return
                 raise ValueError(f"dt must be >= 0, got {dt}")
             f = self._dt_factors.get(dt)  # the fine path alternates a few step lengths
-            if f is None:
+            if f is None or f[6]:
                 self._set_dt(dt)
             else:
                 self._dt = dt
-                self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h = f
+                self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h, _ = f
         if type(current_a) is not np.ndarray:  # (the fine path's cell currents are)
             if isinstance(current_a, int):
                 current_a = float(current_a)

@@ -167,9 +167,12 @@ class Stepper:
         t1 = clock.t + dt
         # dt as an array (a cheaper ufunc operand than a float; the same products)
         dta = self._dt_arrays.get(dt)
-        if dta is None:
+        if dta is None:  # a step length seen once: the float (an array when it comes again)
             if len(self._dt_arrays) >= 16:
                 self._dt_arrays.clear()
+            self._dt_arrays[dt] = False
+            dta = dt
+        elif dta is False:
             dta = self._dt_arrays[dt] = np.full(len(bleed.i_ch), dt)
         hist.q += bleed.i_ch * dta
         if bleed.any_conduct:

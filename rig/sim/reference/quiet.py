@@ -94,10 +94,12 @@ class Quiet:
         return ff.drift_allowance_v(self.protection_levels(), self.noise_guard_v(), self.balancing_gate(),
                                     self.h.ff_drift_limit_v)
 
-    def quiet_state(self, until: float | None = None) -> ff.QuietState | None:
+    def quiet_state(self, until: float | None = None, levels: tuple | None = None,
+                    guard_v: float | None = None) -> ff.QuietState | None:
         """The declaration to the bench right after a conversion (None when the board is
         not settled, is bleeding outside a balancing decision, or no window of its cadence
-        could end by ``until``, s)."""
+        could end by ``until``, s). ``levels`` and ``guard_v``: :meth:`protection_levels`
+        and :meth:`noise_guard_v` when already worked out for this conversion."""
         if self.filled < self.fs or self.temps is None:
             return None
         if not self.balancing and np.count_nonzero(self.mask):
@@ -143,8 +145,10 @@ class Quiet:
             interval_s=self.interval, lead=self.fs - 1, limit=limit, present=present, masks=masks or (),
             first_mask=self.parity + 1, strategy=strat, derating=derating,
             on_share=1.0 if self.no_mute else (1.0 - self.mute / self.period))
-        return dataclasses.replace(pre, decisions=decisions, levels=self.protection_levels(),
-                                   guard_v=self.noise_guard_v(), gate=self.balancing_gate())
+        return dataclasses.replace(pre, decisions=decisions,
+                                   levels=self.protection_levels() if levels is None else levels,
+                                   guard_v=self.noise_guard_v() if guard_v is None else guard_v,
+                                   gate=self.balancing_gate())
 
     def fast_forward(self, until: float):
         """Quiet stretch: ``(t_resume, duty, drift_limit_v)`` from the bench's
@@ -152,7 +156,13 @@ class Quiet:
         now = self.h.now()
         if self.window is not None or self.last_conversion_t is None or abs(now - self.last_conversion_t) > EPS:
             return None
-        state = self.quiet_state(until)
+        levels, guard = self.protection_levels(), self.noise_guard_v()
+        # the exact part of the drift allowance (ff.drift_allowance_v, the same expression):
+        # below MIN_DRIFT_V the bench plans no window whatever the rest of the declaration
+        # says (a cell inside the noise guard of a protection level), so it is not built
+        if min((lv.distance_v for lv in levels), default=math.inf) - guard < ff.MIN_DRIFT_V:
+            return None
+        state = self.quiet_state(until, levels, guard)
         if state is None:
             return None
         w = ff.plan_window(state, until, now, self.h.ff_drift_limit_v, self.h.ff_drift_cap_v, n_cells=self.n)
