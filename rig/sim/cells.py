@@ -281,7 +281,8 @@ class PackModel:
 
     # ---- instantaneous quantities --------------------------------------------------
     def _terms(self) -> list:
-        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1, (soc − 0.5)²]`` of the present
+        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1, (soc − 0.5)², handed
+        out]`` of the present
         state, evaluated once per state: kept until the SOC or a temperature changes
         (compared by value, so an in-place write is seen too). The OCV (:class:`~.ocv.
         OcvPoints`), the SOC factor and R0 are evaluated with the state, the slope and R1
@@ -302,14 +303,21 @@ class PackModel:
         sf = sq * self._c_k
         sf += self._c_one
         r0 = self._r0_t * sf
-        c = self._terms_cache = [sb, tb, v, None, sf, r0, None, sq]
+        c = self._terms_cache = [sb, tb, v, None, sf, r0, None, sq, False]
         return c
+
+    def _hand_out(self, c: list) -> None:
+        # the OCV and R0 are made read-only when first handed out (the model only reads them)
+        c[2].setflags(write=False)
+        c[5].setflags(write=False)
+        c[8] = True
 
     def ocv(self) -> np.ndarray:
         """Open-circuit voltage per cell now, V (read-only)."""
-        v = self._terms()[2]
-        v.setflags(write=False)  # made read-only when handed out (the model only reads it)
-        return v
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        return c[2]
 
     def ocv_slope(self) -> np.ndarray:
         """dOCV/dSOC per cell now (SOC as a fraction 0..1), V (read-only)."""
@@ -320,9 +328,10 @@ class PackModel:
 
     def resistance_r0(self) -> np.ndarray:
         """Series resistance per cell now (temperature and SOC), Ω (read-only)."""
-        r0 = self._terms()[5]
-        r0.setflags(write=False)
-        return r0
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        return c[5]
 
     def resistance_r1(self) -> np.ndarray:
         """First RC pair's resistance per cell now, Ω (read-only)."""
@@ -331,6 +340,24 @@ class PackModel:
             r1 = c[6] = self._r1_t * c[4]
             r1.setflags(write=False)
         return c[6]
+
+    def regulator_terms(self, with_slope: bool = False) -> tuple:
+        """``(ocv, r0, r1, slope)`` now (:meth:`ocv`, :meth:`resistance_r0`,
+        :meth:`resistance_r1`, :meth:`ocv_slope`; slope None unless ``with_slope``), read-only:
+        what a charger's regulator reads at once. V, Ω, V per unit SOC."""
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        r1 = c[6]
+        if r1 is None:
+            r1 = c[6] = self._r1_t * c[4]
+            r1.setflags(write=False)
+        s = None
+        if with_slope:
+            s = c[3]
+            if s is None:
+                s = c[3] = self._points.slope(self.soc, self._temp, c[1])
+        return c[2], c[5], r1, s
 
     def leakage_a(self) -> np.ndarray:
         """Self-discharge current per cell at the present temperature, A."""

@@ -156,6 +156,10 @@ class Quiet:
         now = self.h.now()
         if self.window is not None or self.last_conversion_t is None or abs(now - self.last_conversion_t) > EPS:
             return None
+        if self.filled < self.fs or self.temps is None:
+            return None  # not settled (quiet_state's first answer)
+        if any(t is not None for t in self.protection_timers()):
+            return None  # a timer pending: not quiet (ff.is_quiet), no window
         levels, guard = self.protection_levels(), self.noise_guard_v()
         # the exact part of the drift allowance (ff.drift_allowance_v, the same expression):
         # below MIN_DRIFT_V the bench plans no window whatever the rest of the declaration
