@@ -232,10 +232,16 @@ class Stepper:
             h = min(h, 30.0)
         iq = self.bleed.iq if em.enabled else 0.0
         moved = 0.0
+        # no bleed over the window: the channel currents are the quiescent draw (v·0 + iq),
+        # and the bleed totals and power do not move (+0 each step)
+        idle = not (np.count_nonzero(g_eff) or np.count_nonzero(on_frac))
+        i_ch = np.full(len(g_eff), iq) if idle else None
+        p = 0.0
         while clock.t < t_res - EPS_T:
             h = min(h, t_res - clock.t)
-            i_bleed = circuit.v * g_eff
-            i_ch = i_bleed + iq
+            if not idle:
+                i_bleed = circuit.v * g_eff
+                i_ch = i_bleed + iq
             if model:
                 # keep the drift promise: no step may carry a cell past the drift limit
                 i_prev = power.i_pack
@@ -255,20 +261,22 @@ class Stepper:
                         power.i_pack = i_prev
                         break
             hist.q += i_ch * h
-            hist.bleed_on_s += on_frac * h
-            hist.bleed_charge_c += i_bleed * h
-            p = float(np.dot(i_bleed, circuit.v))
+            if not idle:
+                hist.bleed_on_s += on_frac * h
+                hist.bleed_charge_c += i_bleed * h
+                p = float(i_bleed.dot(circuit.v))  # np.dot, one call fewer
             v_prev = circuit.v
             if model:
-                em.pack.step(h, power.i_pack - i_ch)
+                i_cell = power.i_pack - i_ch
+                em.pack.step(h, i_cell)
             thermal.step(h, p)
             clock.t += h
             stats["ff_steps"] += 1
             if model:
-                circuit.v = em.pack.terminal_voltage(power.i_pack - i_ch)
+                circuit.v = em.pack.terminal_voltage(i_cell)
                 dv_step = _max_abs_diff(circuit.v, v_prev)
                 moved = _max_abs_diff(circuit.v, v0)
-                if power.in_cv():
+                if power.v_limit is not None and 0.0 < abs(power.i_pack) < abs(power.i_set):  # power.in_cv()
                     # under CV the regulator's current depends on the step length: the
                     # board will see the voltage at the instantaneous current after the window
                     i_fine = power.current(0.0, i_ch)
