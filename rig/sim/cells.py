@@ -249,9 +249,8 @@ class PackModel:
         steeper of the slopes now and where the SOC will be after ``lookahead_s`` (a step
         across a knot of the LFP knee meets a segment up to ~6x steeper), plus the RC
         relaxation terms ``|R·I − v_rc| / τ`` (summed as magnitudes, never cancelling)."""
-        i = np.asarray(current_a, dtype=float)
-        slope = self.ocv_slope()
-        r1 = self.resistance_r1()
+        i = current_a if type(current_a) is np.ndarray else np.asarray(current_a, dtype=float)
+        _, _, r1, slope = self.regulator_terms(True)
         c = self._terms_cache
         net = i - self._leak_t
         if lookahead_s > 0.0:

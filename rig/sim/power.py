@@ -79,10 +79,14 @@ class PowerPath:
         a = math.exp(-h / pk.params.tau1_s) if h > 0 else 1.0
         long = h > 2.0  # long step: the OCV rises inside it (the LFP knee); keeps CV stable
         ocv, r0, r1, slope = pk.regulator_terms(long)
-        rterm = r0 + r1 * (1.0 - a)
-        if long:
-            rterm = rterm + slope * (h / 3600.0) / pk.capacity_ah
-        v_open = ocv + pk.v_rc * a
+        if a == 1.0:  # the instantaneous current: r1·0 and v_rc·1 change nothing (exactly)
+            rterm = r0
+            v_open = ocv + pk.v_rc
+        else:
+            rterm = r0 + r1 * (1.0 - a)
+            if long:
+                rterm = rterm + slope * (h / 3600.0) / pk.capacity_ah
+            v_open = ocv + pk.v_rc * a
         if i_board is not None:
             v_open = v_open - rterm * i_board
         # sums as add.reduce (what ndarray.sum does, one call fewer)

@@ -171,15 +171,18 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         if t is None:
             return
         b = self.profile.bench
+        no_id = self.firmware_defects.no_identity
+        # mask & (duty > 0): the mask itself (a copy) or none
+        balancing = self.mask.copy() if self.duty > 0.0 else np.zeros(self.n, bool)
         self.h.publish(Telemetry(
             cell_v=self.reported_cell_v(),
             temps_c=np.concatenate((t["cells"], (t["bleed_resistor"],))),  # np.append, without its ravel
-            balancing=self.mask & (self.duty > 0.0),
+            balancing=balancing,
             hvc=self.hvc.active and not self.hvc_flag_missing,
             lvc=self.lvc.active, ot=self.ot, ut=self.ut,
             charge_fet=self.fet_c, discharge_fet=self.fet_d,
             pack_v=float(np.add.reduce(self.v)), pack_a=float(self.i_pack),  # v.sum(), one call fewer
-            serial="" if self.firmware_defects.no_identity else b.serial, hw_revision=b.hw_revision,
-            fw_version="" if self.firmware_defects.no_identity else b.fw_version,
+            serial="" if no_id else b.serial, hw_revision=b.hw_revision,
+            fw_version="" if no_id else b.fw_version,
             state=self.state,
         ))

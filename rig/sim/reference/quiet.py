@@ -14,7 +14,6 @@ states the firmware's rules. Units: V, s, °C, W.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -145,10 +144,12 @@ class Quiet:
             interval_s=self.interval, lead=self.fs - 1, limit=limit, present=present, masks=masks or (),
             first_mask=self.parity + 1, strategy=strat, derating=derating,
             on_share=1.0 if self.no_mute else (1.0 - self.mute / self.period))
-        return dataclasses.replace(pre, decisions=decisions,
-                                   levels=self.protection_levels() if levels is None else levels,
-                                   guard_v=self.noise_guard_v() if guard_v is None else guard_v,
-                                   gate=self.balancing_gate())
+        # dataclasses.replace(pre, ...) spelled out (the same declaration, without its field walk)
+        return ff.QuietState(at=pre.at, decisions=decisions, settled=pre.settled, busy=pre.busy,
+                             timers=pre.timers, temperature_edges=pre.temperature_edges,
+                             levels=self.protection_levels() if levels is None else levels,
+                             guard_v=self.noise_guard_v() if guard_v is None else guard_v,
+                             gate=self.balancing_gate())
 
     def fast_forward(self, until: float):
         """Quiet stretch: ``(t_resume, duty, drift_limit_v)`` from the bench's
