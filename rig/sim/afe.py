@@ -34,6 +34,9 @@ NOISE_RMS_V = 0.3e-3
 """Default conversion noise, V RMS."""
 FILTER_TAU_S = 1e-3
 """Input RC filter time constant, s."""
+NOISE_BLOCK = 64
+"""Conversions' noise drawn at once (rows of ``n``): the generator gives the same numbers in
+the same order as one draw per conversion, for one call per block."""
 R_PATH_OHM = 0.2
 """Sense-path resistance a bleed current drops across (connector, wire, filter R), Ω."""
 
@@ -85,6 +88,8 @@ class Afe:
         self._c_lsb = np.full(n, lsb_v)
         self._c_zero = np.zeros(n)
         self._c_full = np.full(n, float(FULL_SCALE_COUNTS))
+        self._noise = np.empty((0, n))  # the block of standard normals being used (rows)
+        self._noise_i = 0  # its next row
         # filter state: y (capacitor voltage) relaxing to u (the filter input) since t_last
         self._u = np.zeros(n)
         self._y = np.zeros(n)
@@ -144,7 +149,12 @@ class Afe:
         if board_temp_c != 25.0:
             v += self.tempco_v_per_c * (board_temp_c - 25.0)
         if self.noise_rms_v > 0.0:
-            v += self._rng.standard_normal(self.n) * self.noise_rms_v
+            i = self._noise_i
+            if i >= len(self._noise):
+                self._noise = self._rng.standard_normal((NOISE_BLOCK, self.n))
+                i = 0
+            self._noise_i = i + 1
+            v += self._noise[i] * self.noise_rms_v
         v *= self._c_per_lsb
         counts = np.rint(v, out=v)
         np.maximum(counts, self._c_zero, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
