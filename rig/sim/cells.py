@@ -94,7 +94,8 @@ class PackModel:
         self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
         # the scalars of the per-state terms as arrays (an array operand is a cheaper ufunc
         # call than a Python float; the same numbers)
-        self._c_half, self._c_k, self._c_one = (np.full(self.n, x) for x in (0.5, self._k_soc, 1.0))
+        self._c_half, self._c_k, self._c_one, self._c_inv_tau1 = (
+            np.full(self.n, x) for x in (0.5, self._k_soc, 1.0, 1.0 / p.tau1_s))
         # temperature refresh constants and buffers
         self._inv_tref = 1.0 / (p.t_ref_c + KELVIN)
         self._ea_r = p.ea_j_per_mol / R_GAS
@@ -263,7 +264,7 @@ class PackModel:
         rc = r1 * i
         rc -= self.v_rc
         np.abs(rc, out=rc)
-        rc *= 1.0 / self.params.tau1_s
+        rc *= self._c_inv_tau1
         r += rc
         if self._two_rc:
             r += np.abs(self._r2_t * c[4] * i - self.v_rc2) / self.params.tau2_s
@@ -285,7 +286,7 @@ class PackModel:
         if f is None or f[6]:
             p = self.params
             a1 = math.exp(-dt / p.tau1_s)
-            a2 = math.exp(-dt / p.tau2_s)
+            a2 = math.exp(-dt / p.tau2_s) if self._two_rc else 1.0  # (unused with one RC pair)
             # 1 - a: -expm1 would be more precise; this matches the spec form
             f = (a1, 1.0 - a1, a2, 1.0 - a2, self._inv_as * dt, dt / 3600.0)
             if dt in self._dt_factors:

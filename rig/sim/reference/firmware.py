@@ -174,9 +174,14 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         no_id = self.firmware_defects.no_identity
         # mask & (duty > 0): the mask itself (a copy) or none
         balancing = self.mask.copy() if self.duty > 0.0 else np.zeros(self.n, bool)
+        cells = t["cells"]
+        m = len(cells)
+        temps = np.empty(m + 1)  # np.append(cells, bleed_resistor), filled in place
+        temps[:m] = cells
+        temps[m] = t["bleed_resistor"]
         self.h.publish(Telemetry(
             cell_v=self.reported_cell_v(),
-            temps_c=np.concatenate((t["cells"], (t["bleed_resistor"],))),  # np.append, without its ravel
+            temps_c=temps,
             balancing=balancing,
             hvc=self.hvc.active and not self.hvc_flag_missing,
             lvc=self.lvc.active, ot=self.ot, ut=self.ut,
