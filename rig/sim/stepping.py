@@ -237,6 +237,11 @@ class Stepper:
         idle = not (np.count_nonzero(g_eff) or np.count_nonzero(on_frac))
         i_ch = np.full(len(g_eff), iq) if idle else None
         p = 0.0
+        # the loop's calls bound once (the same calls)
+        pack = em.pack
+        current = power.current
+        t_step = thermal.step
+        absolute, cap_share, end_v = np.abs, FF_STEP_SHARE, FF_DV_END * dv_max
         while clock.t < t_res - EPS_T:
             h = min(h, t_res - clock.t)
             if not idle:
@@ -245,19 +250,19 @@ class Stepper:
             if model:
                 # keep the drift promise: no step may carry a cell past the drift limit
                 i_prev = power.i_pack
-                power.i_pack = power.current(h, i_ch)
-                r = em.pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)
+                power.i_pack = current(h, i_ch)
+                r = pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)
                 rate = r.item(r.argmax())  # max(): argmax is a cheaper call on 16 cells
-                h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
+                h_cap = cap_share * (dv_max - moved) / max(rate, 1e-12)
                 if h_cap < h:
                     h = h_cap
-                    power.i_pack = power.current(h, i_ch)
+                    power.i_pack = current(h, i_ch)
                 if power.i_pack != i_prev:
                     # a regulator current that changes (CV) moves every terminal at once by
                     # R0·ΔI, which the rate does not see: end before a step it would carry past
-                    r0 = em.pack.resistance_r0()
+                    r0 = pack.resistance_r0()
                     jump = abs(power.i_pack - i_prev) * r0.item(r0.argmax())
-                    if moved + jump > FF_DV_END * dv_max:
+                    if moved + jump > end_v:
                         power.i_pack = i_prev
                         break
             hist.q += i_ch * h
@@ -268,21 +273,26 @@ class Stepper:
             v_prev = circuit.v
             if model:
                 i_cell = power.i_pack - i_ch
-                em.pack.step(h, i_cell)
-            thermal.step(h, p)
+                pack.step(h, i_cell)
+            t_step(h, p)
             clock.t += h
             stats["ff_steps"] += 1
             if model:
-                circuit.v = em.pack.terminal_voltage(i_cell)
-                dv_step = _max_abs_diff(circuit.v, v_prev)
-                moved = _max_abs_diff(circuit.v, v0)
+                circuit.v = v = pack.terminal_voltage(i_cell)
+                # _max_abs_diff against the step's start and the window's, written out
+                d = v - v_prev
+                absolute(d, out=d)
+                dv_step = d.item(d.argmax())
+                d = v - v0
+                absolute(d, out=d)
+                moved = d.item(d.argmax())
                 if power.v_limit is not None and 0.0 < abs(power.i_pack) < abs(power.i_set):  # power.in_cv()
                     # under CV the regulator's current depends on the step length: the
                     # board will see the voltage at the instantaneous current after the window
-                    i_fine = power.current(0.0, i_ch)
-                    v_fine = em.pack.terminal_voltage(i_fine - i_ch)
+                    i_fine = current(0.0, i_ch)
+                    v_fine = pack.terminal_voltage(i_fine - i_ch)
                     moved = max(moved, _max_abs_diff(v_fine, v0))
-                if moved > FF_DV_END * dv_max:
+                if moved > end_v:
                     break
                 h = h * min(4.0, max(0.25, 1e-3 / max(dv_step, 1e-7)))
                 h = min(h, 3600.0)
