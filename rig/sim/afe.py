@@ -34,6 +34,9 @@ NOISE_RMS_V = 0.3e-3
 """Default conversion noise, V RMS."""
 FILTER_TAU_S = 1e-3
 """Input RC filter time constant, s."""
+NOISE_BLOCK = 64
+"""Conversions' noise drawn at once (rows of ``n``): the generator gives the same numbers in
+the same order as one draw per conversion, for one call per block."""
 R_PATH_OHM = 0.2
 """Sense-path resistance a bleed current drops across (connector, wire, filter R), Ω."""
 
@@ -55,6 +58,7 @@ class Afe:
         self.n = n
         self.tau_s = tau_s
         self.lsb_v = lsb_v
+        """Quantisation step, V per count (fixed at construction)."""
         self.r_path_ohm = r_path_ohm
         self._rng = rng_noise
         self.offset_v = np.clip(rng_params.normal(0.0, OFFSET_SIGMA_V, n), -OFFSET_CLIP_V, OFFSET_CLIP_V)
@@ -78,6 +82,14 @@ class Afe:
                 self.order[a], self.order[b] = self.order[b], self.order[a]
         self._swapped = not np.array_equal(self.order, np.arange(n))
         self._gain1 = 1.0 + self.gain
+        # the conversion's scalars as arrays (an array operand is a cheaper ufunc call than
+        # a Python float; the same numbers)
+        self._c_per_lsb = np.full(n, 1.0 / lsb_v)
+        self._c_lsb = np.full(n, lsb_v)
+        self._c_zero = np.zeros(n)
+        self._c_full = np.full(n, float(FULL_SCALE_COUNTS))
+        self._noise = np.empty((0, n))  # the block of standard normals being used (rows)
+        self._noise_i = 0  # its next row
         # filter state: y (capacitor voltage) relaxing to u (the filter input) since t_last
         self._u = np.zeros(n)
         self._y = np.zeros(n)
@@ -103,6 +115,18 @@ class Afe:
         self._settle(t)
         self._u[:] = u
 
+    def set_terminals(self, t: float, v: np.ndarray, bleed_a: np.ndarray | None) -> None:
+        """:meth:`set_input` of the terminals ``v`` (V) less the IR drop of the bleed
+        currents ``bleed_a`` (A; None: no switch on), computed in the filter's input."""
+        if t > self._t:
+            self._settle(t)
+        u = self._u
+        if bleed_a is None:
+            u[:] = v
+        else:
+            np.multiply(bleed_a, self.r_path_ohm, out=u)
+            np.subtract(v, u, out=u)
+
     def reset(self, t: float, u: np.ndarray) -> None:
         """Filter fully settled at ``u`` (after a long quiet stretch)."""
         self._u[:] = u
@@ -116,7 +140,8 @@ class Afe:
     # ------------------------------------------------------------------ conversion
     def convert(self, t: float, board_temp_c: float, extra: np.ndarray | None = None) -> np.ndarray:
         """Convert every channel at time ``t``; ``extra`` is noise injected at the input, V."""
-        self._settle(t)
+        if t > self._t:
+            self._settle(t)
         v = self._y * self._gain1
         if extra is not None:
             v += extra * self._gain1
@@ -124,11 +149,17 @@ class Afe:
         if board_temp_c != 25.0:
             v += self.tempco_v_per_c * (board_temp_c - 25.0)
         if self.noise_rms_v > 0.0:
-            v += self._rng.standard_normal(self.n) * self.noise_rms_v
-        counts = np.rint(v * (1.0 / self.lsb_v))
-        np.maximum(counts, 0.0, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
-        np.minimum(counts, FULL_SCALE_COUNTS, out=counts)  # ufuncs (cheaper calls; NaN stays NaN)
-        v = counts * self.lsb_v
+            i = self._noise_i
+            if i >= len(self._noise):
+                self._noise = self._rng.standard_normal((NOISE_BLOCK, self.n))
+                i = 0
+            self._noise_i = i + 1
+            v += self._noise[i] * self.noise_rms_v
+        v *= self._c_per_lsb
+        counts = np.rint(v, out=v)
+        np.maximum(counts, self._c_zero, out=counts)  # np.clip(counts, 0, FULL_SCALE_COUNTS) as two
+        np.minimum(counts, self._c_full, out=counts)  # ufuncs (cheaper calls; NaN stays NaN)
+        v = counts * self._c_lsb
         if self._swapped:
             v = v[self.order]
         return v

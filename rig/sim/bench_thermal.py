@@ -63,18 +63,17 @@ class BenchThermal:
 
     def step(self, h: float, p_bleed_w: float) -> None:
         """Advance every node ``h`` s with a bleed power ``p_bleed_w`` W held."""
-        ch = self.chamber
-        air0 = ch.air_c
-        ch.step(h)
-        air = 0.5 * (air0 + ch.air_c)
-        self.t_board += (air - self.t_board) * -math.expm1(-h / BOARD_TAU_S)
+        air = self.chamber.step_mean(h)
+        if air != self.t_board:  # (else the lag adds 0)
+            self.t_board += (air - self.t_board) * -math.expm1(-h / BOARD_TAU_S)
         target = self.t_board + p_bleed_w * self.hs_k
         self.t_hot_spot += (target - self.t_hot_spot) * -math.expm1(-h / self.hs_tau)
         em = self.emulator
         if em.cell_thermal is not None:
-            heat = em.pack.heat_w(self.power.i_pack - self.bleed.i_ch)
-            em.cell_thermal.step(h, air, heat)
-            t_cells = em.cell_thermal.temperature_c
+            heat = em.pack.heat_w(self.bleed.cell_currents(self.power.i_pack))
+            ct = em.cell_thermal
+            ct.step(h, air, heat)
+            t_cells = ct.temperature_c
             t_pack = em.pack.temperature_c
             d = t_cells - t_pack
             np.abs(d, out=d)
@@ -92,8 +91,9 @@ class BenchThermal:
     def ntc_readings(self) -> dict:
         """The board's NTCs, °C (0.1 °C resolution): ``cells`` (array), ``board``, ``bleed_resistor``."""
         self.flush()
-        cells = self.cell_temperatures()
-        np.multiply(cells, 10.0, out=cells)  # np.round(cells, 1), step by step in place
+        ct = self.emulator.cell_thermal
+        # np.round(cells, 1), step by step (the first step makes the new array)
+        cells = np.multiply(ct.temperature_c if ct is not None else self.chamber.air_c + self.gradient, 10.0)
         np.rint(cells, out=cells)
         cells /= 10.0
         return {

@@ -50,7 +50,8 @@ class BoardIO:
     def convert_cells(self) -> np.ndarray:
         """AFE conversion of every channel now, V."""
         self.circuit.refresh()
-        extra = self.emulator.noise()
+        em = self.emulator
+        extra = em.noise() if em.noise_rms > 0.0 else None
         return self.afe.convert(self.clock.t, self.thermal.t_board, extra)
 
     def ntc_readings(self) -> dict:

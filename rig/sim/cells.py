@@ -19,149 +19,19 @@ until ``temperature_c`` changes, per-``dt`` exponentials for the last few step l
 per-state terms (OCV, its slope, the SOC factor of the resistances) are evaluated once per
 state (SOC, temperature) however many readers ask: they come back read-only.
 
-Figures (``shared/data/REFERENCE.md``, "Cells"):
-
-- PyBaMM ECM_Example (a 100 Ah cell): DC resistance 1 mΩ at 25 °C / 50 % SOC, 40 % R0 and
-  60 % R1, tau 30 s, Arrhenius with Ea 20 kJ/mol, 1.2× at 0 % and 100 % SOC. Our LFP
-  default is R0 0.4 mΩ, R1 0.4 mΩ, tau 30 s (inside the REFERENCE guess R0 0.3–0.5,
-  R1 0.2–0.5 mΩ, tau 10–60 s). Ea 20 kJ/mol doubles R between 25 °C and 0 °C (×2.09),
-  matching "R0 about doubles at 0 °C" for the 18650.
-- 18650 NMC ~3 Ah: guess R0 20–30 mΩ, R1 10–20 mΩ, C1 1–3 kF: default R0 25 mΩ,
-  R1 15 mΩ, tau 30 s (C1 = 2 kF).
-- Self-discharge: LFP ≤ 3 %/month at room temperature, doubles per +10 °C, a new cell at
-  60 °C loses about 20 %/month. Default 2 %/month nominal with a ±50 % uniform per-cell
-  spread (1–3 %/month, so every cell meets the ≤ 3 % spec); the Arrhenius factor fitted to
-  "doubles per 10 °C" at 25 °C (Ea ≈ 52.9 kJ/mol) gives ×9.4 at 60 °C, i.e. 19 %/month:
-  consistent with the 20 % figure.
+Parameters and their figures: :mod:`rig.sim.cell_params` (:class:`CellParams`, re-exported here).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import ocv as _ocv
+from .cell_params import HOURS_PER_MONTH, KELVIN, R_GAS, CellParams
 
-R_GAS = 8.314462618
-"""Molar gas constant, J/(mol K)."""
-KELVIN = 273.15
-HOURS_PER_MONTH = 30.0 * 24.0
-"""A "month" of self-discharge: 30 days."""
-
-# Reference cells the defaults describe: chemistry -> (capacity Ah, CellParams kwargs).
-_REFERENCE_CELLS = {
-    # 100 Ah prismatic LFP. Resistances: REFERENCE.md (PyBaMM ECM_Example, LFP guess).
-    # Thermal: guess, ~2 kg at ~1 J/(g K) = 2 kJ/K; 0.9 K/W to the air gives tau 1800 s.
-    "lfp": (
-        100.0,
-        dict(r0_ohm=0.4e-3, r1_ohm=0.4e-3, tau1_s=30.0, self_discharge_per_month=0.02,
-             thermal_mass_j_per_k=2000.0, r_th_c_per_w=0.9),
-    ),
-    # 18650 NMC, 3 Ah. Resistances: REFERENCE.md guess. Thermal: guess, 45 g at ~1 J/(g K),
-    # 10 K/W in a pack (tau 450 s). Self-discharge: guess, same as LFP.
-    "nmc": (
-        3.0,
-        dict(r0_ohm=25e-3, r1_ohm=15e-3, tau1_s=30.0, self_discharge_per_month=0.02,
-             thermal_mass_j_per_k=45.0, r_th_c_per_w=10.0),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class CellParams:
-    """Equivalent-circuit and thermal parameters of one cell, at ``t_ref_c`` and 50 % SOC.
-
-    Resistances in Ω, time constants in s, ``self_discharge_per_month`` a fraction of
-    capacity per 30 days at ``t_ref_c``. Spreads are relative half-widths of a uniform
-    per-cell factor ``1 + spread * U(-1, 1)`` drawn once per pack.
-    """
-
-    r0_ohm: float
-    r1_ohm: float
-    tau1_s: float
-    r2_ohm: float = 0.0  # second RC pair; 0 = a 1-RC model
-    tau2_s: float = 600.0
-    ea_j_per_mol: float = 20e3  # Arrhenius for R0, R1, R2 (PyBaMM ECM_Example)
-    t_ref_c: float = 25.0
-    soc_r_factor: float = 1.2  # R multiplier at 0 % and 100 % SOC (PyBaMM ECM_Example)
-    r_spread: float = 0.0
-    self_discharge_per_month: float = 0.02
-    self_discharge_doubling_c: float = 10.0
-    self_discharge_spread: float = 0.5
-    thermal_mass_j_per_k: float = 2000.0
-    r_th_c_per_w: float = 0.9  # cell to surrounding air, K/W
-
-    def __post_init__(self) -> None:
-        for name in ("r0_ohm", "r1_ohm", "r2_ohm", "ea_j_per_mol", "r_spread",
-                     "self_discharge_per_month", "self_discharge_spread"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"CellParams.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("tau1_s", "tau2_s", "self_discharge_doubling_c", "thermal_mass_j_per_k",
-                     "r_th_c_per_w", "soc_r_factor"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"CellParams.{name} must be > 0, got {getattr(self, name)}")
-        if self.r_spread > 1 or self.self_discharge_spread > 1:
-            raise ValueError("CellParams spreads must be <= 1 (relative half-width)")
-
-    @classmethod
-    def for_chemistry(cls, chemistry: str, capacity_ah: float | None = None, **overrides):
-        """Defaults for ``chemistry`` scaled to ``capacity_ah`` (None: the reference cell).
-
-        Resistances scale as reference_capacity / capacity (parallel electrode area),
-        thermal mass as capacity / reference, thermal resistance as
-        (reference / capacity)^(2/3) (surface against volume; guess). Time constants stay.
-        """
-        chem = chemistry.lower()
-        if chem not in _REFERENCE_CELLS:
-            raise ValueError(f"unknown chemistry {chemistry!r}: expected one of "
-                             f"{tuple(_REFERENCE_CELLS)}")
-        ref_ah, kw = _REFERENCE_CELLS[chem]
-        cap = ref_ah if capacity_ah is None else float(capacity_ah)
-        if cap <= 0:
-            raise ValueError(f"capacity_ah must be > 0, got {capacity_ah}")
-        k = ref_ah / cap
-        kw = dict(kw)
-        kw["r0_ohm"] *= k
-        kw["r1_ohm"] *= k
-        kw["thermal_mass_j_per_k"] /= k
-        kw["r_th_c_per_w"] *= k ** (2.0 / 3.0)
-        kw.update(overrides)
-        return cls(**kw)
-
-    def replace(self, **changes) -> "CellParams":
-        """A copy with ``changes`` applied."""
-        return replace(self, **changes)
-
-    @property
-    def tau_thermal_s(self) -> float:
-        """Thermal time constant, s (thermal mass × thermal resistance)."""
-        return self.thermal_mass_j_per_k * self.r_th_c_per_w
-
-    @property
-    def self_discharge_ea_j_per_mol(self) -> float:
-        """Activation energy that doubles the leakage every ``self_discharge_doubling_c``
-        at ``t_ref_c`` (≈ 52.9 kJ/mol for 10 °C at 25 °C)."""
-        t0 = self.t_ref_c + KELVIN
-        t1 = t0 + self.self_discharge_doubling_c
-        return R_GAS * math.log(2.0) / (1.0 / t0 - 1.0 / t1)
-
-    def arrhenius_r(self, temp_c) -> np.ndarray:
-        """Resistance factor at ``temp_c`` relative to ``t_ref_c`` (> 1 when colder)."""
-        t = np.asarray(temp_c, dtype=float) + KELVIN
-        return np.exp(self.ea_j_per_mol / R_GAS * (1.0 / t - 1.0 / (self.t_ref_c + KELVIN)))
-
-    def self_discharge_factor(self, temp_c) -> np.ndarray:
-        """Leakage factor at ``temp_c`` relative to ``t_ref_c`` (2.0 at +doubling_c)."""
-        t = np.asarray(temp_c, dtype=float) + KELVIN
-        ea = self.self_discharge_ea_j_per_mol
-        return np.exp(ea / R_GAS * (1.0 / (self.t_ref_c + KELVIN) - 1.0 / t))
-
-    def soc_factor(self, soc) -> np.ndarray:
-        """Resistance factor against SOC: 1 at 50 %, ``soc_r_factor`` at 0 % and 100 %."""
-        x = np.asarray(soc, dtype=float) - 0.5
-        return 1.0 + 4.0 * (self.soc_r_factor - 1.0) * x * x
+__all__ = ["PackModel", "CellParams", "HOURS_PER_MONTH", "KELVIN", "R_GAS"]
 
 
 def _per_cell(value, n: int, name: str) -> np.ndarray:
@@ -219,9 +89,13 @@ class PackModel:
         self.v_rc2 = np.zeros(self.n)
         self._two_rc = p.r2_ohm > 0.0
         self._temp = np.empty(self.n)
-        self._temp_seen = np.full(self.n, np.nan)
+        self._temp_seen_b = None  # the temperatures the factors were evaluated at, as bytes
         self.temperature_c = temperature_c
         self._k_soc = 4.0 * (p.soc_r_factor - 1.0)
+        # the scalars of the per-state terms as arrays (an array operand is a cheaper ufunc
+        # call than a Python float; the same numbers)
+        self._c_half, self._c_k, self._c_one, self._c_inv_tau1 = (
+            np.full(self.n, x) for x in (0.5, self._k_soc, 1.0, 1.0 / p.tau1_s))
         # temperature refresh constants and buffers
         self._inv_tref = 1.0 / (p.t_ref_c + KELVIN)
         self._ea_r = p.ea_j_per_mol / R_GAS
@@ -237,6 +111,8 @@ class PackModel:
         self._dt = None
         self._dt_factors = {}
         self._terms_cache = None
+        self._points = self._curve.points()  # the OCV memo of the present state
+        self._points_ahead = self._curve.points()  # ... and of voltage_rate's look-ahead
         self._refresh_temperature()
 
     # ---- temperature ---------------------------------------------------------------
@@ -268,53 +144,91 @@ class PackModel:
         np.multiply(x, self._ea_leak, out=self._leak_t)  # leakage rises when warmer
         np.exp(self._leak_t, out=self._leak_t)
         self._leak_t *= self.self_discharge_a
-        self._temp_seen[:] = t
+        self._temp_seen_b = t.tobytes()
 
     def _check_temperature(self) -> None:
-        if self._temp.tobytes() != self._temp_seen.tobytes():
+        if self._temp.tobytes() != self._temp_seen_b:
             self._refresh_temperature()
 
     # ---- instantaneous quantities --------------------------------------------------
-    def _terms(self) -> tuple:
-        """``(state, None, ocv, slope, soc_factor, r0, r1)`` of the present state, evaluated
-        once per state: kept until the SOC or a temperature changes (compared by value, so
-        an in-place write is seen too). The arrays are read-only."""
+    def _terms(self) -> list:
+        """``[soc bytes, temperature bytes, ocv, slope, soc_factor, r0, r1, (soc − 0.5)², handed
+        out]`` of the present
+        state, evaluated once per state: kept until the SOC or a temperature changes
+        (compared by value, so an in-place write is seen too). The OCV (:class:`~.ocv.
+        OcvPoints`), the SOC factor and R0 are evaluated with the state, the slope and R1
+        (None until then) when first asked (:meth:`ocv_slope`, :meth:`resistance_r1`). The
+        arrays the accessors hand out are read-only."""
         c = self._terms_cache
         soc, t = self.soc, self._temp
         # the state compared as bytes: one C call per array (an element-wise == and all()
         # cost several times more on 16 cells); a bit-identical state is the same state
-        key = soc.tobytes() + t.tobytes()
-        if c is not None and key == c[0]:
+        sb, tb = soc.tobytes(), t.tobytes()
+        if c is not None and sb == c[0] and tb == c[1]:
             return c
-        if t.tobytes() != self._temp_seen.tobytes():
+        if tb != self._temp_seen_b:
             self._refresh_temperature()
-        v, slope = self._curve.ocv_and_slope(soc, t)
-        sf = soc - 0.5
-        sf *= sf
-        sf *= self._k_soc
-        sf += 1.0
+        v = self._points.ocv(soc, t, tb)
+        sq = soc - self._c_half
+        sq *= sq
+        sf = sq * self._c_k
+        sf += self._c_one
         r0 = self._r0_t * sf
-        r1 = self._r1_t * sf
-        for a in (v, slope, sf, r0, r1):
-            a.setflags(write=False)
-        c = self._terms_cache = (key, None, v, slope, sf, r0, r1)
+        c = self._terms_cache = [sb, tb, v, None, sf, r0, None, sq, False]
         return c
+
+    def _hand_out(self, c: list) -> None:
+        # the OCV and R0 are made read-only when first handed out (the model only reads them)
+        c[2].setflags(write=False)
+        c[5].setflags(write=False)
+        c[8] = True
 
     def ocv(self) -> np.ndarray:
         """Open-circuit voltage per cell now, V (read-only)."""
-        return self._terms()[2]
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        return c[2]
 
     def ocv_slope(self) -> np.ndarray:
         """dOCV/dSOC per cell now (SOC as a fraction 0..1), V (read-only)."""
-        return self._terms()[3]
+        c = self._terms()
+        if c[3] is None:
+            c[3] = self._points.slope(self.soc, self._temp, c[1])
+        return c[3]
 
     def resistance_r0(self) -> np.ndarray:
         """Series resistance per cell now (temperature and SOC), Ω (read-only)."""
-        return self._terms()[5]
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        return c[5]
 
     def resistance_r1(self) -> np.ndarray:
         """First RC pair's resistance per cell now, Ω (read-only)."""
-        return self._terms()[6]
+        c = self._terms()
+        if c[6] is None:
+            r1 = c[6] = self._r1_t * c[4]
+            r1.setflags(write=False)
+        return c[6]
+
+    def regulator_terms(self, with_slope: bool = False) -> tuple:
+        """``(ocv, r0, r1, slope)`` now (:meth:`ocv`, :meth:`resistance_r0`,
+        :meth:`resistance_r1`, :meth:`ocv_slope`; slope None unless ``with_slope``), read-only:
+        what a charger's regulator reads at once. V, Ω, V per unit SOC."""
+        c = self._terms()
+        if not c[8]:
+            self._hand_out(c)
+        r1 = c[6]
+        if r1 is None:
+            r1 = c[6] = self._r1_t * c[4]
+            r1.setflags(write=False)
+        s = None
+        if with_slope:
+            s = c[3]
+            if s is None:
+                s = c[3] = self._points.slope(self.soc, self._temp, c[1])
+        return c[2], c[5], r1, s
 
     def leakage_a(self) -> np.ndarray:
         """Self-discharge current per cell at the present temperature, A."""
@@ -336,20 +250,21 @@ class PackModel:
         steeper of the slopes now and where the SOC will be after ``lookahead_s`` (a step
         across a knot of the LFP knee meets a segment up to ~6x steeper), plus the RC
         relaxation terms ``|R·I − v_rc| / τ`` (summed as magnitudes, never cancelling)."""
-        i = np.asarray(current_a, dtype=float)
-        c = self._terms()
+        i = current_a if type(current_a) is np.ndarray else np.asarray(current_a, dtype=float)
+        _, _, r1, slope = self.regulator_terms(True)
+        c = self._terms_cache
         net = i - self._leak_t
-        slope = c[3]
         if lookahead_s > 0.0:
-            ahead = self._curve.ocv_and_slope(self.soc + net * (lookahead_s * self._inv_as), self._temp)[1]
-            slope = np.maximum(slope, ahead)
+            ahead = self._points_ahead.slope(self.soc + net * (lookahead_s * self._inv_as), self._temp, c[1])
+            if not self._points_ahead.same_segments(self._points):  # else the same slopes
+                slope = np.maximum(slope, ahead)
         r = slope * net
         np.abs(r, out=r)
         r *= self._inv_as
-        rc = c[6] * i
+        rc = r1 * i
         rc -= self.v_rc
         np.abs(rc, out=rc)
-        rc *= 1.0 / self.params.tau1_s
+        rc *= self._c_inv_tau1
         r += rc
         if self._two_rc:
             r += np.abs(self._r2_t * c[4] * i - self.v_rc2) / self.params.tau2_s
@@ -357,7 +272,7 @@ class PackModel:
 
     def heat_w(self, current_a: np.ndarray | float) -> np.ndarray:
         """Irreversible heat per cell with ``current_a`` flowing, W (I²R0 + I·v_rc)."""
-        i = np.asarray(current_a, dtype=float)
+        i = current_a if type(current_a) is np.ndarray else np.asarray(current_a, dtype=float)
         q = i * i * self._terms()[5] + i * self.v_rc
         if self._two_rc:
             q += i * self.v_rc2
@@ -368,17 +283,24 @@ class PackModel:
         # the fine path alternates a few step lengths (mute, conversion, regulator): the
         # factors of the last few are kept
         f = self._dt_factors.get(dt)
-        if f is None:
+        if f is None or f[6]:
             p = self.params
             a1 = math.exp(-dt / p.tau1_s)
-            a2 = math.exp(-dt / p.tau2_s)
+            a2 = math.exp(-dt / p.tau2_s) if self._two_rc else 1.0  # (unused with one RC pair)
             # 1 - a: -expm1 would be more precise; this matches the spec form
             f = (a1, 1.0 - a1, a2, 1.0 - a2, self._inv_as * dt, dt / 3600.0)
-            if len(self._dt_factors) >= 8:
-                self._dt_factors.clear()
+            if dt in self._dt_factors:
+                # a step length seen again (the fine path repeats a few): its factors as
+                # arrays, a cheaper ufunc operand than a Python float (the same numbers)
+                n = self.n
+                f = tuple(x if isinstance(x, np.ndarray) else np.full(n, x) for x in f) + (False,)
+            else:  # a step length seen once (the fast-forward's): the floats
+                f = f + (True,)
+                if len(self._dt_factors) >= 8:
+                    self._dt_factors.clear()
             self._dt_factors[dt] = f
         self._dt = dt
-        self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h = f
+        self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h, _ = f
 
     def step(self, dt: float, current_a: np.ndarray | float) -> None:
         """Advance ``dt`` s with ``current_a`` (A, + charges; scalar or per cell) held
@@ -388,28 +310,38 @@ class PackModel:
                 if dt == 0.0:
                     return
                 raise ValueError(f"dt must be >= 0, got {dt}")
-            self._set_dt(dt)
-        if not isinstance(current_a, float):
+            f = self._dt_factors.get(dt)  # the fine path alternates a few step lengths
+            if f is None or f[6]:
+                self._set_dt(dt)
+            else:
+                self._dt = dt
+                self._a1, self._b1, self._a2, self._b2, self._dsoc, self._dt_h, _ = f
+        if type(current_a) is not np.ndarray:  # (the fine path's cell currents are)
             if isinstance(current_a, int):
                 current_a = float(current_a)
-            else:
+            elif not isinstance(current_a, float):
                 current_a = np.asarray(current_a, dtype=float)
-        if self._temp.tobytes() != self._temp_seen.tobytes():
+        if self._temp.tobytes() != self._temp_seen_b:
             self._refresh_temperature()
         buf = self._buf
         soc = self.soc
-        # R1(T, soc) = r1_t * (1 + k (soc - 0.5)^2), at the step start.
-        np.subtract(soc, 0.5, out=buf)
-        np.multiply(buf, buf, out=buf)
+        # R1(T, soc) = r1_t * (1 + k (soc - 0.5)^2), at the step start; (soc - 0.5)^2 is
+        # the terms' when they were evaluated at this SOC (a wake read the terminals)
+        c = self._terms_cache
+        if c is not None and c[0] == soc.tobytes():
+            sq = c[7]
+        else:
+            sq = np.subtract(soc, 0.5, out=buf)
+            np.multiply(sq, sq, out=sq)
         if self._two_rc:
             buf2 = self._buf2
-            np.multiply(buf, self._r2k_t, out=buf2)
+            np.multiply(sq, self._r2k_t, out=buf2)
             buf2 += self._r2_t
             buf2 *= current_a
             buf2 *= self._b2
             self.v_rc2 *= self._a2
             self.v_rc2 += buf2
-        buf *= self._r1k_t
+        np.multiply(sq, self._r1k_t, out=buf)
         buf += self._r1_t
         buf *= current_a
         buf *= self._b1

@@ -28,6 +28,11 @@ class Circuit:
         """Terminal voltages, V (stale in cell-model mode while ``stale``)."""
         self.stale = False
 
+    def _to_afe(self) -> None:
+        """The AFE's inputs follow the present terminals and bleed currents (:meth:`afe_input`)."""
+        bleed = self.bleed
+        self.afe.set_terminals(self.clock.t, self.v, bleed.i_bleed if bleed.any_conduct else None)
+
     def afe_input(self) -> np.ndarray:
         """What the AFE's inputs see, V: terminals less the IR drop of a bleeding channel."""
         bleed = self.bleed
@@ -41,7 +46,7 @@ class Circuit:
 
     def cell_currents(self) -> np.ndarray:
         """Current into each cell (cell-model mode), A: string current − channel current."""
-        return self.power.i_pack - self.bleed.i_ch
+        return self.bleed.cell_currents(self.power.i_pack)
 
     def solve(self) -> None:
         """Terminal voltages, bleed/channel currents, string current from the present state."""
@@ -58,31 +63,38 @@ class Circuit:
             self.v = em.v_set.copy() if em.enabled else np.zeros(em.n)
             power.i_pack = power.current(0.0)
         self.update_currents()
-        self.afe.set_input(self.clock.t, self.afe_input())
+        self._to_afe()
         self.check_protection()
 
     def refresh(self) -> None:
         """Cell-model mode: bring the terminal voltages (and what follows) up to date."""
         if self.stale:
             self.stale = False
-            self.v = self.emulator.pack.terminal_voltage(self.power.i_pack - self.bleed.i_ch)
-            self.update_currents()
-            self.afe.set_input(self.clock.t, self.afe_input())
-            self.check_protection()
+            em = self.emulator
+            bleed = self.bleed
+            self.v = v = em.pack.terminal_voltage(bleed.cell_currents(self.power.i_pack))
+            bleed.update(v, em.enabled)  # update_currents and _to_afe, one call fewer each
+            self.afe.set_terminals(self.clock.t, v, bleed.i_bleed if bleed.any_conduct else None)
+            if em.ovp is not None:  # (the emulator's protection is off without a window)
+                self.check_protection()
 
     def refresh_then(self, changed) -> None:
         """:meth:`refresh`, then ``changed()`` (a change of the bleed switches: True when
         they changed) and, when either moved anything, the currents and the AFE input once
         (the same state as a refresh before the change and an update after it)."""
+        em = self.emulator
+        bleed = self.bleed
         if self.stale:
             self.stale = False
-            self.v = self.emulator.pack.terminal_voltage(self.power.i_pack - self.bleed.i_ch)
-            self.check_protection()  # it reads the terminals only (a trip solves everything)
+            self.v = em.pack.terminal_voltage(bleed.cell_currents(self.power.i_pack))
+            if em.ovp is not None:
+                self.check_protection()  # it reads the terminals only (a trip solves everything)
             changed()
         elif not changed():
             return
-        self.update_currents()
-        self.afe.set_input(self.clock.t, self.afe_input())
+        v = self.v
+        bleed.update(v, em.enabled)  # update_currents and _to_afe, one call fewer each
+        self.afe.set_terminals(self.clock.t, v, bleed.i_bleed if bleed.any_conduct else None)
 
     def check_protection(self, v: np.ndarray | None = None) -> None:
         """The emulator's protection against terminals ``v`` (V; default: the present ones);

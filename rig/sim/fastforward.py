@@ -128,11 +128,14 @@ class DeratingLoop:
 
 
 def noise_guard_v(samples: np.ndarray, spreads: float = NOISE_GUARD_SPREADS,
-                  static_v: float = STATIC_GUARD_V) -> float:
+                  static_v: float = STATIC_GUARD_V, hi: np.ndarray | None = None,
+                  lo: np.ndarray | None = None) -> float:
     """Noise guard, V, from recent raw conversions ``samples`` (rows: conversions, columns:
-    channels): ``spreads`` × the widest spread of any channel, plus ``static_v``."""
-    spread = samples.max(axis=0)
-    spread -= samples.min(axis=0)
+    channels): ``spreads`` × the widest spread of any channel, plus ``static_v``. ``hi`` /
+    ``lo``: ``samples.max(axis=0)`` / ``samples.min(axis=0)`` when already worked out."""
+    hi = samples.max(axis=0) if hi is None else hi
+    lo = samples.min(axis=0) if lo is None else lo
+    spread = hi - lo
     return spreads * spread.item(spread.argmax()) + static_v  # max (argmax: a cheaper call)
 
 

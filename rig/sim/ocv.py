@@ -184,6 +184,10 @@ class OcvCurve:
         sd += sb
         return v, sd
 
+    def points(self) -> "OcvPoints":
+        """A memo of :meth:`ocv_and_slope` for one pack's cells (:class:`OcvPoints`)."""
+        return OcvPoints(self)
+
     def slope(self, soc, temp_c=T_REF_C) -> np.ndarray:
         """dOCV/dSOC in V per unit SOC: the slope of the segment holding ``soc``.
 
@@ -196,6 +200,69 @@ class OcvCurve:
         i = np.clip(np.searchsorted(self.soc, s, side="right") - 1, 0, k - 2)
         g = gv[i] + gd[i] * (np.asarray(temp_c, dtype=float) - T_REF_C)
         return np.where(s >= self.soc[-1], self.slope_hi, g)
+
+
+class OcvPoints:
+    """:meth:`OcvCurve.ocv_and_slope` for one pack's cells, memoised: the rows of each cell's
+    segment and the temperature terms are kept while no cell changes segment and the
+    temperatures stay the same (bytes compared), so a new SOC costs the segment lookup and
+    ``b·s + a`` plus, where ``dU/dT`` is flat on every cell's segment (``D = 0``: the LFP
+    curve above 30 %), the kept ``C·(T − 25 °C)`` (the same number as ``(D·s + C)·(T −
+    25 °C)`` then), else that product. The slope depends on the segments and the
+    temperatures only: evaluated once for them, read-only. The values are those of
+    :meth:`OcvCurve.ocv_and_slope` bit for bit. V, V per unit SOC, °C."""
+
+    __slots__ = ("curve", "_ib", "_tb", "_rows", "_cdt", "_slope")
+
+    def __init__(self, curve: OcvCurve):
+        self.curve = curve
+        self._ib = self._tb = None  # segment indices and temperatures, as bytes
+        self._rows = self._cdt = self._slope = None
+
+    def _segments(self, soc: np.ndarray, temp_c: np.ndarray, t_bytes: bytes) -> tuple:
+        i = self.curve.soc.searchsorted(soc, side="right")
+        ib = i.tobytes()
+        if ib != self._ib or t_bytes != self._tb:
+            a, b, c, d, sb, sd = self.curve._segment_coefficients.take(i, axis=0).T
+            dt = temp_c - T_REF_C
+            self._rows = (a, b, c, d, sb, sd, dt)
+            # D = 0 on every segment: (D·s + C)·dT is C·dT exactly (±0 + C is C)
+            self._cdt = None if d.any() else c * dt
+            self._slope = None
+            self._ib, self._tb = ib, t_bytes
+        return self._rows
+
+    def ocv(self, soc: np.ndarray, temp_c: np.ndarray, t_bytes: bytes) -> np.ndarray:
+        """OCV at ``soc`` (1-D) and ``temp_c`` (°C, same shape; ``t_bytes`` its bytes), V."""
+        a, b, c, d, _, _, dt = self._segments(soc, temp_c, t_bytes)
+        v = b * soc
+        v += a
+        cdt = self._cdt
+        if cdt is None:
+            d = d * soc
+            d += c
+            d *= dt
+            v += d
+        else:
+            v += cdt
+        return v
+
+    def same_segments(self, other: "OcvPoints") -> bool:
+        """Whether ``other`` last evaluated the same segments at the same temperatures
+        (then both give the same slopes)."""
+        return self._ib == other._ib and self._tb == other._tb
+
+    def slope(self, soc: np.ndarray, temp_c: np.ndarray, t_bytes: bytes) -> np.ndarray:
+        """dOCV/dSOC at ``soc`` and ``temp_c`` (read-only; shared while the segments and
+        temperatures stay), V per unit SOC."""
+        rows = self._segments(soc, temp_c, t_bytes)
+        s = self._slope
+        if s is None:
+            s = rows[5] * rows[6]
+            s += rows[4]
+            s.setflags(write=False)
+            self._slope = s
+        return s
 
 
 def _knot_soc(x, soc: np.ndarray, v: np.ndarray) -> float:

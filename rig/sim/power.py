@@ -64,8 +64,8 @@ class PowerPath:
         i_set = self.i_set
         if i_set == 0.0:
             return 0.0
-        if self.gate(i_set) == 0.0:
-            return 0.0
+        if (i_set > 0.0 and not self.charge_fet) or (i_set < 0.0 and not self.discharge_fet):
+            return 0.0  # gate(i_set) is 0
         vlim = self.v_limit
         if vlim is None:
             return i_set
@@ -77,15 +77,20 @@ class PowerPath:
             return i_set
         pk = em.pack if pack is None else pack
         a = math.exp(-h / pk.params.tau1_s) if h > 0 else 1.0
-        r0 = pk.resistance_r0()
-        r1 = pk.resistance_r1()
-        rterm = r0 + r1 * (1.0 - a)
-        if h > 2.0:  # long step: the OCV rises inside it (the LFP knee); keeps CV stable
-            rterm = rterm + pk.ocv_slope() * (h / 3600.0) / pk.capacity_ah
-        v_open = pk.ocv() + pk.v_rc * a
+        long = h > 2.0  # long step: the OCV rises inside it (the LFP knee); keeps CV stable
+        ocv, r0, r1, slope = pk.regulator_terms(long)
+        if a == 1.0:  # the instantaneous current: r1·0 and v_rc·1 change nothing (exactly)
+            rterm = r0
+            v_open = ocv + pk.v_rc
+        else:
+            rterm = r0 + r1 * (1.0 - a)
+            if long:
+                rterm = rterm + slope * (h / 3600.0) / pk.capacity_ah
+            v_open = ocv + pk.v_rc * a
         if i_board is not None:
             v_open = v_open - rterm * i_board
-        i = (vlim - float(v_open.sum())) / float(rterm.sum())
+        # sums as add.reduce (what ndarray.sum does, one call fewer)
+        i = (vlim - float(np.add.reduce(v_open))) / float(np.add.reduce(rterm))
         if i_set > 0:
             return min(max(i, 0.0), i_set)
         return max(min(i, 0.0), i_set)

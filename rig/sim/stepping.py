@@ -85,6 +85,7 @@ class Stepper:
         self.max_step_s = float(max_step_s) if max_step_s else (fine_step_s or max(sampling.period_s, 1.0))
         """Longest fine step, s."""
         self.ff_enabled = fine_step_s is None
+        self._dt_arrays = {}  # step length (s) -> an array of it: the fine path repeats a few
         self.stats = {"events": 0, "ff": 0, "ff_s": 0.0, "ff_steps": 0, "wakes": 0,
                       "ff_drift_used_max": 0.0}
         self.board = None
@@ -120,8 +121,10 @@ class Stepper:
         max_step = self.max_step_s
         board = self.board
         stats = self.stats
+        em = self.emulator
         while True:
-            self.raise_trip()
+            if em.trip_message is not None:
+                self.raise_trip()
             t = clock.t
             if t >= t_end - EPS_T:
                 break
@@ -162,11 +165,20 @@ class Stepper:
         hist = self.history
         thermal = self.thermal
         t1 = clock.t + dt
-        hist.q += bleed.i_ch * dt
+        # dt as an array (a cheaper ufunc operand than a float; the same products)
+        dta = self._dt_arrays.get(dt)
+        if dta is None:  # a step length seen once: the float (an array when it comes again)
+            if len(self._dt_arrays) >= 16:
+                self._dt_arrays.clear()
+            self._dt_arrays[dt] = False
+            dta = dt
+        elif dta is False:
+            dta = self._dt_arrays[dt] = np.full(len(bleed.i_ch), dt)
+        hist.q += bleed.i_ch * dta
         if bleed.any_conduct:
-            hist.bleed_on_s += bleed.conduct * dt
-            hist.bleed_charge_c += bleed.i_bleed * dt
-            thermal.lump_j += float(np.dot(bleed.i_bleed, self.circuit.v)) * dt
+            hist.bleed_on_s += bleed.conduct_f * dta
+            hist.bleed_charge_c += bleed.i_bleed * dta
+            thermal.lump_j += float(bleed.i_bleed.dot(self.circuit.v)) * dt  # np.dot, one call fewer
         em = self.emulator
         if em.mode == "model":
             power = self.power
@@ -175,7 +187,7 @@ class Stepper:
                 # the regulator re-evaluates a few times a second on the fine path
                 power.i_pack = power.current(max(dt, CHARGER_REG_S), i_board)
                 power.next_regulation_t = clock.t + CHARGER_REG_S
-            em.pack.step(dt, power.i_pack - i_board)
+            em.pack.step(dt, bleed.cell_currents(power.i_pack))
             thermal.lump_s += dt
             clock.t = t1
             if thermal.lump_s >= THERMAL_LUMP_S:
@@ -220,49 +232,67 @@ class Stepper:
             h = min(h, 30.0)
         iq = self.bleed.iq if em.enabled else 0.0
         moved = 0.0
+        # no bleed over the window: the channel currents are the quiescent draw (v·0 + iq),
+        # and the bleed totals and power do not move (+0 each step)
+        idle = not (np.count_nonzero(g_eff) or np.count_nonzero(on_frac))
+        i_ch = np.full(len(g_eff), iq) if idle else None
+        p = 0.0
+        # the loop's calls bound once (the same calls)
+        pack = em.pack
+        current = power.current
+        t_step = thermal.step
+        absolute, cap_share, end_v = np.abs, FF_STEP_SHARE, FF_DV_END * dv_max
         while clock.t < t_res - EPS_T:
             h = min(h, t_res - clock.t)
-            i_bleed = circuit.v * g_eff
-            i_ch = i_bleed + iq
+            if not idle:
+                i_bleed = circuit.v * g_eff
+                i_ch = i_bleed + iq
             if model:
                 # keep the drift promise: no step may carry a cell past the drift limit
                 i_prev = power.i_pack
-                power.i_pack = power.current(h, i_ch)
-                r = em.pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)
+                power.i_pack = current(h, i_ch)
+                r = pack.voltage_rate(power.i_pack - i_ch, lookahead_s=h)
                 rate = r.item(r.argmax())  # max(): argmax is a cheaper call on 16 cells
-                h_cap = FF_STEP_SHARE * (dv_max - moved) / max(rate, 1e-12)
+                h_cap = cap_share * (dv_max - moved) / max(rate, 1e-12)
                 if h_cap < h:
                     h = h_cap
-                    power.i_pack = power.current(h, i_ch)
+                    power.i_pack = current(h, i_ch)
                 if power.i_pack != i_prev:
                     # a regulator current that changes (CV) moves every terminal at once by
                     # R0·ΔI, which the rate does not see: end before a step it would carry past
-                    r0 = em.pack.resistance_r0()
+                    r0 = pack.resistance_r0()
                     jump = abs(power.i_pack - i_prev) * r0.item(r0.argmax())
-                    if moved + jump > FF_DV_END * dv_max:
+                    if moved + jump > end_v:
                         power.i_pack = i_prev
                         break
             hist.q += i_ch * h
-            hist.bleed_on_s += on_frac * h
-            hist.bleed_charge_c += i_bleed * h
-            p = float(np.dot(i_bleed, circuit.v))
+            if not idle:
+                hist.bleed_on_s += on_frac * h
+                hist.bleed_charge_c += i_bleed * h
+                p = float(i_bleed.dot(circuit.v))  # np.dot, one call fewer
             v_prev = circuit.v
             if model:
-                em.pack.step(h, power.i_pack - i_ch)
-            thermal.step(h, p)
+                i_cell = power.i_pack - i_ch
+                pack.step(h, i_cell)
+            t_step(h, p)
             clock.t += h
             stats["ff_steps"] += 1
             if model:
-                circuit.v = em.pack.terminal_voltage(power.i_pack - i_ch)
-                dv_step = _max_abs_diff(circuit.v, v_prev)
-                moved = _max_abs_diff(circuit.v, v0)
-                if power.in_cv():
+                circuit.v = v = pack.terminal_voltage(i_cell)
+                # _max_abs_diff against the step's start and the window's, written out
+                d = v - v_prev
+                absolute(d, out=d)
+                dv_step = d.item(d.argmax())
+                d = v - v0
+                absolute(d, out=d)
+                moved = d.item(d.argmax())
+                if power.v_limit is not None and 0.0 < abs(power.i_pack) < abs(power.i_set):  # power.in_cv()
                     # under CV the regulator's current depends on the step length: the
                     # board will see the voltage at the instantaneous current after the window
-                    i_fine = power.current(0.0, i_ch)
-                    v_fine = em.pack.terminal_voltage(i_fine - i_ch)
+                    i_fine = current(0.0, i_ch)
+                    v_fine = pack.terminal_voltage(i_fine - i_ch)
                     moved = max(moved, _max_abs_diff(v_fine, v0))
-                if moved > FF_DV_END * dv_max:
+                if moved > end_v:
                     break
                 h = h * min(4.0, max(0.25, 1e-3 / max(dv_step, 1e-7)))
                 h = min(h, 3600.0)

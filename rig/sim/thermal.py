@@ -134,10 +134,20 @@ class ChamberModel:
         return abs(self._air - self._target) + abs(self._b) / math.e < tol
 
     # ---- integration ---------------------------------------------------------------
+    def step_mean(self, dt: float) -> float:
+        """:meth:`step`, returning the mean of the air at the step's two ends, °C."""
+        air0 = self._air
+        if self._b == 0.0 and air0 == self._sp == self._target and dt >= 0:
+            return 0.5 * (air0 + air0)  # settled (see step)
+        self.step(dt)
+        return 0.5 * (air0 + self._air)
+
     def step(self, dt: float) -> None:
         """Advance ``dt`` s (exact; a ramp ending inside the step splits it)."""
         if dt < 0:
             raise ValueError(f"dt must be >= 0, got {dt}")
+        if self._b == 0.0 and self._air == self._sp == self._target:
+            return  # settled on the target: the exact update leaves every state where it is
         while dt > 0.0:
             if not self.ramping:
                 self._advance(dt, 0.0)
@@ -244,6 +254,8 @@ class CellThermal:
         self.r_th_c_per_w = np.asarray(r_th_c_per_w, dtype=float)
         self._lag = ThermalLag(tau_s, ambient_c + self.gradient_c)
         self._drive = np.empty(self.n)
+        self.temperature_c: np.ndarray = self._lag.temperature_c
+        """Per-cell temperature, °C (the live array: the lag updates it in place)."""
 
     @classmethod
     def for_params(cls, params, n_cells: int, ambient_c: float = 25.0,
@@ -251,11 +263,6 @@ class CellThermal:
         """From a :class:`rig.sim.cells.CellParams` (its thermal mass and resistance)."""
         return cls(n_cells, ambient_c, params.tau_thermal_s, params.r_th_c_per_w,
                    middle_rise_c)
-
-    @property
-    def temperature_c(self) -> np.ndarray:
-        """Per-cell temperature, °C (the live array)."""
-        return self._lag.temperature_c
 
     @property
     def tau_s(self) -> np.ndarray:
@@ -271,4 +278,11 @@ class CellThermal:
         np.multiply(heat_w, self.r_th_c_per_w, out=d)
         d += self.gradient_c
         d += air_c
-        self._lag.step(dt, d)
+        lag = self._lag
+        if dt != lag._dt:
+            lag.step(dt, d)
+        else:  # ThermalLag.step with its factor kept, one call fewer
+            t = lag.temperature_c
+            d -= t
+            d *= lag._b
+            t += d

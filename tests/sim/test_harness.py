@@ -51,3 +51,18 @@ def test_publish_stamps_time_and_telemetry_fields():
     assert (tel.serial, tel.hw_revision, tel.fw_version) == ("REF16-000123", "C", "2.3.1")
     assert tel.state == "rest" and tel.charge_fet and tel.discharge_fet
     assert tel.pack_v == pytest.approx(16 * 3.30, abs=0.02)
+
+
+def test_a_harness_subclass_keeps_its_own_methods():
+    # the harness binds the per-conversion calls straight to the bench's side, but not over
+    # a subclass's own method
+    from rig.sim.harness import BoardHarness
+
+    class Fixed(BoardHarness):
+        def read_pack_current(self) -> float:
+            return 42.0
+
+    w = world()
+    h = Fixed(w.board_io, w.profile, np.random.default_rng(0))
+    assert h.read_pack_current() == 42.0
+    assert h.read_cell_voltages().shape == (w.n,)

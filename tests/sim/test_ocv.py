@@ -104,3 +104,22 @@ def test_chemistry_names():
     assert ocv("LFP", 0.5) == pytest.approx(3.265)
     with pytest.raises(ValueError, match="unknown chemistry"):
         ocv("lco", 0.5)
+
+
+@pytest.mark.parametrize("chem", ["lfp", "nmc"])
+def test_the_pack_memo_gives_ocv_and_slope_bit_for_bit(chem):
+    # OcvPoints keeps each cell's segment rows and temperature terms between states and
+    # adds C·(T − 25) where dU/dT is flat: the numbers of ocv_and_slope, to the last bit,
+    # across segments (flat and sloped dU/dT), temperatures, overcharge and below 0 %
+    curve = ocvmod.curve(chem)
+    memo = curve.points()
+    rng = np.random.default_rng(4)
+    temp = 25.0 + rng.uniform(-30.0, 40.0, 16)
+    for i in range(400):
+        if i % 50 == 0:
+            temp = temp + rng.uniform(-1.0, 1.0, 16)  # a new temperature now and then
+        soc = rng.choice([rng.uniform(-0.02, 1.03, 16), 0.97 + rng.uniform(0.0, 0.002, 16)])
+        tb = temp.tobytes()
+        v, s = curve.ocv_and_slope(soc, temp)
+        assert memo.ocv(soc, temp, tb).tobytes() == v.tobytes()
+        assert memo.slope(soc, temp, tb).tobytes() == s.tobytes()

@@ -57,6 +57,10 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         self.temps = None
         self.i_pack = 0.0
         self.sw = np.zeros(n, bool)  # switches as applied
+        self._sw_b = self.sw.tobytes()  # ... as bytes
+        self._sw_any = False  # ... any on
+        self._off = np.zeros(n, bool)  # all switches off (never written)
+        self._off_b = self._off.tobytes()  # ... as bytes: a bool array is all off when its bytes are these
         self.window = None  # the fast-forward window the board sleeps through
         self.last_conversion_t = None
         stated = s.resolution_mv * 1e-3 if "resolution_mv" in s.model_fields_set else 0.0  # else the link's scale
@@ -75,13 +79,16 @@ class ReferenceBoard(Protection, Balancing, Quiet):
 
     def desired(self, now: float) -> np.ndarray:
         """The bleed switches the PWM wants at ``now``."""
-        if self.pwm_off_at is not None and now < self.pwm_off_at - EPS and np.count_nonzero(self.mask):
+        if self.pwm_off_at is not None and now < self.pwm_off_at - EPS and self.mask.tobytes() != self._off_b:
             return self.mask
         return np.zeros(self.n, bool)
 
     def apply_switches(self, sw: np.ndarray) -> None:
-        if sw.tobytes() != self.sw.tobytes():  # both bool (n,)
+        b = sw.tobytes()
+        if b != self._sw_b:  # both bool (n,)
             self.sw = sw.copy()
+            self._sw_b = b
+            self._sw_any = b != self._off_b
             self.h.set_bleed(self.sw)
 
     # ------------------------------------------------------------------ firmware
@@ -89,28 +96,35 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         if self.window is not None:
             self.resume(now)
         k = self.k
-        # 1. mute
-        if not self.mute_done and now >= self.t_mute(k) - EPS:
-            if not self.no_mute and np.count_nonzero(self.sw):
-                self.apply_switches(np.zeros(self.n, bool))
+        period = self.period
+        # 1. mute (at k · period)
+        if not self.mute_done and now >= k * period - EPS:
+            if not self.no_mute and self._sw_any:
+                self.apply_switches(self._off)
             self.mute_done = True
-        # 2. conversion
-        if now >= self.t_conv(k) - EPS:
+        # 2. conversion (at k · period + mute)
+        if now >= k * period + self.mute - EPS:
             self._convert(now, k)
             self.k = k = k + 1
             self.mute_done = False
         # 3. protection timers
-        self.run_timers(now)
+        hvc, lvc = self.hvc, self.lvc
+        pending = (hvc.trip_at is not None or hvc.recover_at is not None
+                   or lvc.trip_at is not None or lvc.recover_at is not None)
+        if pending:
+            self.run_timers(now)
         # 4. PWM end
         if self.pwm_off_at is not None and now >= self.pwm_off_at - EPS:
             self.pwm_off_at = None
             if not self._in_mute(now):
                 self.apply_switches(self.desired(now))
         # next wake
-        nxt = self.t_conv(k)
-        if not self.mute_done and not self.no_mute and (np.count_nonzero(self.sw) or self._will_bleed(k)):
-            nxt = self.t_mute(k)
-        for t in (*self.protection_timers(), self.pwm_off_at):
+        nxt = k * period + self.mute
+        if not self.mute_done and not self.no_mute and (self._sw_any or self._will_bleed(k)):
+            nxt = k * period
+        # run_timers only clears timers: none pending before it, none after
+        timers = (*self.protection_timers(), self.pwm_off_at) if pending else (self.pwm_off_at,)
+        for t in timers:
             if t is not None and now + EPS < t < nxt:
                 nxt = t
         if nxt <= now + EPS:
@@ -118,7 +132,8 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         return nxt
 
     def _will_bleed(self, k: int) -> bool:
-        return self.pwm_off_at is not None and self.pwm_off_at > self.t_mute(k) + EPS and bool(np.count_nonzero(self.mask))
+        return (self.pwm_off_at is not None and self.pwm_off_at > self.t_mute(k) + EPS
+                and self.mask.tobytes() != self._off_b)
 
     def _in_mute(self, now: float) -> bool:
         return self.mute_done and not self.no_mute and now < self.t_conv(self.k) - EPS
@@ -156,15 +171,23 @@ class ReferenceBoard(Protection, Balancing, Quiet):
         if t is None:
             return
         b = self.profile.bench
+        no_id = self.firmware_defects.no_identity
+        # mask & (duty > 0): the mask itself (a copy) or none
+        balancing = self.mask.copy() if self.duty > 0.0 else np.zeros(self.n, bool)
+        cells = t["cells"]
+        m = len(cells)
+        temps = np.empty(m + 1)  # np.append(cells, bleed_resistor), filled in place
+        temps[:m] = cells
+        temps[m] = t["bleed_resistor"]
         self.h.publish(Telemetry(
             cell_v=self.reported_cell_v(),
-            temps_c=np.concatenate((t["cells"], (t["bleed_resistor"],))),  # np.append, without its ravel
-            balancing=self.mask & (self.duty > 0.0),
+            temps_c=temps,
+            balancing=balancing,
             hvc=self.hvc.active and not self.hvc_flag_missing,
             lvc=self.lvc.active, ot=self.ot, ut=self.ut,
             charge_fet=self.fet_c, discharge_fet=self.fet_d,
-            pack_v=float(self.v.sum()), pack_a=float(self.i_pack),
-            serial="" if self.firmware_defects.no_identity else b.serial, hw_revision=b.hw_revision,
-            fw_version="" if self.firmware_defects.no_identity else b.fw_version,
+            pack_v=float(np.add.reduce(self.v)), pack_a=float(self.i_pack),  # v.sum(), one call fewer
+            serial="" if no_id else b.serial, hw_revision=b.hw_revision,
+            fw_version="" if no_id else b.fw_version,
             state=self.state,
         ))

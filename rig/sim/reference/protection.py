@@ -101,24 +101,30 @@ class Protection(SetPoints):
         self.ot_c = p.ot_charge_c
         self.ut_c = p.ut_charge_c
         self.hvc, self.lvc = Cutoff(), Cutoff()
+        self._external_request = getattr(self.h, "external_request_a", None)  # charger detect, if any
         self.ot = self.ut = False
         self.fet_c = self.fet_d = True
 
     def protect(self, now: float) -> None:
         """Run the comparators on the conversion just taken (set-points commanded by the host
         first: :mod:`.setpoints`)."""
-        self.refresh_setpoints()
+        if self.profile.setpoints_by_command:  # (none declared: nothing to refresh)
+            self.refresh_setpoints()
         v = self.raw if self.PROTECTION_ON_RAW else self.v
         vmax, vmin = v.item(v.argmax()), v.item(v.argmin())  # max/min (argmax: cheaper calls)
-        ext = self.external_request_a()
-        hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
-        lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
-        if self.hvc_mode == "latched" and not self.latch_early:
-            hvc_back = hvc_back and ext <= 0.0  # the charger removed
-        if self.lvc_mode == "latched" and not self.latch_early:
-            lvc_back = lvc_back and ext >= 0.0  # the load removed
-        self.hvc.compare(now, vmax >= self.hvc_thr, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
-        self.lvc.compare(now, vmin <= self.lvc_thr, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
+        hvc, lvc = self.hvc, self.lvc
+        over, under = vmax >= self.hvc_thr, vmin <= self.lvc_thr
+        # a comparator neither latched, nor timing, nor over its level has nothing to do
+        if hvc.active or over or hvc.trip_at is not None or lvc.active or under or lvc.trip_at is not None:
+            ext = self.external_request_a()
+            hvc_back = vmax < self.hvc_thr if self.hvc_mode == "lockout" else vmax <= self.hvc_rec_v
+            lvc_back = vmin > self.lvc_thr if self.lvc_mode == "lockout" else vmin >= self.lvc_rec_v
+            if self.hvc_mode == "latched" and not self.latch_early:
+                hvc_back = hvc_back and ext <= 0.0  # the charger removed
+            if self.lvc_mode == "latched" and not self.latch_early:
+                lvc_back = lvc_back and ext >= 0.0  # the load removed
+            hvc.compare(now, over, hvc_back, self.hvc_delay, self.hvc_recovery, self.hvc_lockout)
+            lvc.compare(now, under, lvc_back, self.lvc_delay, self.lvc_recovery, self.lvc_lockout)
         cells = self.temps["cells"]
         tmax, tmin = cells.item(cells.argmax()), cells.item(cells.argmin())
         ot = self.ot
@@ -138,7 +144,7 @@ class Protection(SetPoints):
     def external_request_a(self) -> float:
         """What the charger (+) or load (−) connected to the pack asks for, A (0: none);
         a harness without charger detection: 0."""
-        read = getattr(self.h, "external_request_a", None)
+        read = self._external_request
         return float(read()) if read is not None else 0.0
 
     def run_timers(self, now: float) -> None:

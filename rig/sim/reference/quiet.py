@@ -14,7 +14,6 @@ states the firmware's rules. Units: V, s, °C, W.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -32,27 +31,34 @@ CHATTER_BUSY_V = 0.010
 class Quiet:
     """Fast-forward part of :class:`~rig.sim.reference.firmware.ReferenceBoard` (a mixin)."""
 
-    def noise_guard_v(self) -> float:
+    def noise_guard_v(self, hi: np.ndarray | None = None, lo: np.ndarray | None = None) -> float:
         """What a protection comparator must keep clear of beyond the drift, V
-        (:func:`rig.sim.fastforward.noise_guard_v` of the filter's raw conversions)."""
-        return ff.noise_guard_v(self.samples)
+        (:func:`rig.sim.fastforward.noise_guard_v` of the filter's raw conversions; ``hi`` /
+        ``lo``: their per-channel max / min when already worked out)."""
+        return ff.noise_guard_v(self.samples, hi=hi, lo=lo)
 
-    def protection_levels(self) -> tuple[ff.Level, ...]:
-        """The levels that would change a protection comparator, against the least
-        favourable raw conversion in the filter."""
-        buf = self.samples
+    def _level_terms(self, hi: np.ndarray, lo: np.ndarray) -> tuple:
+        """``((level, reading, rising), ...)`` of :meth:`protection_levels` from the filter's
+        per-channel max ``hi`` and min ``lo`` (V): the max over every conversion is the max
+        of ``hi``, the min the min of ``lo`` (the same values)."""
         # max()/min() as item(argmax()): the same values, cheaper calls on a few cells
         if self.hvc.active:  # the cell the latch waits on, at its lowest conversion
-            lo = buf.min(axis=0)
-            hvc = ff.Level(self.hvc_rec_v, lo.item(lo.argmax()), rising=False)
+            hvc = (self.hvc_rec_v, lo.item(lo.argmax()), False)
         else:
-            hvc = ff.Level(self.hvc_thr, buf.item(buf.argmax()), rising=True)
+            hvc = (self.hvc_thr, hi.item(hi.argmax()), True)
         if self.lvc.active:
-            hi = buf.max(axis=0)
-            lvc = ff.Level(self.lvc_rec_v, hi.item(hi.argmin()), rising=True)
+            lvc = (self.lvc_rec_v, hi.item(hi.argmin()), True)
         else:
-            lvc = ff.Level(self.lvc_thr, buf.item(buf.argmin()), rising=False)
+            lvc = (self.lvc_thr, lo.item(lo.argmin()), False)
         return hvc, lvc
+
+    def protection_levels(self, hi: np.ndarray | None = None, lo: np.ndarray | None = None) -> tuple[ff.Level, ...]:
+        """The levels that would change a protection comparator, against the least
+        favourable raw conversion in the filter (``hi`` / ``lo``: the filter's per-channel
+        max / min when already worked out)."""
+        buf = self.samples
+        terms = self._level_terms(buf.max(axis=0) if hi is None else hi, buf.min(axis=0) if lo is None else lo)
+        return tuple(ff.Level(level, reading, rising=rising) for level, reading, rising in terms)
 
     def balancing_gate(self) -> ff.Gate | None:
         """Balancing as a resolved decision (None when the pack state keeps it off or the
@@ -94,10 +100,12 @@ class Quiet:
         return ff.drift_allowance_v(self.protection_levels(), self.noise_guard_v(), self.balancing_gate(),
                                     self.h.ff_drift_limit_v)
 
-    def quiet_state(self, until: float | None = None) -> ff.QuietState | None:
+    def quiet_state(self, until: float | None = None, levels: tuple | None = None,
+                    guard_v: float | None = None) -> ff.QuietState | None:
         """The declaration to the bench right after a conversion (None when the board is
         not settled, is bleeding outside a balancing decision, or no window of its cadence
-        could end by ``until``, s)."""
+        could end by ``until``, s). ``levels`` and ``guard_v``: :meth:`protection_levels`
+        and :meth:`noise_guard_v` when already worked out for this conversion."""
         if self.filled < self.fs or self.temps is None:
             return None
         if not self.balancing and np.count_nonzero(self.mask):
@@ -143,8 +151,12 @@ class Quiet:
             interval_s=self.interval, lead=self.fs - 1, limit=limit, present=present, masks=masks or (),
             first_mask=self.parity + 1, strategy=strat, derating=derating,
             on_share=1.0 if self.no_mute else (1.0 - self.mute / self.period))
-        return dataclasses.replace(pre, decisions=decisions, levels=self.protection_levels(),
-                                   guard_v=self.noise_guard_v(), gate=self.balancing_gate())
+        # dataclasses.replace(pre, ...) spelled out (the same declaration, without its field walk)
+        return ff.QuietState(at=pre.at, decisions=decisions, settled=pre.settled, busy=pre.busy,
+                             timers=pre.timers, temperature_edges=pre.temperature_edges,
+                             levels=self.protection_levels() if levels is None else levels,
+                             guard_v=self.noise_guard_v() if guard_v is None else guard_v,
+                             gate=self.balancing_gate())
 
     def fast_forward(self, until: float):
         """Quiet stretch: ``(t_resume, duty, drift_limit_v)`` from the bench's
@@ -152,7 +164,23 @@ class Quiet:
         now = self.h.now()
         if self.window is not None or self.last_conversion_t is None or abs(now - self.last_conversion_t) > EPS:
             return None
-        state = self.quiet_state(until)
+        if self.filled < self.fs or self.temps is None:
+            return None  # not settled (quiet_state's first answer)
+        if any(t is not None for t in self.protection_timers()):
+            return None  # a timer pending: not quiet (ff.is_quiet), no window
+        buf = self.samples
+        hi, lo = buf.max(axis=0), buf.min(axis=0)
+        guard = self.noise_guard_v(hi, lo)
+        # the exact part of the drift allowance (ff.drift_allowance_v: the smallest
+        # Level.distance_v less the guard, the same expressions): below MIN_DRIFT_V the bench
+        # plans no window whatever the rest of the declaration says (a cell inside the noise
+        # guard of a protection level), so it is not built
+        terms = self._level_terms(hi, lo)
+        distances = [level - reading if rising else reading - level for level, reading, rising in terms]
+        if min(distances, default=math.inf) - guard < ff.MIN_DRIFT_V:
+            return None
+        levels = tuple(ff.Level(level, reading, rising=rising) for level, reading, rising in terms)
+        state = self.quiet_state(until, levels, guard)
         if state is None:
             return None
         w = ff.plan_window(state, until, now, self.h.ff_drift_limit_v, self.h.ff_drift_cap_v, n_cells=self.n)
