@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from functools import partial
 from operator import itemgetter
 from typing import Callable
 
@@ -29,6 +28,7 @@ from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
 from .can_commands import CommandSender, CommandsMixin
+from .can_drain import frame_reader
 from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
@@ -72,6 +72,7 @@ class CanBmsLink(CommandsMixin, LinkBase):
         super().__init__(name, n_cells, clock, timeout_s, poll_s, history_len)
         self._bus = bus
         self._own_bus = own_bus
+        self._waiting = frame_reader(bus)  # () -> the frames waiting on the bus (can_drain)
         self._frame_time = frame_time
         plan = self.plan
         self._raw: list = [None] * len(plan.slot_names)
@@ -190,7 +191,7 @@ class CanBmsLink(CommandsMixin, LinkBase):
         import can
 
         try:
-            n = self.feed(iter(partial(self._bus.recv, 0), None))
+            n = self.feed(self._waiting())
         except can.CanError as exc:
             raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
         if self.requests.plans:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import string
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import itemgetter
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from ..links.can_commands import signal_range as _limits
 from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
 from ..links.signal_map_cells import bit_refs as _bit_refs
+from .can_tx_pack import compile_packer
 from .can_tx_parts import (ack_frame, answers, encode_conditions, j1939_id, received_requests, set_cell_bits,
                            set_page_byte)
 
@@ -53,22 +54,36 @@ MEMO_FRAMES = 4096
 def _frame_class():
     import can
 
-    class Frame(can.Message):
+    message = can.Message
+    new = message.__new__
+
+    class Frame(message):
         """The transmitter's reusable frame: the virtual bus copies it for each receiver, as
-        a plain :class:`can.Message` built directly (its data copied, every other field an
-        immutable value) instead of through ``copy.deepcopy`` of each field."""
+        a plain :class:`can.Message` whose every field is set directly (its data copied, every
+        other field an immutable value) instead of through ``copy.deepcopy`` of each field
+        (or ``Message.__init__``, which would only set the same fields)."""
 
         __slots__ = ()
 
         def __deepcopy__(self, memo):
-            return can.Message(timestamp=self.timestamp, arbitration_id=self.arbitration_id,
-                               is_extended_id=self.is_extended_id, is_remote_frame=self.is_remote_frame,
-                               is_error_frame=self.is_error_frame, channel=self.channel, dlc=self.dlc,
-                               data=self.data, is_fd=self.is_fd, is_rx=self.is_rx,
-                               bitrate_switch=self.bitrate_switch,
-                               error_state_indicator=self.error_state_indicator)
+            m = new(message)
+            m.timestamp, m.arbitration_id, m.is_extended_id = self.timestamp, self.arbitration_id, self.is_extended_id
+            m.is_remote_frame, m.is_error_frame, m.channel = self.is_remote_frame, self.is_error_frame, self.channel
+            m.dlc, m.data, m.is_fd, m.is_rx = self.dlc, bytearray(self.data), self.is_fd, self.is_rx
+            m.bitrate_switch, m.error_state_indicator = self.bitrate_switch, self.error_state_indicator
+            return m
 
     return Frame
+
+
+def _encode_values(encode, base: dict, fields: list, vals: list) -> bytes:
+    """``Message.encode`` of a frame: its base values, each field's slot value when it has one."""
+    d = dict(base)
+    for name, s in fields:
+        v = vals[s]
+        if v is not None:
+            d[name] = v
+    return encode(d, strict=False)
 
 
 def _rest_value(sig) -> float:
@@ -102,11 +117,14 @@ class CanTransmitter:
     bleed-resistor NTC), balancing (bool), hvc lvc ot ut, charge_fet discharge_fet
     (True = closed), pack_v (V), pack_a (A), serial, hw_revision, fw_version ("2.3.1"), state.
     Without ``signal_map_path`` the reference map is used (it fits the reference DBC).
+    ``fast_path``: pack payloads with :mod:`rig.sim.can_tx_pack` (the bytes ``Message.encode``
+    gives); ``False`` encodes every frame with ``Message.encode``.
     """
 
     def __init__(self, dbc_path: str | Path | None, channel: str, n_cells: int,
                  identity_period_s: float = 1.0, bus=None, signal_map_path: str | Path | None = None,
-                 j1939_source_address: int | None = None, j1939_priority: int | None = None):
+                 j1939_source_address: int | None = None, j1939_priority: int | None = None,
+                 fast_path: bool = True):
         import can
 
         if int(n_cells) < 1:
@@ -190,7 +208,8 @@ class CanTransmitter:
                 groups[(fid, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
         groups_msg = {key[0]: g["message"] for key, g in groups.items()}
         conds = [c for c in list(plan.flags.values()) + list(plan.fets.values()) if c is not None]
-        self._frames = []  # (frame id, encode, base, [(signal, slot)], identity only, page tag, event conds)
+        self._frames = []  # (frame id, pack(vals) -> payload, identity only, page tag, event conds, memo)
+        unpacked: set[int] = set()
         for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
             g = groups[key]
             m = g["message"]
@@ -210,7 +229,15 @@ class CanTransmitter:
             memo = None if any(getattr(s, "is_float", False) for s in m.signals) else {}
             if memo is not None:  # the memo's key: the frame's slot values (a tuple, one value alone)
                 memo = (memo, itemgetter(*[s for _n, s in fields]) if fields else (lambda _vals: ()))
-            self._frames.append((m.frame_id, codec(self.db, m).encode, base, fields, g["identity"], mux, ev, memo))
+            enc = codec(self.db, m)
+            pack = None if not fast_path else compile_packer(enc, base, fields,
+                                                             None if mux is None or mux[0] == "#byte" else mux)
+            if pack is None:  # cantools' Message.encode on the frame's values
+                pack = partial(_encode_values, enc.encode, base, fields)
+                unpacked.add(m.frame_id)
+            self._frames.append((m.frame_id, pack, g["identity"], mux, ev, memo))
+        #: frame ids whose every payload is packed by :mod:`rig.sim.can_tx_pack` (the rest: ``Message.encode``)
+        self.packed_frame_ids = frozenset(f[0] for f in self._frames) - unpacked
         self._can_msg = {fid: _frame_class()(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                      data=bytes(8)) for fid, *_ in self._frames}
         self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
@@ -340,7 +367,7 @@ class CanTransmitter:
             self._next_identity = t + self.identity_period_s
         out: list[tuple[int, bytes]] = []
         self._tags = []
-        for fid, enc, base, fields, identity_only, tag, event, memo in self._frames:
+        for fid, pack, identity_only, tag, event, memo in self._frames:
             if identity_only and not send_identity and fid not in self._polled:
                 continue
             if event is not None and not any(c.test(vals) for c in event):
@@ -350,12 +377,7 @@ class CanTransmitter:
                 key = memo[1](vals)
                 data = memo[0].get(key)
             if data is None:
-                d = dict(base)
-                for name, s in fields:
-                    v = vals[s]
-                    if v is not None:
-                        d[name] = v
-                data = enc(d, strict=False)
+                data = pack(vals)
                 if memo is not None:
                     if len(memo[0]) >= MEMO_FRAMES:
                         memo[0].clear()
