@@ -86,6 +86,15 @@ def _encode_values(encode, base: dict, fields: list, vals: list) -> bytes:
     return encode(d, strict=False)
 
 
+def _put(vals: list, slots, first: int | None, k: int, values: list) -> None:
+    """``vals[slots[i]] = values[i]`` for the first ``k`` slots (one slice when they run from ``first``)."""
+    if first is not None:
+        vals[first:first + k] = values
+    else:
+        for s, v in zip(slots[:k].tolist(), values):
+            vals[s] = v
+
+
 def _rest_value(sig) -> float:
     """What an unmapped signal carries: its DBC initial value, else raw 0 (physical = offset)."""
     raw = getattr(sig, "raw_initial", None)
@@ -165,6 +174,11 @@ class CanTransmitter:
         # which telemetry temperature each NTC reports: in order, or (several strings) the
         # temperature of the cell it sits among in its own string
         self._temp_src = np.asarray(plan.temp_cells[:k] if plan.temp_cells else range(k), int)
+        # per quantity: (slots, a, b, clip low, clip high, first slot when the slots run consecutively)
+        self._cells, self._temps = (
+            (sl, a, b, self._lo[sl], self._hi[sl], int(sl[0]) if len(sl) and (np.diff(sl) == 1).all() else None)
+            for sl, a, b in (self._cells, self._temps))
+        self._cond_memo: dict[tuple, list] = {}
         # the validity bits per cell (slot, bit): per-string bits, or a concatenated mask (else
         # per-cell slots, plan.valid's third field)
         v = plan.valid
@@ -268,9 +282,6 @@ class CanTransmitter:
 
     # ----------------------------------------------------------------- encoding
 
-    def _clip(self, slots, values) -> np.ndarray:
-        return np.minimum(np.maximum(values, self._lo[slots]), self._hi[slots])
-
     def _identity_values(self, tel) -> dict[int, int | float]:
         key = (tel.serial, tel.hw_revision, tel.fw_version)
         if key == self._ident_cache:
@@ -298,15 +309,13 @@ class CanTransmitter:
     def _bits(self, vals: list, tel) -> None:
         plan = self.plan
         n = self.n_cells
-        bal = np.zeros(n, bool)
-        b = np.asarray(tel.balancing, bool)[:n]
-        bal[:len(b)] = b
+        bal = np.asarray(tel.balancing, bool)[:n]
+        if len(bal) < n:
+            bal = np.concatenate([bal, np.zeros(n - len(bal), bool)])
         act = plan.balancing_active
         if plan.balancing_mask:
-            on = bal if act else ~bal
-            mask = 0
-            for i in np.flatnonzero(on).tolist():
-                mask |= 1 << (plan.balancing_bit_offset + i)
+            on = bal if act else ~bal  # bit offset + i for cell i
+            mask = int.from_bytes(np.packbits(on, bitorder="little").tobytes(), "little") << plan.balancing_bit_offset
             for slot, width in plan.balancing_mask:
                 vals[slot] = mask & ((1 << width) - 1)  # an int: 64-bit masks exceed a float's 53 bits
                 mask >>= width
@@ -330,23 +339,29 @@ class CanTransmitter:
             refs.append((fc, tel.charge_fet and tel.discharge_fet))
         else:
             refs += [(fc, tel.charge_fet), (fd, tel.discharge_fet)]
-        encode_conditions(vals, [(c, bool(on)) for c, on in refs if c is not None])
+        key = tuple(bool(on) for c, on in refs if c is not None)
+        writes = self._cond_memo.get(key)  # the slot values are a function of the states alone
+        if writes is None:
+            out: dict[int, int] = {}
+            encode_conditions(out, [(c, bool(on)) for c, on in refs if c is not None])
+            writes = self._cond_memo[key] = list(out.items())
+        for slot, v in writes:
+            vals[slot] = v
 
     def encode(self, t: float, tel) -> list[tuple[int, bytes]]:
         """The frames of one cycle as (frame id, data), in send order (identity included when due)."""
         vals: list = [None] * self._nslots
-        slots, a, b = self._cells
+        slots, a, b, lo, hi, first = self._cells
         cv = np.asarray(tel.cell_v, float)[:len(slots)]
+        k = len(cv)
         # tolist(): Python floats, as float() of each element; scalar clips as min/max
         # (np.clip's value, signed zeros and NaN included)
-        for s, v in zip(slots[:len(cv)].tolist(), self._clip(slots[:len(cv)], (cv - b[:len(cv)]) / a[:len(cv)]).tolist()):
-            vals[s] = v
+        _put(vals, slots, first, k, np.minimum(np.maximum((cv - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
         temps = np.asarray(tel.temps_c, float)
-        slots, a, b = self._temps
+        slots, a, b, lo, hi, first = self._temps
         src = self._temp_src
         k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
-        for s, v in zip(slots[:k].tolist(), self._clip(slots[:k], (temps[src[:k]] - b[:k]) / a[:k]).tolist()):
-            vals[s] = v
+        _put(vals, slots, first, k, np.minimum(np.maximum((temps[src[:k]] - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
         lo, hi = self._lo, self._hi
         if self._bleed and len(temps):
             hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
