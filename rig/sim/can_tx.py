@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import string
 from functools import lru_cache, partial
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
 REFERENCE_SIGNAL_MAP = _PROFILES / "reference-bms-can.yaml"
 
+
+_STATES = attrgetter("hvc", "lvc", "ot", "ut", "charge_fet", "discharge_fet")
 
 MEMO_FRAMES = 4096
 """Encoded payloads kept per frame (by their values), before the memo starts afresh."""
@@ -178,13 +180,24 @@ class CanTransmitter:
         self._cells, self._temps = (
             (sl, a, b, self._lo[sl], self._hi[sl], int(sl[0]) if len(sl) and (np.diff(sl) == 1).all() else None)
             for sl, a, b in (self._cells, self._temps))
+        # both at once (one numpy expression) when the telemetry has every cell and NTC source
+        (cs, ca, cb, clo, chi, _f), (ts, ta, tb, tlo, thi, _f) = self._cells, self._temps
+        both, a, b, src = np.concatenate((cs, ts)), np.concatenate((ca, ta)), np.concatenate((cb, tb)), self._temp_src
+        unit = bool((a == 1).all() and (b == 0).all() and not np.signbit(b).any())  # (x - 0.0) / 1.0 is x
+        self._both = (len(cs), slice(0, len(src)) if (src == np.arange(len(src))).all() else src,
+                      int(src.max(initial=-1)), both, a, b, np.concatenate((clo, tlo)), np.concatenate((chi, thi)),
+                      int(both[0]) if len(both) and (np.diff(both) == 1).all() else None, unit)
         self._cond_memo: dict[tuple, list] = {}
         # the validity bits per cell (slot, bit): per-string bits, or a concatenated mask (else
         # per-cell slots, plan.valid's third field)
         v = plan.valid
         self._valid_refs = None if v is None else (
             plan.valid_at or (_bit_refs(v[0], v[1], None, n) if v[0] and not v[2] else None))
-        self._pack = [(name, lin(x)) for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
+        # (telemetry field, slot, a, b, clip low, clip high), Python floats (no numpy scalar arithmetic per cycle)
+        self._pack = [(name, int(x.slots[0]), float(x.a[0]), float(x.b[0]), float(self._lo[x.slots[0]]),
+                       float(self._hi[x.slots[0]]))
+                      for name, x in (("pack_v", plan.pack_v), ("pack_a", plan.pack_a)) if x is not None]
+        self._bleed = [(s, a, b, float(self._lo[s]), float(self._hi[s])) for s, a, b in self._bleed]
         self._state_code = {}
         for code, name in sorted(plan.state_choices.items(), reverse=True):
             self._state_code[str(name)] = int(code)  # the lowest code of a name wins
@@ -222,7 +235,9 @@ class CanTransmitter:
                 groups[(fid, self._first_mux(m))] = {"message": m, "slots": [], "identity": False}
         groups_msg = {key[0]: g["message"] for key, g in groups.items()}
         conds = [c for c in list(plan.flags.values()) + list(plan.fets.values()) if c is not None]
-        self._frames = []  # (frame id, pack(vals) -> payload, identity only, page tag, event conds, memo)
+        # (frame id, pack(vals) -> payload, identity only, event conds, memo, memo key, page tag, page byte)
+        self._frames = []
+        polled = {r.response_id for r in plan.requests if r.response_id is not None}
         unpacked: set[int] = set()
         for key in sorted(groups, key=lambda k: (k[0] == on, k[0], str(k[1]))):
             g = groups[key]
@@ -241,22 +256,22 @@ class CanTransmitter:
             # a frame's bytes are a pure function of its values: the last ones are kept
             # (not for float signals, where -0.0 and 0.0 compare equal but encode apart)
             memo = None if any(getattr(s, "is_float", False) for s in m.signals) else {}
-            if memo is not None:  # the memo's key: the frame's slot values (a tuple, one value alone)
-                memo = (memo, itemgetter(*[s for _n, s in fields]) if fields else (lambda _vals: ()))
+            # the memo's key: the frame's slot values (a tuple, one value alone)
+            key_of = itemgetter(*[s for _n, s in fields]) if fields else (lambda _vals: ())
             enc = codec(self.db, m)
             pack = None if not fast_path else compile_packer(enc, base, fields,
                                                              None if mux is None or mux[0] == "#byte" else mux)
             if pack is None:  # cantools' Message.encode on the frame's values
                 pack = partial(_encode_values, enc.encode, base, fields)
                 unpacked.add(m.frame_id)
-            self._frames.append((m.frame_id, pack, g["identity"], mux, ev, memo))
+            page = None if mux is None or mux[0] != "#byte" else (plan.handlers[m.frame_id].page_index, mux[1])
+            skip = g["identity"] and m.frame_id not in polled  # sent with the identity only
+            self._frames.append((m.frame_id, pack, skip, ev, memo, key_of, mux, page))
         #: frame ids whose every payload is packed by :mod:`rig.sim.can_tx_pack` (the rest: ``Message.encode``)
         self.packed_frame_ids = frozenset(f[0] for f in self._frames) - unpacked
         self._can_msg = {fid: _frame_class()(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                      data=bytes(8)) for fid, *_ in self._frames}
-        self._page_byte = {fid: h.page_index for fid, h in plan.handlers.items()
-                           if h.page_index is not None and h.page_index.signal is None}
-        self._polled = {r.response_id for r in plan.requests if r.response_id is not None}
+        self._polled = polled
         self.commands_received: dict[str, dict] = {}
         """Board commands the host sent: name -> {parameter or listed signal: value} (the last one)."""
         self._asked: list = []
@@ -333,15 +348,15 @@ class CanTransmitter:
             else:
                 for slot in plan.valid[2]:
                     vals[slot] = int(vval)
-        refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
-        fc, fd = plan.fets["charge"], plan.fets["discharge"]
-        if fc is not None and fc == fd:  # one power stage for both directions: closed only while both are
-            refs.append((fc, tel.charge_fet and tel.discharge_fet))
-        else:
-            refs += [(fc, tel.charge_fet), (fd, tel.discharge_fet)]
-        key = tuple(bool(on) for c, on in refs if c is not None)
+        key = tuple(map(bool, _STATES(tel)))
         writes = self._cond_memo.get(key)  # the slot values are a function of the states alone
         if writes is None:
+            refs = [(plan.flags[k], getattr(tel, k)) for k in ("hvc", "lvc", "ot", "ut")]
+            fc, fd = plan.fets["charge"], plan.fets["discharge"]
+            if fc is not None and fc == fd:  # one power stage for both directions: closed only while both are
+                refs.append((fc, tel.charge_fet and tel.discharge_fet))
+            else:
+                refs += [(fc, tel.charge_fet), (fd, tel.discharge_fet)]
             out: dict[int, int] = {}
             encode_conditions(out, [(c, bool(on)) for c, on in refs if c is not None])
             writes = self._cond_memo[key] = list(out.items())
@@ -351,25 +366,29 @@ class CanTransmitter:
     def encode(self, t: float, tel) -> list[tuple[int, bytes]]:
         """The frames of one cycle as (frame id, data), in send order (identity included when due)."""
         vals: list = [None] * self._nslots
-        slots, a, b, lo, hi, first = self._cells
-        cv = np.asarray(tel.cell_v, float)[:len(slots)]
-        k = len(cv)
+        cv = np.asarray(tel.cell_v, float)
+        temps = np.asarray(tel.temps_c, float)
         # tolist(): Python floats, as float() of each element; scalar clips as min/max
         # (np.clip's value, signed zeros and NaN included)
-        _put(vals, slots, first, k, np.minimum(np.maximum((cv - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
-        temps = np.asarray(tel.temps_c, float)
-        slots, a, b, lo, hi, first = self._temps
-        src = self._temp_src
-        k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
-        _put(vals, slots, first, k, np.minimum(np.maximum((temps[src[:k]] - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
-        lo, hi = self._lo, self._hi
+        nc, tsrc, top, slots, a, b, lo, hi, first, unit = self._both
+        if len(cv) >= nc and len(temps) > top:  # every cell voltage and NTC source: one expression
+            x = np.concatenate((cv[:nc], temps[tsrc]))
+            _put(vals, slots, first, len(slots), np.minimum(np.maximum(x if unit else (x - b) / a, lo), hi).tolist())
+        else:
+            src = self._temp_src
+            slots, a, b, lo, hi, first = self._cells
+            cv = cv[:len(slots)]
+            k = len(cv)
+            _put(vals, slots, first, k, np.minimum(np.maximum((cv - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
+            slots, a, b, lo, hi, first = self._temps
+            k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
+            _put(vals, slots, first, k, np.minimum(np.maximum((temps[src[:k]] - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
         if self._bleed and len(temps):
-            hot = temps[self.n_cells] if len(temps) > self.n_cells else temps[-1]
-            for s, a1, b1 in self._bleed:
-                vals[s] = float(min(max((hot - b1) / a1, lo[s]), hi[s]))
-        for name, (slots, a, b) in self._pack:
-            s = int(slots[0])
-            vals[s] = float(min(max((float(getattr(tel, name)) - b[0]) / a[0], lo[s]), hi[s]))
+            hot = float(temps[self.n_cells] if len(temps) > self.n_cells else temps[-1])
+            for s, a1, b1, lo1, hi1 in self._bleed:
+                vals[s] = min(max((hot - b1) / a1, lo1), hi1)
+        for name, s, a1, b1, lo1, hi1 in self._pack:
+            vals[s] = min(max((float(getattr(tel, name)) - b1) / a1, lo1), hi1)
         self._bits(vals, tel)
         if self.plan.state_slot is not None:
             code = self._state_code.get(str(tel.state))
@@ -381,26 +400,25 @@ class CanTransmitter:
         if send_identity:
             self._next_identity = t + self.identity_period_s
         out: list[tuple[int, bytes]] = []
-        self._tags = []
-        for fid, pack, identity_only, tag, event, memo in self._frames:
-            if identity_only and not send_identity and fid not in self._polled:
+        tags = self._tags = []
+        for fid, pack, skip, event, memo, key_of, tag, page in self._frames:
+            if skip and not send_identity:
                 continue
             if event is not None and not any(c.test(vals) for c in event):
                 continue  # an event frame: never sent while healthy
-            key = data = None
-            if memo is not None:
-                key = memo[1](vals)
-                data = memo[0].get(key)
-            if data is None:
+            if memo is None:
                 data = pack(vals)
-                if memo is not None:
-                    if len(memo[0]) >= MEMO_FRAMES:
-                        memo[0].clear()
-                    memo[0][key] = data
-            if tag is not None and tag[0] == "#byte":
-                data = set_page_byte(data, self._page_byte[fid], tag[1])
+            else:
+                key = key_of(vals)
+                data = memo.get(key)
+                if data is None:
+                    if len(memo) >= MEMO_FRAMES:
+                        memo.clear()
+                    data = memo[key] = pack(vals)
+            if page is not None:
+                data = set_page_byte(data, *page)
             out.append((fid, data))
-            self._tags.append(tag)
+            tags.append(tag)
         return out
 
     def send(self, t: float, telemetry) -> int:

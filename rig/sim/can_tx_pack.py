@@ -73,7 +73,7 @@ def compile_packer(message, base: dict, fields: list, mux=None):
     for f in formats:
         be = f.big_endian.pack if any(s.byte_order == "big_endian" for sigs in nodes for s in sigs) else None
         le = f.little_endian.pack if any(s.byte_order != "big_endian" for sigs in nodes for s in sigs) else None
-        packers.append((be, le))
+        packers.append((be, le) if be or le else (f.big_endian.pack, None))  # no signal: zeros
     from_bytes = int.from_bytes
 
     if len(packers) == 1:
@@ -84,12 +84,11 @@ def compile_packer(message, base: dict, fields: list, mux=None):
             for name, slot, to_raw, dflt in conv:
                 v = vals[slot]
                 raw[name] = to_raw(dflt if v is None else v)
+            if be is None:  # little-endian signals only: their format packs the frame reversed
+                return le(raw)[::-1]
             if le is None:
-                return be(raw)[:length] if be is not None else bytes(length)
-            n = from_bytes(le(raw), "little")
-            if be is not None:
-                n |= from_bytes(be(raw), "big")
-            return n.to_bytes(length, "big")
+                return be(raw)
+            return (from_bytes(le(raw), "little") | from_bytes(be(raw), "big")).to_bytes(length, "big")
     else:
         def pack(vals) -> bytes:
             raw = const.copy()
