@@ -5,9 +5,10 @@ taking the bus's queue lock and logging the frame at python-can's receive level)
 python-can ``virtual`` bus without receive filters keeps the frames other buses sent it in
 its own ``queue.Queue`` (``VirtualBus.queue``); the reader takes all of them at once under
 that queue's lock, in order, as the same :class:`can.Message` copies ``recv`` would have
-returned, then ends with one ``bus.recv(0)`` (a closed bus raises there as before, and a
-frame that arrived meanwhile is read too). Any other bus, or a virtual bus with filters,
-is read with ``recv(0)`` frame by frame.
+returned (a frame arriving after that is read at the next call, as one arriving after
+``recv`` returned ``None`` would be). When nothing is waiting it asks ``bus.recv(0)``, so
+a closed bus raises as before. Any other bus, or a virtual bus with filters, is read with
+``recv(0)`` frame by frame.
 """
 
 from __future__ import annotations
@@ -32,16 +33,13 @@ def frame_reader(bus) -> Callable[[], Iterable]:
     mutex, waiting, not_full = q.mutex, q.queue, q.not_full
 
     def frames():
-        while True:
-            with mutex:
-                batch = list(waiting)
-                waiting.clear()
-                if batch:
-                    not_full.notify_all()  # a bounded queue's senders may go on
-            yield from batch
-            msg = recv()
-            if msg is None:
-                return
-            yield msg
+        with mutex:
+            batch = list(waiting)
+            waiting.clear()
+            if batch:
+                not_full.notify_all()  # a bounded queue's senders may go on
+        if batch:
+            return batch  # a frame arriving after this is read at the next call
+        return iter(recv, None)  # nothing waiting: the bus's own recv (a closed bus raises)
 
     return frames
