@@ -13,13 +13,15 @@ on the first cycle and then every ``identity_period_s``.
 
 Encoding is the decode path reversed: SI value -> DBC physical value through the map's
 ``scale``/``offset``/``unit`` (``physical = (si - b) / a``), clamped to what the signal can
-carry (its raw bits, and the DBC's [min|max] when it states one), then cantools ``encode``.
+carry (its raw bits, and the DBC's [min|max] when it states one), then packed with
+cantools' formats and each signal's cantools conversion (:mod:`rig.sim.can_tx_pack`: the
+bytes ``Message.encode`` gives; ``Message.encode`` itself for a message it does not cover).
 Only mapped signals are computed; every other signal of a frame (cells beyond the board's
 count in a multiplexed group, counters, spare bits) is sent as raw 0 (its initial value when
 the DBC gives one): never a physical 0.0 V that a signal with a positive offset cannot carry.
 
 A frame's payload is a pure function of its values: the transmitter keeps the payloads it
-encoded by their values (``MEMO_FRAMES`` per frame) and calls cantools only for new ones
+encoded by their values (``MEMO_FRAMES`` per frame) and packs only new ones
 (not for a frame with float signals, whose -0.0 and 0.0 compare equal but encode apart).
 """
 
