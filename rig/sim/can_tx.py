@@ -70,6 +70,9 @@ def _frame_class():
         __slots__ = ()
 
         def __deepcopy__(self, memo):
+            # copy.deepcopy then keeps self alive in memo[id(memo)], a list it makes on first
+            # use by catching a KeyError: made here, the same list without that exception
+            memo.setdefault(id(memo), [])
             m = new(message)
             m.timestamp, m.arbitration_id, m.is_extended_id = self.timestamp, self.arbitration_id, self.is_extended_id
             m.is_remote_frame, m.is_error_frame, m.channel = self.is_remote_frame, self.is_error_frame, self.channel
