@@ -70,9 +70,9 @@ def compile_packer(message, base: dict, fields: list, mux=None):
     conv = tuple((name, slot, by_name[name].conversion.numeric_scaled_to_raw, base.get(name))
                  for name, slot in fields)
     packers = []
-    for f in formats:
-        be = f.big_endian.pack if any(s.byte_order == "big_endian" for sigs in nodes for s in sigs) else None
-        le = f.little_endian.pack if any(s.byte_order != "big_endian" for sigs in nodes for s in sigs) else None
+    for f, sigs in zip(formats, nodes):
+        be = f.big_endian.pack if any(s.byte_order == "big_endian" for s in sigs) else None
+        le = f.little_endian.pack if any(s.byte_order != "big_endian" for s in sigs) else None
         packers.append((be, le) if be or le else (f.big_endian.pack, None))  # no signal: zeros
     from_bytes = int.from_bytes
 

@@ -91,6 +91,11 @@ BO_ 291 Mixed: 8 BMS
 BO_ 292 Floats: 8 BMS
  SG_ Real : 0|32@1- (1,0) [0|0] "" Vector__XXX
  SG_ Scaled : 32|16@1+ (0.1,-10) [0|0] "" Vector__XXX
+BO_ 293 Overlap: 8 BMS
+ SG_ Sel M : 0|8@1+ (1,0) [0|1] "" Vector__XXX
+ SG_ RawByte : 8|8@1+ (1,0) [0|255] "" Vector__XXX
+ SG_ Nibble m1 : 12|4@1+ (1,0) [0|15] "" Vector__XXX
+ SG_ BigPart m1 : 23|8@0+ (1,0) [0|255] "" Vector__XXX
 SIG_VALTYPE_ 292 Real : 1;
 '''
 
@@ -101,10 +106,11 @@ def test_the_packer_gives_message_encodes_bytes_on_mixed_byte_orders_signs_and_f
 
     from rig.sim.can_tx_pack import compile_packer
 
-    db = cantools.database.load_string(SYNTHETIC_DBC, database_format="dbc")
+    # strict=False: "Overlap" has a plain byte over a page's bits (its nodes are packed apart and ORed)
+    db = cantools.database.load_string(SYNTHETIC_DBC, database_format="dbc", strict=False)
     rng = np.random.default_rng(seed)
     cases = [("Mixed", ("Page", 0), ["BigSigned", "Little", "Flag"]), ("Mixed", ("Page", 1), ["Wide", "Spare"]),
-             ("Floats", None, ["Real", "Scaled"])]
+             ("Floats", None, ["Real", "Scaled"]), ("Overlap", ("Sel", 1), ["RawByte", "Nibble", "BigPart"])]
     for name, mux, mapped in cases:
         m = db.get_message_by_name(name)
         carried = [s for s in m.signals if not s.multiplexer_ids or (mux and mux[1] in s.multiplexer_ids)]
