@@ -59,16 +59,16 @@ def compile_packer(message, base: dict, fields: list, mux=None):
         merged = [s for s in message.signals if any(s is x for sigs in nodes for x in sigs)]
         nodes, formats = [merged], [create_encode_decode_formats(merged, length)]
     mapped = dict(fields)
-    try:
-        const = {s.name: s.conversion.numeric_scaled_to_raw(base[s.name])
-                 for sigs in nodes for s in sigs if s.name not in mapped}
-    except (KeyError, TypeError, ValueError):
-        return None
     by_name = {s.name: s for sigs in nodes for s in sigs}
     if set(mapped) - set(by_name):
         return None  # a field the packed nodes do not carry: leave it to cantools
-    conv = tuple((name, slot, by_name[name].conversion.numeric_scaled_to_raw, base.get(name))
-                 for name, slot in fields)
+    try:  # (a cantools without per-signal conversions: left to Message.encode)
+        const = {s.name: s.conversion.numeric_scaled_to_raw(base[s.name])
+                 for sigs in nodes for s in sigs if s.name not in mapped}
+        conv = tuple((name, slot, by_name[name].conversion.numeric_scaled_to_raw, base.get(name))
+                     for name, slot in fields)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
     packers = []
     for f, sigs in zip(formats, nodes):
         be = f.big_endian.pack if any(s.byte_order == "big_endian" for s in sigs) else None
