@@ -40,8 +40,8 @@ from ..links.dbc import codec
 from ..links.signal_map import IdentityPlan, compile_signal_map, load_dbc, load_signal_map
 from ..links.signal_map_cells import bit_refs as _bit_refs
 from .can_tx_pack import compile_packer
-from .can_tx_parts import (ack_frame, answers, encode_conditions, j1939_id, received_requests, set_cell_bits,
-                           set_page_byte)
+from .can_tx_parts import (ack_frame, answers, encode_conditions, encode_values, j1939_id, put_values,
+                           received_requests, set_cell_bits, set_page_byte)
 
 _PROFILES = Path(__file__).resolve().parents[2] / "testplans" / "profiles"
 REFERENCE_DBC = _PROFILES / "reference-bms.dbc"
@@ -52,6 +52,8 @@ _STATES = attrgetter("hvc", "lvc", "ot", "ut", "charge_fet", "discharge_fet")
 
 MEMO_FRAMES = 4096
 """Encoded payloads kept per frame (by their values), before the memo starts afresh."""
+MEMO_TRIAL = 128
+"""Memo lookups after which a frame whose payload is new in most cycles stops looking up."""
 
 
 @lru_cache(maxsize=None)
@@ -81,25 +83,6 @@ def _frame_class():
             return m
 
     return Frame
-
-
-def _encode_values(encode, base: dict, fields: list, vals: list) -> bytes:
-    """``Message.encode`` of a frame: its base values, each field's slot value when it has one."""
-    d = dict(base)
-    for name, s in fields:
-        v = vals[s]
-        if v is not None:
-            d[name] = v
-    return encode(d, strict=False)
-
-
-def _put(vals: list, slots, first: int | None, k: int, values: list) -> None:
-    """``vals[slots[i]] = values[i]`` for the first ``k`` slots (one slice when they run from ``first``)."""
-    if first is not None:
-        vals[first:first + k] = values
-    else:
-        for s, v in zip(slots[:k].tolist(), values):
-            vals[s] = v
 
 
 def _rest_value(sig) -> float:
@@ -267,13 +250,14 @@ class CanTransmitter:
             pack = None if not fast_path else compile_packer(enc, base, fields,
                                                              None if mux is None or mux[0] == "#byte" else mux)
             if pack is None:  # cantools' Message.encode on the frame's values
-                pack = partial(_encode_values, enc.encode, base, fields)
+                pack = partial(encode_values, enc.encode, base, fields)
                 unpacked.add(m.frame_id)
             page = None if mux is None or mux[0] != "#byte" else (plan.handlers[m.frame_id].page_index, mux[1])
             skip = g["identity"] and m.frame_id not in polled  # sent with the identity only
             self._frames.append((m.frame_id, pack, skip, ev, memo, key_of, mux, page))
         #: frame ids whose every payload is packed by :mod:`rig.sim.can_tx_pack` (the rest: ``Message.encode``)
         self.packed_frame_ids = frozenset(f[0] for f in self._frames) - unpacked
+        self._memo_trials = [None if f[4] is None else [0, 0] for f in self._frames]  # [lookups, hits]
         self._can_msg = {fid: _frame_class()(arbitration_id=fid, is_extended_id=groups_msg[fid].is_extended_frame,
                                      data=bytes(8)) for fid, *_ in self._frames}
         self._polled = polled
@@ -378,16 +362,18 @@ class CanTransmitter:
         nc, tsrc, top, slots, a, b, lo, hi, first, unit = self._both
         if len(cv) >= nc and len(temps) > top:  # every cell voltage and NTC source: one expression
             x = np.concatenate((cv[:nc], temps[tsrc]))
-            _put(vals, slots, first, len(slots), np.minimum(np.maximum(x if unit else (x - b) / a, lo), hi).tolist())
+            x = np.minimum(np.maximum(x if unit else (x - b) / a, lo), hi)
+            put_values(vals, slots, first, len(slots), x.tolist())
         else:
             src = self._temp_src
             slots, a, b, lo, hi, first = self._cells
             cv = cv[:len(slots)]
             k = len(cv)
-            _put(vals, slots, first, k, np.minimum(np.maximum((cv - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
+            put_values(vals, slots, first, k, np.minimum(np.maximum((cv - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
             slots, a, b, lo, hi, first = self._temps
             k = int(np.count_nonzero(src < len(temps)))  # NTCs whose cell's temperature the telemetry has (src rises)
-            _put(vals, slots, first, k, np.minimum(np.maximum((temps[src[:k]] - b[:k]) / a[:k], lo[:k]), hi[:k]).tolist())
+            x = np.minimum(np.maximum((temps[src[:k]] - b[:k]) / a[:k], lo[:k]), hi[:k])
+            put_values(vals, slots, first, k, x.tolist())
         if self._bleed and len(temps):
             hot = float(temps[self.n_cells] if len(temps) > self.n_cells else temps[-1])
             for s, a1, b1, lo1, hi1 in self._bleed:
@@ -406,7 +392,8 @@ class CanTransmitter:
             self._next_identity = t + self.identity_period_s
         out: list[tuple[int, bytes]] = []
         tags = self._tags = []
-        for fid, pack, skip, event, memo, key_of, tag, page in self._frames:
+        trials = self._memo_trials
+        for i, (fid, pack, skip, event, memo, key_of, tag, page) in enumerate(self._frames):
             if skip and not send_identity:
                 continue
             if event is not None and not any(c.test(vals) for c in event):
@@ -416,6 +403,8 @@ class CanTransmitter:
             else:
                 key = key_of(vals)
                 data = memo.get(key)
+                if trials[i] is not None:
+                    self._memo_trial(i, data is not None)
                 if data is None:
                     if len(memo) >= MEMO_FRAMES:
                         memo.clear()
@@ -425,6 +414,17 @@ class CanTransmitter:
             out.append((fid, data))
             tags.append(tag)
         return out
+
+    def _memo_trial(self, i: int, hit: bool) -> None:
+        """Count frame ``i``'s memo lookups: after ``MEMO_TRIAL`` of them, a frame whose payload
+        was new in most cycles (hits under a quarter) packs without its memo (same bytes)."""
+        trial = self._memo_trials[i]
+        trial[0] += 1
+        trial[1] += hit
+        if trial[0] >= MEMO_TRIAL:
+            self._memo_trials[i] = None
+            if 4 * trial[1] < trial[0]:
+                self._frames[i] = self._frames[i][:4] + (None,) + self._frames[i][5:]
 
     def send(self, t: float, telemetry) -> int:
         """Encode one telemetry cycle and put it on the bus, every frame stamped ``t``; return

@@ -139,3 +139,19 @@ def _outcome(fn, vals):
         return bytes(fn(vals))
     except Exception as exc:  # noqa: BLE001 - the same refusal either way
         return type(exc)
+
+
+def test_payloads_stay_equal_after_frames_stop_looking_up_their_memo():
+    from rig.sim import can_tx
+
+    prof = load_profile("reference-16s-lfp")
+    fast, slow = _tx(prof, True), _tx(prof, False)
+    rng = np.random.default_rng(4)
+    try:
+        for k in range(can_tx.MEMO_TRIAL + 60):  # cells new every cycle, temperatures repeating
+            tel = _telemetry(prof.cells, 1, rng)
+            tel.temps_c = np.full(prof.cells + 1, 25.0 + k % 3)
+            assert fast.encode(0.25 * k, tel) == slow.encode(0.25 * k, tel), k
+    finally:
+        fast.close()
+        slow.close()
