@@ -22,6 +22,7 @@ bits of a data byte) get ``None`` and always take the general path.
 from __future__ import annotations
 
 from functools import partial
+from operator import itemgetter
 
 
 def _formats(signals, length: int):
@@ -98,11 +99,37 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
 
     ids = {i for s in children for i in s.multiplexer_ids or ()} | set((mux.conversion.choices or {}).keys())
     nodes = {}
+    read_mux = _byte_reader(mux)
     for i in ids:
         node_sigs = [s for s in children if i in s.multiplexer_ids]
-        nodes[i] = _formats(node_sigs, length) + (_stores(node_sigs, {**slots, **pages.get(i, {})}),)
+        page_slots = {**slots, **pages.get(i, {})}
+        nodes[i] = _formats(node_sigs, length) + (_stores(node_sigs, page_slots),)
+        if read_mux is not None and _disjoint(roots, node_sigs, length):  # the whole frame in one unpack
+            ids_both = {id(x) for x in roots + node_sigs}
+            both = [s for s in sigs if id(s) in ids_both]  # in the message's order, as cantools lists them
+            nodes[i] += (_formats(both, length) + (root_store + _stores(node_sigs, page_slots),),)
+        else:
+            nodes[i] += (None,)
     mux_name, mux_conv = mux.name, _scale(mux)
-    by_raw: dict = {}  # raw multiplexer value -> (page big/little-endian unpack, page stores, staleness key)
+    by_raw: dict = {}  # raw multiplexer value -> (page big/little-endian unpack, page stores, staleness key, whole)
+
+    if read_mux is not None:
+        def store_whole(data, ts):
+            n = len(data)
+            if n != length:
+                if n < length:
+                    return False
+                data = data[:length]
+            page = by_raw.get(read_mux(data))
+            if page is None or page[4] is None:
+                return store(data, ts)
+            be, le, stores = page[4]
+            u = le(data[::-1]) if be is None else (be(data) if le is None else {**be(data), **le(data[::-1])})
+            for name, slot, conv in stores:
+                raw[slot] = conv(u[name])
+            seen[fid] = ts
+            seen[page[3]] = ts
+            return True
 
     def store(data, ts):
         n = len(data)
@@ -119,8 +146,8 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
             node = nodes.get(int(scaled))
             if node is None:
                 return False
-            page = by_raw[r] = node + ((fid, scaled),)
-        page_be, page_le, page_store, key = page
+            page = by_raw[r] = node[:3] + ((fid, scaled), node[3])
+        page_be, page_le, page_store, key, _whole = page
         for name, slot, conv in root_store:
             raw[slot] = conv(u[name])
         u = page_le(rev) if page_be is None else (page_be(data) if page_le is None else {**page_be(data), **page_le(rev)})
@@ -129,7 +156,28 @@ def compile_store(message, slots: dict, fid: int, raw: list, seen: dict, page_si
         seen[fid] = ts
         seen[key] = ts
         return True
-    return store
+    return store if read_mux is None else store_whole
+
+
+def _byte_reader(mux):
+    """``data -> raw multiplexer value`` when the multiplexer is one whole unsigned byte
+    (the bits bitstruct would unpack), else None."""
+    if mux.length != 8 or mux.is_signed or mux.conversion.is_float:
+        return None
+    if mux.byte_order == "little_endian" and mux.start % 8 == 0:
+        return itemgetter(mux.start // 8)
+    if mux.byte_order == "big_endian" and mux.start % 8 == 7:
+        return itemgetter(mux.start // 8)
+    return None
+
+
+def _disjoint(a, b, length: int) -> bool:
+    """True when the signals ``a`` and ``b`` occupy no bit in common (one format unpacks both)."""
+    from cantools.database.utils import create_encode_decode_formats
+
+    full = (1 << (8 * length)) - 1
+    fa, fb = (create_encode_decode_formats(x, length) for x in (a, b))
+    return not (full & ~fa.padding_mask) & (full & ~fb.padding_mask)
 
 
 def _paged_store(message, roots, slots: dict, fid: int, raw: list, seen: dict, page_signal: str, pages: dict):

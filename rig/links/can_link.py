@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from functools import partial
 from operator import itemgetter
 from typing import Callable
 
@@ -28,7 +27,9 @@ import numpy as np
 from ..errors import ConfigError, LinkFault
 from ..protocols import BmsFlags, DutIdentity
 from .base import HISTORY_LEN, LinkBase, LinkSample
+from .can_bits import CellBits
 from .can_commands import CommandSender, CommandsMixin
+from .can_drain import frame_reader
 from .can_fastpath import compile_store
 from .can_requests import RequestScheduler
 from .dbc import codec
@@ -72,6 +73,7 @@ class CanBmsLink(CommandsMixin, LinkBase):
         super().__init__(name, n_cells, clock, timeout_s, poll_s, history_len)
         self._bus = bus
         self._own_bus = own_bus
+        self._waiting = frame_reader(bus)  # () -> the frames waiting on the bus (can_drain)
         self._frame_time = frame_time
         plan = self.plan
         self._raw: list = [None] * len(plan.slot_names)
@@ -115,6 +117,11 @@ class CanBmsLink(CommandsMixin, LinkBase):
             self._event_slots.setdefault(plan.slot_source[slot][0], []).append(slot)
         self._cell_src_simple = (np.array([ix[0] for ix in self._cell_src_idx], int)
                                  if all(len(ix) == 1 for ix in self._cell_src_idx) else None)
+        n = self.n_cells  # per-cell bits (can_bits): balancing (bleeding = True), validity
+        self._bal_bits = CellBits(n, plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits,
+                                  plan.balancing_at, invert=not plan.balancing_active) \
+            if (plan.balancing_mask or plan.balancing_bits or plan.balancing_at) else None
+        self._valid_bits = CellBits(n, *plan.valid[:3], plan.valid_at) if plan.valid is not None else None
         self.mapped = frozenset(
             ["cell_v"]
             + (["temps_c"] if self._temp_slots else [])
@@ -190,7 +197,7 @@ class CanBmsLink(CommandsMixin, LinkBase):
         import can
 
         try:
-            n = self.feed(iter(partial(self._bus.recv, 0), None))
+            n = self.feed(self._waiting())
         except can.CanError as exc:
             raise LinkFault(self.name, f"CAN bus error on {getattr(self._bus, 'channel_info', self._bus)}: {exc}") from exc
         if self.requests.plans:
@@ -334,25 +341,22 @@ class CanBmsLink(CommandsMixin, LinkBase):
             if (hold == "cycle" and fid not in this_cycle) or (isinstance(hold, float) and ts - last > hold):
                 for s in self._event_slots.get(fid, ()):
                     raw[s] = None
+        every = all(fresh) and plan.cell_invalid is None and plan.valid is None  # every cell valid
         fresh = np.array(fresh, bool)
-        valid = fresh[self._cell_src_simple] if self._cell_src_simple is not None else \
-            np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
+        valid = np.ones(self.n_cells, bool) if every else fresh[self._cell_src_simple] \
+            if self._cell_src_simple is not None else np.array([fresh[ix].all() for ix in self._cell_src_idx], bool)
         cell_v = np.array(self._cell_get(raw), float)
         if plan.cell_invalid is not None:
             valid &= np.array([v not in bad for v, bad in zip(cell_v, plan.cell_invalid)], bool)
         if plan.valid is not None:
             vmask, voff, vbits, vval = plan.valid
-            valid &= self._cell_bits(vmask, voff, vbits, plan.valid_at) == bool(vval)
+            valid &= self._valid_bits(raw) == bool(vval)
         cell_v = cell_v * self._cell_a + self._cell_b
-        cell_v[~valid] = np.nan
+        if not every:
+            cell_v[~valid] = np.nan
         temps = (np.array(self._temp_get(raw), float) * self._temp_a + self._temp_b) if self._temp_slots \
             else np.zeros(0)
-        if plan.balancing_mask or plan.balancing_bits or plan.balancing_at:
-            bal = self._cell_bits(plan.balancing_mask, plan.balancing_bit_offset, plan.balancing_bits,
-                                  plan.balancing_at)
-            bal = bal if plan.balancing_active else ~bal
-        else:
-            bal = np.zeros(self.n_cells, bool)
+        bal = self._bal_bits(raw) if self._bal_bits is not None else np.zeros(self.n_cells, bool)
 
         def on(cond) -> bool:
             return cond is not None and cond.test(raw)
@@ -375,22 +379,6 @@ class CanBmsLink(CommandsMixin, LinkBase):
         ))
         self._problem = ""
         self.requests.sample_completed(self.clock.now())
-
-    def _cell_bits(self, mask, offset: int, bits, at=None) -> np.ndarray:
-        """One bool per cell from a concatenated bit mask [(slot, width)], per-cell slots, or
-        per-cell (slot, bit or None) (a board of several strings)."""
-        raw, n = self._raw, self.n_cells
-        if at:
-            return np.array([((int(raw[s]) >> b) & 1) == 1 if b is not None else int(raw[s]) == 1 for s, b in at], bool)
-        if mask:
-            m, shift = 0, 0
-            for slot, width in mask:
-                m |= (int(raw[slot]) & ((1 << width) - 1)) << shift
-                shift += width
-            nbytes = (shift + 7) // 8 + 1
-            return np.unpackbits(np.frombuffer(m.to_bytes(nbytes, "little"), np.uint8),
-                                 bitorder="little")[offset:offset + n].astype(bool)
-        return np.array([int(raw[i]) == 1 for i in bits], bool)
 
     def _source_name(self, src) -> str:
         fid, page = src

@@ -1,5 +1,6 @@
 """Helpers of the bench CAN transmitter (:mod:`rig.sim.can_tx`): flags and FETs as the map's
-conditions encode them, a page index in a data byte, and answers to the link's requests."""
+conditions encode them, a page index in a data byte, answers to the link's requests, and a
+frame's slot values put in place or encoded by ``Message.encode``."""
 
 from __future__ import annotations
 
@@ -121,3 +122,22 @@ def set_cell_bits(vals: list, refs: list, on) -> None:
             acc[slot] = acc.get(slot, 0) | (int(bool(v)) << bit)
     for slot, v in acc.items():
         vals[slot] = v
+
+
+def encode_values(encode, base: dict, fields: list, vals: list) -> bytes:
+    """``Message.encode`` of a frame: its base values, each field's slot value when it has one."""
+    d = dict(base)
+    for name, s in fields:
+        v = vals[s]
+        if v is not None:
+            d[name] = v
+    return encode(d, strict=False)
+
+
+def put_values(vals: list, slots, first: int | None, k: int, values: list) -> None:
+    """``vals[slots[i]] = values[i]`` for the first ``k`` slots (one slice when they run from ``first``)."""
+    if first is not None:
+        vals[first:first + k] = values
+    else:
+        for s, v in zip(slots[:k].tolist(), values):
+            vals[s] = v
