@@ -56,11 +56,19 @@ MEMO_TRIAL = 128
 """Memo lookups after which a frame whose payload is new in most cycles stops looking up."""
 
 
+FRAME_FIELDS = frozenset({"arbitration_id", "bitrate_switch", "channel", "data", "dlc", "error_state_indicator",
+                          "is_error_frame", "is_extended_id", "is_fd", "is_remote_frame", "is_rx", "timestamp"})
+"""The fields of python-can's ``Message`` the transmitter's frame copies directly; a python-can
+whose ``Message`` has other fields copies its frames its own way (``Message.__deepcopy__``)."""
+
+
 @lru_cache(maxsize=None)
 def _frame_class():
     import can
 
     message = can.Message
+    if set(getattr(message, "__slots__", ())) - {"__weakref__"} != FRAME_FIELDS:
+        return message  # another python-can: its own copy, which knows its own fields
     new = message.__new__
 
     class Frame(message):

@@ -155,3 +155,28 @@ def test_payloads_stay_equal_after_frames_stop_looking_up_their_memo():
     finally:
         fast.close()
         slow.close()
+
+
+def test_the_transmitters_frame_copies_like_python_can_does():
+    """What a receiver of the virtual bus gets from the transmitter's frame equals python-can's
+    own deep copy of the same message, field by field, with its own data buffer; and the
+    frame's fast copy is used only with the python-can whose Message fields it knows."""
+    import copy
+
+    import can
+
+    from rig.sim import can_tx
+
+    frame_class = can_tx._frame_class()
+    fields = set(can.Message.__slots__) - {"__weakref__"}
+    assert (frame_class is not can.Message) == (fields == can_tx.FRAME_FIELDS)
+    frame = frame_class(arbitration_id=0x18FF50E5, is_extended_id=True, data=bytes(range(8)), timestamp=12.5,
+                        channel="vcan0", is_rx=False)
+    plain = can.Message(arbitration_id=0x18FF50E5, is_extended_id=True, data=bytes(range(8)), timestamp=12.5,
+                        channel="vcan0", is_rx=False)
+    got, want = copy.deepcopy(frame), copy.deepcopy(plain)
+    assert type(got) is can.Message
+    assert {f: getattr(got, f) for f in fields} == {f: getattr(want, f) for f in fields}
+    assert got.data is not frame.data
+    frame.data[0] = 0xAA
+    assert got.data[0] == 0
